@@ -1,0 +1,148 @@
+//! Compiled components cached on disk.
+//!
+//! An entry is keyed by the component's sha256 and the engine's compatibility hash, and is
+//! sealed with an HMAC under a key that only this cache directory holds. Deserializing runs
+//! native code, so an entry whose seal does not verify — written by anyone but the runner, or
+//! changed since — is never loaded: it is recompiled and overwritten.
+
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use super::limits::MAX_COMPONENT_BYTES;
+
+type Seal = Hmac<Sha256>;
+
+/// Where compiled components live.
+pub struct ArtifactCache {
+    dir: PathBuf,
+    key: Vec<u8>,
+}
+
+/// How a component was obtained, for diagnostics and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    Compiled,
+    Cached,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl ArtifactCache {
+    /// Opens (creating if needed) a cache directory, readable and writable only by this user.
+    pub fn open(dir: impl Into<PathBuf>) -> anyhow::Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).with_context(|| format!("creating the component cache {}", dir.display()))?;
+        restrict_permissions(&dir, 0o700)?;
+        let key_path = dir.join("seal.key");
+        let key = match fs::read(&key_path) {
+            Ok(key) if key.len() == 32 => key,
+            _ => {
+                let mut key = vec![0u8; 32];
+                getrandom(&mut key)?;
+                write_atomically(&key_path, &key)?;
+                key
+            }
+        };
+        Ok(ArtifactCache { dir, key })
+    }
+
+    /// The default location: `$LOCKSTEP_CACHE_DIR`, else `$XDG_CACHE_HOME/lockstep`, else
+    /// `~/.cache/lockstep`, else a directory under the system temp dir.
+    pub fn default_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("LOCKSTEP_CACHE_DIR") {
+            return PathBuf::from(dir);
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("lockstep").join("components")
+    }
+
+    /// Loads `wasm` compiled for `engine`, compiling and caching it on a miss.
+    /// The caller has already checked the digest against any pin.
+    pub fn load(&self, engine: &Engine, wasm: &[u8], digest: &str) -> anyhow::Result<(Component, Provenance)> {
+        if wasm.len() > MAX_COMPONENT_BYTES {
+            anyhow::bail!("the component is {} MiB; components larger than {} MiB are refused", wasm.len() >> 20, MAX_COMPONENT_BYTES >> 20);
+        }
+        let path = self.entry_path(engine, digest);
+        if let Ok(sealed) = fs::read(&path)
+            && let Some(artifact) = self.unseal(&sealed)
+        {
+            // SAFETY: the seal proves these bytes were produced by `Engine::precompile_component`
+            // in this cache and not changed since; the file name pins the engine compatibility.
+            if let Ok(component) = unsafe { Component::deserialize(engine, artifact) } {
+                return Ok((component, Provenance::Cached));
+            }
+        }
+        let artifact = engine.precompile_component(wasm).map_err(|e| anyhow::anyhow!("{}", describe_compile_error(&format!("{e:#}"))))?;
+        // SAFETY: produced just now by this engine.
+        let component = unsafe { Component::deserialize(engine, &artifact)? };
+        // A cache that cannot be written only costs a recompile next time.
+        let _ = write_atomically(&path, &self.seal(artifact));
+        Ok((component, Provenance::Compiled))
+    }
+
+    fn entry_path(&self, engine: &Engine, digest: &str) -> PathBuf {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
+    }
+
+    fn seal(&self, mut artifact: Vec<u8>) -> Vec<u8> {
+        let mut mac = Seal::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(&artifact);
+        artifact.extend_from_slice(&mac.finalize().into_bytes());
+        artifact
+    }
+
+    fn unseal<'a>(&self, sealed: &'a [u8]) -> Option<&'a [u8]> {
+        let split = sealed.len().checked_sub(32)?;
+        let (artifact, tag) = sealed.split_at(split);
+        let mut mac = Seal::new_from_slice(&self.key).ok()?;
+        mac.update(artifact);
+        mac.verify_slice(tag).ok().map(|()| artifact)
+    }
+}
+
+/// wasmtime's compile errors are accurate but terse for someone who handed us the wrong file.
+fn describe_compile_error(text: &str) -> String {
+    if text.contains("expected a WebAssembly component but was given a WebAssembly module") || text.contains("attempted to parse a wasm module with a component parser") {
+        return "this is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)".to_string();
+    }
+    if text.contains("magic header") || text.contains("unexpected end") || text.contains("failed to parse") {
+        return format!("this is not a valid WebAssembly component: {text}");
+    }
+    format!("the component could not be compiled: {text}")
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    restrict_permissions(&tmp, 0o600)?;
+    fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn restrict_permissions(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).with_context(|| format!("restricting permissions of {}", path.display()))
+}
+
+fn getrandom(buf: &mut [u8]) -> anyhow::Result<()> {
+    use std::io::Read;
+    fs::File::open("/dev/urandom")?.read_exact(buf)?;
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! Host bindings for the `lockstep:step` platform world (generated from `wit/`).
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "lockstep:step/platform",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "lockstep:step/host.context": super::context::StepContext,
+    },
+});
+
+pub use lockstep::common::types::Error as WitError;

@@ -1,0 +1,85 @@
+//! Limits that bound what one step run may consume. Units are in the names.
+
+use std::time::Duration;
+
+/// The budget of one step run. Built-in steps get [`StepLimits::built_in`]; custom and
+/// third-party steps get [`StepLimits::third_party`] unless `lockstep.yaml` lowers or raises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepLimits {
+    /// Sum of all linear memories of the instance.
+    pub memory_bytes: usize,
+    /// stdout + stderr + log lines kept; past this the log is truncated with a marker.
+    pub log_bytes: usize,
+    /// Sum of output names and values.
+    pub outputs_bytes: usize,
+    /// Bytes the guest may pass to the host in one call (strings, lists).
+    pub hostcall_bytes: usize,
+    /// Live resource handles in the store.
+    pub handles: usize,
+    /// Wall-clock time when the step has no `timeout` of its own.
+    pub default_timeout: Duration,
+}
+
+impl StepLimits {
+    pub fn built_in() -> Self {
+        StepLimits {
+            memory_bytes: 512 << 20,
+            log_bytes: 4 << 20,
+            outputs_bytes: 64 << 10,
+            hostcall_bytes: 16 << 20,
+            handles: 1024,
+            default_timeout: Duration::from_secs(600),
+        }
+    }
+
+    pub fn third_party() -> Self {
+        StepLimits { memory_bytes: 128 << 20, log_bytes: 1 << 20, ..Self::built_in() }
+    }
+}
+
+/// Instances, tables and memories one step's store may create.
+pub const MAX_INSTANCES_PER_STORE: usize = 10;
+pub const MAX_TABLES_PER_STORE: usize = 20;
+pub const MAX_MEMORIES_PER_STORE: usize = 10;
+
+/// The largest memory any step may be given; the pooling allocator reserves this per slot.
+pub const MAX_MEMORY_BYTES: usize = 1 << 30;
+
+/// Components larger than this are refused before compiling (compiling is not bounded otherwise).
+pub const MAX_COMPONENT_BYTES: usize = 50 << 20;
+
+/// How often the epoch ticker advances; a busy guest yields to the scheduler at this interval.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Parses a size such as `128Mi`, `1Gi`, `64Ki`, `512M` or a plain byte count.
+pub fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let amount: usize = text[..digits].parse().ok()?;
+    let unit = match &text[digits..] {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "K" | "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => return None,
+    };
+    amount.checked_mul(unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_use_kubernetes_suffixes() {
+        assert_eq!(parse_size("128Mi"), Some(128 << 20));
+        assert_eq!(parse_size("1Gi"), Some(1 << 30));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("2M"), Some(2_000_000));
+        assert_eq!(parse_size("1.5Gi"), None);
+        assert_eq!(parse_size("12XB"), None);
+    }
+}

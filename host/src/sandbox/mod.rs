@@ -1,0 +1,261 @@
+//! Runs step components under wasmtime, deny-by-default.
+//!
+//! One [`Sandbox`] per process: one engine, one linker, one artifact cache. Each step type is
+//! compiled and pre-instantiated once ([`StepComponent`]); each step run gets a fresh `Store`
+//! with its own limits, log and grants, and is dropped when the run ends. A run is bounded by a
+//! wall-clock timeout (which also covers time spent in host calls) and by an epoch deadline
+//! (which stops a guest spinning in a tight loop even if nothing polls the timeout).
+
+pub mod artifact;
+pub mod bindings;
+mod context;
+pub mod engine;
+pub mod limits;
+pub mod log;
+mod stdio;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::capability::{Grants, Requirement, requirement};
+use artifact::{ArtifactCache, Provenance, sha256_hex};
+use bindings::{PlatformPre, WitError};
+pub use context::{StepContext, StepRun, StepState};
+use limits::{MAX_INSTANCES_PER_STORE, MAX_MEMORIES_PER_STORE, MAX_TABLES_PER_STORE, StepLimits};
+use log::StepLog;
+
+/// The process-wide wasm runtime.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<StepState>,
+    cache: ArtifactCache,
+    allocator: engine::Allocator,
+}
+
+/// A compiled, pre-instantiated step component.
+pub struct StepComponent {
+    pub digest: String,
+    pub provenance: Provenance,
+    /// Imports that need a grant, with the capability each needs.
+    granted_imports: Vec<(String, crate::capability::Capability)>,
+    pre: PlatformPre<StepState>,
+}
+
+/// Why a component could not be loaded. Each names what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the component's sha256 is {actual}, but it is pinned to {expected}; rebuild or re-pin it")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("the component imports `{import}`, which is never granted: {why}")]
+    ForbiddenImport { import: String, why: &'static str },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One run of a step.
+pub struct Invocation {
+    pub identifier: String,
+    pub spec: serde_json::Value,
+    pub grants: Grants,
+    pub workspace: PathBuf,
+    pub log: StepLog,
+    pub limits: StepLimits,
+    pub timeout: Duration,
+}
+
+/// A step that ran to success.
+#[derive(Debug, Clone, Default)]
+pub struct Success {
+    pub outputs: BTreeMap<String, String>,
+    pub summary: Option<String>,
+}
+
+/// A step that did not succeed, with what it published before it stopped.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub outputs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FailureKind {
+    #[error("refused before it started: it imports `{import}`, but the step was not granted that; add `{grant}` to the step type in lockstep.yaml if it should be")]
+    Denied { import: String, grant: &'static str },
+    #[error("timed out after {}", crate::pipeline::duration::format(*.0))]
+    Timeout(Duration),
+    #[error("ran out of memory: {0}")]
+    OutOfMemory(String),
+    #[error("crashed: {0}")]
+    Trap(String),
+    /// The step returned an error.
+    #[error("{}", describe_wit_error(.0))]
+    Step(WitError),
+}
+
+pub fn describe_wit_error(error: &WitError) -> String {
+    match error {
+        WitError::AccessDenied(m) => format!("access denied: {m}"),
+        WitError::NotFound(m) => format!("not found: {m}"),
+        WitError::Conflict(m) => format!("conflict: {m}"),
+        WitError::Invalid(m) => format!("invalid: {m}"),
+        WitError::LimitExceeded(m) => format!("limit exceeded: {m}"),
+        WitError::Unavailable(m) => format!("unavailable: {m}"),
+        WitError::Failed(m) => m.clone(),
+    }
+}
+
+/// Marks the epoch callback's refusal to extend a step that used up its time.
+#[derive(Debug)]
+struct CpuDeadline;
+
+impl std::fmt::Display for CpuDeadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the step's time ran out")
+    }
+}
+
+impl std::error::Error for CpuDeadline {}
+
+impl Sandbox {
+    /// `max_parallel` sizes the instance pool. `warn` receives start-up warnings.
+    pub fn new(max_parallel: usize, cache_dir: impl Into<PathBuf>, warn: &dyn Fn(&str)) -> anyhow::Result<Self> {
+        let (engine, allocator) = engine::build(max_parallel, warn)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Platform::add_to_linker::<_, wasmtime::component::HasSelf<StepState>>(&mut linker, |state| state)?;
+        Ok(Sandbox { engine, linker, cache: ArtifactCache::open(cache_dir)?, allocator })
+    }
+
+    pub fn allocator(&self) -> engine::Allocator {
+        self.allocator
+    }
+
+    /// Checks the pin, compiles (or loads from the cache) and pre-instantiates a component.
+    pub fn load(&self, wasm: &[u8], pinned_sha256: Option<&str>) -> Result<StepComponent, LoadError> {
+        let digest = sha256_hex(wasm);
+        if let Some(expected) = pinned_sha256
+            && !expected.eq_ignore_ascii_case(&digest)
+        {
+            return Err(LoadError::DigestMismatch { expected: expected.to_string(), actual: digest });
+        }
+        let (component, provenance) = self.cache.load(&self.engine, wasm, &digest).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let mut granted_imports = vec![];
+        for (import, item) in component.component_type().imports(&self.engine) {
+            // Type imports (the `context` resource the world uses) carry no capability.
+            if matches!(item, ComponentItem::Type(_) | ComponentItem::Resource(_)) {
+                continue;
+            }
+            match requirement(import) {
+                Requirement::Always => {}
+                Requirement::Granted(capability) => granted_imports.push((import.to_string(), capability)),
+                Requirement::Never(why) => return Err(LoadError::ForbiddenImport { import: import.to_string(), why }),
+            }
+        }
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Invalid(format!("the component cannot be linked: {e:#}")))?;
+        let pre = PlatformPre::new(pre).map_err(|e| LoadError::Invalid(format!("the component does not export a Lockstep step (`run`): {e:#}")))?;
+        Ok(StepComponent { digest, provenance, granted_imports, pre })
+    }
+
+    /// Runs one step. Refuses, before instantiating, a component whose imports exceed its grants.
+    pub async fn run(&self, component: &StepComponent, invocation: Invocation) -> Result<Success, Failure> {
+        for (import, capability) in &component.granted_imports {
+            if !capability.granted(&invocation.grants) {
+                let kind = FailureKind::Denied { import: import.clone(), grant: capability.how_to_grant() };
+                return Err(Failure { kind, outputs: BTreeMap::new() });
+            }
+        }
+        let timeout = invocation.timeout;
+        let log = invocation.log.clone();
+        let mut store = match self.store(invocation) {
+            Ok(store) => store,
+            Err(e) => return Err(Failure { kind: FailureKind::Trap(format!("{e:#}")), outputs: BTreeMap::new() }),
+        };
+        let call = async {
+            let instance = component.pre.instantiate_async(&mut store).await?;
+            let context = store.data_mut().table.push(StepContext)?;
+            instance.call_run(&mut store, context).await
+        };
+        let result = tokio::time::timeout(timeout, call).await;
+        log.flush();
+        let run = store.into_data().run;
+        let kind = match result {
+            Ok(Ok(Ok(outcome))) => return Ok(Success { outputs: run.outputs, summary: outcome.summary }),
+            Ok(Ok(Err(error))) => FailureKind::Step(error),
+            Ok(Err(trap)) => classify_trap(&trap, timeout),
+            Err(_elapsed) => FailureKind::Timeout(timeout),
+        };
+        Err(Failure { kind, outputs: run.outputs })
+    }
+
+    fn store(&self, invocation: Invocation) -> anyhow::Result<Store<StepState>> {
+        let Invocation { identifier, spec, grants, workspace, log, limits, timeout } = invocation;
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdio::LogStream(log.clone())).stderr(stdio::LogStream(log.clone())).max_random_size(1 << 20);
+        for (name, value) in &grants.env {
+            wasi.env(name, value);
+        }
+        for file in &grants.files {
+            let perms = if file.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            wasi.preopened_dir(workspace.join(&file.host_path), &file.guest_path, perms)?;
+        }
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            .instances(MAX_INSTANCES_PER_STORE)
+            .tables(MAX_TABLES_PER_STORE)
+            .memories(MAX_MEMORIES_PER_STORE)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.handles);
+        let run = StepRun::new(identifier, spec, grants, workspace, log, limits.outputs_bytes);
+        let mut store = Store::new(&self.engine, StepState { wasi: wasi.build(), table, limits: store_limits, run });
+        store.limiter(|state| &mut state.limits);
+        store.set_hostcall_fuel(limits.hostcall_bytes);
+        let deadline = Instant::now() + timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                return Err(CpuDeadline.into());
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        Ok(store)
+    }
+}
+
+fn classify_trap(error: &wasmtime::Error, timeout: Duration) -> FailureKind {
+    if error.chain().any(|e| e.is::<CpuDeadline>()) {
+        return FailureKind::Timeout(timeout);
+    }
+    let text = format!("{error:#}");
+    if text.contains("forcing trap when growing memory") || text.contains("memory allocation") {
+        return FailureKind::OutOfMemory(text.lines().next().unwrap_or_default().to_string());
+    }
+    FailureKind::Trap(text)
+}
+
+impl FailureKind {
+    /// The Harness error type failure strategies match this failure against.
+    pub fn error_type(&self) -> crate::pipeline::ErrorType {
+        use crate::pipeline::ErrorType as E;
+        match self {
+            FailureKind::Denied { .. } => E::Authorization,
+            FailureKind::Timeout(_) => E::Timeout,
+            FailureKind::OutOfMemory(_) => E::ResourceLimitsFailure,
+            FailureKind::Trap(_) => E::Unknown,
+            FailureKind::Step(error) => match error {
+                WitError::AccessDenied(_) => E::Authorization,
+                WitError::Unavailable(_) => E::Connectivity,
+                WitError::LimitExceeded(_) => E::ResourceLimitsFailure,
+                WitError::Invalid(_) => E::ConfigurationFailure,
+                WitError::NotFound(_) | WitError::Conflict(_) | WitError::Failed(_) => E::Unknown,
+            },
+        }
+    }
+}
