@@ -5,8 +5,13 @@
 //! [`sandbox`] runs each step as a component with the [`capability`] modules it was granted.
 
 pub mod capability;
+pub mod config;
 pub mod diag;
+pub mod exec;
 pub mod expr;
 pub mod pipeline;
+pub mod plan;
+pub mod report;
 pub mod sandbox;
+pub mod steps;
 pub mod yaml;

@@ -83,7 +83,7 @@ impl Node {
     }
 }
 
-fn plain_scalar_to_json(text: &str) -> serde_json::Value {
+pub fn plain_scalar_to_json(text: &str) -> serde_json::Value {
     use serde_json::Value as J;
     match text {
         "true" | "True" | "TRUE" => return J::Bool(true),

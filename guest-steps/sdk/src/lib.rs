@@ -39,6 +39,8 @@ pub mod bindings {
 
 pub use bindings::Guest as Step;
 pub use bindings::export_step;
+/// Re-exported so a step can read its spec as untyped JSON without another dependency.
+pub use serde_json;
 pub use bindings::Outcome;
 pub use bindings::lockstep::common::types::Error;
 pub use bindings::lockstep::step::host::{Context, LogLevel, Value};

@@ -80,7 +80,7 @@ pub async fn run(workspace: &Path, script: Script, log: &StepLog) -> Result<Scri
 /// Wraps the user's script so that, however it exits, the final values of the captured
 /// variables are written (NUL-separated: set-flag, value) to `$LOCKSTEP_CAPTURE_FILE`.
 fn wrap(source: &str, capture: &[String]) -> String {
-    let mut out = String::from("__lockstep_capture() {\n");
+    let mut out = String::from("__lockstep_capture() {\n  :\n");
     for name in capture {
         out.push_str(&format!("  printf '%s\\0%s\\0' \"${{{name}+set}}\" \"${{{name}-}}\"\n"));
     }

@@ -40,6 +40,9 @@ pub fn interpolate(text: &str, resolver: &dyn Resolver) -> Result<Value, ExprErr
     let mut current = text.to_string();
     loop {
         let Some((start, end)) = innermost(&current) else {
+            if let Some(open) = current.find("<+") {
+                return Err(ExprError { expression: current[open..].to_string(), reason: "the expression is never closed with `>`".to_string() });
+            }
             return Ok(Value::String(current));
         };
         let inner = &current[start + 2..end];

@@ -26,7 +26,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use crate::capability::{Grants, Requirement, requirement};
 use artifact::{ArtifactCache, Provenance, sha256_hex};
 use bindings::{PlatformPre, WitError};
-pub use context::{StepContext, StepRun, StepState};
+pub use context::{StepContext, StepRun, StepState, lookup as spec_lookup};
 use limits::{MAX_INSTANCES_PER_STORE, MAX_MEMORIES_PER_STORE, MAX_TABLES_PER_STORE, StepLimits};
 use log::StepLog;
 
@@ -148,7 +148,7 @@ impl Sandbox {
         let mut granted_imports = vec![];
         for (import, item) in component.component_type().imports(&self.engine) {
             // Type imports (the `context` resource the world uses) carry no capability.
-            if matches!(item, ComponentItem::Type(_) | ComponentItem::Resource(_)) {
+            if matches!(item.ty, ComponentItem::Type(_) | ComponentItem::Resource(_)) {
                 continue;
             }
             match requirement(import) {

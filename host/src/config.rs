@@ -1,0 +1,219 @@
+//! `lockstep.yaml`: what a pipeline's names refer to on this machine.
+//!
+//! ```yaml
+//! connectors:            # connectorRef → a real endpoint
+//!   demodb: { type: Git, url: "file:///srv/git/orkes" }
+//!   db:     { type: Kubernetes, kubeconfig: ~/.kube/config, context: staging }
+//!   mongo:  { type: MongoDB, uri: "mongodb://localhost:27017", passwordRef: mongo_password }
+//!   pg:     { type: Postgres, url: "postgres://postgres@127.0.0.1/app" }
+//!   local:  { type: Sqlite, path: app.db }
+//! secrets:               # <+secrets.getValue("id")> → where the value is read from
+//!   mongo_password: { env: MONGO_PASSWORD }
+//!   api_token:      { file: secrets/token }
+//! stepTypes:             # custom step types, each a pinned component
+//!   Hello:
+//!     component: steps/hello.wasm
+//!     sha256: 4c6f…
+//!     grants: { process: false, env: { GREETING: hi }, files: [{ path: ., readOnly: true }] }
+//!     limits: { memory: 64Mi, log: 1Mi, outputs: 64Ki }
+//! ```
+//! Relative paths are relative to the directory holding `lockstep.yaml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::capability::{FileGrant, Grants};
+use crate::diag::{Diagnostic, InvalidInput, Location};
+use crate::sandbox::limits::{StepLimits, parse_size};
+use crate::yaml::{self, Node};
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The file it was read from, if any.
+    pub path: Option<PathBuf>,
+    pub connectors: BTreeMap<String, Connector>,
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub step_types: BTreeMap<String, CustomStepType>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connector {
+    pub kind: ConnectorKind,
+    /// The remaining fields as written (URL, kubeconfig, …), for the capability that uses it.
+    pub fields: BTreeMap<String, String>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorKind {
+    Git,
+    Kubernetes,
+    MongoDB,
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomStepType {
+    pub component: PathBuf,
+    pub sha256: String,
+    pub grants: Grants,
+    pub limits: StepLimits,
+    pub location: Location,
+}
+
+impl Config {
+    /// Reads `path`; a missing file is an error only when `required`.
+    pub fn load(path: &Path, required: bool) -> anyhow::Result<Config> {
+        match std::fs::read_to_string(path) {
+            Ok(source) => Ok(Config::parse(path, &source)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Config::default()),
+            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+        }
+    }
+
+    pub fn parse(path: &Path, source: &str) -> Result<Config, InvalidInput> {
+        let doc = yaml::parse(path, source).map_err(|d| InvalidInput(vec![d]))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut errors = vec![];
+        let mut config = Config { path: Some(path.to_path_buf()), ..Config::default() };
+        let Some(root) = doc.roots.first().filter(|r| !r.is_null()) else { return Ok(config) };
+        let loc = |node: &Node, yaml_path: &str| doc.location(node.pos, yaml_path);
+        let Some(entries) = root.as_map() else {
+            return Err(InvalidInput(vec![Diagnostic::error(loc(root, ""), "lockstep.yaml must be a map").with_help("its keys are connectors, secrets and stepTypes")]));
+        };
+        for (key, value) in entries {
+            match key.as_str().unwrap_or_default() {
+                "connectors" => for_each_entry(value, "connectors", &loc, &mut errors, |id, node, path, errors| {
+                    if let Some(c) = connector(node, path, &loc, errors) {
+                        config.connectors.insert(id.to_string(), c);
+                    }
+                }),
+                "secrets" => for_each_entry(value, "secrets", &loc, &mut errors, |id, node, path, errors| {
+                    match (node.get("env").and_then(Node::as_str), node.get("file").and_then(Node::as_str)) {
+                        (Some(var), None) => {
+                            config.secrets.insert(id.to_string(), SecretSource::Env(var.to_string()));
+                        }
+                        (None, Some(file)) => {
+                            config.secrets.insert(id.to_string(), SecretSource::File(base.join(file)));
+                        }
+                        _ => errors.push(Diagnostic::error(loc(node, path), format!("secret `{id}` needs exactly one of `env` or `file`")).with_help(format!("write `{id}: {{ env: VARIABLE }}` or `{id}: {{ file: path }}`"))),
+                    }
+                }),
+                "stepTypes" => for_each_entry(value, "stepTypes", &loc, &mut errors, |id, node, path, errors| {
+                    if let Some(t) = step_type(node, path, base, &loc, errors) {
+                        config.step_types.insert(id.to_string(), t);
+                    }
+                }),
+                other => errors.push(Diagnostic::error(loc(key, other), format!("unknown key `{other}` in lockstep.yaml")).with_help("its keys are connectors, secrets and stepTypes")),
+            }
+        }
+        if errors.is_empty() { Ok(config) } else { Err(InvalidInput(errors)) }
+    }
+
+    /// Reads a secret's value; the error says which secret and how to provide it.
+    pub fn secret(&self, id: &str) -> Result<String, String> {
+        match self.secrets.get(id) {
+            None => Err(format!("secret `{id}` is not defined; add `{id}: {{ env: VARIABLE }}` under `secrets:` in lockstep.yaml")),
+            Some(SecretSource::Env(var)) => std::env::var(var).map_err(|_| format!("secret `{id}` reads environment variable {var}, which is not set")),
+            Some(SecretSource::File(path)) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("secret `{id}` reads {}: {e}", path.display())),
+        }
+    }
+}
+
+type Loc<'a> = dyn Fn(&Node, &str) -> Location + 'a;
+
+fn for_each_entry(value: &Node, section: &str, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>, mut f: impl FnMut(&str, &Node, &str, &mut Vec<Diagnostic>)) {
+    if value.is_null() {
+        return;
+    }
+    let Some(entries) = value.as_map() else {
+        errors.push(Diagnostic::error(loc(value, section), format!("`{section}` must be a map of id → settings")).with_help(format!("write `{section}:` then one `id: {{...}}` per line")));
+        return;
+    };
+    for (key, node) in entries {
+        let id = key.as_str().unwrap_or_default();
+        let path = format!("{section}.{id}");
+        if node.as_map().is_none() {
+            errors.push(Diagnostic::error(loc(node, &path), format!("`{id}` must be a map of settings")).with_help("write its settings as `key: value` lines under it"));
+            continue;
+        }
+        f(id, node, &path, errors);
+    }
+}
+
+fn connector(node: &Node, path: &str, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>) -> Option<Connector> {
+    let kind = match node.get("type").and_then(Node::as_str) {
+        Some("Git") => ConnectorKind::Git,
+        Some("Kubernetes") => ConnectorKind::Kubernetes,
+        Some("MongoDB") => ConnectorKind::MongoDB,
+        Some("Postgres") => ConnectorKind::Postgres,
+        Some("Sqlite") => ConnectorKind::Sqlite,
+        other => {
+            let at = node.get("type").unwrap_or(node);
+            errors.push(Diagnostic::error(loc(at, &format!("{path}.type")), format!("connector type {} is not known", other.map_or("(missing)".to_string(), |t| format!("`{t}`")))).with_help("use Git, Kubernetes, MongoDB, Postgres or Sqlite"));
+            return None;
+        }
+    };
+    let fields = node
+        .as_map()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+        .filter(|(k, _)| k != "type")
+        .collect();
+    Some(Connector { kind, fields, location: loc(node, path) })
+}
+
+fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>) -> Option<CustomStepType> {
+    let before = errors.len();
+    let component = node.get("component").and_then(Node::as_str);
+    let sha256 = node.get("sha256").and_then(Node::as_str);
+    if component.is_none() {
+        errors.push(Diagnostic::error(loc(node, &format!("{path}.component")), "a step type needs `component: path/to/step.wasm`").with_help("build the step for wasm32-wasip2 and point at the .wasm file"));
+    }
+    match sha256 {
+        Some(d) if d.len() == 64 && d.chars().all(|c| c.is_ascii_hexdigit()) => {}
+        _ => errors.push(Diagnostic::error(loc(node.get("sha256").unwrap_or(node), &format!("{path}.sha256")), "third-party steps must be pinned: `sha256` must be the component's 64-hex-digit digest").with_help("compute it with `sha256sum step.wasm`")),
+    }
+    let mut grants = Grants::default();
+    if let Some(g) = node.get("grants") {
+        grants.process = g.get("process").and_then(Node::as_str) == Some("true");
+        if let Some(env) = g.get("env").and_then(Node::as_map) {
+            grants.env = env.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect();
+        }
+        for (i, f) in g.get("files").and_then(Node::as_seq).unwrap_or_default().iter().enumerate() {
+            match f.get("path").and_then(Node::as_str) {
+                Some(p) if !Path::new(p).is_absolute() && !p.split('/').any(|s| s == "..") => grants.files.push(FileGrant {
+                    host_path: PathBuf::from(p),
+                    guest_path: f.get("guestPath").and_then(Node::as_str).unwrap_or("/workspace").to_string(),
+                    read_only: f.get("readOnly").and_then(Node::as_str) != Some("false"),
+                }),
+                _ => errors.push(Diagnostic::error(loc(f, &format!("{path}.grants.files[{i}]")), "a file grant needs a `path` inside the stage workspace").with_help("use a relative path without `..`, e.g. `path: .`")),
+            }
+        }
+    }
+    let mut limits = StepLimits::third_party();
+    if let Some(l) = node.get("limits") {
+        for (key, field) in [("memory", &mut limits.memory_bytes), ("log", &mut limits.log_bytes), ("outputs", &mut limits.outputs_bytes)] {
+            if let Some(v) = l.get(key) {
+                match v.as_str().and_then(parse_size) {
+                    Some(bytes) if key != "memory" || bytes <= crate::sandbox::limits::MAX_MEMORY_BYTES => *field = bytes,
+                    _ => errors.push(Diagnostic::error(loc(v, &format!("{path}.limits.{key}")), format!("`{key}` must be a size such as 64Mi, at most 1Gi for memory")).with_help("use the suffixes Ki, Mi or Gi")),
+                }
+            }
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, limits, location: loc(node, path) })
+}

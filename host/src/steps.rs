@@ -1,0 +1,153 @@
+//! Step types: the built-in ones (embedded components) and custom ones from `lockstep.yaml`,
+//! with the checks of each type's `spec` that `validate` runs.
+
+use crate::capability::Grants;
+use crate::config::{Config, CustomStepType};
+use crate::diag::{Diagnostic, Location};
+use crate::pipeline::Step;
+use crate::sandbox::limits::StepLimits;
+use crate::yaml::{Node, Value};
+
+/// A step type whose component ships inside the `lockstep` binary.
+pub struct BuiltIn {
+    pub name: &'static str,
+    pub wasm: &'static [u8],
+}
+
+pub const BUILT_INS: &[BuiltIn] = &[BuiltIn { name: "Run", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_run.wasm")) }];
+
+/// Harness step types that Lockstep knows of but does not run yet.
+const NOT_YET_IMPLEMENTED: &[&str] = &[
+    "GitClone", "DBSchemaApply", "DBSchemaRollback", "K8sApply", "K8sRollingDeploy", "K8sRollingRollback",
+    "LiquibaseCommand", "DBSchemaUpdateSQL", "DBSchemaRollbackSQL", "Plugin", "Background", "ShellScript",
+    "Http", "Wait", "HarnessApproval",
+];
+
+/// Where the code of a step type comes from.
+pub enum StepSource<'a> {
+    BuiltIn(&'static BuiltIn),
+    Custom(&'a CustomStepType),
+    /// Known or unknown, but not runnable: `validate` warns, `run` refuses before starting.
+    Unavailable(String),
+}
+
+pub fn source<'a>(config: &'a Config, step_type: &str) -> StepSource<'a> {
+    if let Some(custom) = config.step_types.get(step_type) {
+        return StepSource::Custom(custom);
+    }
+    if let Some(built_in) = BUILT_INS.iter().find(|b| b.name == step_type) {
+        return StepSource::BuiltIn(built_in);
+    }
+    if NOT_YET_IMPLEMENTED.contains(&step_type) {
+        return StepSource::Unavailable(format!("step type `{step_type}` is not implemented by Lockstep yet"));
+    }
+    let mut known: Vec<&str> = BUILT_INS.iter().map(|b| b.name).chain(config.step_types.keys().map(String::as_str)).collect();
+    known.sort();
+    let hint = crate::pipeline::closest(step_type, &known).map_or(String::new(), |g| format!(" (did you mean `{g}`?)"));
+    StepSource::Unavailable(format!("step type `{step_type}` is not known{hint}; define it under `stepTypes:` in lockstep.yaml, or use one of {}", known.join(", ")))
+}
+
+impl StepSource<'_> {
+    /// The grants a step of this type gets. Built-in steps derive theirs from their type
+    /// (`Run` runs processes in the stage workspace); custom steps get what lockstep.yaml says.
+    pub fn grants(&self) -> Grants {
+        match self {
+            StepSource::BuiltIn(b) if b.name == "Run" => Grants { process: true, ..Grants::default() },
+            StepSource::BuiltIn(_) | StepSource::Unavailable(_) => Grants::default(),
+            StepSource::Custom(c) => c.grants.clone(),
+        }
+    }
+
+    pub fn limits(&self) -> StepLimits {
+        match self {
+            StepSource::Custom(c) => c.limits.clone(),
+            _ => StepLimits::built_in(),
+        }
+    }
+}
+
+/// Checks the `spec` of a step whose type Lockstep implements.
+pub fn check_spec(step: &Step, source: &StepSource<'_>, location: &Location) -> Vec<Diagnostic> {
+    let mut out = vec![];
+    match source {
+        StepSource::BuiltIn(b) if b.name == "Run" => check_run(&step.spec, location, &mut out),
+        StepSource::Unavailable(message) => out.push(Diagnostic::warning(location.clone(), format!("{message}; this pipeline validates, but `lockstep run` will refuse it")).with_help("run it once the step type is supported, or replace the step")),
+        _ => {}
+    }
+    out
+}
+
+fn at(spec: &Node, location: &Location, key: &str) -> Location {
+    let node = spec.get(key).unwrap_or(spec);
+    Location { pos: node.pos, yaml_path: format!("{}.spec.{key}", location.yaml_path), file: location.file.clone() }
+}
+
+fn check_run(spec: &Node, location: &Location, out: &mut Vec<Diagnostic>) {
+    match spec.get("shell").and_then(Node::as_str) {
+        Some("Sh" | "Bash") => {}
+        Some(other @ ("Powershell" | "Pwsh" | "Python")) => out.push(Diagnostic::error(at(spec, location, "shell"), format!("shell {other} is not supported for local runs")).with_help("use `shell: Sh` or `shell: Bash`")),
+        Some(other) => out.push(Diagnostic::error(at(spec, location, "shell"), format!("`{other}` is not a shell")).with_help("use `shell: Sh` or `shell: Bash`")),
+        None => out.push(Diagnostic::error(at(spec, location, "shell"), "a Run step needs `shell`").with_help("add `shell: Bash` (or Sh)")),
+    }
+    if spec.get("command").and_then(Node::as_str).is_none() {
+        out.push(Diagnostic::error(at(spec, location, "command"), "a Run step needs `command`, the script to run").with_help("add `command: |` followed by the script, indented"));
+    }
+    if let Some(env) = spec.get("envVariables").filter(|n| !n.is_null()) {
+        match env.as_map() {
+            Some(entries) => {
+                for (k, v) in entries {
+                    let name = k.as_str().unwrap_or_default();
+                    if !crate::pipeline::is_identifier(name) || v.as_str().is_none() && !v.is_null() {
+                        out.push(Diagnostic::error(at(spec, location, "envVariables"), format!("`{name}` must be a variable name with a single value")).with_help("write `NAME: value`, one per line"));
+                    }
+                }
+            }
+            None => out.push(Diagnostic::error(at(spec, location, "envVariables"), "`envVariables` must be a map").with_help("write `NAME: value`, one per line")),
+        }
+    }
+    if let Some(outputs) = spec.get("outputVariables").filter(|n| !n.is_null()) {
+        let ok = outputs.as_seq().is_some_and(|items| items.iter().all(|i| i.get("name").and_then(Node::as_str).is_some_and(crate::pipeline::is_identifier)));
+        if !ok {
+            out.push(Diagnostic::error(at(spec, location, "outputVariables"), "`outputVariables` must be a list of `- name: VARIABLE`").with_help("each name is a shell variable whose final value becomes an output"));
+        }
+    }
+    for unused in ["image", "connectorRef"] {
+        if spec.get(unused).is_some_and(|n| !matches!(n.value, Value::Null)) {
+            out.push(Diagnostic::warning(at(spec, location, unused), format!("`{unused}` is unused: Lockstep runs the command on this machine, not in a container")).with_help("nothing to do for local runs; the pipeline stays valid for Harness"));
+        }
+    }
+    for ignored in ["reports", "imagePullPolicy", "resources", "privileged", "runAsUser", "outputAlias"] {
+        if spec.get(ignored).is_some() {
+            out.push(Diagnostic::warning(at(spec, location, ignored), format!("`{ignored}` is ignored for local runs")).with_help("nothing to do for local runs"));
+        }
+    }
+}
+
+/// Checks every step's type and spec; returns warnings and errors in document order.
+pub fn check_pipeline(pipeline: &crate::pipeline::Pipeline, config: &Config) -> Vec<Diagnostic> {
+    use crate::pipeline::{StageItem, StepItem};
+    fn walk<'p>(items: &'p [StepItem], out: &mut Vec<&'p Step>) {
+        for item in items {
+            match item {
+                StepItem::Step(s) => out.push(s),
+                StepItem::Group(g) => {
+                    walk(&g.steps, out);
+                    walk(&g.rollback_steps, out);
+                }
+                StepItem::Parallel(inner) => walk(inner, out),
+            }
+        }
+    }
+    let mut steps = vec![];
+    for item in &pipeline.stages {
+        let stages = match item {
+            StageItem::Stage(s) => std::slice::from_ref(s),
+            StageItem::Parallel(list) => list.as_slice(),
+        };
+        for stage in stages {
+            walk(&stage.execution.steps, &mut steps);
+            walk(&stage.execution.rollback_steps, &mut steps);
+        }
+    }
+    steps.iter().flat_map(|step| check_spec(step, &source(config, &step.step_type), &step.common.location)).collect()
+}

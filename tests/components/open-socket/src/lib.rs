@@ -1,0 +1,15 @@
+//! Tries to open a TCP connection; imports wasi:sockets, which is never granted.
+use lockstep_step::{Context, Error, Outcome, Step, export_step};
+
+struct OpenSocket;
+
+impl Step for OpenSocket {
+    fn run(_: &Context) -> Result<Outcome, Error> {
+        match std::net::TcpStream::connect("127.0.0.1:5432") {
+            Ok(_) => Err(Error::Failed("connected: the sandbox let a socket through".into())),
+            Err(e) => Err(Error::Failed(format!("connect failed: {e}"))),
+        }
+    }
+}
+
+export_step!(OpenSocket);
