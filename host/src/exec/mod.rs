@@ -72,6 +72,8 @@ pub struct Run<'a> {
     mask: SecretMask,
     nodes: HashMap<String, &'a PlanNode>,
     workspace_root: PathBuf,
+    /// The run's root token: an `Abort` action cancels it at once.
+    root_cancel: Cancel,
 }
 
 /// Control flow a failure sends up the tree.
@@ -215,7 +217,7 @@ impl<'a> Run<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(root: &'a PlanNode, meta: Meta, pipeline_variables: BTreeMap<String, Value>, sandbox: &'a Sandbox, config: &'a Config, components: HashMap<String, Arc<StepComponent>>, observer: Arc<dyn Observer>, mask: SecretMask, workspace_root: PathBuf) -> Self {
         let nodes = std::iter::once(root).chain(root.descendants()).filter(|n| n.kind != NodeKind::Parallel).map(|n| (n.fqn.clone(), n)).collect();
-        Run { meta, state: RunState::new(root), pipeline_variables, sandbox, config, components, observer, mask, nodes, workspace_root }
+        Run { meta, state: RunState::new(root), pipeline_variables, sandbox, config, components, observer, mask, nodes, workspace_root, root_cancel: Cancel::default() }
     }
 
     pub(crate) fn secret(&self, id: &str) -> Result<String, String> {
@@ -229,7 +231,8 @@ impl<'a> Run<'a> {
     }
 
     /// Runs the pipeline until it ends or `cancel` fires.
-    pub async fn execute(self, root: &PlanNode, cancel: Cancel) -> Outcome {
+    pub async fn execute(mut self, root: &PlanNode, cancel: Cancel) -> Outcome {
+        self.root_cancel = cancel.clone();
         let started_at = SystemTime::now();
         let clock = std::time::Instant::now();
         self.start(&root.fqn);
@@ -659,6 +662,9 @@ impl<'a> Run<'a> {
             scope.mark_failed();
         }
         self.finish(&step.fqn, status, error);
+        if flow == Flow::Abort {
+            self.root_cancel.cancel(Reason::Aborted);
+        }
         flow
     }
 }

@@ -44,7 +44,9 @@ pub struct StepComponent {
     pub provenance: Provenance,
     /// Imports that need a grant, with the capability each needs.
     granted_imports: Vec<(String, crate::capability::Capability)>,
-    pre: PlatformPre<StepState>,
+    /// An import no grant allows: every run of this component is refused before it starts.
+    forbidden_import: Option<(String, &'static str)>,
+    pre: Option<PlatformPre<StepState>>,
 }
 
 /// Why a component could not be loaded. Each names what to do.
@@ -52,8 +54,6 @@ pub struct StepComponent {
 pub enum LoadError {
     #[error("the component's sha256 is {actual}, but it is pinned to {expected}; rebuild or re-pin it")]
     DigestMismatch { expected: String, actual: String },
-    #[error("the component imports `{import}`, which is never granted: {why}")]
-    ForbiddenImport { import: String, why: &'static str },
     #[error("{0}")]
     Invalid(String),
 }
@@ -87,6 +87,8 @@ pub struct Failure {
 pub enum FailureKind {
     #[error("refused before it started: it imports `{import}`, but the step was not granted that; add `{grant}` to the step type in lockstep.yaml if it should be")]
     Denied { import: String, grant: &'static str },
+    #[error("refused before it started: it imports `{import}`, which no grant allows: {why}")]
+    Forbidden { import: String, why: &'static str },
     #[error("timed out after {}", crate::pipeline::duration::format(*.0))]
     Timeout(Duration),
     #[error("ran out of memory: {0}")]
@@ -146,6 +148,7 @@ impl Sandbox {
         }
         let (component, provenance) = self.cache.load(&self.engine, wasm, &digest).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let mut granted_imports = vec![];
+        let mut forbidden_import = None;
         for (import, item) in component.component_type().imports(&self.engine) {
             // Type imports (the `context` resource the world uses) carry no capability.
             if matches!(item.ty, ComponentItem::Type(_) | ComponentItem::Resource(_)) {
@@ -154,16 +157,23 @@ impl Sandbox {
             match requirement(import) {
                 Requirement::Always => {}
                 Requirement::Granted(capability) => granted_imports.push((import.to_string(), capability)),
-                Requirement::Never(why) => return Err(LoadError::ForbiddenImport { import: import.to_string(), why }),
+                Requirement::Never(why) => forbidden_import = forbidden_import.or(Some((import.to_string(), why))),
             }
+        }
+        if forbidden_import.is_some() {
+            return Ok(StepComponent { digest, provenance, granted_imports, forbidden_import, pre: None });
         }
         let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Invalid(format!("the component cannot be linked: {e:#}")))?;
         let pre = PlatformPre::new(pre).map_err(|e| LoadError::Invalid(format!("the component does not export a Lockstep step (`run`): {e:#}")))?;
-        Ok(StepComponent { digest, provenance, granted_imports, pre })
+        Ok(StepComponent { digest, provenance, granted_imports, forbidden_import, pre: Some(pre) })
     }
 
     /// Runs one step. Refuses, before instantiating, a component whose imports exceed its grants.
     pub async fn run(&self, component: &StepComponent, invocation: Invocation) -> Result<Success, Failure> {
+        if let Some((import, why)) = &component.forbidden_import {
+            return Err(Failure { kind: FailureKind::Forbidden { import: import.clone(), why }, outputs: BTreeMap::new() });
+        }
+        let pre = component.pre.as_ref().expect("components without a forbidden import are pre-instantiated");
         for (import, capability) in &component.granted_imports {
             if !capability.granted(&invocation.grants) {
                 let kind = FailureKind::Denied { import: import.clone(), grant: capability.how_to_grant() };
@@ -177,7 +187,7 @@ impl Sandbox {
             Err(e) => return Err(Failure { kind: FailureKind::Trap(format!("{e:#}")), outputs: BTreeMap::new() }),
         };
         let call = async {
-            let instance = component.pre.instantiate_async(&mut store).await?;
+            let instance = pre.instantiate_async(&mut store).await?;
             let context = store.data_mut().table.push(StepContext)?;
             instance.call_run(&mut store, context).await
         };
@@ -245,7 +255,7 @@ impl FailureKind {
     pub fn error_type(&self) -> crate::pipeline::ErrorType {
         use crate::pipeline::ErrorType as E;
         match self {
-            FailureKind::Denied { .. } => E::Authorization,
+            FailureKind::Denied { .. } | FailureKind::Forbidden { .. } => E::Authorization,
             FailureKind::Timeout(_) => E::Timeout,
             FailureKind::OutOfMemory(_) => E::ResourceLimitsFailure,
             FailureKind::Trap(_) => E::Unknown,
