@@ -429,20 +429,27 @@ impl<'a> Run<'a> {
     async fn run_item(&self, node: &PlanNode, scope: &Scope, cancel: &Cancel) -> Flow {
         match node.kind {
             NodeKind::Parallel => {
+                // Siblings see the stage as it was when the block started, not each other's failures.
+                let failed_before = scope.has_failed();
                 let limit = Arc::new(Semaphore::new(node.concurrency.unwrap_or(Semaphore::MAX_PERMITS)));
-                let flows = join_all(node.children.iter().map(|child| {
+                let results = join_all(node.children.iter().map(|child| {
                     let limit = limit.clone();
+                    let child_scope = Scope { failed: Arc::new(AtomicBool::new(failed_before)), ..scope.clone() };
                     async move {
                         let _permit = limit.acquire().await;
                         if cancel.reason().is_some() {
                             self.skip(child, "not run: the pipeline stopped");
-                            return Flow::Continue;
+                            return (Flow::Continue, false);
                         }
-                        Box::pin(self.run_item(child, scope, cancel)).await
+                        let flow = Box::pin(self.run_item(child, &child_scope, cancel)).await;
+                        (flow, child_scope.has_failed())
                     }
                 }))
                 .await;
-                flows.into_iter().max_by_key(Flow::severity).unwrap_or(Flow::Continue)
+                if results.iter().any(|(_, failed)| *failed) {
+                    scope.mark_failed();
+                }
+                results.into_iter().map(|(flow, _)| flow).max_by_key(Flow::severity).unwrap_or(Flow::Continue)
             }
             NodeKind::Step => self.run_step(node, scope, cancel).await,
             NodeKind::StepGroup => self.run_group(node, scope, cancel).await,
