@@ -1,0 +1,58 @@
+//! The `lockstep` binary, as a user calls it.
+
+use std::process::Command;
+
+fn lockstep(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args).current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).output().unwrap();
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn validate_accepts_the_docs_example_and_explains_its_indentation() {
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/db-orkes.seed.yaml");
+    if !std::path::Path::new(seed).exists() {
+        eprintln!("shared/reference is not next to this checkout; skipping");
+        return;
+    }
+    let (code, _, stderr) = lockstep(&["validate", seed]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("db-orkes.seed.yaml:1:1: warning: `pipeline:` has nothing indented under it"), "{stderr}");
+    assert!(stderr.contains("indent lines 2–80 by two more spaces"), "{stderr}");
+}
+
+#[test]
+fn the_quickstart_runs_and_writes_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let (code, _, stderr) = lockstep(&["run", "pipelines/quickstart.yaml", "--report", report.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["status"], "IgnoreFailed");
+    let node = |id: &str| report["nodes"].as_array().unwrap().iter().find(|n| n["identifier"] == id).unwrap().clone();
+    assert_eq!(node("flaky")["error"]["type"], "Unknown");
+    assert_eq!(node("on_failure")["status"], "Skipped");
+    assert_eq!(node("package")["fqn"], "pipeline.stages.build.spec.execution.steps.package");
+    assert!(node("version")["outputs"]["VERSION"].as_str().unwrap().starts_with("1.4."));
+}
+
+#[test]
+fn invalid_yaml_exits_2_and_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, "pipeline:\n  name: x\n  identifier: bad-id\n  stages: []\n").unwrap();
+    let (code, _, stderr) = lockstep(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bad.yaml:3:15: error: `bad-id` is not a valid identifier"), "{stderr}");
+    assert!(stderr.contains("bad.yaml:4:11: error: `stages` is empty"), "{stderr}");
+}
+
+#[test]
+fn running_an_unimplemented_step_type_is_refused_before_any_step_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, "pipeline:\n  name: x\n  identifier: x\n  stages:\n    - stage:\n        name: s\n        identifier: s\n        type: Custom\n        spec:\n          execution:\n            steps:\n              - step:\n                  type: Run\n                  name: first\n                  identifier: first\n                  spec:\n                    shell: Sh\n                    command: touch ran\n              - step:\n                  type: GitClone\n                  name: clone\n                  identifier: clone\n                  spec: {}\n").unwrap();
+    let (code, _, stderr) = lockstep(&["run", file.to_str().unwrap(), "--workspace", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("step type `GitClone` is not implemented by Lockstep yet"), "{stderr}");
+    assert!(!dir.path().join("s/ran").exists(), "a step ran");
+}
