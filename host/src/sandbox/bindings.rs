@@ -10,4 +10,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use lockstep::common::types::Error as WitError;
+pub use self::lockstep::common::types::Error as WitError;
