@@ -127,7 +127,7 @@ async fn a_component_whose_digest_differs_from_its_pin_is_refused_before_anythin
     let config = lockstep::config::Config::parse(&dir.path().join("lockstep.yaml"), &config).unwrap();
     let mask = lockstep::sandbox::log::SecretMask::default();
     let meta = lockstep::exec::Meta { name: "t".into(), identifier: "t".into(), execution_id: "e".into(), sequence_id: 1, start_ts: 0 };
-    let root = lockstep::plan::build(&parsed.pipeline, &lockstep::exec::MetaLookup { meta: &meta, variables: &Default::default(), config: &config, mask: &mask }).unwrap();
+    let (root, _) = lockstep::exec::prepare(&parsed.pipeline, &Default::default(), &config, &mask, &meta).unwrap();
     let Err(problems) = lockstep::exec::load_components(&root, &config, sandbox()) else { panic!("a wrong pin was accepted") };
     assert!(problems[0].contains("pinned to") && problems[0].contains(&sha256_of(&component_path("noop"))), "{problems:?}");
 }

@@ -160,22 +160,15 @@ fn meta_for(parsed: &Parsed) -> Meta {
     }
 }
 
-fn resolve(parsed: &Parsed, config: &Config, vars: Vec<(String, String)>, mask: &SecretMask, meta: &Meta) -> Result<(plan::PlanNode, BTreeMap<String, serde_json::Value>), String> {
-    let overrides: BTreeMap<String, String> = vars.into_iter().collect();
-    let mut root = plan::build(&parsed.pipeline, &exec::MetaLookup { meta, variables: &BTreeMap::new(), config, mask })?;
-    let variables = exec::resolve_pipeline_variables(&root, &overrides, config, mask, meta)?;
-    // Strategies may use pipeline variables: build again now that they are known.
-    root = plan::build(&parsed.pipeline, &exec::MetaLookup { meta, variables: &variables, config, mask })?;
-    Ok((root, variables))
-}
-
 fn show_plan(file: &Path, format: Format, vars: Vec<(String, String)>, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let Some((parsed, config)) = load(file, args)? else { return Ok(ExitCode::from(2)) };
     let mask = SecretMask::default();
     let meta = meta_for(&parsed);
-    let root = match plan::build(&parsed.pipeline, &exec::MetaLookup { meta: &meta, variables: &BTreeMap::new(), config: &config, mask: &mask }) {
-        Ok(root) if vars.is_empty() => root,
-        _ => match resolve(&parsed, &config, vars, &mask, &meta) {
+    // Without --var, show the plan even when runtime inputs have no value yet.
+    let unresolved = vars.is_empty().then(|| plan::build(&parsed.pipeline, &exec::MetaLookup { meta: &meta, variables: &BTreeMap::new(), config: &config, mask: &mask }).ok()).flatten();
+    let root = match unresolved {
+        Some(root) => root,
+        None => match exec::prepare(&parsed.pipeline, &vars.into_iter().collect(), &config, &mask, &meta) {
             Ok((root, _)) => root,
             Err(message) => {
                 eprintln!("error: {message}");
@@ -194,7 +187,7 @@ fn run(file: &Path, vars: Vec<(String, String)>, report_path: Option<PathBuf>, w
     let Some((parsed, config)) = load(file, args)? else { return Ok(ExitCode::from(2)) };
     let mask = SecretMask::default();
     let meta = meta_for(&parsed);
-    let (root, variables) = match resolve(&parsed, &config, vars, &mask, &meta) {
+    let (root, variables) = match exec::prepare(&parsed.pipeline, &vars.into_iter().collect(), &config, &mask, &meta) {
         Ok(resolved) => resolved,
         Err(message) => {
             eprintln!("error: {message}");
@@ -231,7 +224,7 @@ fn run(file: &Path, vars: Vec<(String, String)>, report_path: Option<PathBuf>, w
             }
         });
         let run = Run::new(&root, meta, variables, &sandbox, &config, components, observer.clone(), mask.clone(), workspace_root);
-        run.execute(&root, cancel).await
+        run.execute(cancel).await
     });
     observer.done(&outcome);
     if let Some(path) = report_path {

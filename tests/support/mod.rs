@@ -11,7 +11,7 @@ use lockstep::exec::status::Status;
 use lockstep::exec::{self, Cancel, Meta, Observer, Outcome, Record, Run};
 use lockstep::sandbox::Sandbox;
 use lockstep::sandbox::log::{Level, SecretMask};
-use lockstep::{pipeline, plan};
+use lockstep::pipeline;
 
 pub fn sandbox() -> &'static Sandbox {
     static SANDBOX: OnceLock<(Sandbox, tempfile::TempDir)> = OnceLock::new();
@@ -125,18 +125,12 @@ pub async fn run_with_cancel(pipeline_yaml: &str, config_yaml: &str, vars: &[(&s
     let mask = SecretMask::default();
     let meta = Meta { name: parsed.pipeline.name.clone(), identifier: parsed.pipeline.identifier.clone(), execution_id: "exec1".into(), sequence_id: 7, start_ts: 0 };
     let overrides: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let empty = BTreeMap::new();
-    let first = plan::build(&parsed.pipeline, &exec::MetaLookup { meta: &meta, variables: &empty, config: &config, mask: &mask }).ok();
-    let variables = match &first {
-        Some(root) => exec::resolve_pipeline_variables(root, &overrides, &config, &mask, &meta).unwrap_or_else(|e| panic!("{e}")),
-        None => BTreeMap::new(),
-    };
-    let root = plan::build(&parsed.pipeline, &exec::MetaLookup { meta: &meta, variables: &variables, config: &config, mask: &mask }).unwrap_or_else(|e| panic!("{e}"));
+    let (root, variables) = exec::prepare(&parsed.pipeline, &overrides, &config, &mask, &meta).unwrap_or_else(|e| panic!("{e}"));
     let components = exec::load_components(&root, &config, sandbox()).unwrap_or_else(|e| panic!("{e:?}"));
     let captured = Arc::new(Captured::default());
     let workspace = dir.path().join("workspace");
     let run = Run::new(&root, meta, variables, sandbox(), &config, components, captured.clone(), mask.clone(), workspace);
-    let outcome = run.execute(&root, cancel).await;
+    let outcome = run.execute(cancel).await;
     Ran { outcome, captured, dir, mask }
 }
 

@@ -137,7 +137,7 @@ mod tests {
     struct Lines(Mutex<Vec<String>>);
 
     impl LogSink for Lines {
-        fn line(&self, _: &str, _: Level, text: &str) {
+        fn line(&self, _: Level, text: &str) {
             self.0.lock().unwrap().push(text.to_string());
         }
     }
@@ -150,7 +150,7 @@ mod tests {
     async fn output_streams_into_the_log_and_variables_are_captured() {
         let dir = tempfile::tempdir().unwrap();
         let sink = Arc::new(Lines::default());
-        let log = StepLog::new("s", SecretMask::default(), sink.clone(), 1 << 20);
+        let log = StepLog::new(SecretMask::default(), sink.clone(), 1 << 20);
         let result = run(dir.path(), script(Shell::Bash, "echo \"$GREETING from $(pwd)\"\nVERSION=1.2\nEMPTY=", &["VERSION", "EMPTY", "NEVER"]), &log).await.unwrap();
         assert_eq!(result.exit_code, 0);
         assert_eq!(result.variables[0], ("VERSION".to_string(), Some("1.2".to_string())));
@@ -163,7 +163,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_command_stops_the_script_and_keeps_captured_values() {
         let dir = tempfile::tempdir().unwrap();
-        let log = StepLog::new("s", SecretMask::default(), Arc::new(Lines::default()), 1 << 20);
+        let log = StepLog::new(SecretMask::default(), Arc::new(Lines::default()), 1 << 20);
         let result = run(dir.path(), script(Shell::Sh, "A=before\nfalse\nA=after", &["A"]), &log).await.unwrap();
         assert_eq!(result.exit_code, 1);
         assert_eq!(result.variables[0].1.as_deref(), Some("before"));
@@ -172,7 +172,7 @@ mod tests {
     #[tokio::test]
     async fn the_host_environment_is_not_passed_on() {
         let dir = tempfile::tempdir().unwrap();
-        let log = StepLog::new("s", SecretMask::default(), Arc::new(Lines::default()), 1 << 20);
+        let log = StepLog::new(SecretMask::default(), Arc::new(Lines::default()), 1 << 20);
         let result = run(dir.path(), script(Shell::Sh, "H=${HOME-unset}", &["H"]), &log).await.unwrap();
         assert_eq!(result.variables[0].1.as_deref(), Some("unset"));
     }
@@ -180,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_call_kills_the_whole_process_group() {
         let dir = tempfile::tempdir().unwrap();
-        let log = StepLog::new("s", SecretMask::default(), Arc::new(Lines::default()), 1 << 20);
+        let log = StepLog::new(SecretMask::default(), Arc::new(Lines::default()), 1 << 20);
         let marker = dir.path().join("survived");
         let source = format!("(sleep 1; touch {}) &\nsleep 30", marker.display());
         let call = run(dir.path(), script(Shell::Sh, &source, &[]), &log);

@@ -27,7 +27,7 @@ use status::{Status, aggregate};
 
 use crate::config::Config;
 use crate::expr::{self, Resolver};
-use crate::pipeline::{Action, ErrorType, FailureRule, StatusGate, VariableKind, VariableValue};
+use crate::pipeline::{Action, ErrorType, FailureRule, Pipeline, StatusGate, Variable, VariableKind, VariableValue};
 use crate::plan::{NodeKind, PlanNode};
 use crate::sandbox::log::{Level, LogSink, SecretMask, StepLog};
 use crate::sandbox::{FailureKind, Invocation, Sandbox, StepComponent};
@@ -62,6 +62,7 @@ pub struct Outcome {
 
 /// One run of one plan.
 pub struct Run<'a> {
+    root: &'a PlanNode,
     pub(crate) meta: Meta,
     pub(crate) state: RunState,
     pub(crate) pipeline_variables: BTreeMap<String, Value>,
@@ -99,17 +100,23 @@ impl Flow {
     }
 }
 
-/// Resolves the pipeline variables (with `--var` overrides) before anything runs.
-/// Errors name the variable and say how to supply it.
-pub fn resolve_pipeline_variables(root: &PlanNode, overrides: &BTreeMap<String, String>, config: &Config, mask: &SecretMask, meta: &Meta) -> Result<BTreeMap<String, Value>, String> {
+/// Resolves the pipeline variables (with `--var` overrides), then builds the plan with them:
+/// what `run` needs before anything starts. Errors name the variable and say how to supply it.
+pub fn prepare(pipeline: &Pipeline, overrides: &BTreeMap<String, String>, config: &Config, mask: &SecretMask, meta: &Meta) -> Result<(PlanNode, BTreeMap<String, Value>), String> {
+    let variables = resolve_pipeline_variables(&pipeline.variables, overrides, config, mask, meta)?;
+    let root = crate::plan::build(pipeline, &MetaLookup { meta, variables: &variables, config, mask })?;
+    Ok((root, variables))
+}
+
+fn resolve_pipeline_variables(declared: &[Variable], overrides: &BTreeMap<String, String>, config: &Config, mask: &SecretMask, meta: &Meta) -> Result<BTreeMap<String, Value>, String> {
     for name in overrides.keys() {
-        if !root.variables.iter().any(|v| &v.name == name) {
-            let declared: Vec<&str> = root.variables.iter().map(|v| v.name.as_str()).collect();
+        if !declared.iter().any(|v| &v.name == name) {
+            let declared: Vec<&str> = declared.iter().map(|v| v.name.as_str()).collect();
             return Err(format!("--var {name}: the pipeline has no variable `{name}` (declared: {})", if declared.is_empty() { "none".to_string() } else { declared.join(", ") }));
         }
     }
     let mut resolved = BTreeMap::new();
-    for variable in &root.variables {
+    for variable in declared {
         let raw = match (&variable.value, overrides.get(&variable.name)) {
             (VariableValue::Input { allowed: Some(allowed), .. }, Some(given)) if !allowed.contains(given) => {
                 return Err(format!("--var {}={given}: allowed values are {}", variable.name, allowed.join(", ")));
@@ -208,7 +215,7 @@ struct Sink {
 }
 
 impl LogSink for Sink {
-    fn line(&self, _: &str, level: Level, text: &str) {
+    fn line(&self, level: Level, text: &str) {
         self.observer.log(&self.fqn, level, text);
     }
 }
@@ -217,7 +224,7 @@ impl<'a> Run<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(root: &'a PlanNode, meta: Meta, pipeline_variables: BTreeMap<String, Value>, sandbox: &'a Sandbox, config: &'a Config, components: HashMap<String, Arc<StepComponent>>, observer: Arc<dyn Observer>, mask: SecretMask, workspace_root: PathBuf) -> Self {
         let nodes = std::iter::once(root).chain(root.descendants()).filter(|n| n.kind != NodeKind::Parallel).map(|n| (n.fqn.clone(), n)).collect();
-        Run { meta, state: RunState::new(root), pipeline_variables, sandbox, config, components, observer, mask, nodes, workspace_root, root_cancel: Cancel::default() }
+        Run { root, meta, state: RunState::new(root), pipeline_variables, sandbox, config, components, observer, mask, nodes, workspace_root, root_cancel: Cancel::default() }
     }
 
     pub(crate) fn secret(&self, id: &str) -> Result<String, String> {
@@ -231,8 +238,9 @@ impl<'a> Run<'a> {
     }
 
     /// Runs the pipeline until it ends or `cancel` fires.
-    pub async fn execute(mut self, root: &PlanNode, cancel: Cancel) -> Outcome {
+    pub async fn execute(mut self, cancel: Cancel) -> Outcome {
         self.root_cancel = cancel.clone();
+        let root = self.root;
         let started_at = SystemTime::now();
         let clock = std::time::Instant::now();
         self.start(&root.fqn);
@@ -257,6 +265,15 @@ impl<'a> Run<'a> {
         if let Some(record) = self.state.finish(fqn, status, error) {
             self.observer.finished(&record);
         }
+    }
+
+    /// A stage or step group that could not start its children: it ends Errored, they Skipped.
+    fn errored(&self, node: &PlanNode, message: String) {
+        if self.state.status(&node.fqn) == Status::Queued {
+            self.start(&node.fqn);
+        }
+        self.finish(&node.fqn, Status::Errored, Some(NodeError { error_type: "Unknown".into(), message }));
+        self.skip(node, "not run");
     }
 
     fn skip(&self, node: &PlanNode, why: &str) {
@@ -306,7 +323,7 @@ impl<'a> Run<'a> {
                     Flow::PipelineRollback => {
                         stopping = true;
                         for done in executed.iter().rev() {
-                            self.rollback(done, &done.rollback, cancel).await;
+                            self.rollback(done, cancel).await;
                             self.finish_aggregate(done);
                         }
                     }
@@ -333,7 +350,7 @@ impl<'a> Run<'a> {
             self.skip(stage, "its `when` did not match the pipeline status");
             return (false, Flow::Continue, false);
         }
-        let workspace = self.workspace_root.join(&stage.identifier);
+        let workspace = self.stage_workspace(stage);
         let failed = Arc::new(AtomicBool::new(false));
         let mut scope = Scope { stage: None, groups: vec![], step: None, strategy: stage.strategy.clone(), failed, workspace: workspace.clone() };
         if let Some(condition) = common.when.as_ref().and_then(|w| w.condition.as_ref()) {
@@ -344,34 +361,30 @@ impl<'a> Run<'a> {
                     return (false, Flow::Continue, false);
                 }
                 Err(message) => {
-                    self.start(&stage.fqn);
-                    self.finish(&stage.fqn, Status::Errored, Some(NodeError { error_type: "Unknown".into(), message }));
-                    self.skip(stage, "not run");
+                    self.errored(stage, message);
                     return (true, Flow::Continue, false);
                 }
             }
         }
         self.start(&stage.fqn);
         if let Err(e) = std::fs::create_dir_all(&workspace) {
-            self.finish(&stage.fqn, Status::Errored, Some(NodeError { error_type: "Unknown".into(), message: format!("cannot create the stage workspace {}: {e}", workspace.display()) }));
-            self.skip(stage, "not run");
+            self.errored(stage, format!("cannot create the stage workspace {}: {e}", workspace.display()));
             return (true, Flow::Continue, false);
         }
         let variables = match self.frame_variables(stage, &scope) {
             Ok(v) => v,
             Err(message) => {
-                self.finish(&stage.fqn, Status::Errored, Some(NodeError { error_type: "Unknown".into(), message }));
-                self.skip(stage, "not run");
+                self.errored(stage, message);
                 return (true, Flow::Continue, false);
             }
         };
-        self.state.update(&stage.fqn, |r| r.variables = variables.clone());
-        scope.stage = Some(Arc::new(Frame { fqn: stage.fqn.clone(), identifier: stage.identifier.clone(), name: stage.name.clone(), variables, strategy: stage.strategy.clone() }));
+        self.state.update(&stage.fqn, |r| r.variables = variables);
+        scope.stage = Some(self.stage_frame(stage));
         let stage_cancel = cancel.child();
         let mut flow = with_deadline(common.timeout, &stage_cancel, self.run_sequence(&stage.children, &scope, &stage_cancel)).await;
         let mut rolled_back = false;
         if flow == Flow::StageRollback {
-            self.rollback(stage, &stage.rollback, cancel).await;
+            self.rollback(stage, cancel).await;
             rolled_back = true;
             flow = Flow::Continue;
         }
@@ -379,28 +392,31 @@ impl<'a> Run<'a> {
         (true, flow, rolled_back)
     }
 
-    /// Runs rollback steps with a failure flag of their own: by default each runs only while the
-    /// rollback so far succeeded; `when: stageStatus: All` runs it regardless.
-    async fn rollback(&self, owner: &PlanNode, steps: &[PlanNode], cancel: &Cancel) {
-        if steps.is_empty() {
+    /// Runs a stage's rollback steps with a failure flag of their own: by default each runs only
+    /// while the rollback so far succeeded; `when: stageStatus: All` runs it regardless.
+    async fn rollback(&self, stage: &PlanNode, cancel: &Cancel) {
+        if stage.rollback.is_empty() {
             return;
         }
-        let stage_frame = self.frame_for(owner);
         let scope = Scope {
-            stage: stage_frame,
+            stage: Some(self.stage_frame(stage)),
             groups: vec![],
             step: None,
-            strategy: owner.strategy.clone(),
+            strategy: stage.strategy.clone(),
             failed: Arc::new(AtomicBool::new(false)),
-            workspace: self.workspace_root.join(owner.fqn.split('.').nth(2).unwrap_or(&owner.identifier)),
+            workspace: self.stage_workspace(stage),
         };
-        Box::pin(self.run_sequence(steps, &scope, cancel)).await;
+        Box::pin(self.run_sequence(&stage.rollback, &scope, cancel)).await;
     }
 
-    fn frame_for(&self, owner: &PlanNode) -> Option<Arc<Frame>> {
-        let stage_fqn: String = owner.fqn.split('.').take(3).collect::<Vec<_>>().join(".");
-        let record = self.state.get(&stage_fqn)?;
-        Some(Arc::new(Frame { fqn: stage_fqn, identifier: record.identifier, name: record.name, variables: record.variables, strategy: None }))
+    fn stage_workspace(&self, stage: &PlanNode) -> PathBuf {
+        self.workspace_root.join(&stage.identifier)
+    }
+
+    /// The stage as expressions see it; its variables are those recorded when it started.
+    fn stage_frame(&self, stage: &PlanNode) -> Arc<Frame> {
+        let variables = self.state.get(&stage.fqn).map(|r| r.variables).unwrap_or_default();
+        Arc::new(Frame { fqn: stage.fqn.clone(), identifier: stage.identifier.clone(), name: stage.name.clone(), variables, strategy: stage.strategy.clone() })
     }
 
     fn finish_aggregate(&self, node: &PlanNode) {
@@ -500,9 +516,7 @@ impl<'a> Run<'a> {
                 return Flow::Continue;
             }
             Err(message) => {
-                self.start(&group.fqn);
-                self.finish(&group.fqn, Status::Errored, Some(NodeError { error_type: "Unknown".into(), message }));
-                self.skip(group, "not run");
+                self.errored(group, message);
                 scope.mark_failed();
                 return Flow::Continue;
             }
@@ -511,8 +525,7 @@ impl<'a> Run<'a> {
         let variables = match self.frame_variables(group, scope) {
             Ok(v) => v,
             Err(message) => {
-                self.finish(&group.fqn, Status::Errored, Some(NodeError { error_type: "Unknown".into(), message }));
-                self.skip(group, "not run");
+                self.errored(group, message);
                 scope.mark_failed();
                 return Flow::Continue;
             }
@@ -581,7 +594,7 @@ impl<'a> Run<'a> {
         let timeout = step.common.timeout.unwrap_or(limits.default_timeout);
         let mut attempt: u32 = 0;
         loop {
-            let log = StepLog::new(step_node.identifier.clone(), self.mask.clone(), Arc::new(Sink { observer: self.observer.clone(), fqn: fqn.clone() }), limits.log_bytes);
+            let log = StepLog::new(self.mask.clone(), Arc::new(Sink { observer: self.observer.clone(), fqn: fqn.clone() }), limits.log_bytes);
             let invocation = Invocation { identifier: step_node.identifier.clone(), spec: spec.clone(), grants: source.grants(), workspace: scope.workspace.clone(), log, limits: limits.clone(), timeout };
             let result = tokio::select! {
                 result = self.sandbox.run(&component, invocation) => Some(result),

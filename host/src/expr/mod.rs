@@ -112,10 +112,6 @@ fn innermost(text: &str) -> Option<(usize, usize)> {
             }
             None if (b == b'"' || b == b'\'') && open.is_some() => quote = Some(b),
             None if b == b'>' => {
-                // `>=` and `>` are operators inside an expression unless they close it;
-                // a `>` closes the innermost open expression when no operand follows on its left
-                // side that needs it. We treat `>` as closing unless followed by `=` or a space
-                // and then an operand (`a > b`).
                 if let Some(start) = open
                     && closes_expression(bytes, i)
                 {

@@ -75,7 +75,7 @@ pub fn strip_control(text: &str) -> String {
 
 /// Where finished log lines go (the progress display, the console, a test).
 pub trait LogSink: Send + Sync {
-    fn line(&self, step: &str, level: Level, text: &str);
+    fn line(&self, level: Level, text: &str);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,6 @@ pub struct StepLog {
 }
 
 struct LogInner {
-    step: String,
     mask: SecretMask,
     sink: Arc<dyn LogSink>,
     budget: usize,
@@ -115,8 +114,8 @@ struct LogState {
 const TAIL_LINES: usize = 20;
 
 impl StepLog {
-    pub fn new(step: impl Into<String>, mask: SecretMask, sink: Arc<dyn LogSink>, budget: usize) -> Self {
-        StepLog { inner: Arc::new(LogInner { step: step.into(), mask, sink, budget, state: Mutex::default() }) }
+    pub fn new(mask: SecretMask, sink: Arc<dyn LogSink>, budget: usize) -> Self {
+        StepLog { inner: Arc::new(LogInner { mask, sink, budget, state: Mutex::default() }) }
     }
 
     /// Logs one message (which may span lines).
@@ -169,7 +168,7 @@ impl StepLog {
         if state.used + text.len() + 1 > self.inner.budget {
             state.truncated = true;
             let marker = format!("[lockstep] log truncated: this step wrote more than {} KiB", self.inner.budget / 1024);
-            self.inner.sink.line(&self.inner.step, Level::Warn, &marker);
+            self.inner.sink.line(Level::Warn, &marker);
             return;
         }
         state.used += text.len() + 1;
@@ -177,7 +176,7 @@ impl StepLog {
             state.tail.remove(0);
         }
         state.tail.push(text.clone());
-        self.inner.sink.line(&self.inner.step, level, &text);
+        self.inner.sink.line(level, &text);
     }
 }
 
@@ -189,7 +188,7 @@ mod tests {
     struct Lines(Mutex<Vec<String>>);
 
     impl LogSink for Lines {
-        fn line(&self, _: &str, _: Level, text: &str) {
+        fn line(&self, _: Level, text: &str) {
             self.0.lock().unwrap().push(text.to_string());
         }
     }
@@ -211,7 +210,7 @@ mod tests {
     #[test]
     fn stream_bytes_become_lines_and_the_budget_truncates_once() {
         let sink = Arc::new(Lines::default());
-        let log = StepLog::new("s", SecretMask::default(), sink.clone(), 12);
+        let log = StepLog::new(SecretMask::default(), sink.clone(), 12);
         log.write_stream(b"hello\nwor");
         log.write_stream(b"ld\nmore than the budget\nand more\n");
         let lines = sink.0.lock().unwrap().clone();
