@@ -56,3 +56,30 @@ fn running_an_unimplemented_step_type_is_refused_before_any_step_starts() {
     assert!(stderr.contains("step type `GitClone` is not implemented by Lockstep yet"), "{stderr}");
     assert!(!dir.path().join("s/ran").exists(), "a step ran");
 }
+
+#[test]
+fn ctrl_c_aborts_the_running_step_and_still_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, "pipeline:\n  name: x\n  identifier: x\n  stages:\n    - stage:\n        name: s\n        identifier: s\n        type: Custom\n        spec:\n          execution:\n            steps:\n              - step:\n                  type: Run\n                  name: slow\n                  identifier: slow\n                  spec:\n                    shell: Sh\n                    command: touch started; sleep 30\n").unwrap();
+    let report = dir.path().join("report.json");
+    let workspace = dir.path().join("ws");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["run", file.to_str().unwrap(), "--report", report.to_str().unwrap(), "--workspace", workspace.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !workspace.join("s/started").exists() {
+        assert!(std::time::Instant::now() < deadline, "the step never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["status"], "Aborted");
+    assert_eq!(report["nodes"][1]["identifier"], "slow");
+    assert_eq!(report["nodes"][1]["status"], "Aborted");
+}

@@ -138,3 +138,28 @@ pub async fn run_with_cancel(pipeline_yaml: &str, config_yaml: &str, vars: &[(&s
 pub fn run_step(id: &str, command: &str, extra: &str) -> String {
     format!("- step:\n    type: Run\n    name: {id}\n    identifier: {id}\n    spec:\n      shell: Bash\n      command: |\n{}{}", indent(command, 8), indent(extra, 2))
 }
+
+/// A Custom stage item; `extra` holds stage fields (when, timeout, strategy, …) indented as
+/// under `stage:` minus two.
+pub fn stage(id: &str, steps: &str, extra: &str) -> String {
+    format!("- stage:\n    name: {id}\n    identifier: {id}\n    type: Custom\n{}    spec:\n      execution:\n        steps:\n{}", indent(extra, 2), indent(steps, 10))
+}
+
+/// A step group item; `extra` as for [`stage`].
+pub fn group(id: &str, steps: &str, extra: &str) -> String {
+    format!("- stepGroup:\n    name: {id}\n    identifier: {id}\n{}    steps:\n{}", indent(extra, 2), indent(steps, 6))
+}
+
+/// Steps listed under `- parallel:`.
+pub fn parallel(items: &str) -> String {
+    format!("- parallel:\n{}", indent(items, 4))
+}
+
+/// A Run step that publishes the final values of the shell variables `outputs`.
+pub fn run_step_with_outputs(id: &str, command: &str, outputs: &[&str], extra: &str) -> String {
+    let mut step = run_step(id, command, "") + "      outputVariables:\n";
+    for name in outputs {
+        step.push_str(&format!("        - name: {name}\n"));
+    }
+    step + &indent(extra, 2)
+}

@@ -489,8 +489,8 @@ impl<'a> Run<'a> {
 
     fn condition(&self, condition: &str, scope: &Scope) -> Result<bool, String> {
         let lookup = Lookup { run: self, scope };
-        let text = if expr::has_expression(condition) { condition.to_string() } else { format!("<+{condition}>") };
-        expr::interpolate(&text, &lookup).map(|v| expr::is_truthy(&v)).map_err(|e| format!("when.condition: {e}"))
+        // The whole condition is one expression; `<+...>` inside it are spliced in as operands.
+        expr::interpolate(&format!("<+{condition}>"), &lookup).map(|v| expr::is_truthy(&v)).map_err(|e| format!("when.condition: {e}"))
     }
 
     fn frame_variables(&self, node: &PlanNode, scope: &Scope) -> Result<BTreeMap<String, Value>, String> {

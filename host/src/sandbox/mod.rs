@@ -69,6 +69,43 @@ pub struct Invocation {
     pub timeout: Duration,
 }
 
+/// A step run whose store is built; [`PreparedRun::call`] runs it, [`PreparedRun::finish`] reads
+/// the result and drops the store (which resets its pool slot, off the call's critical path).
+pub struct PreparedRun<'a> {
+    pre: &'a PlatformPre<StepState>,
+    store: Store<StepState>,
+    timeout: Duration,
+    log: StepLog,
+    result: Option<Result<wasmtime::Result<Result<bindings::Outcome, WitError>>, tokio::time::error::Elapsed>>,
+}
+
+impl PreparedRun<'_> {
+    /// Instantiates the component and calls `run`, within the step's timeout.
+    pub async fn call(&mut self) {
+        let (pre, store) = (self.pre, &mut self.store);
+        let call = async {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            let context = store.data_mut().table.push(StepContext)?;
+            instance.call_run(&mut *store, context).await
+        };
+        self.result = Some(tokio::time::timeout(self.timeout, call).await);
+        self.log.flush();
+    }
+
+    /// The step's result, with what it published. Drops the store.
+    pub fn finish(self) -> Result<Success, Failure> {
+        let run = self.store.into_data().run;
+        let kind = match self.result {
+            Some(Ok(Ok(Ok(outcome)))) => return Ok(Success { outputs: run.outputs, summary: outcome.summary }),
+            Some(Ok(Ok(Err(error)))) => FailureKind::Step(error),
+            Some(Ok(Err(trap))) => classify_trap(&trap, self.timeout),
+            Some(Err(_elapsed)) => FailureKind::Timeout(self.timeout),
+            None => FailureKind::Trap("the step was never called".to_string()),
+        };
+        Err(Failure { kind, outputs: run.outputs })
+    }
+}
+
 /// A step that ran to success.
 #[derive(Debug, Clone, Default)]
 pub struct Success {
@@ -168,39 +205,32 @@ impl Sandbox {
         Ok(StepComponent { digest, provenance, granted_imports, forbidden_import, pre: Some(pre) })
     }
 
-    /// Runs one step. Refuses, before instantiating, a component whose imports exceed its grants.
+    /// Runs one step: [`Sandbox::prepare`], [`PreparedRun::call`], [`PreparedRun::finish`].
     pub async fn run(&self, component: &StepComponent, invocation: Invocation) -> Result<Success, Failure> {
+        let mut prepared = self.prepare(component, invocation)?;
+        prepared.call().await;
+        prepared.finish()
+    }
+
+    /// Checks the grants and builds the run's store. Refuses, before anything is instantiated,
+    /// a component whose imports exceed its grants.
+    pub fn prepare<'a>(&self, component: &'a StepComponent, invocation: Invocation) -> Result<PreparedRun<'a>, Failure> {
+        let refuse = |kind| Err(Failure { kind, outputs: BTreeMap::new() });
         if let Some((import, why)) = &component.forbidden_import {
-            return Err(Failure { kind: FailureKind::Forbidden { import: import.clone(), why }, outputs: BTreeMap::new() });
+            return refuse(FailureKind::Forbidden { import: import.clone(), why });
         }
         let pre = component.pre.as_ref().expect("components without a forbidden import are pre-instantiated");
         for (import, capability) in &component.granted_imports {
             if !capability.granted(&invocation.grants) {
-                let kind = FailureKind::Denied { import: import.clone(), grant: capability.how_to_grant() };
-                return Err(Failure { kind, outputs: BTreeMap::new() });
+                return refuse(FailureKind::Denied { import: import.clone(), grant: capability.how_to_grant() });
             }
         }
         let timeout = invocation.timeout;
         let log = invocation.log.clone();
-        let mut store = match self.store(invocation) {
-            Ok(store) => store,
-            Err(e) => return Err(Failure { kind: FailureKind::Trap(format!("{e:#}")), outputs: BTreeMap::new() }),
-        };
-        let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            let context = store.data_mut().table.push(StepContext)?;
-            instance.call_run(&mut store, context).await
-        };
-        let result = tokio::time::timeout(timeout, call).await;
-        log.flush();
-        let run = store.into_data().run;
-        let kind = match result {
-            Ok(Ok(Ok(outcome))) => return Ok(Success { outputs: run.outputs, summary: outcome.summary }),
-            Ok(Ok(Err(error))) => FailureKind::Step(error),
-            Ok(Err(trap)) => classify_trap(&trap, timeout),
-            Err(_elapsed) => FailureKind::Timeout(timeout),
-        };
-        Err(Failure { kind, outputs: run.outputs })
+        match self.store(invocation) {
+            Ok(store) => Ok(PreparedRun { pre, store, timeout, log, result: None }),
+            Err(e) => refuse(FailureKind::Trap(format!("{e:#}"))),
+        }
     }
 
     fn store(&self, invocation: Invocation) -> anyhow::Result<Store<StepState>> {
