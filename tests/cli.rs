@@ -83,3 +83,30 @@ fn ctrl_c_aborts_the_running_step_and_still_writes_the_report() {
     assert_eq!(report["nodes"][1]["identifier"], "slow");
     assert_eq!(report["nodes"][1]["status"], "Aborted");
 }
+
+#[test]
+fn without_room_for_the_instance_pool_the_runner_warns_and_allocates_on_demand() {
+    // The pool reserves hundreds of GiB of address space; a 16 GB limit refuses that but leaves
+    // room for on-demand instances.
+    let binary = env!("CARGO_BIN_EXE_lockstep");
+    let output = Command::new("bash")
+        .args(["-c", &format!("ulimit -v 16000000 && exec {binary} run pipelines/quickstart.yaml")])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning: the pooling allocator could not reserve its memory") && stderr.contains("falling back to on-demand allocation"), "{stderr}");
+}
+
+#[test]
+fn plan_shows_the_tree_and_a_mermaid_diagram() {
+    let (code, tree, stderr) = lockstep(&["plan", "pipelines/quickstart.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(tree.starts_with("pipeline quickstart (Quick start)\n└─ stage build (Build)\n   ├─ parallel\n   │  ├─ step version (Run)\n"), "{tree}");
+    assert!(tree.contains("└─ step on_failure (Run)  [when Failure]"), "{tree}");
+    let (code, mermaid, _) = lockstep(&["plan", "--format", "mermaid", "pipelines/quickstart.yaml"]);
+    assert_eq!(code, 0);
+    assert!(mermaid.starts_with("flowchart TD\n"), "{mermaid}");
+    assert!(mermaid.contains("n2 --> n4") && mermaid.contains("n3 --> n4"), "the parallel pair both lead to the next step: {mermaid}");
+}

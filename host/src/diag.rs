@@ -117,7 +117,9 @@ impl Diagnostics {
         self.items.iter()
     }
 
-    pub fn into_vec(self) -> Vec<Diagnostic> {
+    /// Every diagnostic, in document order (the order they were found in where positions tie).
+    pub fn into_vec(mut self) -> Vec<Diagnostic> {
+        self.items.sort_by_key(|d| (d.location.pos.line, d.location.pos.col));
         self.items
     }
 }

@@ -146,3 +146,52 @@ fn getrandom(buf: &mut [u8]) -> anyhow::Result<()> {
     fs::File::open("/dev/urandom")?.read_exact(buf)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop() -> Vec<u8> {
+        fs::read(Path::new(env!("LOCKSTEP_GUEST_DIR")).join("noop.wasm")).unwrap()
+    }
+
+    #[test]
+    fn a_second_load_comes_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, wasm) = (Engine::default(), noop());
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let digest = sha256_hex(&wasm);
+        assert_eq!(cache.load(&engine, &wasm, &digest).unwrap().1, Provenance::Compiled);
+        assert_eq!(cache.load(&engine, &wasm, &digest).unwrap().1, Provenance::Cached);
+    }
+
+    #[test]
+    fn a_tampered_entry_is_recompiled_never_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, wasm) = (Engine::default(), noop());
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let digest = sha256_hex(&wasm);
+        cache.load(&engine, &wasm, &digest).unwrap();
+        let entry = cache.entry_path(&engine, &digest);
+        let mut bytes = fs::read(&entry).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        fs::write(&entry, &bytes).unwrap();
+        assert_eq!(cache.load(&engine, &wasm, &digest).unwrap().1, Provenance::Compiled);
+        assert_eq!(cache.load(&engine, &wasm, &digest).unwrap().1, Provenance::Cached, "the entry was rewritten");
+    }
+
+    #[test]
+    fn a_core_module_or_garbage_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let core_module = b"\0asm\x01\0\0\0";
+        let err = cache.load(&Engine::default(), core_module, "x").unwrap_err().to_string();
+        assert!(err.contains("core WebAssembly module, not a component"), "{err}");
+        let err = cache.load(&Engine::default(), b"not wasm at all", "y").unwrap_err().to_string();
+        assert!(err.contains("not a valid WebAssembly component"), "{err}");
+        let huge = vec![0u8; MAX_COMPONENT_BYTES + 1];
+        let err = cache.load(&Engine::default(), &huge, "z").unwrap_err().to_string();
+        assert!(err.contains("larger than 50 MiB"), "{err}");
+    }
+}
