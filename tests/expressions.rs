@@ -132,3 +132,18 @@ async fn parallel_siblings_cannot_read_each_others_outputs() {
     let message = &ran.node("eager").error.as_ref().unwrap().message;
     assert!(message.contains("has not finished"), "{message}");
 }
+
+#[tokio::test]
+async fn var_fills_runtime_inputs_of_stages_and_step_groups_too() {
+    let input = |name: &str, value: &str| format!("  variables:\n    - name: {name}\n      type: String\n      value: {value}\n");
+    let read = run_step_with_outputs("read", "S=<+stage.variables.region>\nG=<+stepGroup.variables.size>", &["S", "G"], "");
+    let pipeline = pipeline_with_stages(&stage("st", &group("grp", &read, &input("size", "<+input>.default(small)")), &input("region", "<+input>")));
+    let ran = run_with_vars(&pipeline, "", &[("region", "eu")]).await;
+    assert_eq!(ran.output("read", "S"), "eu");
+    assert_eq!(ran.output("read", "G"), "small");
+
+    let parsed = lockstep::pipeline::parse_pipeline(std::path::Path::new("p.yaml"), &pipeline).unwrap();
+    let meta = lockstep::exec::Meta { name: "t".into(), identifier: "t".into(), execution_id: "e".into(), sequence_id: 1, start_ts: 0 };
+    let missing = lockstep::exec::prepare(&parsed.pipeline, &Default::default(), &Default::default(), &Default::default(), &meta).map(|_| ()).unwrap_err();
+    assert!(missing.starts_with("p.yaml:") && missing.contains("variable `region` is a runtime input with no default; pass --var region=VALUE"), "{missing}");
+}

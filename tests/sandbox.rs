@@ -131,3 +131,13 @@ async fn a_component_whose_digest_differs_from_its_pin_is_refused_before_anythin
     let Err(problems) = lockstep::exec::load_components(&root, &config, sandbox()) else { panic!("a wrong pin was accepted") };
     assert!(problems[0].contains("pinned to") && problems[0].contains(&sha256_of(&component_path("noop"))), "{problems:?}");
 }
+
+#[tokio::test]
+async fn a_host_call_carrying_more_than_the_hostcall_budget_fails_the_step() {
+    let pipeline = pipeline_with_steps(&custom_step("flood", "chatty", "spec:\n  lines: 0\n  logMebibytes: 32"));
+    let ran = run(&pipeline, &config(&[("chatty", "")])).await;
+    assert_eq!(ran.status("flood"), Status::Failed);
+    let error = ran.node("flood").error.clone().unwrap();
+    assert_eq!(error.error_type, "ResourceLimitsFailure", "{}", error.message);
+    assert_eq!(error.message, "passed more than 16 MiB to the host in one call");
+}

@@ -100,34 +100,56 @@ impl Flow {
     }
 }
 
-/// Resolves the pipeline variables (with `--var` overrides), then builds the plan with them:
-/// what `run` needs before anything starts. Errors name the variable and say how to supply it.
+/// Fills every runtime input from `--var` (or its default), resolves the pipeline variables and
+/// builds the plan: what `run` needs before anything starts. `--var NAME=VALUE` sets every
+/// variable named NAME, at any level. Errors name the variable and say how to supply it.
 pub fn prepare(pipeline: &Pipeline, overrides: &BTreeMap<String, String>, config: &Config, mask: &SecretMask, meta: &Meta) -> Result<(PlanNode, BTreeMap<String, Value>), String> {
     let variables = resolve_pipeline_variables(&pipeline.variables, overrides, config, mask, meta)?;
-    let root = crate::plan::build(pipeline, &MetaLookup { meta, variables: &variables, config, mask })?;
+    let mut root = crate::plan::build(pipeline, &MetaLookup { meta, variables: &variables, config, mask })?;
+    let mut declared: Vec<String> = pipeline.variables.iter().map(|v| v.name.clone()).collect();
+    fill_inputs(&mut root, overrides, &mut declared)?;
+    if let Some(unknown) = overrides.keys().find(|name| !declared.contains(name)) {
+        declared.sort();
+        declared.dedup();
+        let listed = if declared.is_empty() { "none".to_string() } else { declared.join(", ") };
+        return Err(format!("--var {unknown}: the pipeline has no variable `{unknown}` (declared: {listed})"));
+    }
     Ok((root, variables))
 }
 
-fn resolve_pipeline_variables(declared: &[Variable], overrides: &BTreeMap<String, String>, config: &Config, mask: &SecretMask, meta: &Meta) -> Result<BTreeMap<String, Value>, String> {
-    for name in overrides.keys() {
-        if !declared.iter().any(|v| &v.name == name) {
-            let declared: Vec<&str> = declared.iter().map(|v| v.name.as_str()).collect();
-            return Err(format!("--var {name}: the pipeline has no variable `{name}` (declared: {})", if declared.is_empty() { "none".to_string() } else { declared.join(", ") }));
+/// Replaces the runtime inputs of stage and step-group variables with their values.
+fn fill_inputs(node: &mut PlanNode, overrides: &BTreeMap<String, String>, declared: &mut Vec<String>) -> Result<(), String> {
+    if node.kind != NodeKind::Pipeline {
+        for variable in &mut node.variables {
+            declared.push(variable.name.clone());
+            variable.value = VariableValue::Fixed(value_text(variable, overrides)?);
         }
     }
+    for child in node.children.iter_mut().chain(node.rollback.iter_mut()) {
+        fill_inputs(child, overrides, declared)?;
+    }
+    Ok(())
+}
+
+/// A variable's value as written, with `--var` applied and a runtime input filled in.
+fn value_text(variable: &Variable, overrides: &BTreeMap<String, String>) -> Result<String, String> {
+    match (&variable.value, overrides.get(&variable.name)) {
+        (VariableValue::Input { allowed: Some(allowed), .. }, Some(given)) if !allowed.contains(given) => {
+            Err(format!("--var {}={given}: allowed values are {}", variable.name, allowed.join(", ")))
+        }
+        (_, Some(given)) => Ok(given.clone()),
+        (VariableValue::Fixed(text), None) => Ok(text.clone()),
+        (VariableValue::Input { default: Some(default), .. }, None) => Ok(default.clone()),
+        (VariableValue::Input { default: None, .. }, None) => {
+            Err(format!("{}: variable `{}` is a runtime input with no default; pass --var {}=VALUE", variable.location, variable.name, variable.name))
+        }
+    }
+}
+
+fn resolve_pipeline_variables(declared: &[Variable], overrides: &BTreeMap<String, String>, config: &Config, mask: &SecretMask, meta: &Meta) -> Result<BTreeMap<String, Value>, String> {
     let mut resolved = BTreeMap::new();
     for variable in declared {
-        let raw = match (&variable.value, overrides.get(&variable.name)) {
-            (VariableValue::Input { allowed: Some(allowed), .. }, Some(given)) if !allowed.contains(given) => {
-                return Err(format!("--var {}={given}: allowed values are {}", variable.name, allowed.join(", ")));
-            }
-            (_, Some(given)) => given.clone(),
-            (VariableValue::Fixed(text), None) => text.clone(),
-            (VariableValue::Input { default: Some(default), .. }, None) => default.clone(),
-            (VariableValue::Input { default: None, .. }, None) => {
-                return Err(format!("{}: pipeline variable `{}` is a runtime input with no default; pass --var {}=VALUE", variable.location, variable.name, variable.name));
-            }
-        };
+        let raw = value_text(variable, overrides)?;
         let lookup = MetaLookup { meta, variables: &resolved, config, mask };
         let value = expr::interpolate(&raw, &lookup).map_err(|e| format!("{}: pipeline variable `{}`: {e}", variable.location, variable.name))?;
         let value = finish_variable(variable.kind, value, config, mask).map_err(|e| format!("{}: pipeline variable `{}`: {e}", variable.location, variable.name))?;
@@ -496,11 +518,8 @@ impl<'a> Run<'a> {
     fn frame_variables(&self, node: &PlanNode, scope: &Scope) -> Result<BTreeMap<String, Value>, String> {
         let mut out = BTreeMap::new();
         for variable in &node.variables {
-            let raw = match &variable.value {
-                VariableValue::Fixed(text) => text.clone(),
-                VariableValue::Input { default: Some(d), .. } => d.clone(),
-                VariableValue::Input { default: None, .. } => return Err(format!("{}: variable `{}` is a runtime input; only pipeline variables can be supplied with --var", variable.location, variable.name)),
-            };
+            // `prepare` has filled every runtime input, so this never asks for one.
+            let raw = value_text(variable, &BTreeMap::new())?;
             let lookup = Lookup { run: self, scope };
             let value = expr::interpolate(&raw, &lookup).map_err(|e| format!("variable `{}`: {e}", variable.name))?;
             out.insert(variable.name.clone(), finish_variable(variable.kind, value, self.config, &self.mask)?);

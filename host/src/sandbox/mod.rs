@@ -75,6 +75,7 @@ pub struct PreparedRun<'a> {
     pre: &'a PlatformPre<StepState>,
     store: Store<StepState>,
     timeout: Duration,
+    hostcall_bytes: usize,
     log: StepLog,
     result: Option<Result<wasmtime::Result<Result<bindings::Outcome, WitError>>, tokio::time::error::Elapsed>>,
 }
@@ -98,7 +99,7 @@ impl PreparedRun<'_> {
         let kind = match self.result {
             Some(Ok(Ok(Ok(outcome)))) => return Ok(Success { outputs: run.outputs, summary: outcome.summary }),
             Some(Ok(Ok(Err(error)))) => FailureKind::Step(error),
-            Some(Ok(Err(trap))) => classify_trap(&trap, self.timeout),
+            Some(Ok(Err(trap))) => classify_trap(&trap, self.timeout, self.hostcall_bytes),
             Some(Err(_elapsed)) => FailureKind::Timeout(self.timeout),
             None => FailureKind::Trap("the step was never called".to_string()),
         };
@@ -130,6 +131,8 @@ pub enum FailureKind {
     Timeout(Duration),
     #[error("ran out of memory: {0}")]
     OutOfMemory(String),
+    #[error("passed more than {} MiB to the host in one call", .0 >> 20)]
+    HostcallLimit(usize),
     #[error("crashed: {0}")]
     Trap(String),
     /// The step returned an error.
@@ -225,10 +228,9 @@ impl Sandbox {
                 return refuse(FailureKind::Denied { import: import.clone(), grant: capability.how_to_grant() });
             }
         }
-        let timeout = invocation.timeout;
-        let log = invocation.log.clone();
+        let (timeout, hostcall_bytes, log) = (invocation.timeout, invocation.limits.hostcall_bytes, invocation.log.clone());
         match self.store(invocation) {
-            Ok(store) => Ok(PreparedRun { pre, store, timeout, log, result: None }),
+            Ok(store) => Ok(PreparedRun { pre, store, timeout, hostcall_bytes, log, result: None }),
             Err(e) => refuse(FailureKind::Trap(format!("{e:#}"))),
         }
     }
@@ -269,11 +271,14 @@ impl Sandbox {
     }
 }
 
-fn classify_trap(error: &wasmtime::Error, timeout: Duration) -> FailureKind {
+fn classify_trap(error: &wasmtime::Error, timeout: Duration, hostcall_bytes: usize) -> FailureKind {
     if error.chain().any(|e| e.is::<CpuDeadline>()) {
         return FailureKind::Timeout(timeout);
     }
     let text = format!("{error:#}");
+    if text.contains("fuel allocated for hostcalls has been exhausted") {
+        return FailureKind::HostcallLimit(hostcall_bytes);
+    }
     if text.contains("forcing trap when growing memory") || text.contains("memory allocation") {
         return FailureKind::OutOfMemory(text.lines().next().unwrap_or_default().to_string());
     }
@@ -287,7 +292,7 @@ impl FailureKind {
         match self {
             FailureKind::Denied { .. } | FailureKind::Forbidden { .. } => E::Authorization,
             FailureKind::Timeout(_) => E::Timeout,
-            FailureKind::OutOfMemory(_) => E::ResourceLimitsFailure,
+            FailureKind::OutOfMemory(_) | FailureKind::HostcallLimit(_) => E::ResourceLimitsFailure,
             FailureKind::Trap(_) => E::Unknown,
             FailureKind::Step(error) => match error {
                 WitError::AccessDenied(_) => E::Authorization,

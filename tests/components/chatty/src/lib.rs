@@ -1,5 +1,6 @@
-//! Prints `lines` (spec) lines to stdout, with terminal escapes in them.
-use lockstep_step::{Context, Error, Outcome, Step, Value, export_step};
+//! Prints `lines` (spec) lines to stdout, with terminal escapes in them; with `logMebibytes`,
+//! also sends one log message of that size to the host.
+use lockstep_step::{Context, Error, LogLevel, Outcome, Step, Value, export_step};
 
 struct Chatty;
 
@@ -11,6 +12,9 @@ impl Step for Chatty {
         };
         for i in 0..lines {
             println!("\x1b[31mline {i}\x1b[0m \x1b]0;title\x07 of chatter");
+        }
+        if let Some(Value::Integer(mebibytes)) = ctx.spec("logMebibytes") {
+            ctx.log(LogLevel::Info, &"x".repeat((mebibytes as usize) << 20));
         }
         Ok(Outcome::done())
     }
