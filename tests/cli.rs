@@ -110,3 +110,18 @@ fn plan_shows_the_tree_and_a_mermaid_diagram() {
     assert!(mermaid.starts_with("flowchart TD\n"), "{mermaid}");
     assert!(mermaid.contains("n2 --> n4") && mermaid.contains("n3 --> n4"), "the parallel pair both lead to the next step: {mermaid}");
 }
+
+#[test]
+fn on_a_terminal_run_draws_a_live_tree() {
+    let binary = env!("CARGO_BIN_EXE_lockstep");
+    // `script` gives the command a pseudo-terminal, as an interactive shell would.
+    let output = Command::new("script")
+        .args(["-qec", &format!("{binary} run pipelines/quickstart.yaml"), "/dev/null"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{screen}");
+    assert!(screen.contains("\x1b[J"), "the tree is redrawn in place: {screen:?}");
+    assert!(screen.contains("  ! stage build") && screen.contains("    ✔ package (Run)") && screen.contains("    ○ on_failure (Run)"), "{screen}");
+}

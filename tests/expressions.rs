@@ -147,3 +147,13 @@ async fn var_fills_runtime_inputs_of_stages_and_step_groups_too() {
     let missing = lockstep::exec::prepare(&parsed.pipeline, &Default::default(), &Default::default(), &Default::default(), &meta).map(|_| ()).unwrap_err();
     assert!(missing.starts_with("p.yaml:") && missing.contains("variable `region` is a runtime input with no default; pass --var region=VALUE"), "{missing}");
 }
+
+#[tokio::test]
+async fn a_stage_whose_variables_cannot_be_resolved_ends_errored_and_runs_nothing() {
+    let stages = stage("broken", &run_step("x", "true", ""), "  variables:\n    - name: v\n      type: String\n      value: <+pipeline.variables.nope>\n");
+    let ran = run(&pipeline_with_stages(&stages), "").await;
+    assert_eq!(ran.status("stages.broken"), Status::Errored);
+    assert!(ran.node("stages.broken").error.as_ref().unwrap().message.contains("<+pipeline.variables.nope>"));
+    assert_eq!(ran.status("x"), Status::Skipped);
+    assert_eq!(ran.outcome.status, Status::Errored);
+}
