@@ -139,15 +139,9 @@ pub fn check_pipeline(pipeline: &crate::pipeline::Pipeline, config: &Config) -> 
         }
     }
     let mut steps = vec![];
-    for item in &pipeline.stages {
-        let stages = match item {
-            StageItem::Stage(s) => std::slice::from_ref(s),
-            StageItem::Parallel(list) => list.as_slice(),
-        };
-        for stage in stages {
-            walk(&stage.execution.steps, &mut steps);
-            walk(&stage.execution.rollback_steps, &mut steps);
-        }
+    for stage in pipeline.stages.iter().flat_map(StageItem::stages) {
+        walk(&stage.execution.steps, &mut steps);
+        walk(&stage.execution.rollback_steps, &mut steps);
     }
     steps.iter().flat_map(|step| check_spec(step, &source(config, &step.step_type), &step.common.location)).collect()
 }

@@ -43,8 +43,18 @@ pub enum VariableValue {
 
 #[derive(Debug, Clone)]
 pub enum StageItem {
-    Stage(Stage),
+    Stage(Box<Stage>),
     Parallel(Vec<Stage>),
+}
+
+impl StageItem {
+    /// The stage, or the stages run in parallel.
+    pub fn stages(&self) -> &[Stage] {
+        match self {
+            StageItem::Stage(stage) => std::slice::from_ref(&**stage),
+            StageItem::Parallel(stages) => stages,
+        }
+    }
 }
 
 /// Fields every stage, step group and step has.

@@ -281,7 +281,7 @@ impl<'a> Decoder<'a> {
             }
             let (key, value) = &entries[0];
             match key.as_str() {
-                Some("stage") => out.extend(self.stage(value, &format!("{item_path}.stage")).map(StageItem::Stage)),
+                Some("stage") => out.extend(self.stage(value, &format!("{item_path}.stage")).map(|s| StageItem::Stage(Box::new(s)))),
                 Some("parallel") => {
                     let parallel_path = format!("{item_path}.parallel");
                     let Some(inner) = value.as_seq() else {
@@ -733,11 +733,7 @@ impl<'a> Decoder<'a> {
     /// Stage identifiers are unique in the pipeline.
     fn unique_stage_ids(&mut self, stages: &[StageItem]) {
         let mut seen = HashSet::new();
-        let all = stages.iter().flat_map(|item| match item {
-            StageItem::Stage(s) => std::slice::from_ref(s),
-            StageItem::Parallel(list) => list.as_slice(),
-        });
-        for stage in all {
+        for stage in stages.iter().flat_map(StageItem::stages) {
             if !seen.insert(stage.common.identifier.clone()) {
                 self.diags.push(duplicate(&stage.common));
             }
