@@ -99,3 +99,16 @@ fn lockstep_yaml_secrets_read_from_the_environment_and_files() {
     assert_eq!(config.secret("b").unwrap(), "from-file");
     assert!(config.secret("c").unwrap_err().contains("add `c: { env: VARIABLE }`"));
 }
+
+#[test]
+fn every_connector_type_needs_its_endpoint() {
+    let good = "connectors:\n  g: { type: Git, url: 'file:///srv/app' }\n  k: { type: Kubernetes, kubeconfig: kube.yaml, context: c }\n  m: { type: MongoDB, uri: 'mongodb://localhost/app' }\n  p: { type: Postgres, url: 'postgres://postgres@127.0.0.1/app' }\n  s: { type: Sqlite, path: app.db }\n";
+    let config = Config::parse(Path::new("lockstep.yaml"), good).unwrap();
+    assert_eq!(config.connectors.len(), 5);
+    assert_eq!(config.connectors["k"].fields["context"], "c");
+
+    let errors = Config::parse(Path::new("lockstep.yaml"), "connectors:\n  m: { type: MongoDB, url: x }\n").unwrap_err().0;
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].to_string().contains("this MongoDB connector does not say where it points: it needs `uri`"), "{}", errors[0]);
+    assert_eq!(errors[0].help.as_deref(), Some("add `uri: mongodb://localhost:27017/app`"));
+}

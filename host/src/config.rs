@@ -163,13 +163,25 @@ fn connector(node: &Node, path: &str, loc: &Loc<'_>, errors: &mut Vec<Diagnostic
             return None;
         }
     };
-    let fields = node
+    let fields: BTreeMap<String, String> = node
         .as_map()
         .unwrap_or_default()
         .iter()
         .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
         .filter(|(k, _)| k != "type")
         .collect();
+    // The field that says where the endpoint is; a connector without it points nowhere.
+    let (required, example) = match kind {
+        ConnectorKind::Git => (&["url"][..], "url: https://github.com/acme/app.git"),
+        ConnectorKind::Kubernetes => (&["kubeconfig", "inCluster"][..], "kubeconfig: ~/.kube/config"),
+        ConnectorKind::MongoDB => (&["uri"][..], "uri: mongodb://localhost:27017/app"),
+        ConnectorKind::Postgres => (&["url"][..], "url: postgres://postgres@127.0.0.1/app"),
+        ConnectorKind::Sqlite => (&["path"][..], "path: app.db"),
+    };
+    if !required.iter().any(|key| fields.contains_key(*key)) {
+        errors.push(Diagnostic::error(loc(node, path), format!("this {kind:?} connector does not say where it points: it needs `{}`", required.join("` or `"))).with_help(format!("add `{example}`")));
+        return None;
+    }
     Some(Connector { kind, fields, location: loc(node, path) })
 }
 
