@@ -1,0 +1,13 @@
+//! The Liquibase changelog model, shared by the database steps (as wasm components) and the CLI.
+//!
+//! This crate does no database I/O: it parses changelogs, computes checksums exactly as
+//! Liquibase 4.28 does, and (in later modules) decides what to run. It compiles for the host and
+//! for `wasm32-wasip2` alike.
+
+pub mod checksum;
+pub mod formatted_sql;
+pub mod model;
+mod properties;
+
+pub use checksum::{CheckSum, ChecksumVersion};
+pub use model::{Change, ChangeSet, Rollback};

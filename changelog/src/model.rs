@@ -1,0 +1,155 @@
+//! Changesets and changes as a changelog defines them (after `${}` expansion).
+
+use crate::checksum::{self, CheckSum, ChecksumVersion, SqlSettings};
+
+/// Where a problem in a changelog is, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: error: {message}{}", help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default())]
+pub struct ChangelogError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// One changelog file's changesets, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changelog {
+    /// The path as given (relative to the search root); FILENAME unless overridden.
+    pub path: String,
+    pub changesets: Vec<ChangeSet>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeSet {
+    pub id: String,
+    pub author: String,
+    /// FILENAME in DATABASECHANGELOG: the changelog's path, or its `logicalFilePath`.
+    pub file: String,
+    /// The line the changeset starts on, for messages.
+    pub line: usize,
+    pub changes: Vec<Change>,
+    pub rollback: Rollback,
+    pub preconditions: Option<Preconditions>,
+    pub run_always: bool,
+    pub run_on_change: bool,
+    pub fail_on_error: bool,
+    pub run_in_transaction: bool,
+    pub ignore: bool,
+    pub context: Option<String>,
+    pub labels: Option<String>,
+    pub dbms: Option<String>,
+    /// Checksums (or `ANY`) that are accepted in place of the computed one.
+    pub valid_checksums: Vec<String>,
+    pub comment: Option<String>,
+}
+
+impl ChangeSet {
+    /// A changeset with Liquibase's attribute defaults and no changes.
+    pub fn new(id: impl Into<String>, author: impl Into<String>, file: impl Into<String>, line: usize) -> Self {
+        ChangeSet {
+            id: id.into(),
+            author: author.into(),
+            file: file.into(),
+            line,
+            changes: vec![],
+            rollback: Rollback::Automatic,
+            preconditions: None,
+            run_always: false,
+            run_on_change: false,
+            fail_on_error: true,
+            run_in_transaction: true,
+            ignore: false,
+            context: None,
+            labels: None,
+            dbms: None,
+            valid_checksums: vec![],
+            comment: None,
+        }
+    }
+
+    /// The checksum Liquibase stores in MD5SUM for this changeset.
+    pub fn checksum(&self, version: ChecksumVersion) -> CheckSum {
+        let changes: Vec<CheckSum> = self.changes.iter().map(|c| c.checksum(version)).collect();
+        checksum::changeset(version, &changes)
+    }
+
+    /// `path::id::author`, how Liquibase names a changeset in messages.
+    pub fn identifier(&self) -> String {
+        format!("{}::{}::{}", self.file, self.id, self.author)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Sql(SqlChange),
+}
+
+impl Change {
+    pub fn checksum(&self, version: ChecksumVersion) -> CheckSum {
+        match self {
+            Change::Sql(sql) => checksum::sql(version, &sql.sql, &sql.settings),
+        }
+    }
+
+    /// The DESCRIPTION column's text for this change.
+    pub fn description(&self) -> String {
+        match self {
+            Change::Sql(_) => "sql".to_string(),
+        }
+    }
+}
+
+/// Raw SQL: a `sql` change, or the body of a formatted-SQL changeset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlChange {
+    pub sql: String,
+    pub settings: SqlSettings,
+}
+
+/// How a changeset is undone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rollback {
+    /// None given: the changes' automatic inverses, or impossible if a change has none.
+    Automatic,
+    /// Given as empty (`--rollback empty`, `rollback: []`): nothing to run; the row is deleted.
+    Empty,
+    Sql(SqlChange),
+    /// The forward changes of another changeset.
+    Reference { id: String, author: String, path: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preconditions {
+    pub on_fail: OnPrecondition,
+    pub on_error: OnPrecondition,
+    /// All must hold.
+    pub checks: Vec<Precondition>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnPrecondition {
+    Halt,
+    Continue,
+    MarkRan,
+    Warn,
+}
+
+impl OnPrecondition {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_uppercase().as_str() {
+            "HALT" => Some(OnPrecondition::Halt),
+            "CONTINUE" => Some(OnPrecondition::Continue),
+            "MARK_RAN" => Some(OnPrecondition::MarkRan),
+            "WARN" => Some(OnPrecondition::Warn),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Precondition {
+    SqlCheck { expected: String, sql: String },
+    TableExists { table: String, schema: Option<String> },
+    ViewExists { view: String, schema: Option<String> },
+}
