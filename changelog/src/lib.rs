@@ -5,9 +5,12 @@
 //! for `wasm32-wasip2` alike.
 
 pub mod checksum;
+pub mod db;
+pub mod filters;
 pub mod formatted_sql;
 pub mod model;
 mod properties;
+pub mod statements;
 
 pub use checksum::{CheckSum, ChecksumVersion};
 pub use model::{Change, ChangeSet, Rollback};

@@ -10,6 +10,11 @@
 //! secrets:               # <+secrets.getValue("id")> → where the value is read from
 //!   mongo_password: { env: MONGO_PASSWORD }
 //!   api_token:      { file: secrets/token }
+//! dbSchemas:             # where a changelog lives
+//!   DB_Orkes: { changelog: db/changelog.sql, root: . }   # FILENAME is relative to `root`
+//! dbInstances:           # a schema applied to one database
+//!   mongorelease: { schema: DB_Orkes, connector: mongo, context: prod, labels: "a,b",
+//!                   substituteProperties: { table_prefix: app_ } }
 //! stepTypes:             # custom step types, each a pinned component
 //!   Hello:
 //!     component: steps/hello.wasm
@@ -34,6 +39,32 @@ pub struct Config {
     pub connectors: BTreeMap<String, Connector>,
     pub secrets: BTreeMap<String, SecretSource>,
     pub step_types: BTreeMap<String, CustomStepType>,
+    pub db_schemas: BTreeMap<String, DbSchema>,
+    pub db_instances: BTreeMap<String, DbInstance>,
+}
+
+/// A changelog, and the directory its FILENAMEs are relative to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbSchema {
+    /// The root changelog, relative to `root`.
+    pub changelog: String,
+    /// The repository or workspace root: FILENAME in DATABASECHANGELOG is the changelog's path
+    /// relative to it, whatever the runner's working directory.
+    pub root: PathBuf,
+    pub location: Location,
+}
+
+/// One database a schema is applied to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbInstance {
+    pub schema: String,
+    pub connector: String,
+    /// Overrides the database named by the connector.
+    pub database: Option<String>,
+    pub context: Option<String>,
+    pub labels: Option<String>,
+    pub substitute_properties: BTreeMap<String, String>,
+    pub location: Location,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -106,15 +137,78 @@ impl Config {
                         _ => errors.push(Diagnostic::error(loc(node, path), format!("secret `{id}` needs exactly one of `env` or `file`")).with_help(format!("write `{id}: {{ env: VARIABLE }}` or `{id}: {{ file: path }}`"))),
                     }
                 }),
+                "dbSchemas" => for_each_entry(value, "dbSchemas", &loc, &mut errors, |id, node, path, errors| {
+                    let changelog = node.get("changelog").and_then(Node::as_str);
+                    let root = node.get("root").and_then(Node::as_str).unwrap_or(".");
+                    match changelog {
+                        Some(changelog) if !Path::new(changelog).is_absolute() => {
+                            let schema = DbSchema { changelog: changelog.to_string(), root: base.join(root), location: loc(node, path) };
+                            config.db_schemas.insert(id.to_string(), schema);
+                        }
+                        _ => errors.push(Diagnostic::error(loc(node, path), format!("db schema `{id}` needs `changelog`, a path relative to its `root`")).with_help("write e.g. `changelog: db/changelog.sql` (and `root: .`, the directory FILENAME is relative to)")),
+                    }
+                }),
+                "dbInstances" => for_each_entry(value, "dbInstances", &loc, &mut errors, |id, node, path, errors| {
+                    let text = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_string);
+                    let (Some(schema), Some(connector)) = (text("schema"), text("connector")) else {
+                        errors.push(Diagnostic::error(loc(node, path), format!("db instance `{id}` needs `schema` and `connector`")).with_help("write e.g. `{ schema: app, connector: pg }`"));
+                        return;
+                    };
+                    let substitute_properties = node.get("substituteProperties").and_then(Node::as_map).unwrap_or_default().iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect();
+                    let instance = DbInstance { schema, connector, database: text("database"), context: text("context"), labels: text("labels"), substitute_properties, location: loc(node, path) };
+                    config.db_instances.insert(id.to_string(), instance);
+                }),
                 "stepTypes" => for_each_entry(value, "stepTypes", &loc, &mut errors, |id, node, path, errors| {
                     if let Some(t) = step_type(node, path, base, &loc, errors) {
                         config.step_types.insert(id.to_string(), t);
                     }
                 }),
-                other => errors.push(Diagnostic::error(loc(key, other), format!("unknown key `{other}` in lockstep.yaml")).with_help("its keys are connectors, secrets and stepTypes")),
+                other => errors.push(Diagnostic::error(loc(key, other), format!("unknown key `{other}` in lockstep.yaml")).with_help("its keys are connectors, secrets, dbSchemas, dbInstances and stepTypes")),
             }
         }
+        config.check_db_references(&mut errors);
         if errors.is_empty() { Ok(config) } else { Err(InvalidInput(errors)) }
+    }
+
+    /// Every instance names a schema and a database connector that exist.
+    fn check_db_references(&self, errors: &mut Vec<Diagnostic>) {
+        for (id, instance) in &self.db_instances {
+            if !self.db_schemas.contains_key(&instance.schema) {
+                let known: Vec<&str> = self.db_schemas.keys().map(String::as_str).collect();
+                errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` names schema `{}`, which is not under `dbSchemas`", instance.schema)).with_help(format!("known schemas: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })));
+            }
+            match self.connectors.get(&instance.connector).map(|c| c.kind) {
+                Some(ConnectorKind::Postgres | ConnectorKind::Sqlite | ConnectorKind::MongoDB) => {}
+                Some(kind) => errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` uses connector `{}`, a {kind:?} connector", instance.connector)).with_help("a db instance needs a Postgres, Sqlite or MongoDB connector")),
+                None => errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` names connector `{}`, which is not under `connectors`", instance.connector)).with_help("add it under `connectors:`")),
+            }
+        }
+    }
+
+    /// Where the SQL database of `instance` is, with its password filled in from its secret.
+    pub fn sql_target(&self, instance: &str) -> Result<crate::capability::db::SqlTarget, String> {
+        use crate::capability::db::SqlTarget;
+        let db = self.db_instances.get(instance).ok_or_else(|| format!("db instance `{instance}` is not defined in lockstep.yaml"))?;
+        let connector = &self.connectors[&db.connector];
+        match connector.kind {
+            ConnectorKind::Postgres => {
+                let mut config: tokio_postgres::Config = connector.fields["url"].parse().map_err(|e| format!("connector `{}`: `url` is not a PostgreSQL URL: {e}", db.connector))?;
+                if let Some(database) = &db.database {
+                    config.dbname(database);
+                }
+                if let Some(secret) = connector.fields.get("passwordRef") {
+                    config.password(self.secret(secret)?);
+                }
+                Ok(SqlTarget::Postgres(config))
+            }
+            ConnectorKind::Sqlite => Ok(SqlTarget::Sqlite { path: self.base().join(&connector.fields["path"]) }),
+            kind => Err(format!("db instance `{instance}` uses a {kind:?} connector, not a SQL one")),
+        }
+    }
+
+    /// The directory relative paths in this file are relative to.
+    pub fn base(&self) -> PathBuf {
+        self.path.as_deref().and_then(Path::parent).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 
     /// Reads a secret's value; the error says which secret and how to provide it.
@@ -229,3 +323,4 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
     }
     Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, limits, location: loc(node, path) })
 }
+

@@ -7,12 +7,13 @@
 //! interface its step was not granted is refused, naming the import. Host functions check the
 //! grant again on every call, so a denial never depends on the import check alone.
 
+pub mod db;
 pub mod process;
 
 use std::path::PathBuf;
 
 /// What one step may use beyond the step API.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Grants {
     /// Run shell scripts as host subprocesses in the stage workspace.
     pub process: bool,
@@ -20,6 +21,8 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// Directories preopened for the component (none otherwise).
     pub files: Vec<FileGrant>,
+    /// Database instances the step may open by label (none otherwise).
+    pub db: Vec<db::DbGrant>,
 }
 
 /// A host directory preopened for a step.
@@ -36,6 +39,7 @@ pub struct FileGrant {
 pub enum Capability {
     Process,
     Files,
+    Db,
 }
 
 impl Capability {
@@ -43,6 +47,7 @@ impl Capability {
         match self {
             Capability::Process => grants.process,
             Capability::Files => !grants.files.is_empty(),
+            Capability::Db => !grants.db.is_empty(),
         }
     }
 
@@ -51,6 +56,7 @@ impl Capability {
         match self {
             Capability::Process => "grants: { process: true }",
             Capability::Files => "grants: { files: [{ path: ., readOnly: true }] }",
+            Capability::Db => "grants: { db: [INSTANCE] }",
         }
     }
 }
@@ -70,6 +76,7 @@ pub fn requirement(name: &str) -> Requirement {
     match package {
         "lockstep:step" | "lockstep:common" => Requirement::Always,
         "lockstep:process" => Requirement::Granted(Capability::Process),
+        "lockstep:db" => Requirement::Granted(Capability::Db),
         "wasi:io" | "wasi:clocks" | "wasi:random" | "wasi:cli" => Requirement::Always,
         "wasi:filesystem" => Requirement::Granted(Capability::Files),
         "wasi:sockets" => Requirement::Never("steps get no network sockets; reach clusters and databases through the lockstep capabilities, which check grants"),
@@ -95,6 +102,11 @@ mod tests {
         assert_eq!(need, Requirement::Granted(Capability::Process));
         assert!(!Capability::Process.granted(&Grants::default()));
         assert!(Capability::Process.granted(&Grants { process: true, ..Grants::default() }));
+    }
+
+    #[test]
+    fn databases_need_their_grant() {
+        assert_eq!(requirement("lockstep:db/sql@0.1.0"), Requirement::Granted(Capability::Db));
     }
 
     #[test]

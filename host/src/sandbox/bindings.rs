@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     with: {
         "lockstep:step/host.context": super::context::StepContext,
+        "lockstep:db/sql.connection": crate::capability::db::SqlConnection,
     },
 });
 

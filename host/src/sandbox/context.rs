@@ -18,7 +18,7 @@ pub struct StepContext;
 /// What the host functions of one step run can see. Lives in the `Store`, dropped with it.
 pub struct StepState {
     pub(super) wasi: WasiCtx,
-    pub(super) table: ResourceTable,
+    pub(crate) table: ResourceTable,
     pub(super) limits: StoreLimits,
     pub(crate) run: StepRun,
 }

@@ -1,0 +1,103 @@
+//! What the engine needs from a SQL database. The steps implement [`Sql`] over the
+//! `lockstep:db/sql` host interface; the host implements it over its drivers.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgresql,
+    Sqlite,
+}
+
+impl Dialect {
+    /// The name `dbms` filters use.
+    pub fn dbms_name(self) -> &'static str {
+        match self {
+            Dialect::Postgresql => "postgresql",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// A parameter or result value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Boolean(bool),
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Value {
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn as_integer(&self) -> Option<i64> {
+        match self {
+            Value::Integer(i) => Some(*i),
+            Value::Text(t) => t.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(text: &str) -> Self {
+        Value::Text(text.to_string())
+    }
+}
+
+impl From<Option<&str>> for Value {
+    fn from(text: Option<&str>) -> Self {
+        text.map_or(Value::Null, Value::from)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// A database error, classified the way the step interfaces report errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbError {
+    AccessDenied(String),
+    NotFound(String),
+    Conflict(String),
+    Invalid(String),
+    Unavailable(String),
+    /// The statement failed (syntax, constraint, …): the database's own message.
+    Failed(String),
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::AccessDenied(m) => write!(f, "access denied: {m}"),
+            DbError::NotFound(m) => write!(f, "not found: {m}"),
+            DbError::Conflict(m) => write!(f, "conflict: {m}"),
+            DbError::Invalid(m) => write!(f, "invalid: {m}"),
+            DbError::Unavailable(m) => write!(f, "unavailable: {m}"),
+            DbError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+/// A SQL session. Statements run in order on one connection, so `BEGIN` … `COMMIT` through
+/// [`Sql::batch`] form one transaction.
+pub trait Sql {
+    fn dialect(&self) -> Dialect;
+    fn batch(&mut self, sql: &str) -> Result<(), DbError>;
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
+    fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError>;
+    fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError>;
+}

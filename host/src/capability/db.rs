@@ -1,0 +1,306 @@
+//! `lockstep:db/sql`: SQL connections to the `dbInstances` a step was granted.
+//!
+//! Invariants: `open` checks the grant before any I/O and never reveals whether an ungranted
+//! instance exists; a step sees instance labels only, never addresses or credentials; each
+//! connection belongs to one step run and closes with its store.
+
+use std::path::PathBuf;
+
+use lockstep_changelog::db::{DbError, Dialect, Rows, Value};
+use tokio_postgres::types::{ToSql, Type};
+use wasmtime::component::Resource;
+
+use crate::sandbox::StepState;
+use crate::sandbox::bindings::WitError;
+use crate::sandbox::bindings::lockstep::db::sql as wit;
+
+/// A `dbInstance` a step may open, with where it points (resolved from lockstep.yaml).
+#[derive(Debug, Clone)]
+pub struct DbGrant {
+    pub instance: String,
+    pub target: SqlTarget,
+}
+
+#[derive(Clone)]
+pub enum SqlTarget {
+    /// Password included, when the connector has one.
+    Postgres(tokio_postgres::Config),
+    Sqlite { path: PathBuf },
+}
+
+impl std::fmt::Debug for SqlTarget {
+    // Never print a PostgreSQL config: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SqlTarget::Postgres(_) => f.write_str("Postgres(..)"),
+            SqlTarget::Sqlite { path } => write!(f, "Sqlite {{ path: {path:?} }}"),
+        }
+    }
+}
+
+/// An open session.
+pub enum SqlConnection {
+    Postgres(tokio_postgres::Client),
+    Sqlite(rusqlite::Connection),
+}
+
+fn pg_error(error: tokio_postgres::Error) -> DbError {
+    match error.as_db_error() {
+        Some(db) => DbError::Failed(format!("{}: {}", db.code().code(), db.message())),
+        None if error.is_closed() => DbError::Unavailable(format!("the connection closed: {error}")),
+        None => DbError::Failed(error.to_string()),
+    }
+}
+
+fn sqlite_error(error: rusqlite::Error) -> DbError {
+    match error {
+        rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DatabaseBusy || code.code == rusqlite::ErrorCode::DatabaseLocked => DbError::Conflict(error.to_string()),
+        other => DbError::Failed(other.to_string()),
+    }
+}
+
+impl SqlConnection {
+    pub async fn open(target: &SqlTarget) -> Result<Self, DbError> {
+        match target {
+            SqlTarget::Postgres(config) => {
+                let (client, driver) = config.connect(tokio_postgres::NoTls).await.map_err(|e| DbError::Unavailable(format!("connecting to PostgreSQL: {e}")))?;
+                tokio::spawn(driver);
+                Ok(SqlConnection::Postgres(client))
+            }
+            SqlTarget::Sqlite { path } => {
+                let connection = rusqlite::Connection::open(path).map_err(|e| DbError::Unavailable(format!("opening {}: {e}", path.display())))?;
+                // Concurrent writers wait for each other rather than failing at once.
+                connection.busy_timeout(std::time::Duration::from_secs(30)).map_err(sqlite_error)?;
+                Ok(SqlConnection::Sqlite(connection))
+            }
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            SqlConnection::Postgres(_) => Dialect::Postgresql,
+            SqlConnection::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        match self {
+            SqlConnection::Postgres(client) => client.batch_execute(sql).await.map_err(pg_error),
+            SqlConnection::Sqlite(connection) => connection.execute_batch(sql).map_err(sqlite_error),
+        }
+    }
+
+    pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        match self {
+            SqlConnection::Postgres(client) => {
+                let typed = pg_params(params);
+                let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed.iter().map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone())).collect();
+                client.execute_typed(sql, &refs).await.map_err(pg_error)
+            }
+            SqlConnection::Sqlite(connection) => {
+                let mut statement = connection.prepare(sql).map_err(sqlite_error)?;
+                let changed = statement.execute(rusqlite::params_from_iter(params.iter().map(sqlite_param))).map_err(sqlite_error)?;
+                Ok(changed as u64)
+            }
+        }
+    }
+
+    pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        match self {
+            SqlConnection::Postgres(client) => {
+                let typed = pg_params(params);
+                let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed.iter().map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone())).collect();
+                let rows = client.query_typed(sql, &refs).await.map_err(pg_error)?;
+                let columns = rows.first().map(|r| r.columns().iter().map(|c| c.name().to_string()).collect()).unwrap_or_default();
+                let rows = rows.iter().map(pg_row).collect::<Result<_, _>>()?;
+                Ok(Rows { columns, rows })
+            }
+            SqlConnection::Sqlite(connection) => {
+                let mut statement = connection.prepare(sql).map_err(sqlite_error)?;
+                let columns: Vec<String> = statement.column_names().map(str::to_string).collect();
+                let width = columns.len();
+                let mut result = statement.query(rusqlite::params_from_iter(params.iter().map(sqlite_param))).map_err(sqlite_error)?;
+                let mut rows = vec![];
+                while let Some(row) = result.next().map_err(sqlite_error)? {
+                    rows.push((0..width).map(|i| sqlite_value(row.get_ref(i))).collect::<Result<_, _>>()?);
+                }
+                Ok(Rows { columns, rows })
+            }
+        }
+    }
+
+    pub async fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError> {
+        match self {
+            SqlConnection::Postgres(client) => {
+                let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await.map_err(pg_error)?;
+                Ok(row.get::<_, bool>(0))
+            }
+            SqlConnection::Sqlite(_) => Ok(true),
+        }
+    }
+
+    pub async fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError> {
+        match self {
+            SqlConnection::Postgres(client) => client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await.map(|_| ()).map_err(pg_error),
+            SqlConnection::Sqlite(_) => Ok(()),
+        }
+    }
+}
+
+/// Parameters with explicit types, so that the server casts them to the column's type.
+fn pg_params(params: &[Value]) -> Vec<(Box<dyn ToSql + Sync + Send>, Type)> {
+    params
+        .iter()
+        .map(|value| -> (Box<dyn ToSql + Sync + Send>, Type) {
+            match value {
+                Value::Null => (Box::new(None::<String>), Type::TEXT),
+                Value::Boolean(b) => (Box::new(*b), Type::BOOL),
+                Value::Integer(i) => (Box::new(*i), Type::INT8),
+                Value::Float(f) => (Box::new(*f), Type::FLOAT8),
+                Value::Text(t) => (Box::new(t.clone()), Type::TEXT),
+            }
+        })
+        .collect()
+}
+
+fn pg_row(row: &tokio_postgres::Row) -> Result<Vec<Value>, DbError> {
+    (0..row.len())
+        .map(|i| {
+            let column = &row.columns()[i];
+            let ty = column.type_();
+            let value = if *ty == Type::BOOL {
+                row.try_get::<_, Option<bool>>(i).map(|v| v.map_or(Value::Null, Value::Boolean))
+            } else if *ty == Type::INT2 {
+                row.try_get::<_, Option<i16>>(i).map(|v| v.map_or(Value::Null, |n| Value::Integer(n.into())))
+            } else if *ty == Type::INT4 {
+                row.try_get::<_, Option<i32>>(i).map(|v| v.map_or(Value::Null, |n| Value::Integer(n.into())))
+            } else if *ty == Type::INT8 {
+                row.try_get::<_, Option<i64>>(i).map(|v| v.map_or(Value::Null, Value::Integer))
+            } else if *ty == Type::FLOAT4 {
+                row.try_get::<_, Option<f32>>(i).map(|v| v.map_or(Value::Null, |n| Value::Float(n.into())))
+            } else if *ty == Type::FLOAT8 {
+                row.try_get::<_, Option<f64>>(i).map(|v| v.map_or(Value::Null, Value::Float))
+            } else if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty) {
+                row.try_get::<_, Option<String>>(i).map(|v| v.map_or(Value::Null, Value::Text))
+            } else {
+                return Err(DbError::Invalid(format!("column `{}` has type {ty}; cast it to text in the query", column.name())));
+            };
+            value.map_err(|e| DbError::Failed(e.to_string()))
+        })
+        .collect()
+}
+
+fn sqlite_param(value: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as S;
+    match value {
+        Value::Null => S::Null,
+        Value::Boolean(b) => S::Integer(i64::from(*b)),
+        Value::Integer(i) => S::Integer(*i),
+        Value::Float(f) => S::Real(*f),
+        Value::Text(t) => S::Text(t.clone()),
+    }
+}
+
+fn sqlite_value(value: rusqlite::Result<rusqlite::types::ValueRef<'_>>) -> Result<Value, DbError> {
+    use rusqlite::types::ValueRef as S;
+    Ok(match value.map_err(sqlite_error)? {
+        S::Null => Value::Null,
+        S::Integer(i) => Value::Integer(i),
+        S::Real(f) => Value::Float(f),
+        S::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        S::Blob(_) => return Err(DbError::Invalid("blob columns are not supported; select them as hex text".into())),
+    })
+}
+
+// ---- the WIT interface ------------------------------------------------------------------------
+
+fn to_wit_error(error: DbError) -> WitError {
+    match error {
+        DbError::AccessDenied(m) => WitError::AccessDenied(m),
+        DbError::NotFound(m) => WitError::NotFound(m),
+        DbError::Conflict(m) => WitError::Conflict(m),
+        DbError::Invalid(m) => WitError::Invalid(m),
+        DbError::Unavailable(m) => WitError::Unavailable(m),
+        DbError::Failed(m) => WitError::Failed(m),
+    }
+}
+
+fn from_wit_value(value: wit::Value) -> Value {
+    match value {
+        wit::Value::Null => Value::Null,
+        wit::Value::Boolean(b) => Value::Boolean(b),
+        wit::Value::Integer(i) => Value::Integer(i),
+        wit::Value::Float(f) => Value::Float(f),
+        wit::Value::Text(t) => Value::Text(t),
+    }
+}
+
+fn to_wit_value(value: Value) -> wit::Value {
+    match value {
+        Value::Null => wit::Value::Null,
+        Value::Boolean(b) => wit::Value::Boolean(b),
+        Value::Integer(i) => wit::Value::Integer(i),
+        Value::Float(f) => wit::Value::Float(f),
+        Value::Text(t) => wit::Value::Text(t),
+    }
+}
+
+fn to_wit_rows(rows: Rows) -> wit::Rows {
+    wit::Rows { columns: rows.columns, rows: rows.rows.into_iter().map(|r| r.into_iter().map(to_wit_value).collect()).collect() }
+}
+
+impl StepState {
+    fn connection(&mut self, handle: &Resource<SqlConnection>) -> wasmtime::Result<&mut SqlConnection> {
+        Ok(self.table.get_mut(handle)?)
+    }
+}
+
+impl wit::Host for StepState {}
+
+impl wit::HostConnection for StepState {
+    async fn open(&mut self, instance: String) -> wasmtime::Result<Result<Resource<SqlConnection>, WitError>> {
+        let Some(grant) = self.run.grants.db.iter().find(|g| g.instance == instance) else {
+            let granted: Vec<&str> = self.run.grants.db.iter().map(|g| g.instance.as_str()).collect();
+            return Ok(Err(WitError::AccessDenied(format!("step `{}` was not granted database instance `{instance}` (granted: {})", self.run.identifier, if granted.is_empty() { "none".to_string() } else { granted.join(", ") }))));
+        };
+        let target = grant.target.clone();
+        match SqlConnection::open(&target).await {
+            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
+    async fn dialect(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<wit::Dialect> {
+        Ok(match self.connection(&handle)?.dialect() {
+            Dialect::Postgresql => wit::Dialect::Postgresql,
+            Dialect::Sqlite => wit::Dialect::Sqlite,
+        })
+    }
+
+    async fn batch(&mut self, handle: Resource<SqlConnection>, sql: String) -> wasmtime::Result<Result<(), WitError>> {
+        Ok(self.connection(&handle)?.batch(&sql).await.map_err(to_wit_error))
+    }
+
+    async fn execute(&mut self, handle: Resource<SqlConnection>, sql: String, params: Vec<wit::Value>) -> wasmtime::Result<Result<u64, WitError>> {
+        let params: Vec<Value> = params.into_iter().map(from_wit_value).collect();
+        Ok(self.connection(&handle)?.execute(&sql, &params).await.map_err(to_wit_error))
+    }
+
+    async fn query(&mut self, handle: Resource<SqlConnection>, sql: String, params: Vec<wit::Value>) -> wasmtime::Result<Result<wit::Rows, WitError>> {
+        let params: Vec<Value> = params.into_iter().map(from_wit_value).collect();
+        Ok(self.connection(&handle)?.query(&sql, &params).await.map(to_wit_rows).map_err(to_wit_error))
+    }
+
+    async fn try_advisory_lock(&mut self, handle: Resource<SqlConnection>, key: i64) -> wasmtime::Result<Result<bool, WitError>> {
+        Ok(self.connection(&handle)?.try_advisory_lock(key).await.map_err(to_wit_error))
+    }
+
+    async fn advisory_unlock(&mut self, handle: Resource<SqlConnection>, key: i64) -> wasmtime::Result<Result<(), WitError>> {
+        Ok(self.connection(&handle)?.advisory_unlock(key).await.map_err(to_wit_error))
+    }
+
+    async fn drop(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
