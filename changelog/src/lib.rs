@@ -6,6 +6,7 @@
 
 pub mod checksum;
 pub mod db;
+pub mod engine;
 pub mod filters;
 pub mod formatted_sql;
 pub mod model;

@@ -41,7 +41,31 @@ impl std::fmt::Debug for SqlTarget {
 /// An open session.
 pub enum SqlConnection {
     Postgres(tokio_postgres::Client),
-    Sqlite(rusqlite::Connection),
+    Sqlite(SqliteSession),
+}
+
+/// A SQLite connection, and the file lock that stands in for PostgreSQL's advisory lock: an
+/// exclusive `flock` on `<database>.lockstep-lock`, which the OS releases if the process dies.
+pub struct SqliteSession {
+    connection: rusqlite::Connection,
+    lock_path: PathBuf,
+    lock: Option<std::fs::File>,
+}
+
+impl SqliteSession {
+    fn try_lock(&mut self) -> Result<bool, DbError> {
+        use std::os::fd::AsRawFd;
+        if self.lock.is_some() {
+            return Ok(true);
+        }
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&self.lock_path).map_err(|e| DbError::Unavailable(format!("opening {}: {e}", self.lock_path.display())))?;
+        // SAFETY: flock on a descriptor we own; no memory is shared with the kernel.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if taken {
+            self.lock = Some(file);
+        }
+        Ok(taken)
+    }
 }
 
 fn pg_error(error: tokio_postgres::Error) -> DbError {
@@ -71,7 +95,9 @@ impl SqlConnection {
                 let connection = rusqlite::Connection::open(path).map_err(|e| DbError::Unavailable(format!("opening {}: {e}", path.display())))?;
                 // Concurrent writers wait for each other rather than failing at once.
                 connection.busy_timeout(std::time::Duration::from_secs(30)).map_err(sqlite_error)?;
-                Ok(SqlConnection::Sqlite(connection))
+                let mut lock_path = path.clone().into_os_string();
+                lock_path.push(".lockstep-lock");
+                Ok(SqlConnection::Sqlite(SqliteSession { connection, lock_path: lock_path.into(), lock: None }))
             }
         }
     }
@@ -86,7 +112,7 @@ impl SqlConnection {
     pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
             SqlConnection::Postgres(client) => client.batch_execute(sql).await.map_err(pg_error),
-            SqlConnection::Sqlite(connection) => connection.execute_batch(sql).map_err(sqlite_error),
+            SqlConnection::Sqlite(session) => session.connection.execute_batch(sql).map_err(sqlite_error),
         }
     }
 
@@ -97,8 +123,8 @@ impl SqlConnection {
                 let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed.iter().map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone())).collect();
                 client.execute_typed(sql, &refs).await.map_err(pg_error)
             }
-            SqlConnection::Sqlite(connection) => {
-                let mut statement = connection.prepare(sql).map_err(sqlite_error)?;
+            SqlConnection::Sqlite(session) => {
+                let mut statement = session.connection.prepare(sql).map_err(sqlite_error)?;
                 let changed = statement.execute(rusqlite::params_from_iter(params.iter().map(sqlite_param))).map_err(sqlite_error)?;
                 Ok(changed as u64)
             }
@@ -115,8 +141,8 @@ impl SqlConnection {
                 let rows = rows.iter().map(pg_row).collect::<Result<_, _>>()?;
                 Ok(Rows { columns, rows })
             }
-            SqlConnection::Sqlite(connection) => {
-                let mut statement = connection.prepare(sql).map_err(sqlite_error)?;
+            SqlConnection::Sqlite(session) => {
+                let mut statement = session.connection.prepare(sql).map_err(sqlite_error)?;
                 let columns: Vec<String> = statement.column_names().map(str::to_string).collect();
                 let width = columns.len();
                 let mut result = statement.query(rusqlite::params_from_iter(params.iter().map(sqlite_param))).map_err(sqlite_error)?;
@@ -135,15 +161,58 @@ impl SqlConnection {
                 let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await.map_err(pg_error)?;
                 Ok(row.get::<_, bool>(0))
             }
-            SqlConnection::Sqlite(_) => Ok(true),
+            SqlConnection::Sqlite(session) => session.try_lock(),
         }
     }
 
     pub async fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError> {
         match self {
             SqlConnection::Postgres(client) => client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await.map(|_| ()).map_err(pg_error),
-            SqlConnection::Sqlite(_) => Ok(()),
+            SqlConnection::Sqlite(session) => {
+                // Closing the file releases the flock.
+                session.lock = None;
+                Ok(())
+            }
         }
+    }
+}
+
+/// Drives a [`SqlConnection`] from synchronous code (the changelog engine) on a tokio runtime.
+/// Its methods block, so call them off the runtime's worker threads.
+pub struct BlockingSql {
+    connection: SqlConnection,
+    runtime: tokio::runtime::Handle,
+}
+
+impl BlockingSql {
+    pub fn new(connection: SqlConnection, runtime: tokio::runtime::Handle) -> Self {
+        BlockingSql { connection, runtime }
+    }
+}
+
+impl lockstep_changelog::db::Sql for BlockingSql {
+    fn dialect(&self) -> Dialect {
+        self.connection.dialect()
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        self.runtime.block_on(self.connection.batch(sql))
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        self.runtime.block_on(self.connection.execute(sql, params))
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        self.runtime.block_on(self.connection.query(sql, params))
+    }
+
+    fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError> {
+        self.runtime.block_on(self.connection.try_advisory_lock(key))
+    }
+
+    fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError> {
+        self.runtime.block_on(self.connection.advisory_unlock(key))
     }
 }
 

@@ -1,0 +1,319 @@
+//! The changelog engine against real databases: PostgreSQL at 127.0.0.1:5432 (each test creates
+//! and drops its own database) and SQLite files, through the same drivers the DB steps use.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use lockstep::capability::db::{BlockingSql, SqlConnection, SqlTarget};
+use lockstep_changelog::db::{Sql, Value};
+use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
+use lockstep_changelog::formatted_sql;
+use lockstep_changelog::model::Changelog;
+
+/// A database that exists for one test.
+enum TestDb {
+    Postgres { runtime: tokio::runtime::Runtime, name: String },
+    Sqlite { runtime: tokio::runtime::Runtime, _dir: tempfile::TempDir, path: std::path::PathBuf },
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+}
+
+fn admin_sql(runtime: &tokio::runtime::Runtime, statement: &str) {
+    let statement = statement.to_string();
+    runtime.block_on(async move {
+        let (client, driver) = tokio_postgres::connect("host=127.0.0.1 user=postgres dbname=postgres", tokio_postgres::NoTls).await.expect("PostgreSQL at 127.0.0.1:5432");
+        tokio::spawn(driver);
+        client.batch_execute(&statement).await.unwrap();
+    });
+}
+
+impl TestDb {
+    fn postgres() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("lockstep_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let runtime = runtime();
+        admin_sql(&runtime, &format!("CREATE DATABASE {name}"));
+        TestDb::Postgres { runtime, name }
+    }
+
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        TestDb::Sqlite { runtime: runtime(), _dir: dir, path }
+    }
+
+    fn both() -> [TestDb; 2] {
+        [TestDb::postgres(), TestDb::sqlite()]
+    }
+
+    fn target(&self) -> SqlTarget {
+        match self {
+            TestDb::Postgres { name, .. } => SqlTarget::Postgres(format!("host=127.0.0.1 user=postgres dbname={name}").parse().unwrap()),
+            TestDb::Sqlite { path, .. } => SqlTarget::Sqlite { path: path.clone() },
+        }
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        match self {
+            TestDb::Postgres { runtime, .. } | TestDb::Sqlite { runtime, .. } => runtime,
+        }
+    }
+
+    /// A new session (as a new runner would open).
+    fn session(&self) -> BlockingSql {
+        let target = self.target();
+        let connection = self.runtime().block_on(async move { SqlConnection::open(&target).await }).unwrap();
+        BlockingSql::new(connection, self.runtime().handle().clone())
+    }
+
+    fn scalar(&self, sql: &str) -> Value {
+        self.session().query(sql, &[]).unwrap().rows.first().and_then(|r| r.first().cloned()).unwrap_or(Value::Null)
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.scalar(sql).as_integer().unwrap()
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            TestDb::Postgres { .. } => "postgresql",
+            TestDb::Sqlite { .. } => "sqlite",
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { runtime, name } = self {
+            admin_sql(runtime, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+fn changelog(source: &str) -> Changelog {
+    formatted_sql::parse("db/changelog.sql", source, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+const THREE: &str = "--liquibase formatted sql
+--changeset alice:1
+create table t1 (id int primary key, name text);
+--rollback drop table t1;
+--changeset alice:2
+alter table t1 add column x int;
+--rollback alter table t1 drop column x;
+--changeset bob:3
+insert into t1 (id, name) values (1, 'one');
+--rollback delete from t1 where id = 1;
+";
+
+fn settings() -> RunSettings {
+    RunSettings { holder: "test".into(), lock_wait: Duration::from_millis(500), ..RunSettings::default() }
+}
+
+fn update(db: &TestDb, log: &Changelog) -> Result<Vec<String>, EngineError> {
+    let mut session = db.session();
+    Engine::new(&mut session, settings()).update(log, None, false).map(|r| r.applied)
+}
+
+#[test]
+fn update_applies_pending_changesets_once_with_liquibase_rows() {
+    for db in TestDb::both() {
+        let log = changelog(THREE);
+        assert_eq!(update(&db, &log).unwrap().len(), 3, "{}", db.name());
+        assert_eq!(update(&db, &log).unwrap().len(), 0, "a second update has nothing to do ({})", db.name());
+        assert_eq!(db.count("SELECT COUNT(*) FROM t1"), 1);
+        let rows = db.session().query("SELECT ID, AUTHOR, FILENAME, ORDEREXECUTED, EXECTYPE, MD5SUM, DESCRIPTION, COMMENTS, TAG, LIQUIBASE, CONTEXTS, LABELS, DEPLOYMENT_ID FROM DATABASECHANGELOG ORDER BY ORDEREXECUTED", &[]).unwrap().rows;
+        assert_eq!(rows.len(), 3);
+        let first = &rows[0];
+        assert_eq!(first[..8], [Value::from("1"), Value::from("alice"), Value::from("db/changelog.sql"), Value::Integer(1), Value::from("EXECUTED"), Value::from("9:71e9465eb9023b52374c5c6ee43c39e0"), Value::from("sql"), Value::from("")], "{}", db.name());
+        assert_eq!(first[8..12], [Value::Null, Value::from("4.28.0"), Value::Null, Value::Null]);
+        assert_eq!(first[12].as_text().unwrap().len(), 10, "DEPLOYMENT_ID is 10 digits");
+        assert_eq!(rows[2][3], Value::Integer(3));
+    }
+}
+
+#[test]
+fn the_tracking_tables_have_liquibases_shape_on_postgresql() {
+    let db = TestDb::postgres();
+    update(&db, &changelog(THREE)).unwrap();
+    let columns = db.session().query("SELECT column_name::text || ' ' || data_type::text || coalesce('(' || character_maximum_length::text || ')', '') || ' ' || is_nullable::text FROM information_schema.columns WHERE table_name = 'databasechangelog' ORDER BY ordinal_position", &[]).unwrap();
+    let columns: Vec<String> = columns.rows.iter().map(|r| r[0].as_text().unwrap().to_string()).collect();
+    assert_eq!(columns, [
+        "id character varying(255) NO", "author character varying(255) NO", "filename character varying(255) NO",
+        "dateexecuted timestamp without time zone NO", "orderexecuted integer NO", "exectype character varying(10) NO",
+        "md5sum character varying(35) YES", "description character varying(255) YES", "comments character varying(255) YES",
+        "tag character varying(255) YES", "liquibase character varying(20) YES", "contexts character varying(255) YES",
+        "labels character varying(255) YES", "deployment_id character varying(10) YES",
+    ]);
+    assert_eq!(db.count("SELECT COUNT(*) FROM information_schema.table_constraints WHERE table_name = 'databasechangelog' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"), 0, "no primary key");
+    let lock = db.session().query("SELECT ID, LOCKED, LOCKEDBY FROM DATABASECHANGELOGLOCK", &[]).unwrap().rows;
+    assert_eq!(lock, [vec![Value::Integer(1), Value::Boolean(false), Value::Null]], "released after the update");
+}
+
+#[test]
+fn a_failing_changeset_leaves_no_row_and_no_ddl_and_earlier_ones_stay() {
+    for db in TestDb::both() {
+        let log = changelog("--liquibase formatted sql\n--changeset a:1\ncreate table good (id int);\n--changeset a:2\ncreate table half (id int);\ninsert into nowhere values (1);\n--changeset a:3\ncreate table never (id int);\n");
+        let error = update(&db, &log).unwrap_err();
+        assert!(matches!(&error, EngineError::ChangeSetFailed { changeset, applied: 1, .. } if changeset == "db/changelog.sql::2::a"), "{error}");
+        assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG"), 1, "{}", db.name());
+        let tables = match db {
+            TestDb::Postgres { .. } => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN ('good', 'half', 'never')",
+            TestDb::Sqlite { .. } => "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('good', 'half', 'never')",
+        };
+        assert_eq!(db.count(tables), 1, "only `good` exists ({})", db.name());
+    }
+}
+
+#[test]
+fn mark_failed_as_ran_records_the_failed_changeset() {
+    let db = TestDb::postgres();
+    let log = changelog("--liquibase formatted sql\n--changeset a:1\nselect 1;\n--changeset a:2\ninsert into nowhere values (1);\n--changeset a:3\nselect 3;\n");
+    let mut session = db.session();
+    let error = Engine::new(&mut session, settings()).update(&log, None, true).unwrap_err();
+    assert!(matches!(error, EngineError::ChangeSetFailed { .. }));
+    assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG WHERE ID = '2' AND EXECTYPE = 'EXECUTED'"), 1);
+    assert_eq!(update(&db, &log).unwrap(), ["db/changelog.sql::3::a"], "the next update goes past it");
+}
+
+#[test]
+fn rollback_by_count_and_by_tag() {
+    for db in TestDb::both() {
+        let log = changelog(THREE);
+        update(&db, &log).unwrap();
+        let mut session = db.session();
+        let mut engine = Engine::new(&mut session, settings());
+        assert_eq!(engine.rollback(&log, &RollbackTarget::Count(1)).unwrap().rolled_back, ["db/changelog.sql::3::bob"]);
+        engine.tag("v1").unwrap();
+        drop(engine);
+        assert_eq!(db.count("SELECT COUNT(*) FROM t1"), 0);
+        update(&db, &log).unwrap();
+        let mut session = db.session();
+        let mut engine = Engine::new(&mut session, settings());
+        assert_eq!(engine.rollback(&log, &RollbackTarget::Tag("v1".into())).unwrap().rolled_back, ["db/changelog.sql::3::bob"]);
+        let error = engine.rollback(&log, &RollbackTarget::Tag("nope".into())).unwrap_err();
+        assert!(error.to_string().contains("tag `nope` is not in DATABASECHANGELOG (tags there: v1)"), "{error}");
+        assert_eq!(engine.rollback(&log, &RollbackTarget::Count(10)).unwrap().rolled_back.len(), 2, "{}", db.name());
+        drop(engine);
+        assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG"), 0);
+    }
+}
+
+#[test]
+fn a_rollback_that_cannot_be_done_is_refused_before_any_write() {
+    let db = TestDb::postgres();
+    let log = changelog("--liquibase formatted sql\n--changeset a:1\ncreate table a (id int);\n--rollback drop table a;\n--changeset a:2\ncreate table b (id int);\n");
+    update(&db, &log).unwrap();
+    let mut session = db.session();
+    let error = Engine::new(&mut session, settings()).rollback(&log, &RollbackTarget::Count(2)).unwrap_err();
+    assert!(error.to_string().contains("db/changelog.sql:5: changeset db/changelog.sql::2::a has no rollback"), "{error}");
+    assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG"), 2, "nothing was rolled back");
+}
+
+#[test]
+fn a_changed_changeset_is_refused_before_any_write_unless_accepted() {
+    for db in TestDb::both() {
+        update(&db, &changelog(THREE)).unwrap();
+        let edited = format!("{}--changeset bob:4\nselect 4;\n", THREE.replace("add column x int", "add column x bigint"));
+        let error = update(&db, &changelog(&edited)).unwrap_err();
+        assert!(error.to_string().contains("changeset db/changelog.sql::2::alice was changed after it ran: its checksum was 9:661738456b595edcd9f303ca0bc59b50"), "{error}");
+        assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG"), 3, "changeset 4 did not run ({})", db.name());
+
+        let accepted = edited.replace("--changeset alice:2\n", "--changeset alice:2\n--validCheckSum: ANY\n");
+        assert_eq!(update(&db, &changelog(&accepted)).unwrap(), ["db/changelog.sql::4::bob"]);
+        let rerun = edited.replace("--changeset alice:2", "--changeset alice:2 runOnChange:true").replace("add column x bigint", "add column y int");
+        assert_eq!(update(&db, &changelog(&rerun)).unwrap(), ["db/changelog.sql::2::alice"]);
+        assert_eq!(db.scalar("SELECT EXECTYPE FROM DATABASECHANGELOG WHERE ID = '2'"), Value::from("RERAN"));
+    }
+}
+
+#[test]
+fn a_stale_lock_left_by_a_dead_runner_is_taken_over_and_liquibases_is_waited_for() {
+    for db in TestDb::both() {
+        let log = changelog(THREE);
+        update(&db, &changelog("--liquibase formatted sql\n--changeset a:0\nselect 0;\n")).unwrap();
+        db.session().execute("UPDATE DATABASECHANGELOGLOCK SET LOCKED = TRUE, LOCKEDBY = 'lockstep killed-runner', LOCKGRANTED = CURRENT_TIMESTAMP", &[]).unwrap();
+        let mut session = db.session();
+        let mut engine = Engine::new(&mut session, settings());
+        assert_eq!(engine.update(&log, None, false).unwrap().applied.len(), 3, "{}", db.name());
+        assert!(engine.notes.iter().any(|n| n.contains("took over a stale changelog lock left by lockstep killed-runner")), "{:?}", engine.notes);
+        drop(engine);
+
+        db.session().execute("UPDATE DATABASECHANGELOGLOCK SET LOCKED = TRUE, LOCKEDBY = 'ci-host (10.0.0.7)', LOCKGRANTED = CURRENT_TIMESTAMP", &[]).unwrap();
+        let more = changelog(&format!("{THREE}--changeset bob:4\nselect 4;\n"));
+        let error = update(&db, &more).unwrap_err();
+        assert!(error.to_string().starts_with("could not acquire the changelog lock: it is held by ci-host (10.0.0.7) since"), "{error}");
+        let mut session = db.session();
+        Engine::new(&mut session, settings()).release_locks().unwrap();
+        assert_eq!(update(&db, &more).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn two_racing_updates_apply_each_changeset_once() {
+    for db in TestDb::both() {
+        let mut source = String::from("--liquibase formatted sql\n");
+        for i in 0..30 {
+            source.push_str(&format!("--changeset racer:{i}\ncreate table r{i} (id int);\n"));
+        }
+        let log = changelog(&source);
+        let results: Vec<Result<Vec<String>, String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut session = db.session();
+                        let settings = RunSettings { lock_wait: Duration::from_secs(60), ..settings() };
+                        Engine::new(&mut session, settings).update(&log, None, false).map(|r| r.applied).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let applied: usize = results.iter().map(|r| r.as_ref().unwrap().len()).sum();
+        assert_eq!(applied, 30, "{results:?} ({})", db.name());
+        assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG"), 30);
+    }
+}
+
+#[test]
+fn pre_start_tag_on_a_fresh_and_on_a_tagged_database() {
+    for db in TestDb::both() {
+        let mut session = db.session();
+        let mut engine = Engine::new(&mut session, settings());
+        assert_eq!(engine.pre_start_tag("pre_1").unwrap(), "pre_1");
+        drop(engine);
+        assert_eq!(db.scalar("SELECT FILENAME FROM DATABASECHANGELOG"), Value::from("liquibase-internal"), "a synthetic row on a fresh database");
+        let log = changelog(THREE);
+        update(&db, &log).unwrap();
+        let mut session = db.session();
+        let mut engine = Engine::new(&mut session, settings());
+        engine.tag("v1").unwrap();
+        assert_eq!(engine.pre_start_tag("pre_2").unwrap(), "v1", "the newest row's tag is reused");
+        // Rolling back to the fresh database's pre-start tag undoes everything and keeps that row.
+        assert_eq!(engine.rollback(&log, &RollbackTarget::Tag("pre_1".into())).unwrap().rolled_back.len(), 3);
+        drop(engine);
+        assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG"), 1, "{}", db.name());
+    }
+}
+
+#[test]
+fn tag_after_apply_follows_tag_database_changeset() {
+    let db = TestDb::postgres();
+    let log = changelog(THREE);
+    let mut session = db.session();
+    let mut engine = Engine::new(&mut session, settings());
+    let applied = engine.update(&log, None, false).unwrap().applied.len();
+    engine.tag_after_apply("v1", applied, false).unwrap();
+    engine.tag_after_apply("v2", 0, false).unwrap();
+    engine.tag_after_apply("v1", 0, true).unwrap();
+    engine.tag_after_apply("v3", 0, true).unwrap();
+    drop(engine);
+    let tags = db.session().query("SELECT ID, AUTHOR, FILENAME, TAG FROM DATABASECHANGELOG WHERE TAG IS NOT NULL ORDER BY ORDEREXECUTED", &[]).unwrap().rows;
+    assert_eq!(tags, [
+        vec![Value::from("3"), Value::from("bob"), Value::from("db/changelog.sql"), Value::from("v1")],
+        vec![Value::from("harness_v3"), Value::from("harness"), Value::from("liquibase-internal"), Value::from("v3")],
+    ]);
+}
