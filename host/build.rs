@@ -10,7 +10,7 @@ const TARGET: &str = "wasm32-wasip2";
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
-    for watched in ["guest-steps", "wit", "tests/components"] {
+    for watched in ["guest-steps", "wit", "tests/components", "changelog"] {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
     }
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());

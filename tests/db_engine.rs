@@ -1,97 +1,16 @@
 //! The changelog engine against real databases: PostgreSQL at 127.0.0.1:5432 (each test creates
 //! and drops its own database) and SQLite files, through the same drivers the DB steps use.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use lockstep::capability::db::{BlockingSql, SqlConnection, SqlTarget};
 use lockstep_changelog::db::{Sql, Value};
 use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
 use lockstep_changelog::formatted_sql;
 use lockstep_changelog::model::Changelog;
-
-/// A database that exists for one test.
-enum TestDb {
-    Postgres { runtime: tokio::runtime::Runtime, name: String },
-    Sqlite { runtime: tokio::runtime::Runtime, _dir: tempfile::TempDir, path: std::path::PathBuf },
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
-}
-
-fn admin_sql(runtime: &tokio::runtime::Runtime, statement: &str) {
-    let statement = statement.to_string();
-    runtime.block_on(async move {
-        let (client, driver) = tokio_postgres::connect("host=127.0.0.1 user=postgres dbname=postgres", tokio_postgres::NoTls).await.expect("PostgreSQL at 127.0.0.1:5432");
-        tokio::spawn(driver);
-        client.batch_execute(&statement).await.unwrap();
-    });
-}
-
-impl TestDb {
-    fn postgres() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("lockstep_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
-        let runtime = runtime();
-        admin_sql(&runtime, &format!("CREATE DATABASE {name}"));
-        TestDb::Postgres { runtime, name }
-    }
-
-    fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("app.db");
-        TestDb::Sqlite { runtime: runtime(), _dir: dir, path }
-    }
-
-    fn both() -> [TestDb; 2] {
-        [TestDb::postgres(), TestDb::sqlite()]
-    }
-
-    fn target(&self) -> SqlTarget {
-        match self {
-            TestDb::Postgres { name, .. } => SqlTarget::Postgres(format!("host=127.0.0.1 user=postgres dbname={name}").parse().unwrap()),
-            TestDb::Sqlite { path, .. } => SqlTarget::Sqlite { path: path.clone() },
-        }
-    }
-
-    fn runtime(&self) -> &tokio::runtime::Runtime {
-        match self {
-            TestDb::Postgres { runtime, .. } | TestDb::Sqlite { runtime, .. } => runtime,
-        }
-    }
-
-    /// A new session (as a new runner would open).
-    fn session(&self) -> BlockingSql {
-        let target = self.target();
-        let connection = self.runtime().block_on(async move { SqlConnection::open(&target).await }).unwrap();
-        BlockingSql::new(connection, self.runtime().handle().clone())
-    }
-
-    fn scalar(&self, sql: &str) -> Value {
-        self.session().query(sql, &[]).unwrap().rows.first().and_then(|r| r.first().cloned()).unwrap_or(Value::Null)
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.scalar(sql).as_integer().unwrap()
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            TestDb::Postgres { .. } => "postgresql",
-            TestDb::Sqlite { .. } => "sqlite",
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let TestDb::Postgres { runtime, name } = self {
-            admin_sql(runtime, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-        }
-    }
-}
+use support::db::TestDb;
 
 fn changelog(source: &str) -> Changelog {
     formatted_sql::parse("db/changelog.sql", source, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}"))

@@ -44,6 +44,7 @@ fn micros(d: Duration) -> String {
 fn invocation(workspace: &Path) -> Invocation {
     Invocation {
         identifier: "noop".into(),
+        step_type: "Noop".into(),
         spec: serde_json::json!({}),
         grants: Grants::default(),
         workspace: workspace.to_path_buf(),

@@ -19,7 +19,7 @@
 //!   Hello:
 //!     component: steps/hello.wasm
 //!     sha256: 4c6f…
-//!     grants: { process: false, env: { GREETING: hi }, files: [{ path: ., readOnly: true }] }
+//!     grants: { process: false, env: { GREETING: hi }, files: [{ path: ., readOnly: true }], db: [app_db] }
 //!     limits: { memory: 64Mi, log: 1Mi, outputs: 64Ki }
 //! ```
 //! Relative paths are relative to the directory holding `lockstep.yaml`.
@@ -95,6 +95,8 @@ pub struct CustomStepType {
     pub component: PathBuf,
     pub sha256: String,
     pub grants: Grants,
+    /// `dbInstances` it may open; resolved to grants when a step runs.
+    pub db_instances: Vec<String>,
     pub limits: StepLimits,
     pub location: Location,
 }
@@ -199,10 +201,11 @@ impl Config {
                 if let Some(secret) = connector.fields.get("passwordRef") {
                     config.password(self.secret(secret)?);
                 }
-                Ok(SqlTarget::Postgres(config))
+                Ok(SqlTarget::Postgres(Box::new(config)))
             }
             ConnectorKind::Sqlite => Ok(SqlTarget::Sqlite { path: self.base().join(&connector.fields["path"]) }),
-            kind => Err(format!("db instance `{instance}` uses a {kind:?} connector, not a SQL one")),
+            ConnectorKind::MongoDB => Err(format!("db instance `{instance}` is a MongoDB database; the DB steps support PostgreSQL and SQLite so far")),
+            kind => Err(format!("db instance `{instance}` uses a {kind:?} connector, not a database one")),
         }
     }
 
@@ -291,8 +294,10 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
         _ => errors.push(Diagnostic::error(loc(node.get("sha256").unwrap_or(node), &format!("{path}.sha256")), "third-party steps must be pinned: `sha256` must be the component's 64-hex-digit digest").with_help("compute it with `sha256sum step.wasm`")),
     }
     let mut grants = Grants::default();
+    let mut db_instances = vec![];
     if let Some(g) = node.get("grants") {
         grants.process = g.get("process").and_then(Node::as_str) == Some("true");
+        db_instances = g.get("db").and_then(Node::as_seq).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
         if let Some(env) = g.get("env").and_then(Node::as_map) {
             grants.env = env.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect();
         }
@@ -321,6 +326,6 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
     if errors.len() > before {
         return None;
     }
-    Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, limits, location: loc(node, path) })
+    Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, db_instances, limits, location: loc(node, path) })
 }
 

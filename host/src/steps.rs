@@ -1,7 +1,8 @@
 //! Step types: the built-in ones (embedded components) and custom ones from `lockstep.yaml`,
 //! with the checks of each type's `spec` that `validate` runs.
 
-use crate::capability::Grants;
+use crate::capability::db::DbGrant;
+use crate::capability::{FileGrant, Grants};
 use crate::config::{Config, CustomStepType};
 use crate::diag::{Diagnostic, Location};
 use crate::pipeline::Step;
@@ -14,11 +15,20 @@ pub struct BuiltIn {
     pub wasm: &'static [u8],
 }
 
-pub const BUILT_INS: &[BuiltIn] = &[BuiltIn { name: "Run", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_run.wasm")) }];
+const DB_SCHEMA_WASM: &[u8] = include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_db_schema.wasm"));
+
+pub const BUILT_INS: &[BuiltIn] = &[
+    BuiltIn { name: "Run", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_run.wasm")) },
+    BuiltIn { name: "DBSchemaApply", wasm: DB_SCHEMA_WASM },
+    BuiltIn { name: "DBSchemaRollback", wasm: DB_SCHEMA_WASM },
+];
+
+/// Where a DB step's schema root is preopened, read-only.
+pub const SCHEMA_MOUNT: &str = "/schema";
 
 /// Harness step types that Lockstep knows of but does not run yet.
 const NOT_YET_IMPLEMENTED: &[&str] = &[
-    "GitClone", "DBSchemaApply", "DBSchemaRollback", "K8sApply", "K8sRollingDeploy", "K8sRollingRollback",
+    "GitClone", "K8sApply", "K8sRollingDeploy", "K8sRollingRollback",
     "LiquibaseCommand", "DBSchemaUpdateSQL", "DBSchemaRollbackSQL", "Plugin", "Background", "ShellScript",
     "Http", "Wait", "HarnessApproval",
 ];
@@ -48,13 +58,22 @@ pub fn source<'a>(config: &'a Config, step_type: &str) -> StepSource<'a> {
 }
 
 impl StepSource<'_> {
-    /// The grants a step of this type gets. Built-in steps derive theirs from their type
-    /// (`Run` runs processes in the stage workspace); custom steps get what lockstep.yaml says.
-    pub fn grants(&self) -> Grants {
+    /// The grants one step gets, and the spec its component receives. Built-in steps derive their
+    /// grants from their spec (`Run`: processes in the stage workspace; the DB steps: their
+    /// `dbInstance`, and their schema's directory read-only); custom steps get what lockstep.yaml
+    /// says. `Err` says what in lockstep.yaml is missing.
+    pub fn bind(&self, spec: serde_json::Value, config: &Config, holder: &str) -> Result<(Grants, serde_json::Value), String> {
         match self {
-            StepSource::BuiltIn(b) if b.name == "Run" => Grants { process: true, ..Grants::default() },
-            StepSource::BuiltIn(_) | StepSource::Unavailable(_) => Grants::default(),
-            StepSource::Custom(c) => c.grants.clone(),
+            StepSource::BuiltIn(b) if b.name == "Run" => Ok((Grants { process: true, ..Grants::default() }, spec)),
+            StepSource::BuiltIn(_) => bind_db_step(spec, config, holder),
+            StepSource::Custom(c) => {
+                let mut grants = c.grants.clone();
+                for instance in &c.db_instances {
+                    grants.db.push(DbGrant { instance: instance.clone(), target: config.sql_target(instance)? });
+                }
+                Ok((grants, spec))
+            }
+            StepSource::Unavailable(message) => Err(message.clone()),
         }
     }
 
@@ -66,11 +85,43 @@ impl StepSource<'_> {
     }
 }
 
+/// The DB steps' grants: the instance their spec names (only that one), and their schema's root
+/// read-only at [`SCHEMA_MOUNT`]. The spec gains a `lockstep` object with what the component
+/// needs from lockstep.yaml: the changelog path, contexts, label filter, properties, lock holder.
+fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> Result<(Grants, serde_json::Value), String> {
+    let field = |name: &str| spec.get(name).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| format!("the spec needs `{name}`"));
+    let (schema_id, instance_id) = (field("dbSchema")?, field("dbInstance")?);
+    let instance = config.db_instances.get(&instance_id).ok_or_else(|| format!("db instance `{instance_id}` is not defined; add it under `dbInstances:` in lockstep.yaml"))?;
+    if instance.schema != schema_id {
+        return Err(format!("db instance `{instance_id}` belongs to schema `{}`, not `{schema_id}`", instance.schema));
+    }
+    let schema = &config.db_schemas[&schema_id];
+    let target = config.sql_target(&instance_id)?;
+    let grants = Grants {
+        db: vec![DbGrant { instance: instance_id, target }],
+        files: vec![FileGrant { host_path: schema.root.clone(), guest_path: SCHEMA_MOUNT.to_string(), read_only: true }],
+        ..Grants::default()
+    };
+    let contexts: Vec<&str> = instance.context.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+    let lockstep = serde_json::json!({
+        "changelogFile": schema.changelog,
+        "contexts": contexts,
+        "labelFilter": instance.labels,
+        "properties": instance.substitute_properties,
+        "lockHolder": holder,
+    });
+    if let Some(map) = spec.as_object_mut() {
+        map.insert("lockstep".into(), lockstep);
+    }
+    Ok((grants, spec))
+}
+
 /// Checks the `spec` of a step whose type Lockstep implements.
-pub fn check_spec(step: &Step, source: &StepSource<'_>, location: &Location) -> Vec<Diagnostic> {
+pub fn check_spec(step: &Step, source: &StepSource<'_>, location: &Location, config: &Config) -> Vec<Diagnostic> {
     let mut out = vec![];
     match source {
         StepSource::BuiltIn(b) if b.name == "Run" => check_run(&step.spec, location, &mut out),
+        StepSource::BuiltIn(b) => check_db_step(b.name, &step.spec, location, config, &mut out),
         StepSource::Unavailable(message) => out.push(Diagnostic::warning(location.clone(), format!("{message}; this pipeline validates, but `lockstep run` will refuse it")).with_help("run it once the step type is supported, or replace the step")),
         _ => {}
     }
@@ -143,5 +194,36 @@ pub fn check_pipeline(pipeline: &crate::pipeline::Pipeline, config: &Config) -> 
         walk(&stage.execution.steps, &mut steps);
         walk(&stage.execution.rollback_steps, &mut steps);
     }
-    steps.iter().flat_map(|step| check_spec(step, &source(config, &step.step_type), &step.common.location)).collect()
+    steps.iter().flat_map(|step| check_spec(step, &source(config, &step.step_type), &step.common.location, config)).collect()
+}
+
+fn check_db_step(step_type: &str, spec: &Node, location: &Location, config: &Config, out: &mut Vec<Diagnostic>) {
+    for required in ["dbSchema", "dbInstance"] {
+        if spec.get(required).and_then(Node::as_str).is_none() {
+            out.push(Diagnostic::error(at(spec, location, required), format!("a {step_type} step needs `{required}`")).with_help(format!("add `{required}: <id from lockstep.yaml>`")));
+        }
+    }
+    if let Some(instance) = spec.get("dbInstance").and_then(Node::as_str).filter(|i| !i.contains("<+"))
+        && !config.db_instances.contains_key(instance)
+    {
+        out.push(Diagnostic::warning(at(spec, location, "dbInstance"), format!("db instance `{instance}` is not in lockstep.yaml, so `lockstep run` will fail this step")).with_help(format!("add `{instance}: {{ schema: …, connector: … }}` under `dbInstances:` in lockstep.yaml")));
+    }
+    if step_type == "DBSchemaApply" {
+        if let Some(strategy) = spec.get("changeSetFailureStrategy").and_then(Node::as_str)
+            && strategy != "MARK_NEXT_RUN"
+        {
+            out.push(Diagnostic::error(at(spec, location, "changeSetFailureStrategy"), format!("`{strategy}` is not a changeSetFailureStrategy")).with_help("the only value is MARK_NEXT_RUN (today spelt `markNextChangeSetRun: true`)"));
+        }
+        return;
+    }
+    match (spec.get("tag").filter(|n| !n.is_null()), spec.get("changeSetCount").filter(|n| !n.is_null())) {
+        (Some(_), Some(_)) | (None, None) => out.push(Diagnostic::error(location.clone(), "a DBSchemaRollback step needs exactly one of `tag` or `changeSetCount`").with_help("write `tag: <+steps.apply.output.preStartTag>` or `changeSetCount: 1`")),
+        (None, Some(count)) => {
+            let text = count.as_str().unwrap_or_default();
+            if !text.contains("<+") && !text.parse::<u64>().is_ok_and(|n| n >= 1) {
+                out.push(Diagnostic::error(at(spec, location, "changeSetCount"), format!("`{text}` is not a whole number of at least 1")).with_help("write e.g. `changeSetCount: 1`"));
+            }
+        }
+        (Some(_), None) => {}
+    }
 }

@@ -2,6 +2,8 @@
 //! per test binary and a fresh directory per test.
 #![allow(dead_code)]
 
+pub mod db;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -115,7 +117,17 @@ pub async fn run_with_vars(pipeline_yaml: &str, config_yaml: &str, vars: &[(&str
 }
 
 pub async fn run_with_cancel(pipeline_yaml: &str, config_yaml: &str, vars: &[(&str, &str)], cancel: Cancel) -> Ran {
+    run_with_files(pipeline_yaml, config_yaml, vars, cancel, &[]).await
+}
+
+/// Runs with `files` (relative path, content) written next to the pipeline first.
+pub async fn run_with_files(pipeline_yaml: &str, config_yaml: &str, vars: &[(&str, &str)], cancel: Cancel, files: &[(&str, &str)]) -> Ran {
     let dir = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
     let file = dir.path().join("pipeline.yaml");
     std::fs::write(&file, pipeline_yaml).unwrap();
     let config_path = dir.path().join("lockstep.yaml");

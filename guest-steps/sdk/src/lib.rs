@@ -45,6 +45,11 @@ pub use bindings::Outcome;
 pub use bindings::lockstep::common::types::Error;
 pub use bindings::lockstep::step::host::{Context, LogLevel, Value};
 
+/// SQL databases by `dbInstance` label. Needs a `db` grant for that instance.
+pub mod db {
+    pub use crate::bindings::lockstep::db::sql::{Connection, Dialect, Rows, Value};
+}
+
 /// Runs shell scripts on the host. Needs the `process` grant.
 pub mod process {
     pub use crate::bindings::lockstep::process::process::{Script, ScriptResult, Shell, run_script};

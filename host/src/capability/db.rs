@@ -24,7 +24,7 @@ pub struct DbGrant {
 #[derive(Clone)]
 pub enum SqlTarget {
     /// Password included, when the connector has one.
-    Postgres(tokio_postgres::Config),
+    Postgres(Box<tokio_postgres::Config>),
     Sqlite { path: PathBuf },
 }
 

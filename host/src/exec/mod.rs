@@ -608,13 +608,18 @@ impl<'a> Run<'a> {
             Err(message) => return self.fail(step_node, scope, FailureSignal::Expression(message), 0).await,
         };
         let source = steps::source(self.config, &step.step_type);
+        let holder = format!("{} (execution {})", step_node.fqn, self.meta.execution_id);
+        let (grants, spec) = match source.bind(spec, self.config, &holder) {
+            Ok(bound) => bound,
+            Err(message) => return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await,
+        };
         let component = self.components.get(&step.step_type).cloned().expect("components were loaded for every step type");
         let limits = source.limits();
         let timeout = step.common.timeout.unwrap_or(limits.default_timeout);
         let mut attempt: u32 = 0;
         loop {
             let log = StepLog::new(self.mask.clone(), Arc::new(Sink { observer: self.observer.clone(), fqn: fqn.clone() }), limits.log_bytes);
-            let invocation = Invocation { identifier: step_node.identifier.clone(), spec: spec.clone(), grants: source.grants(), workspace: scope.workspace.clone(), log, limits: limits.clone(), timeout };
+            let invocation = Invocation { identifier: step_node.identifier.clone(), step_type: step.step_type.clone(), spec: spec.clone(), grants: grants.clone(), workspace: scope.workspace.clone(), log, limits: limits.clone(), timeout };
             let result = tokio::select! {
                 result = self.sandbox.run(&component, invocation) => Some(result),
                 _ = cancel.cancelled() => None,
@@ -674,6 +679,7 @@ impl<'a> Run<'a> {
     async fn fail(&self, step: &PlanNode, scope: &Scope, signal: FailureSignal, attempts: u32) -> Flow {
         let (error_type, message, failed_status) = match &signal {
             FailureSignal::Expression(message) => (ErrorType::Unknown, message.clone(), Status::Failed),
+            FailureSignal::Configuration(message) => (ErrorType::ConfigurationFailure, message.clone(), Status::Failed),
             FailureSignal::Step(kind) => {
                 let status = match kind {
                     FailureKind::Timeout(_) => Status::Expired,
@@ -710,6 +716,8 @@ impl<'a> Run<'a> {
 
 enum FailureSignal {
     Expression(String),
+    /// lockstep.yaml lacks what the step needs.
+    Configuration(String),
     Step(FailureKind),
 }
 

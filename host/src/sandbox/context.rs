@@ -26,6 +26,7 @@ pub struct StepState {
 /// The step-specific half of [`StepState`].
 pub struct StepRun {
     pub identifier: String,
+    pub step_type: String,
     /// The resolved spec.
     pub spec: serde_json::Value,
     pub grants: Grants,
@@ -38,8 +39,8 @@ pub struct StepRun {
 }
 
 impl StepRun {
-    pub fn new(identifier: String, spec: serde_json::Value, grants: Grants, workspace: PathBuf, log: StepLog, outputs_budget: usize) -> Self {
-        StepRun { identifier, spec, grants, workspace, log, outputs: BTreeMap::new(), outputs_budget, outputs_used: 0 }
+    pub fn new(identifier: String, step_type: String, spec: serde_json::Value, grants: Grants, workspace: PathBuf, log: StepLog, outputs_budget: usize) -> Self {
+        StepRun { identifier, step_type, spec, grants, workspace, log, outputs: BTreeMap::new(), outputs_budget, outputs_used: 0 }
     }
 
     fn set_output(&mut self, name: String, value: String) -> Result<(), WitError> {
@@ -94,6 +95,10 @@ impl host::Host for StepState {}
 impl host::HostContext for StepState {
     async fn step_identifier(&mut self, _: Resource<StepContext>) -> Result<String> {
         Ok(self.run.identifier.clone())
+    }
+
+    async fn step_type(&mut self, _: Resource<StepContext>) -> Result<String> {
+        Ok(self.run.step_type.clone())
     }
 
     async fn spec(&mut self, _: Resource<StepContext>, path: String) -> Result<Option<Value>> {

@@ -61,6 +61,7 @@ pub enum LoadError {
 /// One run of a step.
 pub struct Invocation {
     pub identifier: String,
+    pub step_type: String,
     pub spec: serde_json::Value,
     pub grants: Grants,
     pub workspace: PathBuf,
@@ -236,7 +237,7 @@ impl Sandbox {
     }
 
     fn store(&self, invocation: Invocation) -> anyhow::Result<Store<StepState>> {
-        let Invocation { identifier, spec, grants, workspace, log, limits, timeout } = invocation;
+        let Invocation { identifier, step_type, spec, grants, workspace, log, limits, timeout } = invocation;
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(stdio::LogStream(log.clone())).stderr(stdio::LogStream(log.clone())).max_random_size(1 << 20);
         for (name, value) in &grants.env {
@@ -255,7 +256,7 @@ impl Sandbox {
             .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.handles);
-        let run = StepRun::new(identifier, spec, grants, workspace, log, limits.outputs_bytes);
+        let run = StepRun::new(identifier, step_type, spec, grants, workspace, log, limits.outputs_bytes);
         let mut store = Store::new(&self.engine, StepState { wasi: wasi.build(), table, limits: store_limits, run });
         store.limiter(|state| &mut state.limits);
         store.set_hostcall_fuel(limits.hostcall_bytes);

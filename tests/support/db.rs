@@ -1,0 +1,110 @@
+//! A database that exists for one test: PostgreSQL at 127.0.0.1:5432 (created and dropped per
+//! test) or a SQLite file in a temporary directory.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use lockstep::capability::db::{BlockingSql, SqlConnection, SqlTarget};
+use lockstep_changelog::db::{Sql, Value};
+
+/// A database that exists for one test.
+pub enum TestDb {
+    Postgres { runtime: tokio::runtime::Runtime, name: String },
+    Sqlite { runtime: tokio::runtime::Runtime, _dir: tempfile::TempDir, path: std::path::PathBuf },
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+}
+
+fn admin_sql(runtime: &tokio::runtime::Runtime, statement: &str) {
+    let statement = statement.to_string();
+    runtime.block_on(async move {
+        let (client, driver) = tokio_postgres::connect("host=127.0.0.1 user=postgres dbname=postgres", tokio_postgres::NoTls).await.expect("PostgreSQL at 127.0.0.1:5432");
+        tokio::spawn(driver);
+        client.batch_execute(&statement).await.unwrap();
+    });
+}
+
+impl TestDb {
+    pub fn postgres() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("lockstep_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let runtime = runtime();
+        admin_sql(&runtime, &format!("CREATE DATABASE {name}"));
+        TestDb::Postgres { runtime, name }
+    }
+
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        TestDb::Sqlite { runtime: runtime(), _dir: dir, path }
+    }
+
+    pub fn both() -> [TestDb; 2] {
+        [TestDb::postgres(), TestDb::sqlite()]
+    }
+
+    pub fn target(&self) -> SqlTarget {
+        match self {
+            TestDb::Postgres { name, .. } => SqlTarget::Postgres(Box::new(format!("host=127.0.0.1 user=postgres dbname={name}").parse().unwrap())),
+            TestDb::Sqlite { path, .. } => SqlTarget::Sqlite { path: path.clone() },
+        }
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        match self {
+            TestDb::Postgres { runtime, .. } | TestDb::Sqlite { runtime, .. } => runtime,
+        }
+    }
+
+    /// A new session (as a new runner would open).
+    pub fn session(&self) -> BlockingSql {
+        let target = self.target();
+        let connection = self.runtime().block_on(async move { SqlConnection::open(&target).await }).unwrap();
+        BlockingSql::new(connection, self.runtime().handle().clone())
+    }
+
+    pub fn scalar(&self, sql: &str) -> Value {
+        self.session().query(sql, &[]).unwrap().rows.first().and_then(|r| r.first().cloned()).unwrap_or(Value::Null)
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.scalar(sql).as_integer().unwrap()
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            TestDb::Postgres { .. } => "postgresql",
+            TestDb::Sqlite { .. } => "sqlite",
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { runtime, name } = self {
+            admin_sql(runtime, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+
+impl TestDb {
+    /// A lockstep.yaml `connectors:` entry named `name` pointing at this database.
+    pub fn connector(&self, name: &str) -> String {
+        match self {
+            TestDb::Postgres { name: db, .. } => format!("  {name}: {{ type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/{db}' }}\n"),
+            TestDb::Sqlite { path, .. } => format!("  {name}: {{ type: Sqlite, path: '{}' }}\n", path.display()),
+        }
+    }
+}
+
+impl TestDb {
+    /// Whether the database has been created on disk (SQLite) — i.e. whether anything opened it.
+    pub fn target_exists(&self) -> bool {
+        match self {
+            TestDb::Postgres { .. } => true,
+            TestDb::Sqlite { path, .. } => path.exists(),
+        }
+    }
+}
