@@ -2,6 +2,19 @@
 
 use std::process::Command;
 
+/// The example pipelines copied to a directory of their own, so that tests running the quick
+/// start at the same time do not share its SQLite database.
+fn pipelines_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines");
+    for file in ["quickstart.yaml", "lockstep.yaml", "db/changelog.sql"] {
+        let target = dir.path().join(file);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(format!("{source}/{file}"), target).unwrap();
+    }
+    dir
+}
+
 fn lockstep(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args).current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).output().unwrap();
     (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
@@ -22,9 +35,10 @@ fn validate_accepts_the_docs_example_and_explains_its_indentation() {
 
 #[test]
 fn the_quickstart_runs_and_writes_a_report() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = pipelines_copy();
     let report = dir.path().join("report.json");
-    let (code, _, stderr) = lockstep(&["run", "pipelines/quickstart.yaml", "--report", report.to_str().unwrap()]);
+    let quickstart = dir.path().join("quickstart.yaml");
+    let (code, _, stderr) = lockstep(&["run", quickstart.to_str().unwrap(), "--report", report.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["status"], "IgnoreFailed");
@@ -33,6 +47,8 @@ fn the_quickstart_runs_and_writes_a_report() {
     assert_eq!(node("on_failure")["status"], "Skipped");
     assert_eq!(node("package")["fqn"], "pipeline.stages.build.spec.execution.steps.package");
     assert!(node("version")["outputs"]["VERSION"].as_str().unwrap().starts_with("1.4."));
+    assert_eq!(node("apply")["outputs"]["changeSetsApplied"], "3", "the schema stage applies the changelog to SQLite");
+    assert_eq!(node("rollback")["outputs"]["changeSetsRolledBack"], "3", "and rolls it back to the pre-start tag");
 }
 
 #[test]
@@ -89,8 +105,9 @@ fn without_room_for_the_instance_pool_the_runner_warns_and_allocates_on_demand()
     // The pool reserves hundreds of GiB of address space; a 16 GB limit refuses that but leaves
     // room for on-demand instances.
     let binary = env!("CARGO_BIN_EXE_lockstep");
+    let dir = pipelines_copy();
     let output = Command::new("bash")
-        .args(["-c", &format!("ulimit -v 16000000 && exec {binary} run pipelines/quickstart.yaml")])
+        .args(["-c", &format!("ulimit -v 16000000 && exec {binary} run {}/quickstart.yaml", dir.path().display())])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .unwrap();
@@ -103,8 +120,9 @@ fn without_room_for_the_instance_pool_the_runner_warns_and_allocates_on_demand()
 fn plan_shows_the_tree_and_a_mermaid_diagram() {
     let (code, tree, stderr) = lockstep(&["plan", "pipelines/quickstart.yaml"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(tree.starts_with("pipeline quickstart (Quick start)\n└─ stage build (Build)\n   ├─ parallel\n   │  ├─ step version (Run)\n"), "{tree}");
-    assert!(tree.contains("└─ step on_failure (Run)  [when Failure]"), "{tree}");
+    assert!(tree.starts_with("pipeline quickstart (Quick start)\n├─ stage build (Build)\n│  ├─ parallel\n│  │  ├─ step version (Run)\n"), "{tree}");
+    assert!(tree.contains("│  └─ step on_failure (Run)  [when Failure]"), "{tree}");
+    assert!(tree.contains("└─ stage schema (Schema)\n   ├─ step apply (DBSchemaApply)\n"), "{tree}");
     let (code, mermaid, _) = lockstep(&["plan", "--format", "mermaid", "pipelines/quickstart.yaml"]);
     assert_eq!(code, 0);
     assert!(mermaid.starts_with("flowchart TD\n"), "{mermaid}");
@@ -114,9 +132,10 @@ fn plan_shows_the_tree_and_a_mermaid_diagram() {
 #[test]
 fn on_a_terminal_run_draws_a_live_tree() {
     let binary = env!("CARGO_BIN_EXE_lockstep");
+    let dir = pipelines_copy();
     // `script` gives the command a pseudo-terminal, as an interactive shell would.
     let output = Command::new("script")
-        .args(["-qec", &format!("{binary} run pipelines/quickstart.yaml"), "/dev/null"])
+        .args(["-qec", &format!("{binary} run {}/quickstart.yaml", dir.path().display()), "/dev/null"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .unwrap();

@@ -113,7 +113,10 @@ impl Config {
 
     pub fn parse(path: &Path, source: &str) -> Result<Config, InvalidInput> {
         let doc = yaml::parse(path, source).map_err(|d| InvalidInput(vec![d]))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        // Paths in the file are relative to it; made absolute once, so nothing later depends on
+        // the working directory (preopens, SQLite files, component paths).
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let base = &std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
         let mut errors = vec![];
         let mut config = Config { path: Some(path.to_path_buf()), ..Config::default() };
         let Some(root) = doc.roots.first().filter(|r| !r.is_null()) else { return Ok(config) };
@@ -209,9 +212,10 @@ impl Config {
         }
     }
 
-    /// The directory relative paths in this file are relative to.
+    /// The directory relative paths in this file are relative to (absolute).
     pub fn base(&self) -> PathBuf {
-        self.path.as_deref().and_then(Path::parent).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        let parent = self.path.as_deref().and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
     }
 
     /// Reads a secret's value; the error says which secret and how to provide it.

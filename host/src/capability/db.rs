@@ -92,6 +92,10 @@ impl SqlConnection {
                 Ok(SqlConnection::Postgres(client))
             }
             SqlTarget::Sqlite { path } => {
+                // The path comes from lockstep.yaml; its directory is created on first use.
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| DbError::Unavailable(format!("creating {}: {e}", parent.display())))?;
+                }
                 let connection = rusqlite::Connection::open(path).map_err(|e| DbError::Unavailable(format!("opening {}: {e}", path.display())))?;
                 // Concurrent writers wait for each other rather than failing at once.
                 connection.busy_timeout(std::time::Duration::from_secs(30)).map_err(sqlite_error)?;

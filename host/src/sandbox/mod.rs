@@ -126,6 +126,9 @@ pub struct Failure {
 pub enum FailureKind {
     #[error("refused before it started: it imports `{import}`, but the step was not granted that; add `{grant}` to the step type in lockstep.yaml if it should be")]
     Denied { import: String, grant: &'static str },
+    /// The sandbox could not be prepared (a granted directory is missing, …).
+    #[error("could not be set up: {0}")]
+    Setup(String),
     #[error("refused before it started: it imports `{import}`, which no grant allows: {why}")]
     Forbidden { import: String, why: &'static str },
     #[error("timed out after {}", crate::pipeline::duration::format(*.0))]
@@ -232,7 +235,7 @@ impl Sandbox {
         let (timeout, hostcall_bytes, log) = (invocation.timeout, invocation.limits.hostcall_bytes, invocation.log.clone());
         match self.store(invocation) {
             Ok(store) => Ok(PreparedRun { pre, store, timeout, hostcall_bytes, log, result: None }),
-            Err(e) => refuse(FailureKind::Trap(format!("{e:#}"))),
+            Err(e) => refuse(FailureKind::Setup(format!("{e:#}"))),
         }
     }
 
@@ -245,7 +248,8 @@ impl Sandbox {
         }
         for file in &grants.files {
             let perms = if file.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
-            wasi.preopened_dir(workspace.join(&file.host_path), &file.guest_path, perms)?;
+            let host_path = workspace.join(&file.host_path);
+            wasi.preopened_dir(&host_path, &file.guest_path, perms).map_err(|e| anyhow::anyhow!("cannot open {} for the step's `files` grant: {e}", host_path.display()))?;
         }
         let store_limits = StoreLimitsBuilder::new()
             .memory_size(limits.memory_bytes)
@@ -292,6 +296,7 @@ impl FailureKind {
         use crate::pipeline::ErrorType as E;
         match self {
             FailureKind::Denied { .. } | FailureKind::Forbidden { .. } => E::Authorization,
+            FailureKind::Setup(_) => E::ConfigurationFailure,
             FailureKind::Timeout(_) => E::Timeout,
             FailureKind::OutOfMemory(_) | FailureKind::HostcallLimit(_) => E::ResourceLimitsFailure,
             FailureKind::Trap(_) => E::Unknown,
