@@ -41,6 +41,7 @@ pub struct HistoryRow {
     pub md5sum: Option<String>,
     pub description: Option<String>,
     pub tag: Option<String>,
+    pub deployment_id: Option<String>,
 }
 
 impl HistoryRow {
@@ -145,7 +146,7 @@ impl<'d> Engine<'d> {
         if !self.table_exists("databasechangelog")? {
             return Ok(vec![]);
         }
-        let rows = self.db.query("SELECT ID, AUTHOR, FILENAME, CAST(DATEEXECUTED AS VARCHAR(40)), ORDEREXECUTED, EXECTYPE, MD5SUM, DESCRIPTION, TAG FROM DATABASECHANGELOG ORDER BY DATEEXECUTED, ORDEREXECUTED", &[])?;
+        let rows = self.db.query("SELECT ID, AUTHOR, FILENAME, CAST(DATEEXECUTED AS VARCHAR(40)), ORDEREXECUTED, EXECTYPE, MD5SUM, DESCRIPTION, TAG, DEPLOYMENT_ID FROM DATABASECHANGELOG ORDER BY DATEEXECUTED, ORDEREXECUTED", &[])?;
         Ok(rows
             .rows
             .iter()
@@ -159,6 +160,7 @@ impl<'d> Engine<'d> {
                 md5sum: text(&r[6]),
                 description: text(&r[7]),
                 tag: text(&r[8]),
+                deployment_id: text(&r[9]),
             })
             .collect())
     }
@@ -334,31 +336,47 @@ impl<'d> Engine<'d> {
     }
 
     fn write_row(&mut self, changeset: &ChangeSet, exec_type: &str, rerun: bool, order: i64, deployment_id: &str) -> Result<(), DbError> {
-        let checksum = changeset.checksum(ChecksumVersion::V9).to_string();
-        let description = if changeset.changes.is_empty() { "empty".to_string() } else { changeset.changes.iter().map(Change::description).collect::<Vec<_>>().join("; ") };
-        let comments = changeset.comment.clone().unwrap_or_default();
-        let contexts = contexts_column(&self.settings.contexts, changeset.context.as_deref());
-        let labels = changeset.labels.as_deref().map(|l| l.split(',').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(",")).filter(|l| !l.is_empty());
-        let common = [
-            Value::Integer(order),
-            Value::Text(checksum),
-            Value::Text(description),
-            Value::Text(comments),
-            Value::from(exec_type),
-            Value::from(contexts.as_deref()),
-            Value::from(labels.as_deref()),
-            Value::from(LIQUIBASE_VERSION),
-            Value::from(deployment_id),
-        ];
-        let key = [Value::from(changeset.id.as_str()), Value::from(changeset.author.as_str()), Value::from(changeset.file.as_str())];
-        if rerun {
-            let sql = "UPDATE DATABASECHANGELOG SET DATEEXECUTED = CURRENT_TIMESTAMP, ORDEREXECUTED = $1, MD5SUM = $2, DESCRIPTION = $3, COMMENTS = $4, EXECTYPE = $5, CONTEXTS = $6, LABELS = $7, LIQUIBASE = $8, DEPLOYMENT_ID = $9, TAG = NULL WHERE ID = $10 AND AUTHOR = $11 AND FILENAME = $12";
-            self.db.execute(sql, &[&common[..], &key[..]].concat())?;
-        } else {
-            let sql = "INSERT INTO DATABASECHANGELOG (ORDEREXECUTED, MD5SUM, DESCRIPTION, COMMENTS, EXECTYPE, CONTEXTS, LABELS, LIQUIBASE, DEPLOYMENT_ID, ID, AUTHOR, FILENAME, DATEEXECUTED) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CURRENT_TIMESTAMP)";
-            self.db.execute(sql, &[&common[..], &key[..]].concat())?;
-        }
+        let (sql, params) = row_statement(changeset, exec_type, rerun, order, deployment_id, &self.settings.contexts);
+        self.db.execute(sql, &params)?;
         Ok(())
+    }
+
+    /// The SQL `update` would run, in order, without writing anything — not even the tracking
+    /// tables (Liquibase's update-sql). The lock is not taken.
+    pub fn update_sql(&mut self, changelog: &Changelog, count: Option<usize>) -> Result<Vec<String>, EngineError> {
+        let history = self.history()?;
+        let (pending, problems) = self.pending(changelog, &history);
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
+        let mut out = vec![];
+        if !pending.is_empty() && !self.table_exists("databasechangelog")? {
+            out.push(format!("{CREATE_CHANGELOG};"));
+        }
+        let deployment_id = format!("{:010}", epoch_millis() % 10_000_000_000);
+        let mut order = history.iter().map(|r| r.order_executed).max().unwrap_or(0);
+        for step in pending.into_iter().take(count.unwrap_or(usize::MAX)) {
+            order += 1;
+            out.push(format!("-- Changeset {}", step.changeset.identifier()));
+            for Change::Sql(sql) in &step.changeset.changes {
+                out.extend(statements::split(&sql.sql, &sql.settings).into_iter().map(|s| format!("{s};")));
+            }
+            let (sql, params) = row_statement(step.changeset, if step.rerun { "RERAN" } else { "EXECUTED" }, step.rerun, order, &deployment_id, &self.settings.contexts);
+            out.push(format!("{};", with_literals(sql, &params)));
+        }
+        Ok(out)
+    }
+
+    /// The SQL `rollback` would run, newest first, without writing anything.
+    pub fn rollback_sql(&mut self, changelog: &Changelog, target: &RollbackTarget) -> Result<Vec<String>, EngineError> {
+        let history = self.history()?;
+        let mut out = vec![];
+        for (row, identifier, statements) in self.rollback_plan(changelog, &history, target)? {
+            out.push(format!("-- Rolling back {}", identifier.unwrap_or_else(|| format!("{}::{}::{}", row.filename, row.id, row.author))));
+            out.extend(statements.into_iter().map(|s| format!("{s};")));
+            out.push(format!("{};", with_literals(DELETE_ROW, &row_key(&row))));
+        }
+        Ok(out)
     }
 
     /// Rewrites NULL and older checksums of ran changesets to V9, in one transaction.
@@ -392,23 +410,7 @@ impl<'d> Engine<'d> {
     /// Rolls back the newest changesets (by count) or everything after a tag, newest first.
     pub fn rollback(&mut self, changelog: &Changelog, target: &RollbackTarget) -> Result<RollbackReport, EngineError> {
         let history = self.history()?;
-        let selected = self.rollback_rows(changelog, &history, target)?;
-        let by_key: HashMap<(&str, &str, &str), &ChangeSet> = changelog.changesets.iter().map(|c| ((c.file.as_str(), c.id.as_str(), c.author.as_str()), c)).collect();
-        let mut plan = vec![];
-        let mut problems = vec![];
-        for row in &selected {
-            match by_key.get(&row.key()) {
-                Some(changeset) => match rollback_statements(changeset, changelog) {
-                    Ok(statements) => plan.push((row.clone(), Some(changeset.identifier()), statements)),
-                    Err(problem) => problems.push(problem),
-                },
-                // A row the runner wrote itself (a synthetic tag row): just removed.
-                None => plan.push((row.clone(), None, vec![])),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(EngineError::Invalid(problems));
-        }
+        let plan = self.rollback_plan(changelog, &history, target)?;
         if plan.is_empty() {
             return Ok(RollbackReport::default());
         }
@@ -420,7 +422,7 @@ impl<'d> Engine<'d> {
                     for statement in &statements {
                         engine.db.batch(statement)?;
                     }
-                    engine.db.execute("DELETE FROM DATABASECHANGELOG WHERE ID = $1 AND AUTHOR = $2 AND FILENAME = $3", &[Value::from(row.id.as_str()), Value::from(row.author.as_str()), Value::from(row.filename.as_str())])
+                    engine.db.execute(DELETE_ROW, &row_key(&row))
                 })();
                 match result {
                     Ok(_) => engine.db.batch("COMMIT")?,
@@ -436,6 +438,25 @@ impl<'d> Engine<'d> {
             }
             Ok(report)
         })
+    }
+
+    /// Each row a rollback removes (newest first), the changeset it belongs to, and the statements
+    /// that undo it. Every changeset that cannot be undone is reported at once.
+    fn rollback_plan(&self, changelog: &Changelog, history: &[HistoryRow], target: &RollbackTarget) -> Result<Vec<(HistoryRow, Option<String>, Vec<String>)>, EngineError> {
+        let by_key: HashMap<(&str, &str, &str), &ChangeSet> = changelog.changesets.iter().map(|c| ((c.file.as_str(), c.id.as_str(), c.author.as_str()), c)).collect();
+        let mut plan = vec![];
+        let mut problems = vec![];
+        for row in self.rollback_rows(changelog, history, target)? {
+            match by_key.get(&row.key()).copied() {
+                Some(changeset) => match rollback_statements(changeset, changelog) {
+                    Ok(statements) => plan.push((row, Some(changeset.identifier()), statements)),
+                    Err(problem) => problems.push(problem),
+                },
+                // A row the runner wrote itself (a synthetic tag row): just removed.
+                None => plan.push((row, None, vec![])),
+            }
+        }
+        if problems.is_empty() { Ok(plan) } else { Err(EngineError::Invalid(problems)) }
     }
 
     /// The rows a rollback removes, newest first.
@@ -590,6 +611,57 @@ impl<'d> Engine<'d> {
         self.db.advisory_unlock(ADVISORY_KEY)?;
         Ok(())
     }
+}
+
+const DELETE_ROW: &str = "DELETE FROM DATABASECHANGELOG WHERE ID = $1 AND AUTHOR = $2 AND FILENAME = $3";
+
+fn row_key(row: &HistoryRow) -> [Value; 3] {
+    [Value::from(row.id.as_str()), Value::from(row.author.as_str()), Value::from(row.filename.as_str())]
+}
+
+/// The statement that records a changeset in DATABASECHANGELOG: an INSERT, or for a re-run the
+/// UPDATE of its row (keyed by ID, AUTHOR, FILENAME). Columns as Liquibase 4.28 writes them.
+fn row_statement(changeset: &ChangeSet, exec_type: &str, rerun: bool, order: i64, deployment_id: &str, contexts: &[String]) -> (&'static str, Vec<Value>) {
+    let checksum = changeset.checksum(ChecksumVersion::V9).to_string();
+    let description = if changeset.changes.is_empty() { "empty".to_string() } else { changeset.changes.iter().map(Change::description).collect::<Vec<_>>().join("; ") };
+    let labels = changeset.labels.as_deref().map(|l| l.split(',').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(",")).filter(|l| !l.is_empty());
+    let params = vec![
+        Value::Integer(order),
+        Value::Text(checksum),
+        Value::Text(description),
+        Value::Text(changeset.comment.clone().unwrap_or_default()),
+        Value::from(exec_type),
+        Value::from(contexts_column(contexts, changeset.context.as_deref()).as_deref()),
+        Value::from(labels.as_deref()),
+        Value::from(LIQUIBASE_VERSION),
+        Value::from(deployment_id),
+        Value::from(changeset.id.as_str()),
+        Value::from(changeset.author.as_str()),
+        Value::from(changeset.file.as_str()),
+    ];
+    let sql = if rerun {
+        "UPDATE DATABASECHANGELOG SET DATEEXECUTED = CURRENT_TIMESTAMP, ORDEREXECUTED = $1, MD5SUM = $2, DESCRIPTION = $3, COMMENTS = $4, EXECTYPE = $5, CONTEXTS = $6, LABELS = $7, LIQUIBASE = $8, DEPLOYMENT_ID = $9, TAG = NULL WHERE ID = $10 AND AUTHOR = $11 AND FILENAME = $12"
+    } else {
+        "INSERT INTO DATABASECHANGELOG (ORDEREXECUTED, MD5SUM, DESCRIPTION, COMMENTS, EXECTYPE, CONTEXTS, LABELS, LIQUIBASE, DEPLOYMENT_ID, ID, AUTHOR, FILENAME, DATEEXECUTED) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CURRENT_TIMESTAMP)"
+    };
+    (sql, params)
+}
+
+/// `sql` with each `$n` replaced by its parameter as a SQL literal, for printing.
+fn with_literals(sql: &str, params: &[Value]) -> String {
+    let mut out = sql.to_string();
+    // Highest first, so `$1` does not eat the start of `$12`.
+    for (index, value) in params.iter().enumerate().rev() {
+        let literal = match value {
+            Value::Null => "NULL".to_string(),
+            Value::Boolean(b) => b.to_string().to_uppercase(),
+            Value::Integer(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        };
+        out = out.replace(&format!("${}", index + 1), &literal);
+    }
+    out
 }
 
 enum Applied {

@@ -9,6 +9,7 @@ pub mod db;
 pub mod engine;
 pub mod filters;
 pub mod formatted_sql;
+pub mod load;
 pub mod model;
 mod properties;
 pub mod statements;

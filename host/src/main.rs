@@ -1,5 +1,6 @@
 //! The `lockstep` command line: a thin layer over the library.
 
+mod db_command;
 mod progress;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,8 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Work on one database's schema: status, update, rollback, tag, history, … (Liquibase-style).
+    Db(db_command::DbArgs),
 }
 
 #[derive(clap::Args)]
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Validate { file, config } => validate(&file, &config),
         Command::Plan { file, format, vars, config } => show_plan(&file, format, vars, &config),
         Command::Run { file, vars, report, workspace, max_parallel, config } => run(&file, vars, report, workspace, max_parallel, &config),
+        Command::Db(args) => db_command::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use lockstep_changelog::db::{DbError, Dialect, Rows, Sql, Value};
 use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
-use lockstep_changelog::formatted_sql;
+use lockstep_changelog::load::load;
 use lockstep_step::db::{self as wit};
 use lockstep_step::{Context, ContextExt, Error, Outcome, Step, export_step};
 use serde::Deserialize;
@@ -130,12 +130,8 @@ struct DbSchema;
 impl Step for DbSchema {
     fn run(ctx: &Context) -> Result<Outcome, Error> {
         let spec: DbSpec = ctx.spec_as()?;
-        let path = &spec.lockstep.changelog_file;
-        if !path.ends_with(".sql") {
-            return Err(Error::Invalid(format!("{path}: only formatted SQL changelogs (.sql) are supported so far")));
-        }
-        let source = std::fs::read_to_string(format!("{SCHEMA_MOUNT}/{path}")).map_err(|e| Error::NotFound(format!("cannot read the changelog {path}: {e}")))?;
-        let changelog = formatted_sql::parse(path, &source, &spec.lockstep.properties).map_err(|errors| Error::Invalid(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+        let changelog = load(std::path::Path::new(SCHEMA_MOUNT), &spec.lockstep.changelog_file, &spec.lockstep.properties)
+            .map_err(|errors| Error::Invalid(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
         let mut db = HostSql(wit::Connection::open(&spec.db_instance)?);
         let settings = RunSettings { contexts: spec.lockstep.contexts.clone(), label_filter: spec.lockstep.label_filter.clone(), holder: spec.lockstep.lock_holder.clone(), ..RunSettings::default() };
         let mut engine = Engine::new(&mut db, settings);

@@ -1,0 +1,195 @@
+//! `lockstep db …`: Liquibase-style commands against one `dbInstance` of lockstep.yaml, run with
+//! the same engine as the DB steps.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use lockstep::capability::db::{BlockingSql, SqlConnection};
+use lockstep::config::Config;
+use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
+use lockstep_changelog::load::load;
+
+#[derive(clap::Args)]
+pub struct DbArgs {
+    /// The `dbInstances` entry of lockstep.yaml to work on.
+    #[arg(long, global = true, value_name = "NAME")]
+    instance: Option<String>,
+    /// lockstep.yaml to read (default: ./lockstep.yaml).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: DbCommand,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// List the changesets not yet applied. Takes no lock.
+    Status,
+    /// Apply pending changesets, in changelog order.
+    Update {
+        /// Apply at most N.
+        #[arg(long, value_name = "N")]
+        count: Option<usize>,
+    },
+    /// Print the SQL `update` would run. Writes nothing.
+    UpdateSql {
+        #[arg(long, value_name = "N")]
+        count: Option<usize>,
+    },
+    /// Undo the newest N changesets, or everything applied after a tag.
+    Rollback(RollbackArgs),
+    /// Print the SQL `rollback` would run. Writes nothing.
+    RollbackSql(RollbackArgs),
+    /// Tag the newest applied changeset (on an empty database, a marker row).
+    Tag { tag: String },
+    /// Show DATABASECHANGELOG, oldest first.
+    History,
+    /// Check the changelog, and the checksums of applied changesets against it. Writes nothing.
+    Validate,
+    /// Clear the changelog lock unconditionally (after a runner that is certainly gone).
+    ReleaseLocks,
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct RollbackArgs {
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+    #[arg(long, value_name = "TAG")]
+    tag: Option<String>,
+}
+
+impl RollbackArgs {
+    fn target(&self) -> RollbackTarget {
+        match (&self.tag, self.count) {
+            (Some(tag), _) => RollbackTarget::Tag(tag.clone()),
+            (None, count) => RollbackTarget::Count(count.unwrap_or(1)),
+        }
+    }
+}
+
+/// Problems with the input exit 2, failures of the command 1.
+fn invalid(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
+    let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from("lockstep.yaml"));
+    let config = match Config::load(&config_path, true) {
+        Ok(config) => config,
+        Err(e) => return Ok(invalid(format!("{e:#}"))),
+    };
+    let Some(instance_name) = args.instance.clone() else {
+        let known: Vec<&str> = config.db_instances.keys().map(String::as_str).collect();
+        return Ok(invalid(format!("say which database with --instance NAME (instances in {}: {})", config_path.display(), if known.is_empty() { "none".into() } else { known.join(", ") })));
+    };
+    let Some(instance) = config.db_instances.get(&instance_name) else {
+        return Ok(invalid(format!("{} has no db instance `{instance_name}` under `dbInstances:`", config_path.display())));
+    };
+    let schema = &config.db_schemas[&instance.schema];
+    let changelog = match load(&schema.root, &schema.changelog, &instance.substitute_properties) {
+        Ok(changelog) => changelog,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let target = match config.sql_target(&instance_name) {
+        Ok(target) => target,
+        Err(message) => return Ok(invalid(message)),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let connection = match runtime.block_on(SqlConnection::open(&target)) {
+        Ok(connection) => connection,
+        Err(e) => {
+            eprintln!("error: {instance_name}: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut sql = BlockingSql::new(connection, runtime.handle().clone());
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let settings = RunSettings {
+        contexts: instance.context.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect(),
+        label_filter: instance.labels.clone(),
+        holder: format!("{host} pid {} (lockstep db)", std::process::id()),
+        ..RunSettings::default()
+    };
+    let mut engine = Engine::new(&mut sql, settings);
+    let outcome = execute(&mut engine, &args.command, &changelog, &instance_name);
+    for note in &engine.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error @ (EngineError::Invalid(_) | EngineError::UnknownTag { .. })) => invalid(error),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    })
+}
+
+fn execute(engine: &mut Engine<'_>, command: &DbCommand, changelog: &lockstep_changelog::model::Changelog, instance: &str) -> Result<(), EngineError> {
+    match command {
+        DbCommand::Status => {
+            let pending = engine.status(changelog)?;
+            if pending.is_empty() {
+                println!("{instance} is up to date");
+            } else {
+                println!("{} changeset(s) have not been applied to {instance}:", pending.len());
+                for changeset in pending {
+                    println!("  {}", changeset.identifier());
+                }
+            }
+        }
+        DbCommand::Update { count } => {
+            let report = engine.update(changelog, *count, false)?;
+            for applied in &report.applied {
+                println!("applied {applied}");
+            }
+            println!("{} changeset(s) applied to {instance}", report.applied.len());
+        }
+        DbCommand::UpdateSql { count } => {
+            for statement in engine.update_sql(changelog, *count)? {
+                println!("{statement}");
+            }
+        }
+        DbCommand::Rollback(target) => {
+            let report = engine.rollback(changelog, &target.target())?;
+            for undone in &report.rolled_back {
+                println!("rolled back {undone}");
+            }
+            println!("{} changeset(s) rolled back on {instance}", report.rolled_back.len());
+        }
+        DbCommand::RollbackSql(target) => {
+            for statement in engine.rollback_sql(changelog, &target.target())? {
+                println!("{statement}");
+            }
+        }
+        DbCommand::Tag { tag } => {
+            engine.tag(tag)?;
+            println!("tagged {instance} as {tag}");
+        }
+        DbCommand::History => {
+            let rows = engine.history()?;
+            println!("{:<12} {:<26} {:<40} {:<16} {:<24} {}", "DEPLOYMENT", "DATE", "FILENAME", "AUTHOR", "ID", "TAG");
+            for row in rows {
+                println!("{:<12} {:<26} {:<40} {:<16} {:<24} {}", row.deployment_id.unwrap_or_default(), row.date_executed, row.filename, row.author, row.id, row.tag.unwrap_or_default());
+            }
+        }
+        DbCommand::Validate => {
+            let pending = engine.status(changelog)?.len();
+            println!("{} is valid: {} changeset(s), {pending} not yet applied to {instance}", changelog.path, changelog.changesets.len());
+        }
+        DbCommand::ReleaseLocks => {
+            engine.release_locks()?;
+            println!("released the changelog lock of {instance}");
+        }
+    }
+    Ok(())
+}
