@@ -371,10 +371,10 @@ impl<'d> Engine<'d> {
     pub fn rollback_sql(&mut self, changelog: &Changelog, target: &RollbackTarget) -> Result<Vec<String>, EngineError> {
         let history = self.history()?;
         let mut out = vec![];
-        for (row, identifier, statements) in self.rollback_plan(changelog, &history, target)? {
-            out.push(format!("-- Rolling back {}", identifier.unwrap_or_else(|| format!("{}::{}::{}", row.filename, row.id, row.author))));
-            out.extend(statements.into_iter().map(|s| format!("{s};")));
-            out.push(format!("{};", with_literals(DELETE_ROW, &row_key(&row))));
+        for step in self.rollback_plan(changelog, &history, target)? {
+            out.push(format!("-- Rolling back {}", step.name()));
+            out.extend(step.statements.iter().map(|s| format!("{s};")));
+            out.push(format!("{};", with_literals(DELETE_ROW, &row_key(&step.row))));
         }
         Ok(out)
     }
@@ -416,24 +416,23 @@ impl<'d> Engine<'d> {
         }
         self.with_lock(|engine| {
             let mut report = RollbackReport::default();
-            for (row, identifier, statements) in plan {
+            for step in plan {
                 engine.db.batch("BEGIN")?;
                 let result = (|| {
-                    for statement in &statements {
+                    for statement in &step.statements {
                         engine.db.batch(statement)?;
                     }
-                    engine.db.execute(DELETE_ROW, &row_key(&row))
+                    engine.db.execute(DELETE_ROW, &row_key(&step.row))
                 })();
                 match result {
                     Ok(_) => engine.db.batch("COMMIT")?,
                     Err(error) => {
                         engine.db.batch("ROLLBACK")?;
-                        let changeset = identifier.unwrap_or_else(|| format!("{}::{}::{}", row.filename, row.id, row.author));
-                        return Err(EngineError::ChangeSetFailed { changeset, error, applied: report.rolled_back.len() });
+                        return Err(EngineError::ChangeSetFailed { changeset: step.name(), error, applied: report.rolled_back.len() });
                     }
                 }
-                if let Some(identifier) = identifier {
-                    report.rolled_back.push(identifier);
+                if let Some(changeset) = step.changeset {
+                    report.rolled_back.push(changeset);
                 }
             }
             Ok(report)
@@ -442,18 +441,18 @@ impl<'d> Engine<'d> {
 
     /// Each row a rollback removes (newest first), the changeset it belongs to, and the statements
     /// that undo it. Every changeset that cannot be undone is reported at once.
-    fn rollback_plan(&self, changelog: &Changelog, history: &[HistoryRow], target: &RollbackTarget) -> Result<Vec<(HistoryRow, Option<String>, Vec<String>)>, EngineError> {
+    fn rollback_plan(&self, changelog: &Changelog, history: &[HistoryRow], target: &RollbackTarget) -> Result<Vec<RollbackStep>, EngineError> {
         let by_key: HashMap<(&str, &str, &str), &ChangeSet> = changelog.changesets.iter().map(|c| ((c.file.as_str(), c.id.as_str(), c.author.as_str()), c)).collect();
         let mut plan = vec![];
         let mut problems = vec![];
         for row in self.rollback_rows(changelog, history, target)? {
             match by_key.get(&row.key()).copied() {
                 Some(changeset) => match rollback_statements(changeset, changelog) {
-                    Ok(statements) => plan.push((row, Some(changeset.identifier()), statements)),
+                    Ok(statements) => plan.push(RollbackStep { row, changeset: Some(changeset.identifier()), statements }),
                     Err(problem) => problems.push(problem),
                 },
                 // A row the runner wrote itself (a synthetic tag row): just removed.
-                None => plan.push((row, None, vec![])),
+                None => plan.push(RollbackStep { row, changeset: None, statements: vec![] }),
             }
         }
         if problems.is_empty() { Ok(plan) } else { Err(EngineError::Invalid(problems)) }
@@ -610,6 +609,20 @@ impl<'d> Engine<'d> {
         self.db.execute("UPDATE DATABASECHANGELOGLOCK SET LOCKED = FALSE, LOCKEDBY = NULL, LOCKGRANTED = NULL WHERE ID = 1", &[])?;
         self.db.advisory_unlock(ADVISORY_KEY)?;
         Ok(())
+    }
+}
+
+/// One row a rollback removes, and how.
+struct RollbackStep {
+    row: HistoryRow,
+    /// `path::id::author`; `None` for a row the runner wrote itself (a synthetic tag row).
+    changeset: Option<String>,
+    statements: Vec<String>,
+}
+
+impl RollbackStep {
+    fn name(&self) -> String {
+        self.changeset.clone().unwrap_or_else(|| format!("{}::{}::{}", self.row.filename, self.row.id, self.row.author))
     }
 }
 

@@ -177,7 +177,7 @@ fn execute(engine: &mut Engine<'_>, command: &DbCommand, changelog: &lockstep_ch
         }
         DbCommand::History => {
             let rows = engine.history()?;
-            println!("{:<12} {:<26} {:<40} {:<16} {:<24} {}", "DEPLOYMENT", "DATE", "FILENAME", "AUTHOR", "ID", "TAG");
+            println!("{:<12} {:<26} {:<40} {:<16} {:<24} TAG", "DEPLOYMENT", "DATE", "FILENAME", "AUTHOR", "ID");
             for row in rows {
                 println!("{:<12} {:<26} {:<40} {:<16} {:<24} {}", row.deployment_id.unwrap_or_default(), row.date_executed, row.filename, row.author, row.id, row.tag.unwrap_or_default());
             }
