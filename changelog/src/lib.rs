@@ -13,6 +13,7 @@ pub mod load;
 pub mod model;
 mod properties;
 pub mod statements;
+pub mod yaml;
 
 pub use checksum::{CheckSum, ChecksumVersion};
 pub use model::{Change, ChangeSet, Rollback};

@@ -7,12 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A position in a source file: 1-based line, 1-based column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Pos {
-    pub line: usize,
-    pub col: usize,
-}
+pub use lockstep_changelog::yaml::Pos;
 
 /// Where a YAML node is: the file, its position, and its path from the document root
 /// (`pipeline.stages[0].stage.spec`).

@@ -1,107 +1,12 @@
-//! A YAML tree that remembers where every node came from.
-//!
-//! Built from `saphyr-parser` events. Anchors and aliases are resolved (an alias is a copy of
-//! its anchor's node, keeping the anchor's position); tags are ignored.
+//! YAML files of the host (pipelines, lockstep.yaml): the shared node tree, plus the file name
+//! so that every diagnostic can say where it is.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+pub use lockstep_changelog::yaml::{Node, Value, plain_scalar_to_json};
 
 use crate::diag::{Diagnostic, Location, Pos};
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    /// A scalar's text. `quoted` scalars are always strings; plain ones may read as bool/number.
-    Scalar { text: String, quoted: bool },
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Node {
-    pub value: Value,
-    pub pos: Pos,
-}
-
-impl Node {
-    pub fn kind(&self) -> &'static str {
-        match &self.value {
-            Value::Null => "nothing",
-            Value::Scalar { .. } => "a scalar",
-            Value::Seq(_) => "a list",
-            Value::Map(_) => "a map",
-        }
-    }
-
-    pub fn is_null(&self) -> bool {
-        matches!(self.value, Value::Null)
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match &self.value {
-            Value::Scalar { text, .. } => Some(text),
-            _ => None,
-        }
-    }
-
-    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
-        match &self.value {
-            Value::Map(entries) => Some(entries),
-            _ => None,
-        }
-    }
-
-    pub fn as_seq(&self) -> Option<&[Node]> {
-        match &self.value {
-            Value::Seq(items) => Some(items),
-            _ => None,
-        }
-    }
-
-    /// The value of `key` in a map node.
-    pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
-    }
-
-    /// Converts to JSON following YAML 1.2 core-schema typing of plain scalars.
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::Value as J;
-        match &self.value {
-            Value::Null => J::Null,
-            Value::Scalar { text, quoted: true } => J::String(text.clone()),
-            Value::Scalar { text, quoted: false } => plain_scalar_to_json(text),
-            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => J::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.as_str().unwrap_or_default().to_string(), v.to_json()))
-                    .collect(),
-            ),
-        }
-    }
-}
-
-pub fn plain_scalar_to_json(text: &str) -> serde_json::Value {
-    use serde_json::Value as J;
-    match text {
-        "true" | "True" | "TRUE" => return J::Bool(true),
-        "false" | "False" | "FALSE" => return J::Bool(false),
-        "null" | "Null" | "NULL" | "~" | "" => return J::Null,
-        _ => {}
-    }
-    if let Ok(i) = text.parse::<i64>() {
-        return J::from(i);
-    }
-    if text.chars().any(|c| c.is_ascii_digit())
-        && let Ok(f) = text.parse::<f64>()
-        && f.is_finite()
-    {
-        return J::from(f);
-    }
-    J::String(text.to_string())
-}
 
 /// A parsed YAML file: its documents, and the file name used in diagnostics.
 #[derive(Debug)]
@@ -119,72 +24,10 @@ impl Document {
 /// Parses `source`; a syntax error becomes a diagnostic at the offending position.
 pub fn parse(file: &Path, source: &str) -> Result<Document, Diagnostic> {
     let file: Arc<Path> = Arc::from(file);
-    let mut builder = Builder::default();
-    for event in Parser::new_from_str(source) {
-        match event {
-            Ok((event, span)) => builder.on_event(event, span),
-            Err(e) => {
-                let pos = Pos { line: e.marker().line(), col: e.marker().col() + 1 };
-                return Err(Diagnostic::error(
-                    Location { file, pos, yaml_path: String::new() },
-                    format!("this is not valid YAML: {}", e.info()),
-                )
-                .with_help("check the indentation and quoting on this line and the one before it"));
-            }
-        }
-    }
-    Ok(Document { file, roots: builder.documents })
-}
-
-#[derive(Default)]
-struct Builder {
-    documents: Vec<Node>,
-    /// Open collections: the node being filled, and for maps a key waiting for its value.
-    stack: Vec<(Node, Option<Node>, usize)>,
-    anchors: std::collections::HashMap<usize, Node>,
-}
-
-impl Builder {
-    fn on_event(&mut self, event: Event<'_>, span: Span) {
-        let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
-        match event {
-            Event::Scalar(text, style, anchor, _) => {
-                let quoted = !matches!(style, ScalarStyle::Plain);
-                let value = if !quoted && matches!(text.as_ref(), "~" | "null" | "Null" | "NULL" | "") {
-                    Value::Null
-                } else {
-                    Value::Scalar { text: text.into_owned(), quoted }
-                };
-                self.finish(Node { value, pos }, anchor);
-            }
-            Event::SequenceStart(anchor, _) => self.stack.push((Node { value: Value::Seq(vec![]), pos }, None, anchor)),
-            Event::MappingStart(anchor, _) => self.stack.push((Node { value: Value::Map(vec![]), pos }, None, anchor)),
-            Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((node, _, anchor)) = self.stack.pop() {
-                    self.finish(node, anchor);
-                }
-            }
-            Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node { value: Value::Null, pos });
-                self.finish(node, 0);
-            }
-            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => {}
-        }
-    }
-
-    fn finish(&mut self, node: Node, anchor: usize) {
-        if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
-        }
-        match self.stack.last_mut() {
-            None => self.documents.push(node),
-            Some((Node { value: Value::Seq(items), .. }, _, _)) => items.push(node),
-            Some((Node { value: Value::Map(entries), .. }, pending, _)) => match pending.take() {
-                None => *pending = Some(node),
-                Some(key) => entries.push((key, node)),
-            },
-            Some(_) => unreachable!("only collections are pushed on the stack"),
-        }
+    match lockstep_changelog::yaml::parse(source) {
+        Ok(roots) => Ok(Document { file, roots }),
+        Err(e) => Err(Diagnostic::error(Location { file, pos: e.pos, yaml_path: String::new() }, format!("this is not valid YAML: {}", e.message))
+            .with_help("check the indentation and quoting on this line and the one before it")),
     }
 }
 
@@ -193,31 +36,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nodes_keep_their_line_and_column() {
-        let doc = parse(Path::new("p.yaml"), "a:\n  b: [1, x]\n  c: 'q'\n").unwrap();
-        let root = &doc.roots[0];
-        let b = root.get("a").unwrap().get("b").unwrap();
-        assert_eq!(b.pos, Pos { line: 2, col: 6 });
-        assert_eq!(b.as_seq().unwrap()[1].pos, Pos { line: 2, col: 10 });
-        assert_eq!(root.get("a").unwrap().get("c").unwrap().to_json(), serde_json::json!("q"));
-    }
-
-    #[test]
-    fn plain_scalars_are_typed_like_yaml_1_2() {
-        let doc = parse(Path::new("p.yaml"), "[true, 3, 1.5, '3', x, ~]").unwrap();
-        assert_eq!(doc.roots[0].to_json(), serde_json::json!([true, 3, 1.5, "3", "x", null]));
-    }
-
-    #[test]
-    fn syntax_errors_name_the_line() {
+    fn syntax_errors_name_the_file_and_line() {
         let err = parse(Path::new("p.yaml"), "a: [1, 2\nb: c\n").unwrap_err();
-        assert!(err.location.pos.line >= 1, "{err}");
-        assert!(err.to_string().starts_with("p.yaml:"), "{err}");
-    }
-
-    #[test]
-    fn aliases_copy_their_anchor() {
-        let doc = parse(Path::new("p.yaml"), "a: &x {k: v}\nb: *x\n").unwrap();
-        assert_eq!(doc.roots[0].get("b").unwrap().get("k").unwrap().as_str(), Some("v"));
+        assert!(err.to_string().starts_with("p.yaml:2:"), "{err}");
     }
 }
