@@ -33,27 +33,33 @@ fn database_name(db: &TestDb) -> &str {
 
 struct Project {
     dir: tempfile::TempDir,
+    changelog: String,
 }
 
 impl Project {
     fn new(db: &TestDb, changelog: &str) -> Self {
+        Self::with_file(db, "db/changelog.sql", changelog)
+    }
+
+    /// A project whose root changelog is `path`.
+    fn with_file(db: &TestDb, path: &str, changelog: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("db")).unwrap();
-        std::fs::write(dir.path().join("db/changelog.sql"), changelog).unwrap();
-        let config = format!("connectors:\n{}dbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n", db.connector("db"));
+        std::fs::write(dir.path().join(path), changelog).unwrap();
+        let config = format!("connectors:\n{}dbSchemas:\n  app: {{ changelog: {path} }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n", db.connector("db"));
         std::fs::write(dir.path().join("lockstep.yaml"), config).unwrap();
-        Project { dir }
+        Project { dir, changelog: path.to_string() }
     }
 
     fn write_changelog(&self, changelog: &str) {
-        std::fs::write(self.dir.path().join("db/changelog.sql"), changelog).unwrap();
+        std::fs::write(self.dir.path().join(&self.changelog), changelog).unwrap();
     }
 
     /// Runs Liquibase from the project root, as a team would (so FILENAME is `db/changelog.sql`).
     fn liquibase(&self, db: &TestDb, args: &[&str]) -> String {
         let output = Command::new(liquibase())
             .arg(format!("--url=jdbc:postgresql://127.0.0.1:5432/{}", database_name(db)))
-            .args(["--username=postgres", "--changelog-file=db/changelog.sql", "--show-banner=false", "--log-level=SEVERE"])
+            .args(["--username=postgres", &format!("--changelog-file={}", self.changelog), "--show-banner=false", "--log-level=SEVERE"])
             .args(args)
             .current_dir(self.dir.path())
             .output()
@@ -160,4 +166,105 @@ fn liquibase_accepts_and_rolls_back_what_lockstep_applied() {
     assert!(history(&db)[4].starts_with("view|bob|db/changelog.sql|6|RERAN|"), "{:?}", history(&db));
     let status = project.liquibase(&db, &["status"]);
     assert!(status.contains("is up to date"), "Liquibase accepts the re-run's checksum:\n{status}");
+}
+
+const YAML_CHANGELOG: &str = "databaseChangeLog:
+  - changeSet:
+      id: create-person
+      author: alice
+      changes:
+        - createTable:
+            tableName: person
+            columns:
+              - column:
+                  name: id
+                  type: int
+                  constraints:
+                    primaryKey: true
+                    nullable: false
+              - column:
+                  name: name
+                  type: varchar(50)
+  - changeSet:
+      id: add-columns
+      author: alice
+      changes:
+        - addColumn:
+            tableName: person
+            columns:
+              - column:
+                  name: email
+                  type: varchar(200)
+              - column:
+                  name: active
+                  type: boolean
+                  defaultValueBoolean: true
+  - changeSet:
+      id: index-email
+      author: bob
+      changes:
+        - createIndex:
+            tableName: person
+            indexName: ix_person_email
+            unique: true
+            columns:
+              - column:
+                  name: email
+  - changeSet:
+      id: seed
+      author: bob
+      changes:
+        - sql: insert into person (id, name, email) values (1, 'Ada', 'ada@example.com')
+      rollback: delete from person where id = 1
+  - changeSet:
+      id: tag-v1
+      author: bob
+      changes:
+        - tagDatabase:
+            tag: v1
+  - changeSet:
+      id: rename
+      author: carol
+      changes:
+        - renameColumn:
+            tableName: person
+            oldColumnName: name
+            newColumnName: full_name
+            columnDataType: varchar(50)
+        - addNotNullConstraint:
+            tableName: person
+            columnName: email
+            columnDataType: varchar(200)
+  - changeSet:
+      id: view
+      author: carol
+      changes:
+        - createView:
+            viewName: active_people
+            selectQuery: select id, full_name from person where active
+";
+
+#[test]
+fn a_yaml_changelog_of_structured_changes_matches_liquibase_forwards_and_backwards() {
+    let (by_liquibase, by_lockstep) = (TestDb::postgres(), TestDb::postgres());
+    let liquibase_project = Project::with_file(&by_liquibase, "db/changelog.yaml", YAML_CHANGELOG);
+    let lockstep_project = Project::with_file(&by_lockstep, "db/changelog.yaml", YAML_CHANGELOG);
+    liquibase_project.liquibase(&by_liquibase, &["update"]);
+    lockstep_project.lockstep(&["update"]);
+    let expected = history(&by_liquibase);
+    assert_eq!(expected.len(), 7);
+    assert_eq!(history(&by_lockstep), expected, "checksums, descriptions and tags as Liquibase writes them");
+    assert_eq!(schema(&by_lockstep), schema(&by_liquibase));
+
+    // Rolling back to the tag undoes the later changesets and the tagDatabase changeset itself.
+    liquibase_project.liquibase(&by_liquibase, &["rollback", "--tag=v1"]);
+    assert!(lockstep_project.lockstep(&["rollback", "--tag", "v1"]).contains("3 changeset(s) rolled back"));
+    assert_eq!(history(&by_lockstep), history(&by_liquibase));
+    assert_eq!(schema(&by_lockstep), schema(&by_liquibase));
+
+    // Automatic inverses all the way back.
+    liquibase_project.liquibase(&by_liquibase, &["rollback-count", "--count=4"]);
+    lockstep_project.lockstep(&["rollback", "--count", "4"]);
+    assert!(history(&by_lockstep).is_empty());
+    assert_eq!(schema(&by_lockstep), schema(&by_liquibase));
 }

@@ -172,6 +172,11 @@ fn list_body(items: &[Serialized], depth: usize) -> String {
         .join(",\n")
 }
 
+/// The checksum of a text, normalised like every text Liquibase hashes.
+pub fn text(version: ChecksumVersion, text: &str) -> CheckSum {
+    CheckSum::of(version, normalize(text).as_bytes())
+}
+
 /// A changeset's checksum from its changes' checksums (all of one version). With no changes it
 /// is the MD5 of nothing: `9:d41d8cd98f00b204e9800998ecf8427e`.
 pub fn changeset(version: ChecksumVersion, changes: &[CheckSum]) -> CheckSum {

@@ -283,9 +283,9 @@ impl<'d> Engine<'d> {
             self.db.batch("BEGIN")?;
         }
         let result = (|| {
+            let dialect = self.db.dialect();
             for change in &changeset.changes {
-                let Change::Sql(sql) = change;
-                for statement in statements::split(&sql.sql, &sql.settings) {
+                for statement in change.statements(dialect).map_err(DbError::Invalid)? {
                     self.db.batch(&statement)?;
                 }
             }
@@ -358,8 +358,9 @@ impl<'d> Engine<'d> {
         for step in pending.into_iter().take(count.unwrap_or(usize::MAX)) {
             order += 1;
             out.push(format!("-- Changeset {}", step.changeset.identifier()));
-            for Change::Sql(sql) in &step.changeset.changes {
-                out.extend(statements::split(&sql.sql, &sql.settings).into_iter().map(|s| format!("{s};")));
+            let dialect = self.db.dialect();
+            for change in &step.changeset.changes {
+                out.extend(change.statements(dialect).map_err(|e| EngineError::Invalid(vec![e]))?.into_iter().map(|s| format!("{s};")));
             }
             let (sql, params) = row_statement(step.changeset, if step.rerun { "RERAN" } else { "EXECUTED" }, step.rerun, order, &deployment_id, &self.settings.contexts);
             out.push(format!("{};", with_literals(sql, &params)));
@@ -447,7 +448,7 @@ impl<'d> Engine<'d> {
         let mut problems = vec![];
         for row in self.rollback_rows(changelog, history, target)? {
             match by_key.get(&row.key()).copied() {
-                Some(changeset) => match rollback_statements(changeset, changelog) {
+                Some(changeset) => match rollback_statements(changeset, changelog, self.db.dialect()) {
                     Ok(statements) => plan.push(RollbackStep { row, changeset: Some(changeset.identifier()), statements }),
                     Err(problem) => problems.push(problem),
                 },
@@ -651,11 +652,13 @@ fn row_statement(changeset: &ChangeSet, exec_type: &str, rerun: bool, order: i64
         Value::from(changeset.id.as_str()),
         Value::from(changeset.author.as_str()),
         Value::from(changeset.file.as_str()),
+        // A tagDatabase change tags its own row.
+        Value::from(changeset.changes.iter().find_map(Change::tag)),
     ];
     let sql = if rerun {
-        "UPDATE DATABASECHANGELOG SET DATEEXECUTED = CURRENT_TIMESTAMP, ORDEREXECUTED = $1, MD5SUM = $2, DESCRIPTION = $3, COMMENTS = $4, EXECTYPE = $5, CONTEXTS = $6, LABELS = $7, LIQUIBASE = $8, DEPLOYMENT_ID = $9, TAG = NULL WHERE ID = $10 AND AUTHOR = $11 AND FILENAME = $12"
+        "UPDATE DATABASECHANGELOG SET DATEEXECUTED = CURRENT_TIMESTAMP, ORDEREXECUTED = $1, MD5SUM = $2, DESCRIPTION = $3, COMMENTS = $4, EXECTYPE = $5, CONTEXTS = $6, LABELS = $7, LIQUIBASE = $8, DEPLOYMENT_ID = $9, TAG = $13 WHERE ID = $10 AND AUTHOR = $11 AND FILENAME = $12"
     } else {
-        "INSERT INTO DATABASECHANGELOG (ORDEREXECUTED, MD5SUM, DESCRIPTION, COMMENTS, EXECTYPE, CONTEXTS, LABELS, LIQUIBASE, DEPLOYMENT_ID, ID, AUTHOR, FILENAME, DATEEXECUTED) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, CURRENT_TIMESTAMP)"
+        "INSERT INTO DATABASECHANGELOG (ORDEREXECUTED, MD5SUM, DESCRIPTION, COMMENTS, EXECTYPE, CONTEXTS, LABELS, LIQUIBASE, DEPLOYMENT_ID, ID, AUTHOR, FILENAME, TAG, DATEEXECUTED) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CURRENT_TIMESTAMP)"
     };
     (sql, params)
 }
@@ -707,22 +710,45 @@ fn checksum_verdict(changeset: &ChangeSet, stored: Option<&str>) -> Verdict {
 }
 
 /// The statements that undo `changeset`; an error names it when it cannot be undone.
-fn rollback_statements(changeset: &ChangeSet, changelog: &Changelog) -> Result<Vec<String>, String> {
-    let sql_of = |changes: &[Change]| changes.iter().flat_map(|Change::Sql(sql)| statements::split(&sql.sql, &sql.settings)).collect::<Vec<_>>();
+fn rollback_statements(changeset: &ChangeSet, changelog: &Changelog, dialect: Dialect) -> Result<Vec<String>, String> {
+    let at = |problem: String| format!("{}:{}: the rollback of changeset {}: {problem}", changeset.file, changeset.line, changeset.identifier());
+    let run = |changes: &[Change]| -> Result<Vec<String>, String> {
+        let mut out = vec![];
+        for change in changes {
+            out.extend(change.statements(dialect).map_err(at)?);
+        }
+        Ok(out)
+    };
     match &changeset.rollback {
         Rollback::Empty => Ok(vec![]),
         Rollback::Sql(sql) => Ok(statements::split(&sql.sql, &sql.settings)),
-        Rollback::Reference { id, author, path } => changelog
-            .changesets
-            .iter()
-            .find(|c| &c.id == id && &c.author == author && path.as_ref().is_none_or(|p| p == &c.file))
-            .map(|c| sql_of(&c.changes))
-            .ok_or_else(|| format!("{}:{}: the rollback of {} refers to changeset {id} by {author}, which is not in the changelog", changeset.file, changeset.line, changeset.identifier())),
-        Rollback::Automatic if changeset.changes.is_empty() => Ok(vec![]),
-        Rollback::Automatic => Err(format!(
-            "{}:{}: changeset {} has no rollback, and raw SQL has no automatic inverse\n  help: add `--rollback <sql>` (or `--rollback empty` if nothing needs undoing)",
-            changeset.file, changeset.line, changeset.identifier()
-        )),
+        Rollback::Changes(changes) => run(changes),
+        Rollback::Reference { id, author, path } => match changelog.changesets.iter().find(|c| &c.id == id && &c.author == author && path.as_ref().is_none_or(|p| p == &c.file)) {
+            Some(referenced) => run(&referenced.changes),
+            None => Err(at(format!("it refers to changeset {id} by {author}, which is not in the changelog"))),
+        },
+        Rollback::Automatic => {
+            // Inverses run in reverse change order.
+            let mut out = vec![];
+            for change in changeset.changes.iter().rev() {
+                match change {
+                    Change::Sql(_) => {
+                        return Err(format!(
+                            "{}:{}: changeset {} has no rollback, and raw SQL has no automatic inverse\n  help: add a rollback (`--rollback <sql>`, or `rollback:` in YAML; `empty` if nothing needs undoing)",
+                            changeset.file, changeset.line, changeset.identifier()
+                        ));
+                    }
+                    Change::Structured(structured) => {
+                        if let Some(inverse) = structured.inverse().map_err(|e| at(format!("{e}; write one")))? {
+                            for undo in inverse {
+                                out.extend(undo.statements(dialect).map_err(at)?);
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        }
     }
 }
 

@@ -382,6 +382,7 @@ mod tests {
     fn sql_of(changeset: &ChangeSet) -> &str {
         match &changeset.changes[0] {
             Change::Sql(sql) => &sql.sql,
+            Change::Structured(other) => panic!("expected SQL, found {other:?}"),
         }
     }
 
@@ -406,7 +407,7 @@ mod tests {
         assert_eq!(cs.context.as_deref(), Some("prod and !test"));
         assert_eq!(cs.labels.as_deref(), Some("a,b"));
         assert_eq!(cs.dbms.as_deref(), Some("postgresql"));
-        let Change::Sql(sql) = &cs.changes[0];
+        let Change::Sql(sql) = &cs.changes[0] else { panic!() };
         assert_eq!(sql.settings, SqlSettings { end_delimiter: Some("GO".into()), split_statements: false, strip_comments: true });
     }
 
@@ -463,7 +464,7 @@ mod tests {
         let log = parse_ok("create table a (id int);\n-- keep me\ncreate table b (id int);\n");
         let cs = &log.changesets[0];
         assert_eq!((cs.id.as_str(), cs.author.as_str()), ("raw", "includeAll"));
-        let Change::Sql(sql) = &cs.changes[0];
+        let Change::Sql(sql) = &cs.changes[0] else { panic!() };
         assert!(!sql.settings.split_statements && !sql.settings.strip_comments);
         assert!(sql.sql.contains("-- keep me"));
     }

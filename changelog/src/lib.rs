@@ -4,6 +4,7 @@
 //! Liquibase 4.28 does, and (in later modules) decides what to run. It compiles for the host and
 //! for `wasm32-wasip2` alike.
 
+pub mod changes;
 pub mod checksum;
 pub mod db;
 pub mod engine;
@@ -13,6 +14,7 @@ pub mod load;
 pub mod model;
 mod properties;
 pub mod statements;
+pub mod yaml_changelog;
 pub mod yaml;
 
 pub use checksum::{CheckSum, ChecksumVersion};

@@ -1,6 +1,9 @@
 //! Changesets and changes as a changelog defines them (after `${}` expansion).
 
+use crate::changes::Structured;
 use crate::checksum::{self, CheckSum, ChecksumVersion, SqlSettings};
+use crate::db::Dialect;
+use crate::statements;
 
 /// Where a problem in a changelog is, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,12 +86,14 @@ impl ChangeSet {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Sql(SqlChange),
+    Structured(Structured),
 }
 
 impl Change {
     pub fn checksum(&self, version: ChecksumVersion) -> CheckSum {
         match self {
             Change::Sql(sql) => checksum::sql(version, &sql.sql, &sql.settings),
+            Change::Structured(change) => change.checksum(version),
         }
     }
 
@@ -96,6 +101,23 @@ impl Change {
     pub fn description(&self) -> String {
         match self {
             Change::Sql(_) => "sql".to_string(),
+            Change::Structured(change) => change.description(),
+        }
+    }
+
+    /// The statements that make this change on `dialect`.
+    pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
+        match self {
+            Change::Sql(sql) => Ok(statements::split(&sql.sql, &sql.settings)),
+            Change::Structured(change) => change.statements(dialect),
+        }
+    }
+
+    /// The tag a `tagDatabase` change writes into its row.
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Change::Structured(Structured::TagDatabase { tag }) => Some(tag),
+            _ => None,
         }
     }
 }
@@ -115,6 +137,8 @@ pub enum Rollback {
     /// Given as empty (`--rollback empty`, `rollback: []`): nothing to run; the row is deleted.
     Empty,
     Sql(SqlChange),
+    /// Changes given explicitly, run in the order given.
+    Changes(Vec<Change>),
     /// The forward changes of another changeset.
     Reference { id: String, author: String, path: Option<String> },
 }

@@ -129,8 +129,8 @@ impl SqlConnection {
             }
             SqlConnection::Sqlite(session) => {
                 let mut statement = session.connection.prepare(sql).map_err(sqlite_error)?;
-                let changed = statement.execute(rusqlite::params_from_iter(params.iter().map(sqlite_param))).map_err(sqlite_error)?;
-                Ok(changed as u64)
+                bind_numbered(&mut statement, params)?;
+                Ok(statement.raw_execute().map_err(sqlite_error)? as u64)
             }
         }
     }
@@ -149,7 +149,8 @@ impl SqlConnection {
                 let mut statement = session.connection.prepare(sql).map_err(sqlite_error)?;
                 let columns: Vec<String> = statement.column_names().map(str::to_string).collect();
                 let width = columns.len();
-                let mut result = statement.query(rusqlite::params_from_iter(params.iter().map(sqlite_param))).map_err(sqlite_error)?;
+                bind_numbered(&mut statement, params)?;
+                let mut result = statement.raw_query();
                 let mut rows = vec![];
                 while let Some(row) = result.next().map_err(sqlite_error)? {
                     rows.push((0..width).map(|i| sqlite_value(row.get_ref(i))).collect::<Result<_, _>>()?);
@@ -261,6 +262,18 @@ fn pg_row(row: &tokio_postgres::Row) -> Result<Vec<Value>, DbError> {
             value.map_err(|e| DbError::Failed(e.to_string()))
         })
         .collect()
+}
+
+/// Binds `params[n - 1]` to `$n`, wherever `$n` appears: SQLite numbers `$n` parameters by their
+/// first appearance, not by `n`, so binding by position would differ from PostgreSQL.
+fn bind_numbered(statement: &mut rusqlite::Statement<'_>, params: &[Value]) -> Result<(), DbError> {
+    for (i, value) in params.iter().enumerate() {
+        match statement.parameter_index(&format!("${}", i + 1)).map_err(sqlite_error)? {
+            Some(index) => statement.raw_bind_parameter(index, sqlite_param(value)).map_err(sqlite_error)?,
+            None => return Err(DbError::Invalid(format!("the statement has no parameter ${}", i + 1))),
+        }
+    }
+    Ok(())
 }
 
 fn sqlite_param(value: &Value) -> rusqlite::types::Value {

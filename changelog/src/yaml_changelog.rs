@@ -1,0 +1,330 @@
+//! YAML and JSON changelogs (`databaseChangeLog:` → `changeSet` / `include` / `includeAll` /
+//! `property`), read with the positions of every node so that errors name the line.
+
+use std::collections::BTreeMap;
+
+use crate::changes::{Column, Constraints, Structured};
+use crate::checksum::SqlSettings;
+use crate::model::*;
+use crate::properties;
+use crate::yaml::{self, Node, Value};
+
+/// One item of a changelog file, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    ChangeSet(Box<ChangeSet>),
+    Include { file: String, relative: bool, line: usize },
+    IncludeAll { path: String, relative: bool, line: usize },
+}
+
+struct Reader<'a> {
+    file: &'a str,
+    properties: BTreeMap<String, String>,
+    errors: Vec<ChangelogError>,
+}
+
+/// Parses one YAML or JSON changelog file. `file` is its FILENAME.
+pub fn parse(file: &str, source: &str, given: &BTreeMap<String, String>) -> Result<Vec<Entry>, Vec<ChangelogError>> {
+    let error = |line: usize, message: String, help: &str| ChangelogError { file: file.to_string(), line, message, help: Some(help.to_string()) };
+    let roots = yaml::parse(source).map_err(|e| vec![error(e.pos.line, format!("this is not valid YAML or JSON: {}", e.message), "check the indentation and quoting on this line")])?;
+    let Some(items) = roots.first().and_then(|r| r.get("databaseChangeLog")).and_then(Node::as_seq) else {
+        return Err(vec![error(1, "there is no `databaseChangeLog` list".into(), "a changelog starts with `databaseChangeLog:` followed by `- changeSet:` items")]);
+    };
+    let mut reader = Reader { file, properties: BTreeMap::new(), errors: vec![] };
+    // Properties first, wherever they are; given ones (the instance's) win.
+    for item in items {
+        if let Some(property) = item.get("property") {
+            match (text(property.get("name")), text(property.get("value"))) {
+                (Some(name), Some(value)) => {
+                    reader.properties.entry(name).or_insert(value);
+                }
+                _ => reader.error(property, "a property needs `name` and `value`", "write `- property: { name: schema, value: app }`"),
+            }
+        }
+    }
+    reader.properties.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut logical_path = None;
+    let mut entries = vec![];
+    for item in items {
+        let Some([(key, body)]) = item.as_map() else {
+            reader.error(item, "each item of `databaseChangeLog` has exactly one key", "write `- changeSet:`, `- include:` or `- includeAll:`");
+            continue;
+        };
+        match key.as_str().unwrap_or_default() {
+            "changeSet" => {
+                if let Some(changeset) = reader.changeset(body, logical_path.as_deref()) {
+                    entries.push(Entry::ChangeSet(Box::new(changeset)));
+                }
+            }
+            "include" => match reader.string(body, "file") {
+                Some(path) => entries.push(Entry::Include { file: path, relative: reader.flag(body, "relativeToChangelogFile", false), line: body.pos.line }),
+                None => reader.error(body, "an include needs `file`", "write `- include: { file: db/more.yaml }`"),
+            },
+            "includeAll" => match reader.string(body, "path") {
+                Some(path) => entries.push(Entry::IncludeAll { path, relative: reader.flag(body, "relativeToChangelogFile", false), line: body.pos.line }),
+                None => reader.error(body, "an includeAll needs `path`", "write `- includeAll: { path: db/changes/ }`"),
+            },
+            "logicalFilePath" => logical_path = text(Some(body)),
+            "property" | "preConditions" | "objectQuotingStrategy" => {}
+            other => reader.error(key, &format!("`{other}` cannot appear in `databaseChangeLog`"), "use changeSet, include, includeAll or property"),
+        }
+    }
+    if reader.errors.is_empty() { Ok(entries) } else { Err(reader.errors) }
+}
+
+fn text(node: Option<&Node>) -> Option<String> {
+    match &node?.value {
+        Value::Scalar { text, .. } => Some(text.clone()),
+        _ => None,
+    }
+}
+
+impl Reader<'_> {
+    fn error(&mut self, node: &Node, message: &str, help: &str) {
+        self.errors.push(ChangelogError { file: self.file.to_string(), line: node.pos.line, message: message.to_string(), help: Some(help.to_string()) });
+    }
+
+    /// A string field, with `${}` expanded.
+    fn string(&self, node: &Node, key: &str) -> Option<String> {
+        text(node.get(key)).map(|t| properties::expand(&t, &self.properties))
+    }
+
+    fn flag(&mut self, node: &Node, key: &str, default: bool) -> bool {
+        match self.string(node, key).as_deref() {
+            None => default,
+            Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                let at = node.get(key).unwrap_or(node).clone();
+                self.error(&at, &format!("`{key}: {other}` must be true or false"), &format!("write `{key}: true` or `{key}: false`"));
+                default
+            }
+        }
+    }
+
+    fn optional_flag(&mut self, node: &Node, key: &str) -> Option<bool> {
+        node.get(key).is_some().then(|| self.flag(node, key, false))
+    }
+
+    fn changeset(&mut self, body: &Node, logical_path: Option<&str>) -> Option<ChangeSet> {
+        let (Some(id), Some(author)) = (self.string(body, "id"), self.string(body, "author")) else {
+            self.error(body, "a changeSet needs `id` and `author`", "add `id:` and `author:`");
+            return None;
+        };
+        let file = self.string(body, "logicalFilePath").or(logical_path.map(String::from)).unwrap_or_else(|| self.file.to_string());
+        let mut changeset = ChangeSet::new(id, author, file, body.pos.line);
+        changeset.run_always = self.flag(body, "runAlways", false) || self.flag(body, "alwaysRun", false);
+        changeset.run_on_change = self.flag(body, "runOnChange", false);
+        changeset.fail_on_error = self.flag(body, "failOnError", true);
+        changeset.run_in_transaction = self.flag(body, "runInTransaction", true);
+        changeset.ignore = self.flag(body, "ignore", false);
+        changeset.context = self.string(body, "context").or_else(|| self.string(body, "contextFilter"));
+        changeset.labels = self.string(body, "labels");
+        changeset.dbms = self.string(body, "dbms");
+        changeset.comment = self.string(body, "comment");
+        self.valid_checksums(body, &mut changeset);
+        for item in body.get("changes").and_then(Node::as_seq).unwrap_or_default() {
+            let Some([(key, change)]) = item.as_map() else {
+                self.error(item, "each item of `changes` has exactly one key, the change type", "write e.g. `- createTable: {...}`");
+                continue;
+            };
+            // Liquibase accepts these inside `changes:` too.
+            match key.as_str().unwrap_or_default() {
+                "rollback" => changeset.rollback = self.rollback(change),
+                "validCheckSum" => self.valid_checksums(item, &mut changeset),
+                "preConditions" | "modifySql" => {}
+                name => {
+                    if let Some(change) = self.change(name, change) {
+                        changeset.changes.push(change);
+                    }
+                }
+            }
+        }
+        if let Some(rollback) = body.get("rollback") {
+            changeset.rollback = self.rollback(rollback);
+        }
+        Some(changeset)
+    }
+
+    fn valid_checksums(&mut self, node: &Node, changeset: &mut ChangeSet) {
+        match node.get("validCheckSum") {
+            Some(list @ Node { value: Value::Seq(items), .. }) => {
+                let _ = list;
+                changeset.valid_checksums.extend(items.iter().filter_map(|i| text(Some(i))));
+            }
+            Some(single) => changeset.valid_checksums.extend(text(Some(single))),
+            None => {}
+        }
+    }
+
+    fn rollback(&mut self, node: &Node) -> Rollback {
+        match &node.value {
+            Value::Null => Rollback::Empty,
+            Value::Scalar { text, .. } => {
+                let sql = properties::expand(text, &self.properties);
+                if sql.trim().is_empty() || sql.trim().eq_ignore_ascii_case("empty") {
+                    Rollback::Empty
+                } else {
+                    Rollback::Sql(SqlChange { sql, settings: yaml_sql_settings() })
+                }
+            }
+            Value::Seq(items) if items.is_empty() => Rollback::Empty,
+            Value::Seq(items) => Rollback::Changes(
+                items
+                    .iter()
+                    .filter_map(|item| match item.as_map() {
+                        Some([(key, body)]) => self.change(key.as_str().unwrap_or_default(), body),
+                        _ => {
+                            self.error(item, "each rollback item has exactly one key, the change type", "write e.g. `- dropTable: {tableName: t}`");
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+            Value::Map(_) if node.get("changeSetId").is_some() => match (self.string(node, "changeSetId"), self.string(node, "changeSetAuthor")) {
+                (Some(id), Some(author)) => Rollback::Reference { id, author, path: self.string(node, "changeSetPath") },
+                _ => {
+                    self.error(node, "a rollback reference needs `changeSetId` and `changeSetAuthor`", "add `changeSetAuthor:`");
+                    Rollback::Automatic
+                }
+            },
+            Value::Map(entries) => Rollback::Changes(entries.iter().filter_map(|(k, v)| self.change(k.as_str().unwrap_or_default(), v)).collect()),
+        }
+    }
+
+    fn required(&mut self, node: &Node, change: &str, key: &str) -> Option<String> {
+        let value = self.string(node, key);
+        if value.is_none() {
+            self.error(node, &format!("{change} needs `{key}`"), &format!("add `{key}:` to the {change}"));
+        }
+        value
+    }
+
+    fn columns(&mut self, node: &Node, change: &str) -> Vec<Column> {
+        let Some(items) = node.get("columns").and_then(Node::as_seq) else {
+            self.error(node, &format!("{change} needs `columns`"), "add `columns:` with `- column: {name: …, type: …}` items");
+            return vec![];
+        };
+        items
+            .iter()
+            .filter_map(|item| {
+                let column = item.get("column").unwrap_or(item);
+                let name = self.required(column, "a column", "name")?;
+                let constraints = column.get("constraints").map(|c| Constraints {
+                    nullable: self.optional_flag(c, "nullable"),
+                    primary_key: self.optional_flag(c, "primaryKey"),
+                    unique: self.optional_flag(c, "unique"),
+                });
+                Some(Column {
+                    name,
+                    column_type: self.string(column, "type"),
+                    default: ["defaultValue", "defaultValueNumeric", "defaultValueBoolean", "defaultValueComputed"].iter().find_map(|key| self.string(column, key).map(|v| (key.to_string(), v))),
+                    auto_increment: self.optional_flag(column, "autoIncrement"),
+                    constraints,
+                })
+            })
+            .collect()
+    }
+
+    fn change(&mut self, name: &str, node: &Node) -> Option<Change> {
+        let structured = match name {
+            "sql" => {
+                return match &node.value {
+                    Value::Scalar { text, .. } => Some(Change::Sql(SqlChange { sql: properties::expand(text, &self.properties), settings: yaml_sql_settings() })),
+                    _ => {
+                        let sql = self.required(node, "sql", "sql")?;
+                        let settings = SqlSettings {
+                            end_delimiter: self.string(node, "endDelimiter"),
+                            split_statements: self.flag(node, "splitStatements", true),
+                            strip_comments: self.flag(node, "stripComments", false),
+                        };
+                        Some(Change::Sql(SqlChange { sql, settings }))
+                    }
+                };
+            }
+            "createTable" => Structured::CreateTable { table: self.required(node, name, "tableName")?, columns: self.columns(node, name) },
+            "addColumn" => Structured::AddColumn { table: self.required(node, name, "tableName")?, columns: self.columns(node, name) },
+            "createIndex" => Structured::CreateIndex {
+                table: self.required(node, name, "tableName")?,
+                index: self.string(node, "indexName"),
+                columns: self.columns(node, name).into_iter().map(|c| c.name).collect(),
+                unique: self.optional_flag(node, "unique"),
+            },
+            "dropTable" => Structured::DropTable { table: self.required(node, name, "tableName")?, cascade: self.optional_flag(node, "cascadeConstraints") },
+            "dropColumn" => Structured::DropColumn { table: self.required(node, name, "tableName")?, column: self.required(node, name, "columnName")? },
+            "dropIndex" => Structured::DropIndex { table: self.string(node, "tableName"), index: self.required(node, name, "indexName")? },
+            "renameTable" => Structured::RenameTable { old: self.required(node, name, "oldTableName")?, new: self.required(node, name, "newTableName")? },
+            "renameColumn" => Structured::RenameColumn {
+                table: self.required(node, name, "tableName")?,
+                old: self.required(node, name, "oldColumnName")?,
+                new: self.required(node, name, "newColumnName")?,
+                column_type: self.string(node, "columnDataType"),
+            },
+            "addNotNullConstraint" => Structured::AddNotNullConstraint { table: self.required(node, name, "tableName")?, column: self.required(node, name, "columnName")?, column_type: self.string(node, "columnDataType") },
+            "dropNotNullConstraint" => Structured::DropNotNullConstraint { table: self.required(node, name, "tableName")?, column: self.required(node, name, "columnName")?, column_type: self.string(node, "columnDataType") },
+            "createView" => Structured::CreateView { view: self.required(node, name, "viewName")?, query: self.required(node, name, "selectQuery")?, replace: self.optional_flag(node, "replaceIfExists") },
+            "dropView" => Structured::DropView { view: self.required(node, name, "viewName")? },
+            "tagDatabase" => Structured::TagDatabase { tag: self.required(node, name, "tag")? },
+            "empty" => Structured::Empty,
+            other => {
+                self.error(node, &format!("change type `{other}` is not supported by Lockstep yet"), "supported: sql, createTable, addColumn, createIndex, dropTable, dropColumn, dropIndex, renameTable, renameColumn, addNotNullConstraint, dropNotNullConstraint, createView, dropView, tagDatabase, empty");
+                return None;
+            }
+        };
+        Some(Change::Structured(structured))
+    }
+}
+
+/// A `sql` change in YAML, JSON or XML keeps its comments (formatted SQL strips them).
+fn yaml_sql_settings() -> SqlSettings {
+    SqlSettings { strip_comments: false, ..SqlSettings::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::ChecksumVersion::V9;
+
+    fn changesets(source: &str) -> Vec<ChangeSet> {
+        parse("db/changelog.yaml", source, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}")).into_iter().filter_map(|e| match e {
+            Entry::ChangeSet(c) => Some(*c),
+            _ => None,
+        }).collect()
+    }
+
+    #[test]
+    fn yaml_changesets_match_liquibases_golden_checksums() {
+        let cs = changesets("databaseChangeLog:\n  - changeSet:\n      id: 1\n      author: a\n      changes:\n        - sql: insert into person(id,name) values (1,'x')\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - createTable:\n            tableName: person\n            columns:\n              - column:\n                  name: id\n                  type: int\n                  constraints:\n                    primaryKey: true\n                    nullable: false\n              - column:\n                  name: name\n                  type: varchar(50)\n");
+        assert_eq!(cs[0].checksum(V9).to_string(), "9:14a5dbbef2f55fbd6efeaa8be6c6b53d");
+        assert_eq!(cs[1].checksum(V9).to_string(), "9:3d828f93c7594c31e5da979cbc268032");
+        assert_eq!(cs[1].changes[0].description(), "createTable tableName=person");
+    }
+
+    #[test]
+    fn json_is_read_too() {
+        let cs = changesets(r#"{"databaseChangeLog": [{"changeSet": {"id": "1", "author": "a", "changes": [{"sql": "insert into person(id,name) values (1,'x')"}]}}]}"#);
+        assert_eq!(cs[0].checksum(V9).to_string(), "9:14a5dbbef2f55fbd6efeaa8be6c6b53d");
+    }
+
+    #[test]
+    fn rollback_forms_and_entries() {
+        let entries = parse("c.yaml", "databaseChangeLog:\n  - property: {name: t, value: people}\n  - changeSet:\n      id: 1\n      author: a\n      changes:\n        - sql: create table ${t} (id int)\n        - rollback: drop table ${t}\n  - changeSet:\n      id: 2\n      author: a\n      changes: [{empty: {}}]\n      rollback: []\n  - changeSet:\n      id: 3\n      author: a\n      changes: [{tagDatabase: {tag: v1}}]\n      rollback:\n        - dropTable: {tableName: people}\n  - include: {file: more.yaml, relativeToChangelogFile: true}\n  - includeAll: {path: changes/}\n", &BTreeMap::new()).unwrap();
+        let Entry::ChangeSet(first) = &entries[0] else { panic!() };
+        assert!(matches!(&first.rollback, Rollback::Sql(s) if s.sql == "drop table people"));
+        let Entry::ChangeSet(second) = &entries[1] else { panic!() };
+        assert_eq!(second.rollback, Rollback::Empty);
+        let Entry::ChangeSet(third) = &entries[2] else { panic!() };
+        assert!(matches!(&third.rollback, Rollback::Changes(c) if c.len() == 1));
+        assert_eq!(third.changes[0].tag(), Some("v1"));
+        assert_eq!(entries[3], Entry::Include { file: "more.yaml".into(), relative: true, line: 20 });
+        assert!(matches!(&entries[4], Entry::IncludeAll { path, relative: false, .. } if path == "changes/"));
+    }
+
+    #[test]
+    fn problems_name_the_line() {
+        let errors = parse("c.yaml", "databaseChangeLog:\n  - changeSet:\n      id: 1\n      changes: []\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - mergeColumns: {}\n", &BTreeMap::new()).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(text[0].starts_with("c.yaml:3: error: a changeSet needs `id` and `author`"), "{text:#?}");
+        assert!(text[1].starts_with("c.yaml:9: error: change type `mergeColumns` is not supported by Lockstep yet"), "{text:#?}");
+    }
+}
