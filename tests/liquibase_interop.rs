@@ -268,3 +268,41 @@ fn a_yaml_changelog_of_structured_changes_matches_liquibase_forwards_and_backwar
     assert!(history(&by_lockstep).is_empty());
     assert_eq!(schema(&by_lockstep), schema(&by_liquibase));
 }
+
+const XML_CHANGELOG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<databaseChangeLog
+    xmlns="http://www.liquibase.org/xml/ns/dbchangelog"
+    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    xsi:schemaLocation="http://www.liquibase.org/xml/ns/dbchangelog http://www.liquibase.org/xml/ns/dbchangelog/dbchangelog-4.28.xsd">
+    <changeSet id="create-person" author="alice" context="prod" labels="core">
+        <comment>people we know</comment>
+        <createTable tableName="person">
+            <column name="id" type="int">
+                <constraints primaryKey="true" nullable="false"/>
+            </column>
+            <column name="name" type="varchar(50)"/>
+        </createTable>
+    </changeSet>
+    <changeSet id="seed" author="bob">
+        <sql>insert into person (id, name) values (1, 'Ada')</sql>
+        <rollback>delete from person where id = 1</rollback>
+    </changeSet>
+    <changeSet id="index" author="bob">
+        <createIndex tableName="person" indexName="ix_person_name">
+            <column name="name"/>
+        </createIndex>
+    </changeSet>
+</databaseChangeLog>
+"#;
+
+#[test]
+fn an_xml_changelog_matches_liquibase() {
+    let (by_liquibase, by_lockstep) = (TestDb::postgres(), TestDb::postgres());
+    Project::with_file(&by_liquibase, "db/changelog.xml", XML_CHANGELOG).liquibase(&by_liquibase, &["update"]);
+    let lockstep_project = Project::with_file(&by_lockstep, "db/changelog.xml", XML_CHANGELOG);
+    lockstep_project.lockstep(&["update"]);
+    assert_eq!(history(&by_lockstep), history(&by_liquibase));
+    assert_eq!(schema(&by_lockstep), schema(&by_liquibase));
+    lockstep_project.lockstep(&["rollback", "--count", "3"]);
+    assert!(history(&by_lockstep).is_empty());
+}

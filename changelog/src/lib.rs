@@ -14,6 +14,7 @@ pub mod load;
 pub mod model;
 mod properties;
 pub mod statements;
+pub mod xml_changelog;
 pub mod yaml_changelog;
 pub mod yaml;
 

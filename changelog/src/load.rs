@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::formatted_sql;
 use crate::model::{ChangeSet, Changelog, ChangelogError};
+use crate::xml_changelog;
 use crate::yaml_changelog::{self, Entry};
 
 /// Reads and parses `changelog` (a path relative to `root`, which becomes FILENAME) and its
@@ -36,7 +37,7 @@ struct Loader<'a> {
     chain: Vec<String>,
 }
 
-const EXTENSIONS: &[&str] = &[".sql", ".yaml", ".yml", ".json"];
+const EXTENSIONS: &[&str] = &[".sql", ".yaml", ".yml", ".json", ".xml"];
 
 impl Loader<'_> {
     fn problem(&mut self, file: &str, line: usize, message: String, help: &str) {
@@ -60,12 +61,13 @@ impl Loader<'_> {
                 Err(errors) => self.errors.extend(errors),
             }
         } else if EXTENSIONS.iter().any(|e| path.ends_with(e)) {
-            match yaml_changelog::parse(path, &source, self.properties) {
+            let parsed = if path.ends_with(".xml") { xml_changelog::parse(path, &source, self.properties) } else { yaml_changelog::parse(path, &source, self.properties) };
+            match parsed {
                 Ok(entries) => self.entries(path, entries),
                 Err(errors) => self.errors.extend(errors),
             }
         } else {
-            self.problem(from, line.max(1), format!("{path} is not a changelog Lockstep reads"), "use .sql (formatted SQL), .yaml, .yml or .json");
+            self.problem(from, line.max(1), format!("{path} is not a changelog Lockstep reads"), "use .sql (formatted SQL), .yaml, .yml, .json or .xml");
         }
         self.chain.pop();
     }

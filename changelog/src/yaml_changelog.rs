@@ -25,10 +25,16 @@ struct Reader<'a> {
 
 /// Parses one YAML or JSON changelog file. `file` is its FILENAME.
 pub fn parse(file: &str, source: &str, given: &BTreeMap<String, String>) -> Result<Vec<Entry>, Vec<ChangelogError>> {
-    let error = |line: usize, message: String, help: &str| ChangelogError { file: file.to_string(), line, message, help: Some(help.to_string()) };
-    let roots = yaml::parse(source).map_err(|e| vec![error(e.pos.line, format!("this is not valid YAML or JSON: {}", e.message), "check the indentation and quoting on this line")])?;
-    let Some(items) = roots.first().and_then(|r| r.get("databaseChangeLog")).and_then(Node::as_seq) else {
-        return Err(vec![error(1, "there is no `databaseChangeLog` list".into(), "a changelog starts with `databaseChangeLog:` followed by `- changeSet:` items")]);
+    let roots = yaml::parse(source).map_err(|e| vec![ChangelogError { file: file.to_string(), line: e.pos.line, message: format!("this is not valid YAML or JSON: {}", e.message), help: Some("check the indentation and quoting on this line".into()) }])?;
+    let root = roots.into_iter().next().unwrap_or(Node { value: Value::Null, pos: yaml::Pos { line: 1, col: 1 } });
+    entries(file, &root, given)
+}
+
+/// Reads a changelog already in the YAML shape (`databaseChangeLog:` → items); XML changelogs
+/// are converted to this shape first.
+pub fn entries(file: &str, root: &Node, given: &BTreeMap<String, String>) -> Result<Vec<Entry>, Vec<ChangelogError>> {
+    let Some(items) = root.get("databaseChangeLog").and_then(Node::as_seq) else {
+        return Err(vec![ChangelogError { file: file.to_string(), line: 1, message: "there is no `databaseChangeLog` list".into(), help: Some("a changelog starts with `databaseChangeLog:` followed by `- changeSet:` items".into()) }]);
     };
     let mut reader = Reader { file, properties: BTreeMap::new(), errors: vec![] };
     // Properties first, wherever they are; given ones (the instance's) win.
