@@ -236,3 +236,77 @@ fn tag_after_apply_follows_tag_database_changeset() {
         vec![Value::from("harness_v3"), Value::from("harness"), Value::from("liquibase-internal"), Value::from("v3")],
     ]);
 }
+
+/// A YAML or XML changelog loaded as a root changelog from a temporary directory.
+fn load_changelog(name: &str, source: &str) -> Changelog {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), source).unwrap();
+    lockstep_changelog::load::load(dir.path(), name, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+#[test]
+fn preconditions_of_every_kind_decide_with_their_on_fail_action() {
+    for db in TestDb::both() {
+        let setup = changelog("--liquibase formatted sql\n--changeset s:1\ncreate table base (id int, name text);\ncreate index ix_base_name on base(name);\ninsert into base values (1, 'x');\ncreate view base_view as select id from base;\n");
+        update(&db, &setup).unwrap();
+        let check = |id: &str, precondition: &str, on_fail: &str| format!(
+            "  - changeSet:\n      id: {id}\n      author: p\n      preConditions:\n        - onFail: {on_fail}\n{}      changes:\n        - sql: create table ran_{id} (id int)\n",
+            precondition.lines().map(|l| format!("        {l}\n")).collect::<String>()
+        );
+        let log = format!(
+            "databaseChangeLog:\n{}{}{}{}{}{}{}{}{}{}{}{}",
+            check("table", "- tableExists: {tableName: base}", "HALT"),
+            check("column", "- columnExists: {tableName: base, columnName: name}", "HALT"),
+            check("view", "- viewExists: {viewName: base_view}", "HALT"),
+            check("index", "- indexExists: {indexName: ix_base_name}", "HALT"),
+            check("rows", "- rowCount: {tableName: base, expectedRows: 1}", "HALT"),
+            check("sqlcheck", "- sqlCheck: {expectedResult: 1, sql: select count(*) from base}", "HALT"),
+            check("executed", "- changeSetExecuted: {id: '1', author: s, changeLogFile: db/changelog.sql}", "HALT"),
+            check("dbms", "- dbms: {type: 'postgresql, sqlite'}", "HALT"),
+            check("nested", "- not:\n    - or:\n        - tableIsEmpty: {tableName: base}\n        - tableExists: {tableName: nowhere}", "HALT"),
+            check("skipped", "- tableExists: {tableName: nowhere}", "CONTINUE"),
+            check("marked", "- tableExists: {tableName: nowhere}", "MARK_RAN"),
+            check("warned", "- tableExists: {tableName: nowhere}", "WARN"),
+        );
+        let log = load_changelog("preconditions.yaml", &log);
+        let mut session = db.session();
+        let mut engine = Engine::new(&mut session, settings());
+        let applied = engine.update(&log, None, false).unwrap_or_else(|e| panic!("{e} ({})", db.name())).applied;
+        assert!(engine.notes.iter().any(|n| n.contains("warned") && n.contains("WARN")), "{:?}", engine.notes);
+        drop(engine);
+        assert_eq!(applied.len(), 11, "all but the CONTINUE one are recorded ({})", db.name());
+        let exec_type = |id: &str| db.scalar(&format!("SELECT EXECTYPE FROM DATABASECHANGELOG WHERE ID = '{id}'"));
+        assert_eq!(exec_type("marked"), Value::from("MARK_RAN"));
+        assert_eq!(exec_type("skipped"), Value::Null, "CONTINUE writes no row, so it is checked again next time");
+        for ran in ["table", "column", "view", "index", "rows", "sqlcheck", "executed", "dbms", "nested", "warned"] {
+            assert_eq!(exec_type(ran), Value::from("EXECUTED"), "{ran} ({})", db.name());
+        }
+
+        let halting = load_changelog("halt.xml", "<databaseChangeLog><changeSet id=\"h\" author=\"p\"><preConditions onFail=\"HALT\"><not><tableExists tableName=\"base\"/></not></preConditions><sql>select 1</sql></changeSet></databaseChangeLog>");
+        let error = update(&db, &halting).unwrap_err();
+        assert!(error.to_string().contains("changeset halt.xml::h::p failed: a precondition does not hold"), "{error}");
+    }
+}
+
+#[test]
+fn a_stored_v8_checksum_is_validated_with_v8_and_upgraded_to_v9() {
+    for db in TestDb::both() {
+        let log = changelog(THREE);
+        update(&db, &log).unwrap();
+        // As Liquibase 3.5–4.21 would have stored it (the V8 golden vector of this body).
+        db.session().execute("UPDATE DATABASECHANGELOG SET MD5SUM = '8:ef379d7efb5971401937506695f21c22' WHERE ID = '2'", &[]).unwrap();
+        db.session().execute("UPDATE DATABASECHANGELOG SET MD5SUM = NULL WHERE ID = '3'", &[]).unwrap();
+        let more = changelog(&format!("{THREE}--changeset bob:4\nselect 4;\n"));
+        let mut session = db.session();
+        let mut engine = Engine::new(&mut session, settings());
+        assert_eq!(engine.update(&more, None, false).unwrap().applied, ["db/changelog.sql::4::bob"]);
+        assert!(engine.notes.iter().any(|n| n.contains("upgraded the checksum of db/changelog.sql::2::alice from 8:ef379d7efb5971401937506695f21c22 to 9:661738456b595edcd9f303ca0bc59b50")), "{:?}", engine.notes);
+        drop(engine);
+        assert_eq!(db.scalar("SELECT MD5SUM FROM DATABASECHANGELOG WHERE ID = '2'"), Value::from("9:661738456b595edcd9f303ca0bc59b50"));
+        assert!(db.scalar("SELECT MD5SUM FROM DATABASECHANGELOG WHERE ID = '3'").as_text().unwrap().starts_with("9:"), "a NULL checksum is filled in ({})", db.name());
+
+        db.session().execute("UPDATE DATABASECHANGELOG SET MD5SUM = '8:00000000000000000000000000000000' WHERE ID = '2'", &[]).unwrap();
+        let error = update(&db, &more).unwrap_err();
+        assert!(error.to_string().contains("changeset db/changelog.sql::2::alice was changed after it ran: its checksum was 8:00000000000000000000000000000000"), "{error}");
+    }
+}

@@ -304,35 +304,83 @@ impl<'d> Engine<'d> {
     }
 
     fn check_preconditions(&mut self, preconditions: &Preconditions) -> Result<bool, DbError> {
-        for check in &preconditions.checks {
-            let holds = match check {
-                Precondition::SqlCheck { expected, sql } => {
-                    let rows = self.db.query(sql, &[])?;
-                    let value = rows.rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::Null);
-                    let actual = match value {
-                        Value::Integer(i) => i.to_string(),
-                        Value::Text(t) => t,
-                        Value::Boolean(b) => b.to_string(),
-                        Value::Float(f) => f.to_string(),
-                        Value::Null => "null".into(),
-                    };
-                    actual.trim() == expected.trim()
-                }
-                Precondition::TableExists { table, .. } => self.table_exists(&table.to_lowercase())?,
-                Precondition::ViewExists { view, .. } => {
-                    let sql = match self.db.dialect() {
-                        Dialect::Postgresql => "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = current_schema() AND table_name = $1",
-                        Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND lower(name) = $1",
-                    };
-                    let rows = self.db.query(sql, &[Value::Text(view.to_lowercase())])?;
-                    rows.rows.first().and_then(|r| r.first()).and_then(Value::as_integer).unwrap_or(0) > 0
-                }
-            };
-            if !holds {
+        self.all_hold(&preconditions.checks)
+    }
+
+    fn all_hold(&mut self, checks: &[Precondition]) -> Result<bool, DbError> {
+        for check in checks {
+            if !self.holds(check)? {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    fn count(&mut self, sql: &str, params: &[Value]) -> Result<i64, DbError> {
+        Ok(self.db.query(sql, params)?.rows.first().and_then(|r| r.first()).and_then(Value::as_integer).unwrap_or(0))
+    }
+
+    fn holds(&mut self, check: &Precondition) -> Result<bool, DbError> {
+        let dialect = self.db.dialect();
+        let lower = |name: &str| Value::Text(name.to_lowercase());
+        Ok(match check {
+            Precondition::SqlCheck { expected, sql } => {
+                let value = self.db.query(sql, &[])?.rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::Null);
+                let actual = match value {
+                    Value::Integer(i) => i.to_string(),
+                    Value::Text(t) => t,
+                    Value::Boolean(b) => b.to_string(),
+                    Value::Float(f) => f.to_string(),
+                    Value::Null => "null".into(),
+                };
+                actual.trim() == expected.trim()
+            }
+            Precondition::TableExists { table, .. } => self.table_exists(&table.to_lowercase())?,
+            Precondition::ViewExists { view, .. } => {
+                let sql = match dialect {
+                    Dialect::Postgresql => "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = current_schema() AND table_name = $1",
+                    Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND lower(name) = $1",
+                };
+                self.count(sql, &[lower(view)])? > 0
+            }
+            Precondition::ColumnExists { table, column } => {
+                let sql = match dialect {
+                    Dialect::Postgresql => "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
+                    Dialect::Sqlite => "SELECT COUNT(*) FROM pragma_table_info($1) WHERE lower(name) = $2",
+                };
+                self.count(sql, &[lower(table), lower(column)])? > 0
+            }
+            Precondition::IndexExists { index } => {
+                let sql = match dialect {
+                    Dialect::Postgresql => "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
+                    Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND lower(name) = $1",
+                };
+                self.count(sql, &[lower(index)])? > 0
+            }
+            Precondition::RowCount { table, expected } => self.count(&format!("SELECT COUNT(*) FROM {}", identifier(table)?), &[])? == *expected,
+            Precondition::TableIsEmpty { table } => self.count(&format!("SELECT COUNT(*) FROM {}", identifier(table)?), &[])? == 0,
+            Precondition::ChangeSetExecuted { id, author, file } => {
+                self.table_exists("databasechangelog")? && self.count("SELECT COUNT(*) FROM DATABASECHANGELOG WHERE ID = $1 AND AUTHOR = $2 AND FILENAME = $3", &[Value::from(id.as_str()), Value::from(author.as_str()), Value::from(file.as_str())])? > 0
+            }
+            Precondition::Dbms { dbms } => filters::dbms_matches(Some(dbms), dialect.dbms_name()),
+            Precondition::And(checks) => self.all_hold(checks)?,
+            Precondition::Or(checks) => {
+                for check in checks {
+                    if self.holds(check)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Precondition::Not(checks) => {
+                for check in checks {
+                    if self.holds(check)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+        })
     }
 
     fn write_row(&mut self, changeset: &ChangeSet, exec_type: &str, rerun: bool, order: i64, deployment_id: &str) -> Result<(), DbError> {
@@ -750,6 +798,12 @@ fn rollback_statements(changeset: &ChangeSet, changelog: &Changelog, dialect: Di
             Ok(out)
         }
     }
+}
+
+/// A table name to put into SQL: letters, digits, `_` and one optional `schema.` prefix only.
+fn identifier(name: &str) -> Result<&str, DbError> {
+    let ok = !name.is_empty() && name.split('.').count() <= 2 && name.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if ok { Ok(name) } else { Err(DbError::Invalid(format!("`{name}` is not a table name"))) }
 }
 
 /// The CONTEXTS column: the run's contexts and the changeset's, joined with ` AND `; a part

@@ -176,4 +176,14 @@ pub enum Precondition {
     SqlCheck { expected: String, sql: String },
     TableExists { table: String, schema: Option<String> },
     ViewExists { view: String, schema: Option<String> },
+    ColumnExists { table: String, column: String },
+    IndexExists { index: String },
+    RowCount { table: String, expected: i64 },
+    TableIsEmpty { table: String },
+    ChangeSetExecuted { id: String, author: String, file: String },
+    /// `type` as in a `dbms` attribute (`postgresql`, `!sqlite`, …).
+    Dbms { dbms: String },
+    And(Vec<Precondition>),
+    Or(Vec<Precondition>),
+    Not(Vec<Precondition>),
 }

@@ -54,8 +54,8 @@ fn element(node: roxmltree::Node<'_, '_>, pos: &dyn Fn(roxmltree::Node<'_, '_>) 
     }
     let mut entries = attributes;
     match name {
-        "sql" | "createView" => {
-            let field = if name == "sql" { "sql" } else { "selectQuery" };
+        "sql" | "createView" | "sqlCheck" => {
+            let field = if name == "createView" { "selectQuery" } else { "sql" };
             if !text.trim().is_empty() {
                 entries.push((key(field, at), scalar(text.trim(), at)));
             }

@@ -138,7 +138,8 @@ impl Reader<'_> {
             match key.as_str().unwrap_or_default() {
                 "rollback" => changeset.rollback = self.rollback(change),
                 "validCheckSum" => self.valid_checksums(item, &mut changeset),
-                "preConditions" | "modifySql" => {}
+                "preConditions" => changeset.preconditions = self.preconditions(change),
+                "modifySql" => {}
                 name => {
                     if let Some(change) = self.change(name, change) {
                         changeset.changes.push(change);
@@ -149,7 +150,58 @@ impl Reader<'_> {
         if let Some(rollback) = body.get("rollback") {
             changeset.rollback = self.rollback(rollback);
         }
+        if let Some(preconditions) = body.get("preConditions") {
+            changeset.preconditions = self.preconditions(preconditions);
+        }
         Some(changeset)
+    }
+
+    /// `preConditions`: a list of single-key items (YAML, JSON) or a map (XML), holding
+    /// `onFail` / `onError` and the checks, which must all hold.
+    fn preconditions(&mut self, node: &Node) -> Option<Preconditions> {
+        let mut preconditions = Preconditions { on_fail: OnPrecondition::Halt, on_error: OnPrecondition::Halt, checks: vec![] };
+        for (key, value) in entries_of(node) {
+            let name = key.as_str().unwrap_or_default();
+            match name {
+                "onFail" | "onError" => match text(Some(value)).as_deref().and_then(OnPrecondition::parse) {
+                    Some(action) if name == "onFail" => preconditions.on_fail = action,
+                    Some(action) => preconditions.on_error = action,
+                    None => self.error(value, &format!("`{name}` must be HALT, CONTINUE, MARK_RAN or WARN"), "write e.g. `onFail: MARK_RAN`"),
+                },
+                "onFailMessage" | "onErrorMessage" | "onSqlOutput" => {}
+                _ => preconditions.checks.extend(self.precondition(name, value)),
+            }
+        }
+        Some(preconditions)
+    }
+
+    fn precondition(&mut self, name: &str, node: &Node) -> Option<Precondition> {
+        let nested = |reader: &mut Self| entries_of(node).into_iter().filter_map(|(k, v)| reader.precondition(k.as_str().unwrap_or_default(), v)).collect::<Vec<_>>();
+        Some(match name {
+            "and" => Precondition::And(nested(self)),
+            "or" => Precondition::Or(nested(self)),
+            "not" => Precondition::Not(nested(self)),
+            "tableExists" => Precondition::TableExists { table: self.required(node, name, "tableName")?, schema: self.string(node, "schemaName") },
+            "viewExists" => Precondition::ViewExists { view: self.required(node, name, "viewName")?, schema: self.string(node, "schemaName") },
+            "columnExists" => Precondition::ColumnExists { table: self.required(node, name, "tableName")?, column: self.required(node, name, "columnName")? },
+            "indexExists" => Precondition::IndexExists { index: self.required(node, name, "indexName")? },
+            "sqlCheck" => Precondition::SqlCheck { expected: self.required(node, name, "expectedResult")?, sql: self.required(node, name, "sql")? },
+            "rowCount" => {
+                let expected = self.required(node, name, "expectedRows")?;
+                let Ok(expected) = expected.parse() else {
+                    self.error(node, &format!("rowCount's expectedRows `{expected}` is not a whole number"), "write e.g. `expectedRows: 0`");
+                    return None;
+                };
+                Precondition::RowCount { table: self.required(node, name, "tableName")?, expected }
+            }
+            "tableIsEmpty" => Precondition::TableIsEmpty { table: self.required(node, name, "tableName")? },
+            "changeSetExecuted" => Precondition::ChangeSetExecuted { id: self.required(node, name, "id")?, author: self.required(node, name, "author")?, file: self.required(node, name, "changeLogFile")? },
+            "dbms" => Precondition::Dbms { dbms: self.required(node, name, "type")? },
+            other => {
+                self.error(node, &format!("precondition `{other}` is not supported by Lockstep"), "supported: tableExists, viewExists, columnExists, indexExists, sqlCheck, rowCount, tableIsEmpty, changeSetExecuted, dbms, and, or, not");
+                return None;
+            }
+        })
     }
 
     fn valid_checksums(&mut self, node: &Node, changeset: &mut ChangeSet) {
@@ -278,6 +330,15 @@ impl Reader<'_> {
             }
         };
         Some(Change::Structured(structured))
+    }
+}
+
+/// The (key, value) entries of a list of single-key maps (YAML) or of a map (XML).
+fn entries_of(node: &Node) -> Vec<(&Node, &Node)> {
+    match &node.value {
+        Value::Seq(items) => items.iter().filter_map(|i| i.as_map()).flat_map(|m| m.iter().map(|(k, v)| (k, v))).collect(),
+        Value::Map(entries) => entries.iter().map(|(k, v)| (k, v)).collect(),
+        _ => vec![],
     }
 }
 
