@@ -310,3 +310,54 @@ fn a_stored_v8_checksum_is_validated_with_v8_and_upgraded_to_v9() {
         assert!(error.to_string().contains("changeset db/changelog.sql::2::alice was changed after it ran: its checksum was 8:00000000000000000000000000000000"), "{error}");
     }
 }
+
+#[test]
+fn changeset_attributes_behave_as_in_liquibase() {
+    for db in TestDb::both() {
+        let other_dbms = match db { TestDb::Postgres { .. } => "sqlite", TestDb::Sqlite { .. } => "postgresql" };
+        let source = format!(
+            "--liquibase formatted sql
+--changeset a:soft failOnError:false
+insert into nowhere values (1);
+--changeset a:always runAlways:true
+create table if not exists counter (n int);
+insert into counter values (1);
+--changeset a:ignored ignore:true
+create table ignored (id int);
+--changeset a:elsewhere dbms:{other_dbms}
+create table elsewhere (id int);
+--changeset a:labelled labels:billing
+create table billing (id int);
+--changeset a:unlabelled labels:search
+create table search (id int);
+--changeset a:autocommit runInTransaction:false
+create table autocommitted (id int);
+"
+        );
+        let log = changelog(&source);
+        let label_settings = RunSettings { label_filter: Some("billing".into()), ..settings() };
+        let run = |settings: RunSettings| {
+            let mut session = db.session();
+            let mut engine = Engine::new(&mut session, settings);
+            let applied = engine.update(&log, None, false).unwrap_or_else(|e| panic!("{e}"));
+            (applied.applied, engine.notes.clone())
+        };
+        let (applied, notes) = run(label_settings.clone());
+        assert_eq!(applied, ["db/changelog.sql::always::a", "db/changelog.sql::labelled::a", "db/changelog.sql::autocommit::a"], "{}", db.name());
+        assert!(notes.iter().any(|n| n.contains("changeset db/changelog.sql::soft::a failed and has failOnError:false")), "{notes:?}");
+        let ids = |db: &TestDb| db.session().query("SELECT ID, EXECTYPE FROM DATABASECHANGELOG ORDER BY ORDEREXECUTED", &[]).unwrap().rows;
+        assert_eq!(ids(&db), [
+            vec![Value::from("always"), Value::from("EXECUTED")],
+            vec![Value::from("labelled"), Value::from("EXECUTED")],
+            vec![Value::from("autocommit"), Value::from("EXECUTED")],
+        ], "no row for the failed, ignored, other-dbms or filtered-out changesets ({})", db.name());
+
+        let (again, _) = run(label_settings);
+        assert_eq!(again, ["db/changelog.sql::always::a"], "runAlways runs every time; the failed one is retried and fails softly again");
+        assert_eq!(db.scalar("SELECT EXECTYPE FROM DATABASECHANGELOG WHERE ID = 'always'"), Value::from("RERAN"));
+        assert_eq!(db.count("SELECT COUNT(*) FROM counter"), 2);
+
+        let (everything, _) = run(settings());
+        assert_eq!(everything, ["db/changelog.sql::always::a", "db/changelog.sql::unlabelled::a"], "without a label filter the search changeset runs too ({})", db.name());
+    }
+}

@@ -12,10 +12,14 @@ pub fn context_matches(expression: Option<&str>, runtime: &[String]) -> bool {
     evaluate(expression, &|token| runtime.iter().any(|r| r == &token.trim_start_matches('@').to_lowercase()))
 }
 
-/// Whether a run's label filter admits a changeset's labels. No filter admits everything.
+/// Whether a run's label filter admits a changeset's labels. No filter admits everything, and
+/// (as in Liquibase) a changeset without labels runs whatever the filter.
 pub fn labels_match(filter: Option<&str>, labels: Option<&str>) -> bool {
     let Some(filter) = filter.map(str::trim).filter(|f| !f.is_empty()) else { return true };
     let labels: Vec<String> = labels.unwrap_or_default().split(',').map(|l| l.trim().to_lowercase()).filter(|l| !l.is_empty()).collect();
+    if labels.is_empty() {
+        return true;
+    }
     evaluate(filter, &|token| labels.contains(&token.to_lowercase()))
 }
 
@@ -138,7 +142,7 @@ mod tests {
         assert!(labels_match(None, Some("a")));
         assert!(labels_match(Some("a or b"), Some("b,c")));
         assert!(!labels_match(Some("a and b"), Some("b,c")));
-        assert!(!labels_match(Some("a"), None));
+        assert!(labels_match(Some("a"), None), "a changeset without labels always runs");
     }
 
     #[test]
