@@ -58,8 +58,10 @@ pub enum EngineError {
     /// Changesets before this one stay applied; this one left nothing behind (in a transaction).
     #[error("changeset {changeset} failed: {error} ({applied} changeset(s) before it were applied and stay)")]
     ChangeSetFailed { changeset: String, error: DbError, applied: usize },
-    #[error("could not acquire the changelog lock: it is held by {by} since {since}")]
+    #[error("could not acquire the changelog lock: it is held by {by} since {since}\n  help: if that process is gone for good, run `lockstep db release-locks`")]
     Locked { by: String, since: String },
+    #[error("could not acquire the changelog lock: another Lockstep runner holds it and is still connected")]
+    HeldByRunner,
     #[error("tag `{tag}` is not in DATABASECHANGELOG (tags there: {known})")]
     UnknownTag { tag: String, known: String },
     #[error("{0}")]
@@ -189,10 +191,7 @@ impl<'d> Engine<'d> {
             }
             match checksum_verdict(changeset, row.md5sum.as_deref()) {
                 Verdict::Same | Verdict::Accepted => {}
-                Verdict::Changed { stored, now } if changeset.run_on_change => {
-                    let _ = (stored, now);
-                    pending.push(Pending { changeset, rerun: true });
-                }
+                Verdict::Changed { .. } if changeset.run_on_change => pending.push(Pending { changeset, rerun: true }),
                 Verdict::Changed { stored, now } => problems.push(format!(
                     "{}:{}: changeset {} was changed after it ran: its checksum was {stored} and is now {now}\n  help: revert the change, or add `--validCheckSum: {now}` (or `validCheckSum`) to accept it, or `runOnChange:true` to re-run it",
                     changeset.file, changeset.line, changeset.identifier()
@@ -625,7 +624,7 @@ impl<'d> Engine<'d> {
                     }
                 }
             } else if Instant::now() >= deadline {
-                return Err(EngineError::Locked { by: "another Lockstep runner".into(), since: "now".into() });
+                return Err(EngineError::HeldByRunner);
             }
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -206,10 +206,7 @@ impl Reader<'_> {
 
     fn valid_checksums(&mut self, node: &Node, changeset: &mut ChangeSet) {
         match node.get("validCheckSum") {
-            Some(list @ Node { value: Value::Seq(items), .. }) => {
-                let _ = list;
-                changeset.valid_checksums.extend(items.iter().filter_map(|i| text(Some(i))));
-            }
+            Some(Node { value: Value::Seq(items), .. }) => changeset.valid_checksums.extend(items.iter().filter_map(|i| text(Some(i)))),
             Some(single) => changeset.valid_checksums.extend(text(Some(single))),
             None => {}
         }

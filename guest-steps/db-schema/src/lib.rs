@@ -118,7 +118,7 @@ impl Sql for HostSql {
 fn engine_error(error: EngineError) -> Error {
     match error {
         EngineError::Invalid(_) | EngineError::UnknownTag { .. } => Error::Invalid(error.to_string()),
-        EngineError::Locked { .. } => Error::Conflict(error.to_string()),
+        EngineError::Locked { .. } | EngineError::HeldByRunner => Error::Conflict(error.to_string()),
         EngineError::Db(DbError::Unavailable(m)) => Error::Unavailable(m),
         EngineError::Db(DbError::AccessDenied(m)) => Error::AccessDenied(m),
         other => Error::Failed(other.to_string()),
