@@ -190,9 +190,9 @@ impl Config {
         }
     }
 
-    /// Where the SQL database of `instance` is, with its password filled in from its secret.
-    pub fn sql_target(&self, instance: &str) -> Result<crate::capability::db::SqlTarget, String> {
-        use crate::capability::db::SqlTarget;
+    /// Where the database of `instance` is, with its password filled in from its secret.
+    pub fn db_target(&self, instance: &str) -> Result<crate::capability::db::DbTarget, String> {
+        use crate::capability::db::DbTarget;
         let db = self.db_instances.get(instance).ok_or_else(|| format!("db instance `{instance}` is not defined in lockstep.yaml"))?;
         let connector = &self.connectors[&db.connector];
         match connector.kind {
@@ -204,10 +204,16 @@ impl Config {
                 if let Some(secret) = connector.fields.get("passwordRef") {
                     config.password(self.secret(secret)?);
                 }
-                Ok(SqlTarget::Postgres(Box::new(config)))
+                Ok(DbTarget::Postgres(Box::new(config)))
             }
-            ConnectorKind::Sqlite => Ok(SqlTarget::Sqlite { path: self.base().join(&connector.fields["path"]) }),
-            ConnectorKind::MongoDB => Err(format!("db instance `{instance}` is a MongoDB database; the DB steps support PostgreSQL and SQLite so far")),
+            ConnectorKind::Sqlite => Ok(DbTarget::Sqlite { path: self.base().join(&connector.fields["path"]) }),
+            ConnectorKind::MongoDB => {
+                let uri = connector.fields["uri"].clone();
+                // The instance's `database`, else the one the URI names (`mongodb://host/app`).
+                let from_uri = uri.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map(|(_, path)| path.split('?').next().unwrap_or_default().to_string()).filter(|d| !d.is_empty());
+                let database = db.database.clone().or(from_uri).ok_or_else(|| format!("db instance `{instance}`: say which MongoDB database, with `database:` on the instance or in the connector's `uri`"))?;
+                Ok(DbTarget::Mongo { uri, database })
+            }
             kind => Err(format!("db instance `{instance}` uses a {kind:?} connector, not a database one")),
         }
     }

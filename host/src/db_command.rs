@@ -99,7 +99,8 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let target = match config.sql_target(&instance_name) {
+    let target = match config.db_target(&instance_name) {
+        Ok(lockstep::capability::db::DbTarget::Mongo { .. }) => return Ok(invalid(format!("db instance `{instance_name}` is a MongoDB database; `lockstep db` supports PostgreSQL and SQLite so far"))),
         Ok(target) => target,
         Err(message) => return Ok(invalid(message)),
     };

@@ -69,7 +69,7 @@ impl StepSource<'_> {
             StepSource::Custom(c) => {
                 let mut grants = c.grants.clone();
                 for instance in &c.db_instances {
-                    grants.db.push(DbGrant { instance: instance.clone(), target: config.sql_target(instance)? });
+                    grants.db.push(DbGrant { instance: instance.clone(), target: config.db_target(instance)? });
                 }
                 Ok((grants, spec))
             }
@@ -96,7 +96,10 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> R
         return Err(format!("db instance `{instance_id}` belongs to schema `{}`, not `{schema_id}`", instance.schema));
     }
     let schema = &config.db_schemas[&schema_id];
-    let target = config.sql_target(&instance_id)?;
+    let target = config.db_target(&instance_id)?;
+    if matches!(target, crate::capability::db::DbTarget::Mongo { .. }) {
+        return Err(format!("db instance `{instance_id}` is a MongoDB database; the DB steps support PostgreSQL and SQLite so far"));
+    }
     let grants = Grants {
         db: vec![DbGrant { instance: instance_id, target }],
         files: vec![FileGrant { host_path: schema.root.clone(), guest_path: SCHEMA_MOUNT.to_string(), read_only: true }],

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lockstep::capability::db::{BlockingSql, SqlConnection, SqlTarget};
+use lockstep::capability::db::{BlockingSql, DbTarget, SqlConnection};
 use lockstep_changelog::db::{Sql, Value};
 
 /// A database that exists for one test.
@@ -44,10 +44,10 @@ impl TestDb {
         [TestDb::postgres(), TestDb::sqlite()]
     }
 
-    pub fn target(&self) -> SqlTarget {
+    pub fn target(&self) -> DbTarget {
         match self {
-            TestDb::Postgres { name, .. } => SqlTarget::Postgres(Box::new(format!("host=127.0.0.1 user=postgres dbname={name}").parse().unwrap())),
-            TestDb::Sqlite { path, .. } => SqlTarget::Sqlite { path: path.clone() },
+            TestDb::Postgres { name, .. } => DbTarget::Postgres(Box::new(format!("host=127.0.0.1 user=postgres dbname={name}").parse().unwrap())),
+            TestDb::Sqlite { path, .. } => DbTarget::Sqlite { path: path.clone() },
         }
     }
 

@@ -50,6 +50,11 @@ pub mod db {
     pub use crate::bindings::lockstep::db::sql::{Connection, Dialect, Rows, Value};
 }
 
+/// MongoDB databases by `dbInstance` label, commands as Extended JSON. Needs a `db` grant.
+pub mod mongo {
+    pub use crate::bindings::lockstep::db::mongo::Connection;
+}
+
 /// Runs shell scripts on the host. Needs the `process` grant.
 pub mod process {
     pub use crate::bindings::lockstep::process::process::{Script, ScriptResult, Shell, run_script};

@@ -18,23 +18,36 @@ use crate::sandbox::bindings::lockstep::db::sql as wit;
 #[derive(Debug, Clone)]
 pub struct DbGrant {
     pub instance: String,
-    pub target: SqlTarget,
+    pub target: DbTarget,
 }
 
 #[derive(Clone)]
-pub enum SqlTarget {
+pub enum DbTarget {
     /// Password included, when the connector has one.
     Postgres(Box<tokio_postgres::Config>),
     Sqlite { path: PathBuf },
+    /// The connection string (credentials included) and the database the instance uses.
+    Mongo { uri: String, database: String },
 }
 
-impl std::fmt::Debug for SqlTarget {
-    // Never print a PostgreSQL config: it may hold a password.
+impl std::fmt::Debug for DbTarget {
+    // Never print a PostgreSQL config or a MongoDB URI: they may hold a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SqlTarget::Postgres(_) => f.write_str("Postgres(..)"),
-            SqlTarget::Sqlite { path } => write!(f, "Sqlite {{ path: {path:?} }}"),
+            DbTarget::Postgres(_) => f.write_str("Postgres(..)"),
+            DbTarget::Sqlite { path } => write!(f, "Sqlite {{ path: {path:?} }}"),
+            DbTarget::Mongo { database, .. } => write!(f, "Mongo {{ database: {database:?}, .. }}"),
         }
+    }
+}
+
+impl DbGrant {
+    /// The grant for `instance`, if the step has one; the error is what a denied `open` says.
+    pub fn find<'g>(grants: &'g [DbGrant], instance: &str, step: &str) -> Result<&'g DbGrant, DbError> {
+        grants.iter().find(|g| g.instance == instance).ok_or_else(|| {
+            let granted: Vec<&str> = grants.iter().map(|g| g.instance.as_str()).collect();
+            DbError::AccessDenied(format!("step `{step}` was not granted database instance `{instance}` (granted: {})", if granted.is_empty() { "none".to_string() } else { granted.join(", ") }))
+        })
     }
 }
 
@@ -84,14 +97,15 @@ fn sqlite_error(error: rusqlite::Error) -> DbError {
 }
 
 impl SqlConnection {
-    pub async fn open(target: &SqlTarget) -> Result<Self, DbError> {
+    pub async fn open(target: &DbTarget) -> Result<Self, DbError> {
         match target {
-            SqlTarget::Postgres(config) => {
+            DbTarget::Mongo { .. } => Err(DbError::Invalid("this instance is a MongoDB database; open it with lockstep:db/mongo".into())),
+            DbTarget::Postgres(config) => {
                 let (client, driver) = config.connect(tokio_postgres::NoTls).await.map_err(|e| DbError::Unavailable(format!("connecting to PostgreSQL: {e}")))?;
                 tokio::spawn(driver);
                 Ok(SqlConnection::Postgres(client))
             }
-            SqlTarget::Sqlite { path } => {
+            DbTarget::Sqlite { path } => {
                 // The path comes from lockstep.yaml; its directory is created on first use.
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| DbError::Unavailable(format!("creating {}: {e}", parent.display())))?;
@@ -300,7 +314,7 @@ fn sqlite_value(value: rusqlite::Result<rusqlite::types::ValueRef<'_>>) -> Resul
 
 // ---- the WIT interface ------------------------------------------------------------------------
 
-fn to_wit_error(error: DbError) -> WitError {
+pub(crate) fn to_wit_error(error: DbError) -> WitError {
     match error {
         DbError::AccessDenied(m) => WitError::AccessDenied(m),
         DbError::NotFound(m) => WitError::NotFound(m),
@@ -345,11 +359,10 @@ impl wit::Host for StepState {}
 
 impl wit::HostConnection for StepState {
     async fn open(&mut self, instance: String) -> wasmtime::Result<Result<Resource<SqlConnection>, WitError>> {
-        let Some(grant) = self.run.grants.db.iter().find(|g| g.instance == instance) else {
-            let granted: Vec<&str> = self.run.grants.db.iter().map(|g| g.instance.as_str()).collect();
-            return Ok(Err(WitError::AccessDenied(format!("step `{}` was not granted database instance `{instance}` (granted: {})", self.run.identifier, if granted.is_empty() { "none".to_string() } else { granted.join(", ") }))));
+        let target = match DbGrant::find(&self.run.grants.db, &instance, &self.run.identifier) {
+            Ok(grant) => grant.target.clone(),
+            Err(denied) => return Ok(Err(to_wit_error(denied))),
         };
-        let target = grant.target.clone();
         match SqlConnection::open(&target).await {
             Ok(connection) => Ok(Ok(self.table.push(connection)?)),
             Err(e) => Ok(Err(to_wit_error(e))),

@@ -8,6 +8,7 @@
 //! grant again on every call, so a denial never depends on the import check alone.
 
 pub mod db;
+pub mod mongo;
 pub mod process;
 
 use std::path::PathBuf;

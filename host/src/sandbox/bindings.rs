@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
     with: {
         "lockstep:step/host.context": super::context::StepContext,
         "lockstep:db/sql.connection": crate::capability::db::SqlConnection,
+        "lockstep:db/mongo.connection": crate::capability::mongo::MongoConnection,
     },
 });
 

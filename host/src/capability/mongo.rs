@@ -1,0 +1,86 @@
+//! `lockstep:db/mongo`: MongoDB connections to the `dbInstances` a step was granted, with the
+//! real `mongodb` driver. Commands and replies are Extended JSON.
+//!
+//! Invariants: `open` checks the grant before any I/O; a connection reaches only its instance's
+//! database; a reply with `ok: 0` is an error carrying the server's message.
+
+use std::time::Duration;
+
+use lockstep_changelog::db::DbError;
+use mongodb::bson::{Bson, Document};
+use mongodb::options::ClientOptions;
+use wasmtime::component::Resource;
+
+use super::db::{DbGrant, DbTarget, to_wit_error};
+use crate::sandbox::StepState;
+use crate::sandbox::bindings::WitError;
+use crate::sandbox::bindings::lockstep::db::mongo as wit;
+
+/// An open connection to one database.
+pub struct MongoConnection {
+    database: mongodb::Database,
+}
+
+fn unavailable(error: mongodb::error::Error) -> DbError {
+    match *error.kind {
+        mongodb::error::ErrorKind::Command(ref command) => DbError::Failed(format!("{} ({}): {}", command.code_name, command.code, command.message)),
+        mongodb::error::ErrorKind::Write(_) | mongodb::error::ErrorKind::InsertMany(_) => DbError::Failed(error.to_string()),
+        _ => DbError::Unavailable(error.to_string()),
+    }
+}
+
+impl MongoConnection {
+    pub async fn open(target: &DbTarget) -> Result<Self, DbError> {
+        let DbTarget::Mongo { uri, database } = target else {
+            return Err(DbError::Invalid("this instance is a SQL database; open it with lockstep:db/sql".into()));
+        };
+        let mut options = ClientOptions::parse(uri).await.map_err(|e| DbError::Invalid(format!("the connector's `uri` is not a MongoDB connection string: {e}")))?;
+        // Fail within a step's patience, not the driver's 30 s default.
+        options.server_selection_timeout = Some(Duration::from_secs(10));
+        let client = mongodb::Client::with_options(options).map_err(unavailable)?;
+        Ok(MongoConnection { database: client.database(database) })
+    }
+
+    pub fn database(&self) -> &str {
+        self.database.name()
+    }
+
+    /// Runs one command given as Extended JSON; returns the reply as relaxed Extended JSON.
+    pub async fn run_command(&self, command: &str) -> Result<String, DbError> {
+        let json: serde_json::Value = serde_json::from_str(command).map_err(|e| DbError::Invalid(format!("the command is not JSON: {e}")))?;
+        let Ok(Bson::Document(document)) = Bson::try_from(json) else {
+            return Err(DbError::Invalid("a command is a JSON object such as {\"ping\": 1}".into()));
+        };
+        let reply: Document = self.database.run_command(document).await.map_err(unavailable)?;
+        Ok(Bson::Document(reply).into_relaxed_extjson().to_string())
+    }
+}
+
+impl wit::Host for StepState {}
+
+impl wit::HostConnection for StepState {
+    async fn open(&mut self, instance: String) -> wasmtime::Result<Result<Resource<MongoConnection>, WitError>> {
+        let target = match DbGrant::find(&self.run.grants.db, &instance, &self.run.identifier) {
+            Ok(grant) => grant.target.clone(),
+            Err(denied) => return Ok(Err(to_wit_error(denied))),
+        };
+        match MongoConnection::open(&target).await {
+            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
+
+    async fn database(&mut self, handle: Resource<MongoConnection>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&handle)?.database().to_string())
+    }
+
+    async fn run_command(&mut self, handle: Resource<MongoConnection>, command: String) -> wasmtime::Result<Result<String, WitError>> {
+        let connection = self.table.get(&handle)?;
+        Ok(connection.run_command(&command).await.map_err(to_wit_error))
+    }
+
+    async fn drop(&mut self, handle: Resource<MongoConnection>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
