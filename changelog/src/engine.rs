@@ -233,15 +233,18 @@ impl<'d> Engine<'d> {
             }
             engine.upgrade_checksums(changelog, &history)?;
             let deployment_id = format!("{:010}", epoch_millis() % 10_000_000_000);
-            let mut order = history.iter().map(|r| r.order_executed).max().unwrap_or(0);
+            // ORDEREXECUTED: max+1, read once, then advanced for each row written.
+            let mut last_order = history.iter().map(|r| r.order_executed).max().unwrap_or(0);
             let mut report = UpdateReport::default();
             for step in pending.into_iter().take(count.unwrap_or(usize::MAX)) {
-                order += 1;
+                let order = last_order + 1;
                 match engine.apply(step.changeset, step.rerun, order, &deployment_id) {
-                    Ok(Applied::Ran | Applied::MarkedRan) => report.applied.push(step.changeset.identifier()),
-                    Ok(Applied::Skipped) => order -= 1,
+                    Ok(Applied::Ran | Applied::MarkedRan) => {
+                        last_order = order;
+                        report.applied.push(step.changeset.identifier());
+                    }
+                    Ok(Applied::Skipped) => {}
                     Err(error) if !step.changeset.fail_on_error => {
-                        order -= 1;
                         engine.notes.push(format!("changeset {} failed and has failOnError:false, so it is skipped (and retried next time): {error}", step.changeset.identifier()));
                     }
                     Err(error) => {
