@@ -353,20 +353,30 @@ impl StepState {
     fn connection(&mut self, handle: &Resource<SqlConnection>) -> wasmtime::Result<&mut SqlConnection> {
         Ok(self.table.get_mut(handle)?)
     }
+
+    /// Opens a connection to `instance` for any database interface. The grant is checked here,
+    /// before any I/O, so no interface can forget it.
+    pub(crate) async fn open_granted<C, Fut>(&mut self, instance: &str, open: impl FnOnce(DbTarget) -> Fut) -> wasmtime::Result<Result<Resource<C>, WitError>>
+    where
+        C: Send + 'static,
+        Fut: std::future::Future<Output = Result<C, DbError>>,
+    {
+        let target = match DbGrant::find(&self.run.grants.db, instance, &self.run.identifier) {
+            Ok(grant) => grant.target.clone(),
+            Err(denied) => return Ok(Err(to_wit_error(denied))),
+        };
+        match open(target).await {
+            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
+            Err(e) => Ok(Err(to_wit_error(e))),
+        }
+    }
 }
 
 impl wit::Host for StepState {}
 
 impl wit::HostConnection for StepState {
     async fn open(&mut self, instance: String) -> wasmtime::Result<Result<Resource<SqlConnection>, WitError>> {
-        let target = match DbGrant::find(&self.run.grants.db, &instance, &self.run.identifier) {
-            Ok(grant) => grant.target.clone(),
-            Err(denied) => return Ok(Err(to_wit_error(denied))),
-        };
-        match SqlConnection::open(&target).await {
-            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
-            Err(e) => Ok(Err(to_wit_error(e))),
-        }
+        self.open_granted(&instance, |target| async move { SqlConnection::open(&target).await }).await
     }
 
     async fn dialect(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<wit::Dialect> {

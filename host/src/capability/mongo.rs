@@ -11,7 +11,7 @@ use mongodb::bson::{Bson, Document};
 use mongodb::options::ClientOptions;
 use wasmtime::component::Resource;
 
-use super::db::{DbGrant, DbTarget, to_wit_error};
+use super::db::{DbTarget, to_wit_error};
 use crate::sandbox::StepState;
 use crate::sandbox::bindings::WitError;
 use crate::sandbox::bindings::lockstep::db::mongo as wit;
@@ -60,14 +60,7 @@ impl wit::Host for StepState {}
 
 impl wit::HostConnection for StepState {
     async fn open(&mut self, instance: String) -> wasmtime::Result<Result<Resource<MongoConnection>, WitError>> {
-        let target = match DbGrant::find(&self.run.grants.db, &instance, &self.run.identifier) {
-            Ok(grant) => grant.target.clone(),
-            Err(denied) => return Ok(Err(to_wit_error(denied))),
-        };
-        match MongoConnection::open(&target).await {
-            Ok(connection) => Ok(Ok(self.table.push(connection)?)),
-            Err(e) => Ok(Err(to_wit_error(e))),
-        }
+        self.open_granted(&instance, |target| async move { MongoConnection::open(&target).await }).await
     }
 
     async fn database(&mut self, handle: Resource<MongoConnection>) -> wasmtime::Result<String> {
