@@ -34,7 +34,7 @@ fn settings() -> RunSettings {
 
 fn update(db: &TestDb, log: &Changelog) -> Result<Vec<String>, EngineError> {
     let mut session = db.session();
-    Engine::new(&mut session, settings()).update(log, None, false).map(|r| r.applied)
+    Engine::sql(&mut session, settings()).update(log, None, false).map(|r| r.applied)
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn mark_failed_as_ran_records_the_failed_changeset() {
     let db = TestDb::postgres();
     let log = changelog("--liquibase formatted sql\n--changeset a:1\nselect 1;\n--changeset a:2\ninsert into nowhere values (1);\n--changeset a:3\nselect 3;\n");
     let mut session = db.session();
-    let error = Engine::new(&mut session, settings()).update(&log, None, true).unwrap_err();
+    let error = Engine::sql(&mut session, settings()).update(&log, None, true).unwrap_err();
     assert!(matches!(error, EngineError::ChangeSetFailed { .. }));
     assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG WHERE ID = '2' AND EXECTYPE = 'EXECUTED'"), 1);
     assert_eq!(update(&db, &log).unwrap(), ["db/changelog.sql::3::a"], "the next update goes past it");
@@ -104,14 +104,14 @@ fn rollback_by_count_and_by_tag() {
         let log = changelog(THREE);
         update(&db, &log).unwrap();
         let mut session = db.session();
-        let mut engine = Engine::new(&mut session, settings());
+        let mut engine = Engine::sql(&mut session, settings());
         assert_eq!(engine.rollback(&log, &RollbackTarget::Count(1)).unwrap().rolled_back, ["db/changelog.sql::3::bob"]);
         engine.tag("v1").unwrap();
         drop(engine);
         assert_eq!(db.count("SELECT COUNT(*) FROM t1"), 0);
         update(&db, &log).unwrap();
         let mut session = db.session();
-        let mut engine = Engine::new(&mut session, settings());
+        let mut engine = Engine::sql(&mut session, settings());
         assert_eq!(engine.rollback(&log, &RollbackTarget::Tag("v1".into())).unwrap().rolled_back, ["db/changelog.sql::3::bob"]);
         let error = engine.rollback(&log, &RollbackTarget::Tag("nope".into())).unwrap_err();
         assert!(error.to_string().contains("tag `nope` is not in DATABASECHANGELOG (tags there: v1)"), "{error}");
@@ -127,7 +127,7 @@ fn a_rollback_that_cannot_be_done_is_refused_before_any_write() {
     let log = changelog("--liquibase formatted sql\n--changeset a:1\ncreate table a (id int);\n--rollback drop table a;\n--changeset a:2\ncreate table b (id int);\n");
     update(&db, &log).unwrap();
     let mut session = db.session();
-    let error = Engine::new(&mut session, settings()).rollback(&log, &RollbackTarget::Count(2)).unwrap_err();
+    let error = Engine::sql(&mut session, settings()).rollback(&log, &RollbackTarget::Count(2)).unwrap_err();
     assert!(error.to_string().contains("db/changelog.sql:5: changeset db/changelog.sql::2::a has no rollback"), "{error}");
     assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG"), 2, "nothing was rolled back");
 }
@@ -156,7 +156,7 @@ fn a_stale_lock_left_by_a_dead_runner_is_taken_over_and_liquibases_is_waited_for
         update(&db, &changelog("--liquibase formatted sql\n--changeset a:0\nselect 0;\n")).unwrap();
         db.session().execute("UPDATE DATABASECHANGELOGLOCK SET LOCKED = TRUE, LOCKEDBY = 'lockstep killed-runner', LOCKGRANTED = CURRENT_TIMESTAMP", &[]).unwrap();
         let mut session = db.session();
-        let mut engine = Engine::new(&mut session, settings());
+        let mut engine = Engine::sql(&mut session, settings());
         assert_eq!(engine.update(&log, None, false).unwrap().applied.len(), 3, "{}", db.name());
         assert!(engine.notes.iter().any(|n| n.contains("took over a stale changelog lock left by lockstep killed-runner")), "{:?}", engine.notes);
         drop(engine);
@@ -166,7 +166,7 @@ fn a_stale_lock_left_by_a_dead_runner_is_taken_over_and_liquibases_is_waited_for
         let error = update(&db, &more).unwrap_err();
         assert!(error.to_string().starts_with("could not acquire the changelog lock: it is held by ci-host (10.0.0.7) since"), "{error}");
         let mut session = db.session();
-        Engine::new(&mut session, settings()).release_locks().unwrap();
+        Engine::sql(&mut session, settings()).release_locks().unwrap();
         assert_eq!(update(&db, &more).unwrap().len(), 1);
     }
 }
@@ -185,7 +185,7 @@ fn two_racing_updates_apply_each_changeset_once() {
                     scope.spawn(|| {
                         let mut session = db.session();
                         let settings = RunSettings { lock_wait: Duration::from_secs(60), ..settings() };
-                        Engine::new(&mut session, settings).update(&log, None, false).map(|r| r.applied).map_err(|e| e.to_string())
+                        Engine::sql(&mut session, settings).update(&log, None, false).map(|r| r.applied).map_err(|e| e.to_string())
                     })
                 })
                 .collect();
@@ -201,14 +201,14 @@ fn two_racing_updates_apply_each_changeset_once() {
 fn pre_start_tag_on_a_fresh_and_on_a_tagged_database() {
     for db in TestDb::both() {
         let mut session = db.session();
-        let mut engine = Engine::new(&mut session, settings());
+        let mut engine = Engine::sql(&mut session, settings());
         assert_eq!(engine.pre_start_tag("pre_1").unwrap(), "pre_1");
         drop(engine);
         assert_eq!(db.scalar("SELECT FILENAME FROM DATABASECHANGELOG"), Value::from("liquibase-internal"), "a synthetic row on a fresh database");
         let log = changelog(THREE);
         update(&db, &log).unwrap();
         let mut session = db.session();
-        let mut engine = Engine::new(&mut session, settings());
+        let mut engine = Engine::sql(&mut session, settings());
         engine.tag("v1").unwrap();
         assert_eq!(engine.pre_start_tag("pre_2").unwrap(), "v1", "the newest row's tag is reused");
         // Rolling back to the fresh database's pre-start tag undoes everything and keeps that row.
@@ -223,7 +223,7 @@ fn tag_after_apply_follows_tag_database_changeset() {
     let db = TestDb::postgres();
     let log = changelog(THREE);
     let mut session = db.session();
-    let mut engine = Engine::new(&mut session, settings());
+    let mut engine = Engine::sql(&mut session, settings());
     let applied = engine.update(&log, None, false).unwrap().applied.len();
     engine.tag_after_apply("v1", applied, false).unwrap();
     engine.tag_after_apply("v2", 0, false).unwrap();
@@ -270,7 +270,7 @@ fn preconditions_of_every_kind_decide_with_their_on_fail_action() {
         );
         let log = load_changelog("preconditions.yaml", &log);
         let mut session = db.session();
-        let mut engine = Engine::new(&mut session, settings());
+        let mut engine = Engine::sql(&mut session, settings());
         let applied = engine.update(&log, None, false).unwrap_or_else(|e| panic!("{e} ({})", db.name())).applied;
         assert!(engine.notes.iter().any(|n| n.contains("warned") && n.contains("WARN")), "{:?}", engine.notes);
         drop(engine);
@@ -298,7 +298,7 @@ fn a_stored_v8_checksum_is_validated_with_v8_and_upgraded_to_v9() {
         db.session().execute("UPDATE DATABASECHANGELOG SET MD5SUM = NULL WHERE ID = '3'", &[]).unwrap();
         let more = changelog(&format!("{THREE}--changeset bob:4\nselect 4;\n"));
         let mut session = db.session();
-        let mut engine = Engine::new(&mut session, settings());
+        let mut engine = Engine::sql(&mut session, settings());
         assert_eq!(engine.update(&more, None, false).unwrap().applied, ["db/changelog.sql::4::bob"]);
         assert!(engine.notes.iter().any(|n| n.contains("upgraded the checksum of db/changelog.sql::2::alice from 8:ef379d7efb5971401937506695f21c22 to 9:661738456b595edcd9f303ca0bc59b50")), "{:?}", engine.notes);
         drop(engine);
@@ -338,7 +338,7 @@ create table autocommitted (id int);
         let label_settings = RunSettings { label_filter: Some("billing".into()), ..settings() };
         let run = |settings: RunSettings| {
             let mut session = db.session();
-            let mut engine = Engine::new(&mut session, settings);
+            let mut engine = Engine::sql(&mut session, settings);
             let applied = engine.update(&log, None, false).unwrap_or_else(|e| panic!("{e}"));
             (applied.applied, engine.notes.clone())
         };

@@ -1,5 +1,5 @@
-//! What the engine needs from a SQL database. The steps implement [`Sql`] over the
-//! `lockstep:db/sql` host interface; the host implements it over its drivers.
+//! What the engine needs from a database connection. The steps implement [`Sql`] and [`Mongo`]
+//! over the `lockstep:db` host interfaces; the host implements them over its drivers.
 
 use std::fmt;
 
@@ -100,4 +100,13 @@ pub trait Sql {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
     fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError>;
     fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError>;
+}
+
+/// A MongoDB session on one database. Commands and replies are Extended JSON text.
+pub trait Mongo {
+    /// Runs `command` on the connection's database and returns the reply. A reply with `ok: 0`
+    /// is an error; write errors inside an `ok: 1` reply are the caller's to check.
+    fn run_command(&mut self, command: &str) -> Result<String, DbError>;
+    /// Runs `command` on the `admin` database (liquibase-mongodb's adminCommand).
+    fn run_admin_command(&mut self, command: &str) -> Result<String, DbError>;
 }

@@ -382,7 +382,7 @@ mod tests {
     fn sql_of(changeset: &ChangeSet) -> &str {
         match &changeset.changes[0] {
             Change::Sql(sql) => &sql.sql,
-            Change::Structured(other) => panic!("expected SQL, found {other:?}"),
+            other => panic!("expected SQL, found {other:?}"),
         }
     }
 

@@ -3,6 +3,7 @@
 use crate::changes::Structured;
 use crate::checksum::{self, CheckSum, ChecksumVersion, SqlSettings};
 use crate::db::Dialect;
+use crate::mongo_changes::MongoChange;
 use crate::statements;
 
 /// Where a problem in a changelog is, and what it is.
@@ -87,6 +88,7 @@ impl ChangeSet {
 pub enum Change {
     Sql(SqlChange),
     Structured(Structured),
+    Mongo(MongoChange),
 }
 
 impl Change {
@@ -94,6 +96,7 @@ impl Change {
         match self {
             Change::Sql(sql) => checksum::sql(version, &sql.sql, &sql.settings),
             Change::Structured(change) => change.checksum(version),
+            Change::Mongo(change) => change.checksum(version),
         }
     }
 
@@ -102,6 +105,7 @@ impl Change {
         match self {
             Change::Sql(_) => "sql".to_string(),
             Change::Structured(change) => change.description(),
+            Change::Mongo(change) => change.description(),
         }
     }
 
@@ -110,6 +114,7 @@ impl Change {
         match self {
             Change::Sql(sql) => Ok(statements::split(&sql.sql, &sql.settings)),
             Change::Structured(change) => change.statements(dialect),
+            Change::Mongo(change) => Err(format!("{} is a MongoDB change; it cannot run on {}", change.name(), dialect.dbms_name())),
         }
     }
 
@@ -183,7 +188,36 @@ pub enum Precondition {
     ChangeSetExecuted { id: String, author: String, file: String },
     /// `type` as in a `dbms` attribute (`postgresql`, `!sqlite`, …).
     Dbms { dbms: String },
+    /// MongoDB: the collection exists.
+    CollectionExists { collection: String },
+    /// MongoDB: at least one document matches `filter` (shell-style JSON; all when absent).
+    DocumentExists { collection: String, filter: Option<String> },
+    /// MongoDB: exactly `expected` documents match `filter`.
+    ExpectedDocumentCount { collection: String, filter: Option<String>, expected: i64 },
     And(Vec<Precondition>),
     Or(Vec<Precondition>),
     Not(Vec<Precondition>),
+}
+
+impl Precondition {
+    /// The name a changelog gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Precondition::SqlCheck { .. } => "sqlCheck",
+            Precondition::TableExists { .. } => "tableExists",
+            Precondition::ViewExists { .. } => "viewExists",
+            Precondition::ColumnExists { .. } => "columnExists",
+            Precondition::IndexExists { .. } => "indexExists",
+            Precondition::RowCount { .. } => "rowCount",
+            Precondition::TableIsEmpty { .. } => "tableIsEmpty",
+            Precondition::ChangeSetExecuted { .. } => "changeSetExecuted",
+            Precondition::Dbms { .. } => "dbms",
+            Precondition::CollectionExists { .. } => "collectionExists",
+            Precondition::DocumentExists { .. } => "documentExists",
+            Precondition::ExpectedDocumentCount { .. } => "expectedDocumentCount",
+            Precondition::And(_) => "and",
+            Precondition::Or(_) => "or",
+            Precondition::Not(_) => "not",
+        }
+    }
 }

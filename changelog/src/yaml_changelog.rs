@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::changes::{Column, Constraints, Structured};
 use crate::checksum::SqlSettings;
 use crate::model::*;
+use crate::mongo_changes::MongoChange;
 use crate::properties;
 use crate::yaml::{self, Node, Value};
 
@@ -197,8 +198,18 @@ impl Reader<'_> {
             "tableIsEmpty" => Precondition::TableIsEmpty { table: self.required(node, name, "tableName")? },
             "changeSetExecuted" => Precondition::ChangeSetExecuted { id: self.required(node, name, "id")?, author: self.required(node, name, "author")?, file: self.required(node, name, "changeLogFile")? },
             "dbms" => Precondition::Dbms { dbms: self.required(node, name, "type")? },
+            "collectionExists" => Precondition::CollectionExists { collection: self.required(node, name, "collectionName")? },
+            "documentExists" => Precondition::DocumentExists { collection: self.required(node, name, "collectionName")?, filter: self.json(node, "filter") },
+            "expectedDocumentCount" => {
+                let expected = self.required(node, name, "expectedCount")?;
+                let Ok(expected) = expected.parse() else {
+                    self.error(node, &format!("expectedDocumentCount's expectedCount `{expected}` is not a whole number"), "write e.g. `expectedCount: 0`");
+                    return None;
+                };
+                Precondition::ExpectedDocumentCount { collection: self.required(node, name, "collectionName")?, filter: self.json(node, "filter"), expected }
+            }
             other => {
-                self.error(node, &format!("precondition `{other}` is not supported by Lockstep"), "supported: tableExists, viewExists, columnExists, indexExists, sqlCheck, rowCount, tableIsEmpty, changeSetExecuted, dbms, and, or, not");
+                self.error(node, &format!("precondition `{other}` is not supported by Lockstep"), "supported: tableExists, viewExists, columnExists, indexExists, sqlCheck, rowCount, tableIsEmpty, changeSetExecuted, dbms, and, or, not; for MongoDB: collectionExists, documentExists, expectedDocumentCount");
                 return None;
             }
         })
@@ -255,6 +266,45 @@ impl Reader<'_> {
         value
     }
 
+    /// A field holding MongoDB JSON: a string (`document: |`), or `{"$rawJson": …}` whose value
+    /// becomes pretty-printed JSON text, as liquibase-mongodb's JSON parser does.
+    fn json(&mut self, node: &Node, key: &str) -> Option<String> {
+        let field = node.get(key)?;
+        if let Some(raw) = field.get("$rawJson") {
+            return Some(serde_json::to_string_pretty(&raw.to_json()).unwrap_or_default());
+        }
+        let value = self.string(node, key);
+        if value.is_none() {
+            self.error(field, &format!("`{key}` must be a string of JSON or {{\"$rawJson\": …}}"), &format!("write `{key}: |` followed by the JSON on the next lines"));
+        }
+        value
+    }
+
+    fn required_json(&mut self, node: &Node, change: &str, key: &str) -> Option<String> {
+        if node.get(key).is_none() {
+            self.error(node, &format!("{change} needs `{key}`"), &format!("add `{key}:` to the {change}"));
+            return None;
+        }
+        self.json(node, key)
+    }
+
+    /// The eight change types of liquibase-mongodb; `None` when `name` is not one of them.
+    fn mongo_change(&mut self, name: &str, node: &Node) -> Option<Option<MongoChange>> {
+        let is_mongo_index = node.get("collectionName").is_some();
+        let collection = |reader: &mut Self| reader.required(node, name, "collectionName");
+        Some(match name {
+            "createCollection" => (|| Some(MongoChange::CreateCollection { collection: collection(self)?, options: self.json(node, "options") }))(),
+            "dropCollection" => collection(self).map(|collection| MongoChange::DropCollection { collection }),
+            "createIndex" if is_mongo_index => (|| Some(MongoChange::CreateIndex { collection: collection(self)?, keys: self.required_json(node, name, "keys")?, options: self.json(node, "options") }))(),
+            "dropIndex" if is_mongo_index => (|| Some(MongoChange::DropIndex { collection: collection(self)?, keys: self.required_json(node, name, "keys")? }))(),
+            "insertOne" => (|| Some(MongoChange::InsertOne { collection: collection(self)?, document: self.required_json(node, name, "document")?, options: self.json(node, "options") }))(),
+            "insertMany" => (|| Some(MongoChange::InsertMany { collection: collection(self)?, documents: self.required_json(node, name, "documents")?, options: self.json(node, "options") }))(),
+            "runCommand" => self.required_json(node, name, "command").map(|command| MongoChange::RunCommand { command }),
+            "adminCommand" => self.required_json(node, name, "command").map(|command| MongoChange::AdminCommand { command }),
+            _ => return None,
+        })
+    }
+
     fn columns(&mut self, node: &Node, change: &str) -> Vec<Column> {
         let Some(items) = node.get("columns").and_then(Node::as_seq) else {
             self.error(node, &format!("{change} needs `columns`"), "add `columns:` with `- column: {name: …, type: …}` items");
@@ -282,6 +332,9 @@ impl Reader<'_> {
     }
 
     fn change(&mut self, name: &str, node: &Node) -> Option<Change> {
+        if let Some(mongo) = self.mongo_change(name, node) {
+            return mongo.map(Change::Mongo);
+        }
         let structured = match name {
             "sql" => {
                 return match &node.value {
@@ -322,7 +375,7 @@ impl Reader<'_> {
             "tagDatabase" => Structured::TagDatabase { tag: self.required(node, name, "tag")? },
             "empty" => Structured::Empty,
             other => {
-                self.error(node, &format!("change type `{other}` is not supported by Lockstep yet"), "supported: sql, createTable, addColumn, createIndex, dropTable, dropColumn, dropIndex, renameTable, renameColumn, addNotNullConstraint, dropNotNullConstraint, createView, dropView, tagDatabase, empty");
+                self.error(node, &format!("change type `{other}` is not supported by Lockstep yet"), "supported: sql, createTable, addColumn, createIndex, dropTable, dropColumn, dropIndex, renameTable, renameColumn, addNotNullConstraint, dropNotNullConstraint, createView, dropView, tagDatabase, empty; for MongoDB: createCollection, dropCollection, createIndex, dropIndex, insertOne, insertMany, runCommand, adminCommand");
                 return None;
             }
         };

@@ -15,6 +15,8 @@
 //! dbInstances:           # a schema applied to one database
 //!   mongorelease: { schema: DB_Orkes, connector: mongo, context: prod, labels: "a,b",
 //!                   substituteProperties: { table_prefix: app_ } }
+//!                   # MongoDB only: `adminCommands: true` lets the changelog's adminCommands
+//!                   # reach the `admin` database (off by default)
 //! stepTypes:             # custom step types, each a pinned component
 //!   Hello:
 //!     component: steps/hello.wasm
@@ -64,6 +66,8 @@ pub struct DbInstance {
     pub context: Option<String>,
     pub labels: Option<String>,
     pub substitute_properties: BTreeMap<String, String>,
+    /// MongoDB: whether changelogs may run `adminCommand`s (against the `admin` database).
+    pub admin_commands: bool,
     pub location: Location,
 }
 
@@ -160,7 +164,8 @@ impl Config {
                         return;
                     };
                     let substitute_properties = node.get("substituteProperties").and_then(Node::as_map).unwrap_or_default().iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect();
-                    let instance = DbInstance { schema, connector, database: text("database"), context: text("context"), labels: text("labels"), substitute_properties, location: loc(node, path) };
+                    let admin_commands = text("adminCommands").as_deref() == Some("true");
+                    let instance = DbInstance { schema, connector, database: text("database"), context: text("context"), labels: text("labels"), substitute_properties, admin_commands, location: loc(node, path) };
                     config.db_instances.insert(id.to_string(), instance);
                 }),
                 "stepTypes" => for_each_entry(value, "stepTypes", &loc, &mut errors, |id, node, path, errors| {
@@ -212,7 +217,8 @@ impl Config {
                 // The instance's `database`, else the one the URI names (`mongodb://host/app`).
                 let from_uri = uri.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map(|(_, path)| path.split('?').next().unwrap_or_default().to_string()).filter(|d| !d.is_empty());
                 let database = db.database.clone().or(from_uri).ok_or_else(|| format!("db instance `{instance}`: say which MongoDB database, with `database:` on the instance or in the connector's `uri`"))?;
-                Ok(DbTarget::Mongo { uri, database })
+                let password = connector.fields.get("passwordRef").map(|secret| self.secret(secret)).transpose()?;
+                Ok(DbTarget::Mongo { uri, database, password, admin_commands: db.admin_commands })
             }
             kind => Err(format!("db instance `{instance}` uses a {kind:?} connector, not a database one")),
         }

@@ -6,10 +6,17 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use lockstep::capability::db::{BlockingSql, SqlConnection};
+use lockstep::capability::db::{BlockingSql, DbTarget, SqlConnection};
+use lockstep::capability::mongo::{BlockingMongo, MongoConnection};
 use lockstep::config::Config;
 use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
 use lockstep_changelog::load::load;
+
+/// The open database, of whichever kind the instance is.
+enum Connection {
+    Sql(BlockingSql),
+    Mongo(BlockingMongo),
+}
 
 #[derive(clap::Args)]
 pub struct DbArgs {
@@ -100,19 +107,21 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let target = match config.db_target(&instance_name) {
-        Ok(lockstep::capability::db::DbTarget::Mongo { .. }) => return Ok(invalid(format!("db instance `{instance_name}` is a MongoDB database; `lockstep db` supports PostgreSQL and SQLite so far"))),
         Ok(target) => target,
         Err(message) => return Ok(invalid(message)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let connection = match runtime.block_on(SqlConnection::open(&target)) {
+    let connection = match &target {
+        DbTarget::Mongo { .. } => runtime.block_on(MongoConnection::open(&target)).map(|c| Connection::Mongo(BlockingMongo::new(c, runtime.handle().clone()))),
+        _ => runtime.block_on(SqlConnection::open(&target)).map(|c| Connection::Sql(BlockingSql::new(c, runtime.handle().clone()))),
+    };
+    let mut connection = match connection {
         Ok(connection) => connection,
         Err(e) => {
             eprintln!("error: {instance_name}: {e}");
             return Ok(ExitCode::from(1));
         }
     };
-    let mut sql = BlockingSql::new(connection, runtime.handle().clone());
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     let settings = RunSettings {
         contexts: instance.context.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect(),
@@ -120,7 +129,10 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
         holder: format!("{host} pid {} (lockstep db)", std::process::id()),
         ..RunSettings::default()
     };
-    let mut engine = Engine::new(&mut sql, settings);
+    let mut engine = match &mut connection {
+        Connection::Sql(sql) => Engine::sql(sql, settings),
+        Connection::Mongo(mongo) => Engine::mongo(mongo, settings),
+    };
     let outcome = execute(&mut engine, &args.command, &changelog, &instance_name);
     for note in &engine.notes {
         eprintln!("note: {note}");

@@ -87,7 +87,8 @@ impl StepSource<'_> {
 
 /// The DB steps' grants: the instance their spec names (only that one), and their schema's root
 /// read-only at [`SCHEMA_MOUNT`]. The spec gains a `lockstep` object with what the component
-/// needs from lockstep.yaml: the changelog path, contexts, label filter, properties, lock holder.
+/// needs from lockstep.yaml: the changelog path, contexts, label filter, properties, lock holder, and
+/// whether the database is SQL or MongoDB (`databaseKind`).
 fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> Result<(Grants, serde_json::Value), String> {
     let field = |name: &str| spec.get(name).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| format!("the spec needs `{name}`"));
     let (schema_id, instance_id) = (field("dbSchema")?, field("dbInstance")?);
@@ -97,9 +98,7 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> R
     }
     let schema = &config.db_schemas[&schema_id];
     let target = config.db_target(&instance_id)?;
-    if matches!(target, crate::capability::db::DbTarget::Mongo { .. }) {
-        return Err(format!("db instance `{instance_id}` is a MongoDB database; the DB steps support PostgreSQL and SQLite so far"));
-    }
+    let database_kind = if matches!(target, crate::capability::db::DbTarget::Mongo { .. }) { "mongodb" } else { "sql" };
     let grants = Grants {
         db: vec![DbGrant { instance: instance_id, target }],
         files: vec![FileGrant { host_path: schema.root.clone(), guest_path: SCHEMA_MOUNT.to_string(), read_only: true }],
@@ -112,6 +111,7 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> R
         "labelFilter": instance.labels,
         "properties": instance.substitute_properties,
         "lockHolder": holder,
+        "databaseKind": database_kind,
     });
     if let Some(map) = spec.as_object_mut() {
         map.insert("lockstep".into(), lockstep);

@@ -5,6 +5,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use lockstep::capability::db::DbTarget;
+use lockstep::capability::mongo::{BlockingMongo, MongoConnection};
+use lockstep_changelog::db::Mongo;
+
 /// Installs SecantusDB (`pip install --pre secantusdb`) once, if `secantusd-py` is not there yet.
 fn ensure_installed() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
@@ -49,5 +53,52 @@ impl Drop for Secantus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A blocking connection to one database of a [`Secantus`] server, through the product's own
+/// `lockstep:db/mongo` implementation (the real driver), for the engine and for checking results.
+pub struct MongoSession {
+    connection: BlockingMongo,
+    // Dropped after the connection, which it drives.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl MongoSession {
+    pub fn open(server: &Secantus, database: &str, admin_commands: bool) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let target = DbTarget::Mongo { uri: server.uri(), database: database.into(), password: None, admin_commands };
+        let connection = runtime.block_on(MongoConnection::open(&target)).unwrap();
+        MongoSession { connection: BlockingMongo::new(connection, runtime.handle().clone()), _runtime: runtime }
+    }
+
+    pub fn connection(&mut self) -> &mut BlockingMongo {
+        &mut self.connection
+    }
+
+    /// Runs a command given as JSON and returns the reply.
+    pub fn command(&mut self, command: serde_json::Value) -> serde_json::Value {
+        let reply = self.connection.run_command(&command.to_string()).unwrap_or_else(|e| panic!("{command}: {e}"));
+        serde_json::from_str(&reply).unwrap()
+    }
+
+    /// Every document of a collection, in natural order.
+    pub fn documents(&mut self, collection: &str) -> Vec<serde_json::Value> {
+        let reply = self.command(serde_json::json!({ "find": collection, "filter": {}, "batchSize": 100_000 }));
+        reply["cursor"]["firstBatch"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn collections(&mut self) -> Vec<String> {
+        let reply = self.command(serde_json::json!({ "listCollections": 1, "nameOnly": true }));
+        let mut names: Vec<String> = reply["cursor"]["firstBatch"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+        names.sort();
+        names
+    }
+
+    pub fn index_names(&mut self, collection: &str) -> Vec<String> {
+        let reply = self.command(serde_json::json!({ "listIndexes": collection }));
+        let mut names: Vec<String> = reply["cursor"]["firstBatch"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+        names.sort();
+        names
     }
 }

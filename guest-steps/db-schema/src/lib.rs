@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use lockstep_changelog::db::{DbError, Dialect, Rows, Sql, Value};
+use lockstep_changelog::db::{DbError, Dialect, Mongo, Rows, Sql, Value};
 use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
 use lockstep_changelog::load::load;
 use lockstep_step::db::{self as wit};
+use lockstep_step::mongo as wit_mongo;
 use lockstep_step::{Context, ContextExt, Error, Outcome, Step, export_step};
 use serde::Deserialize;
 
@@ -49,6 +50,8 @@ struct Injected {
     #[serde(default)]
     properties: BTreeMap<String, String>,
     lock_holder: String,
+    /// `sql` or `mongodb`: which `lockstep:db` interface the instance is reached through.
+    database_kind: String,
 }
 
 /// The engine's view of a `lockstep:db` connection.
@@ -115,6 +118,19 @@ impl Sql for HostSql {
     }
 }
 
+/// The engine's view of a `lockstep:db/mongo` connection.
+struct HostMongo(wit_mongo::Connection);
+
+impl Mongo for HostMongo {
+    fn run_command(&mut self, command: &str) -> Result<String, DbError> {
+        self.0.run_command(command).map_err(from_wit_error)
+    }
+
+    fn run_admin_command(&mut self, command: &str) -> Result<String, DbError> {
+        self.0.run_admin_command(command).map_err(from_wit_error)
+    }
+}
+
 fn engine_error(error: EngineError) -> Error {
     match error {
         EngineError::Invalid(_) | EngineError::UnknownTag { .. } => Error::Invalid(error.to_string()),
@@ -132,9 +148,15 @@ impl Step for DbSchema {
         let spec: DbSpec = ctx.spec_as()?;
         let changelog = load(std::path::Path::new(SCHEMA_MOUNT), &spec.lockstep.changelog_file, &spec.lockstep.properties)
             .map_err(|errors| Error::Invalid(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
-        let mut db = HostSql(wit::Connection::open(&spec.db_instance)?);
         let settings = RunSettings { contexts: spec.lockstep.contexts.clone(), label_filter: spec.lockstep.label_filter.clone(), holder: spec.lockstep.lock_holder.clone(), ..RunSettings::default() };
-        let mut engine = Engine::new(&mut db, settings);
+        let (mut sql, mut mongo);
+        let mut engine = if spec.lockstep.database_kind == "mongodb" {
+            mongo = HostMongo(wit_mongo::Connection::open(&spec.db_instance)?);
+            Engine::mongo(&mut mongo, settings)
+        } else {
+            sql = HostSql(wit::Connection::open(&spec.db_instance)?);
+            Engine::sql(&mut sql, settings)
+        };
         let outcome = match ctx.step_type().as_str() {
             "DBSchemaRollback" => rollback(ctx, &spec, &changelog, &mut engine),
             _ => apply(ctx, &spec, &changelog, &mut engine),

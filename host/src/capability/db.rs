@@ -27,7 +27,14 @@ pub enum DbTarget {
     Postgres(Box<tokio_postgres::Config>),
     Sqlite { path: PathBuf },
     /// The connection string (credentials included) and the database the instance uses.
-    Mongo { uri: String, database: String },
+    Mongo {
+        uri: String,
+        database: String,
+        /// From the connector's `passwordRef`, for the user the URI names.
+        password: Option<String>,
+        /// `adminCommands: true` on the instance: the `admin` database is reachable too.
+        admin_commands: bool,
+    },
 }
 
 impl std::fmt::Debug for DbTarget {

@@ -2,7 +2,8 @@
 //! real `mongodb` driver. Commands and replies are Extended JSON.
 //!
 //! Invariants: `open` checks the grant before any I/O; a connection reaches only its instance's
-//! database; a reply with `ok: 0` is an error carrying the server's message.
+//! database, and `admin` only when the instance says `adminCommands: true`; a reply with `ok: 0`
+//! is an error carrying the server's message.
 
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ use crate::sandbox::bindings::lockstep::db::mongo as wit;
 /// An open connection to one database.
 pub struct MongoConnection {
     database: mongodb::Database,
+    /// `admin`, when the instance allows admin commands.
+    admin: Option<mongodb::Database>,
 }
 
 fn unavailable(error: mongodb::error::Error) -> DbError {
@@ -31,14 +34,17 @@ fn unavailable(error: mongodb::error::Error) -> DbError {
 
 impl MongoConnection {
     pub async fn open(target: &DbTarget) -> Result<Self, DbError> {
-        let DbTarget::Mongo { uri, database } = target else {
+        let DbTarget::Mongo { uri, database, password, admin_commands } = target else {
             return Err(DbError::Invalid("this instance is a SQL database; open it with lockstep:db/sql".into()));
         };
         let mut options = ClientOptions::parse(uri).await.map_err(|e| DbError::Invalid(format!("the connector's `uri` is not a MongoDB connection string: {e}")))?;
         // Fail within a step's patience, not the driver's 30 s default.
         options.server_selection_timeout = Some(Duration::from_secs(10));
+        if let Some(password) = password {
+            options.credential.get_or_insert_with(Default::default).password = Some(password.clone());
+        }
         let client = mongodb::Client::with_options(options).map_err(unavailable)?;
-        Ok(MongoConnection { database: client.database(database) })
+        Ok(MongoConnection { database: client.database(database), admin: admin_commands.then(|| client.database("admin")) })
     }
 
     pub fn database(&self) -> &str {
@@ -47,12 +53,47 @@ impl MongoConnection {
 
     /// Runs one command given as Extended JSON; returns the reply as relaxed Extended JSON.
     pub async fn run_command(&self, command: &str) -> Result<String, DbError> {
-        let json: serde_json::Value = serde_json::from_str(command).map_err(|e| DbError::Invalid(format!("the command is not JSON: {e}")))?;
-        let Ok(Bson::Document(document)) = Bson::try_from(json) else {
-            return Err(DbError::Invalid("a command is a JSON object such as {\"ping\": 1}".into()));
+        run(&self.database, command).await
+    }
+
+    /// Runs one command on `admin`; refused unless the instance allows admin commands.
+    pub async fn run_admin_command(&self, command: &str) -> Result<String, DbError> {
+        let Some(admin) = &self.admin else {
+            return Err(DbError::AccessDenied("admin commands are off for this db instance; set `adminCommands: true` on it in lockstep.yaml to allow them".into()));
         };
-        let reply: Document = self.database.run_command(document).await.map_err(unavailable)?;
-        Ok(Bson::Document(reply).into_relaxed_extjson().to_string())
+        run(admin, command).await
+    }
+}
+
+async fn run(database: &mongodb::Database, command: &str) -> Result<String, DbError> {
+    let json: serde_json::Value = serde_json::from_str(command).map_err(|e| DbError::Invalid(format!("the command is not JSON: {e}")))?;
+    let Ok(Bson::Document(document)) = Bson::try_from(json) else {
+        return Err(DbError::Invalid("a command is a JSON object such as {\"ping\": 1}".into()));
+    };
+    let reply: Document = database.run_command(document).await.map_err(unavailable)?;
+    Ok(Bson::Document(reply).into_relaxed_extjson().to_string())
+}
+
+/// Drives a [`MongoConnection`] from synchronous code (the changelog engine) on a tokio runtime.
+/// Its methods block, so call them off the runtime's worker threads.
+pub struct BlockingMongo {
+    connection: MongoConnection,
+    runtime: tokio::runtime::Handle,
+}
+
+impl BlockingMongo {
+    pub fn new(connection: MongoConnection, runtime: tokio::runtime::Handle) -> Self {
+        BlockingMongo { connection, runtime }
+    }
+}
+
+impl lockstep_changelog::db::Mongo for BlockingMongo {
+    fn run_command(&mut self, command: &str) -> Result<String, DbError> {
+        self.runtime.block_on(self.connection.run_command(command))
+    }
+
+    fn run_admin_command(&mut self, command: &str) -> Result<String, DbError> {
+        self.runtime.block_on(self.connection.run_admin_command(command))
     }
 }
 
@@ -70,6 +111,11 @@ impl wit::HostConnection for StepState {
     async fn run_command(&mut self, handle: Resource<MongoConnection>, command: String) -> wasmtime::Result<Result<String, WitError>> {
         let connection = self.table.get(&handle)?;
         Ok(connection.run_command(&command).await.map_err(to_wit_error))
+    }
+
+    async fn run_admin_command(&mut self, handle: Resource<MongoConnection>, command: String) -> wasmtime::Result<Result<String, WitError>> {
+        let connection = self.table.get(&handle)?;
+        Ok(connection.run_admin_command(&command).await.map_err(to_wit_error))
     }
 
     async fn drop(&mut self, handle: Resource<MongoConnection>) -> wasmtime::Result<()> {

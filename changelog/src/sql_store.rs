@@ -1,0 +1,291 @@
+//! Liquibase's tracking tables on PostgreSQL and SQLite, exactly as 4.28 creates them.
+//!
+//! The DATABASECHANGELOGLOCK row is paired with a session advisory lock (PostgreSQL
+//! `pg_try_advisory_lock`; for SQLite the host's file lock). A runner that dies releases the
+//! advisory lock with its session, so a lock row it left behind is recognised as stale and taken
+//! over. A row held by Liquibase itself is waited for.
+
+use crate::db::{DbError, Dialect, Sql, Value};
+use crate::model::{Change, Precondition};
+use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store};
+
+/// The advisory-lock key: "Lockstep" in ASCII.
+const ADVISORY_KEY: i64 = 0x4c6f_636b_7374_6570;
+
+const CREATE_CHANGELOG: &str = "CREATE TABLE DATABASECHANGELOG (ID VARCHAR(255) NOT NULL, AUTHOR VARCHAR(255) NOT NULL, FILENAME VARCHAR(255) NOT NULL, DATEEXECUTED TIMESTAMP NOT NULL, ORDEREXECUTED INTEGER NOT NULL, EXECTYPE VARCHAR(10) NOT NULL, MD5SUM VARCHAR(35), DESCRIPTION VARCHAR(255), COMMENTS VARCHAR(255), TAG VARCHAR(255), LIQUIBASE VARCHAR(20), CONTEXTS VARCHAR(255), LABELS VARCHAR(255), DEPLOYMENT_ID VARCHAR(10))";
+const CREATE_LOCK: &str = "CREATE TABLE DATABASECHANGELOGLOCK (ID INTEGER NOT NULL, LOCKED BOOLEAN NOT NULL, LOCKGRANTED TIMESTAMP, LOCKEDBY VARCHAR(255), CONSTRAINT DATABASECHANGELOGLOCK_PKEY PRIMARY KEY (ID))";
+const DELETE_ROW: &str = "DELETE FROM DATABASECHANGELOG WHERE ID = $1 AND AUTHOR = $2 AND FILENAME = $3";
+const CLEAR_LOCK: &str = "UPDATE DATABASECHANGELOGLOCK SET LOCKED = FALSE, LOCKEDBY = NULL, LOCKGRANTED = NULL WHERE ID = 1";
+
+pub struct SqlStore<'d> {
+    db: &'d mut dyn Sql,
+}
+
+impl<'d> SqlStore<'d> {
+    pub fn new(db: &'d mut dyn Sql) -> Self {
+        SqlStore { db }
+    }
+
+    fn table_exists(&mut self, name: &str) -> Result<bool, DbError> {
+        let sql = match self.db.dialect() {
+            Dialect::Postgresql => "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+            Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND lower(name) = $1",
+        };
+        Ok(self.count(sql, &[Value::from(name)])? > 0)
+    }
+
+    fn count(&mut self, sql: &str, params: &[Value]) -> Result<i64, DbError> {
+        Ok(self.db.query(sql, params)?.rows.first().and_then(|r| r.first()).and_then(Value::as_integer).unwrap_or(0))
+    }
+
+    fn statements(&self, changes: &[Change]) -> Result<Vec<String>, DbError> {
+        let mut out = vec![];
+        for change in changes {
+            out.extend(change.statements(self.db.dialect()).map_err(DbError::Invalid)?);
+        }
+        Ok(out)
+    }
+
+    fn record(&mut self, record: &Record<'_>) -> Result<(), DbError> {
+        let (sql, params) = record_statement(record);
+        self.db.execute(sql, &params)?;
+        Ok(())
+    }
+
+    /// With the advisory lock held: takes the lock row, or says who holds it.
+    fn claim_lock_row(&mut self, me: &str) -> Result<LockAttempt, DbError> {
+        if !self.table_exists("databasechangeloglock")? {
+            self.db.batch(CREATE_LOCK)?;
+        }
+        self.db.execute("INSERT INTO DATABASECHANGELOGLOCK (ID, LOCKED) SELECT 1, FALSE WHERE NOT EXISTS (SELECT 1 FROM DATABASECHANGELOGLOCK WHERE ID = 1)", &[])?;
+        let claimed = self.db.execute("UPDATE DATABASECHANGELOGLOCK SET LOCKED = TRUE, LOCKEDBY = $1, LOCKGRANTED = CURRENT_TIMESTAMP WHERE ID = 1 AND LOCKED = FALSE", &[Value::from(me)])?;
+        if claimed == 1 {
+            return Ok(LockAttempt::Acquired);
+        }
+        let rows = self.db.query("SELECT LOCKEDBY, CAST(LOCKGRANTED AS VARCHAR(40)) FROM DATABASECHANGELOGLOCK WHERE ID = 1", &[])?;
+        let row = rows.rows.first().cloned().unwrap_or_default();
+        let by = row.first().and_then(text).unwrap_or_else(|| "(unknown)".into());
+        let since = row.get(1).and_then(text).unwrap_or_else(|| "(unknown)".into());
+        if by.starts_with(LOCKED_BY_PREFIX) {
+            // We hold the advisory lock, so the Lockstep runner that wrote this row is gone.
+            self.db.execute("UPDATE DATABASECHANGELOGLOCK SET LOCKEDBY = $1, LOCKGRANTED = CURRENT_TIMESTAMP WHERE ID = 1", &[Value::from(me)])?;
+            return Ok(LockAttempt::TookOver { by, since });
+        }
+        Ok(LockAttempt::Held { by, since })
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::Text(t) => Some(t.clone()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+impl Store for SqlStore<'_> {
+    fn dbms(&self) -> &'static str {
+        self.db.dialect().dbms_name()
+    }
+
+    fn check(&self, change: &Change) -> Result<(), String> {
+        change.statements(self.db.dialect()).map(drop)
+    }
+
+    fn history(&mut self) -> Result<Vec<HistoryRow>, DbError> {
+        if !self.table_exists("databasechangelog")? {
+            return Ok(vec![]);
+        }
+        let rows = self.db.query("SELECT ID, AUTHOR, FILENAME, CAST(DATEEXECUTED AS VARCHAR(40)), ORDEREXECUTED, EXECTYPE, MD5SUM, DESCRIPTION, TAG, DEPLOYMENT_ID FROM DATABASECHANGELOG ORDER BY DATEEXECUTED, ORDEREXECUTED", &[])?;
+        Ok(rows
+            .rows
+            .iter()
+            .map(|r| HistoryRow {
+                id: text(&r[0]).unwrap_or_default(),
+                author: text(&r[1]).unwrap_or_default(),
+                filename: text(&r[2]).unwrap_or_default(),
+                date_executed: text(&r[3]).unwrap_or_default(),
+                order_executed: r[4].as_integer().unwrap_or_default(),
+                exec_type: text(&r[5]).unwrap_or_default(),
+                md5sum: text(&r[6]),
+                description: text(&r[7]),
+                tag: text(&r[8]),
+                deployment_id: text(&r[9]),
+            })
+            .collect())
+    }
+
+    fn ensure_history(&mut self) -> Result<(), DbError> {
+        if !self.table_exists("databasechangelog")? {
+            self.db.batch(CREATE_CHANGELOG)?;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, changes: &[Change], record: &Record<'_>, atomic: bool) -> Result<(), DbError> {
+        let statements = self.statements(changes)?;
+        if atomic {
+            self.db.batch("BEGIN")?;
+        }
+        let result = (|| {
+            for statement in &statements {
+                self.db.batch(statement)?;
+            }
+            self.record(record)
+        })();
+        match result {
+            Ok(()) if atomic => self.db.batch("COMMIT"),
+            Ok(()) => Ok(()),
+            Err(error) => {
+                if atomic {
+                    self.db.batch("ROLLBACK")?;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn holds(&mut self, check: &Precondition) -> Result<bool, DbError> {
+        let dialect = self.db.dialect();
+        let lower = |name: &str| Value::Text(name.to_lowercase());
+        Ok(match check {
+            Precondition::SqlCheck { expected, sql } => {
+                let value = self.db.query(sql, &[])?.rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::Null);
+                let actual = match value {
+                    Value::Integer(i) => i.to_string(),
+                    Value::Text(t) => t,
+                    Value::Boolean(b) => b.to_string(),
+                    Value::Float(f) => f.to_string(),
+                    Value::Null => "null".into(),
+                };
+                actual.trim() == expected.trim()
+            }
+            Precondition::TableExists { table, .. } => self.table_exists(&table.to_lowercase())?,
+            Precondition::ViewExists { view, .. } => {
+                let sql = match dialect {
+                    Dialect::Postgresql => "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = current_schema() AND table_name = $1",
+                    Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND lower(name) = $1",
+                };
+                self.count(sql, &[lower(view)])? > 0
+            }
+            Precondition::ColumnExists { table, column } => {
+                let sql = match dialect {
+                    Dialect::Postgresql => "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
+                    Dialect::Sqlite => "SELECT COUNT(*) FROM pragma_table_info($1) WHERE lower(name) = $2",
+                };
+                self.count(sql, &[lower(table), lower(column)])? > 0
+            }
+            Precondition::IndexExists { index } => {
+                let sql = match dialect {
+                    Dialect::Postgresql => "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
+                    Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND lower(name) = $1",
+                };
+                self.count(sql, &[lower(index)])? > 0
+            }
+            Precondition::RowCount { table, expected } => self.count(&format!("SELECT COUNT(*) FROM {}", identifier(table)?), &[])? == *expected,
+            Precondition::TableIsEmpty { table } => self.count(&format!("SELECT COUNT(*) FROM {}", identifier(table)?), &[])? == 0,
+            other => return Err(DbError::Invalid(format!("precondition `{}` cannot be checked on {}", other.name(), dialect.dbms_name()))),
+        })
+    }
+
+    fn set_checksums(&mut self, updates: &[(&HistoryRow, String)]) -> Result<(), DbError> {
+        self.db.batch("BEGIN")?;
+        for (row, checksum) in updates {
+            self.db.execute("UPDATE DATABASECHANGELOG SET MD5SUM = $1 WHERE ID = $2 AND AUTHOR = $3 AND FILENAME = $4", &[Value::Text(checksum.clone()), Value::from(row.id.as_str()), Value::from(row.author.as_str()), Value::from(row.filename.as_str())])?;
+        }
+        self.db.batch("COMMIT")
+    }
+
+    fn set_tag(&mut self, row: &HistoryRow, tag: &str) -> Result<(), DbError> {
+        self.db.execute("UPDATE DATABASECHANGELOG SET TAG = $1 WHERE ID = $2 AND AUTHOR = $3 AND FILENAME = $4", &[Value::from(tag), Value::from(row.id.as_str()), Value::from(row.author.as_str()), Value::from(row.filename.as_str())])?;
+        Ok(())
+    }
+
+    fn try_lock(&mut self, me: &str) -> Result<LockAttempt, DbError> {
+        if !self.db.try_advisory_lock(ADVISORY_KEY)? {
+            return Ok(LockAttempt::HeldByRunner);
+        }
+        let attempt = self.claim_lock_row(me);
+        if !matches!(attempt, Ok(LockAttempt::Acquired | LockAttempt::TookOver { .. })) {
+            self.db.advisory_unlock(ADVISORY_KEY)?;
+        }
+        attempt
+    }
+
+    fn unlock(&mut self, _me: &str) -> Result<(), DbError> {
+        self.db.execute(CLEAR_LOCK, &[])?;
+        self.db.advisory_unlock(ADVISORY_KEY)
+    }
+
+    fn release_locks(&mut self) -> Result<(), DbError> {
+        if self.table_exists("databasechangeloglock")? {
+            self.db.execute(CLEAR_LOCK, &[])?;
+        }
+        Ok(())
+    }
+
+    fn script_setup(&mut self) -> Result<Vec<String>, DbError> {
+        Ok(if self.table_exists("databasechangelog")? { vec![] } else { vec![format!("{CREATE_CHANGELOG};")] })
+    }
+
+    fn script(&mut self, changes: &[Change], record: &Record<'_>) -> Result<Vec<String>, DbError> {
+        let mut out: Vec<String> = self.statements(changes)?.into_iter().map(|s| format!("{s};")).collect();
+        let (sql, params) = record_statement(record);
+        out.push(format!("{};", with_literals(sql, &params)));
+        Ok(out)
+    }
+}
+
+/// The statement that writes `record`: an INSERT, an UPDATE keyed by ID, AUTHOR and FILENAME
+/// for a re-run, or a DELETE. Columns as Liquibase 4.28 writes them.
+fn record_statement(record: &Record<'_>) -> (&'static str, Vec<Value>) {
+    let row = match record {
+        Record::Delete(row) => return (DELETE_ROW, vec![Value::from(row.id.as_str()), Value::from(row.author.as_str()), Value::from(row.filename.as_str())]),
+        Record::Insert(row) | Record::Update(row) => row,
+    };
+    let NewRow { id, author, filename, order_executed, exec_type, md5sum, description, comments, tag, contexts, labels, liquibase, deployment_id } = row;
+    let params = vec![
+        Value::Integer(*order_executed),
+        Value::Text(md5sum.clone()),
+        Value::Text(description.clone()),
+        Value::Text(comments.clone()),
+        Value::from(*exec_type),
+        Value::from(contexts.as_deref()),
+        Value::from(labels.as_deref()),
+        Value::from(*liquibase),
+        Value::Text(deployment_id.clone()),
+        Value::Text(id.clone()),
+        Value::Text(author.clone()),
+        Value::Text(filename.clone()),
+        Value::from(tag.as_deref()),
+    ];
+    let sql = if matches!(record, Record::Update(_)) {
+        "UPDATE DATABASECHANGELOG SET DATEEXECUTED = CURRENT_TIMESTAMP, ORDEREXECUTED = $1, MD5SUM = $2, DESCRIPTION = $3, COMMENTS = $4, EXECTYPE = $5, CONTEXTS = $6, LABELS = $7, LIQUIBASE = $8, DEPLOYMENT_ID = $9, TAG = $13 WHERE ID = $10 AND AUTHOR = $11 AND FILENAME = $12"
+    } else {
+        "INSERT INTO DATABASECHANGELOG (ORDEREXECUTED, MD5SUM, DESCRIPTION, COMMENTS, EXECTYPE, CONTEXTS, LABELS, LIQUIBASE, DEPLOYMENT_ID, ID, AUTHOR, FILENAME, TAG, DATEEXECUTED) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CURRENT_TIMESTAMP)"
+    };
+    (sql, params)
+}
+
+/// `sql` with each `$n` replaced by its parameter as a SQL literal, for printing.
+fn with_literals(sql: &str, params: &[Value]) -> String {
+    let mut out = sql.to_string();
+    // Highest first, so `$1` does not eat the start of `$12`.
+    for (index, value) in params.iter().enumerate().rev() {
+        let literal = match value {
+            Value::Null => "NULL".to_string(),
+            Value::Boolean(b) => b.to_string().to_uppercase(),
+            Value::Integer(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        };
+        out = out.replace(&format!("${}", index + 1), &literal);
+    }
+    out
+}
+
+/// A table name to put into SQL: letters, digits, `_` and one optional `schema.` prefix only.
+fn identifier(name: &str) -> Result<&str, DbError> {
+    let ok = !name.is_empty() && name.split('.').count() <= 2 && name.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if ok { Ok(name) } else { Err(DbError::Invalid(format!("`{name}` is not a table name"))) }
+}
