@@ -145,6 +145,28 @@ mod tests {
         assert_eq!((cs[0].line, cs[1].line), (3, 7));
     }
 
+    /// liquibase-mongodb's XML: namespaced change elements, JSON in child elements.
+    #[test]
+    fn mongodb_xml_changelogs_read_like_liquibase_mongodb_s() {
+        let cs = changesets(r#"<databaseChangeLog xmlns="http://www.liquibase.org/xml/ns/dbchangelog" xmlns:mongodb="http://www.liquibase.org/xml/ns/mongodb">
+    <changeSet id="1" author="it">
+        <mongodb:insertOne collectionName="results">
+            <mongodb:document>
+                { info: "notExistsAnyDocumentInCollection1" }
+            </mongodb:document>
+        </mongodb:insertOne>
+    </changeSet>
+    <changeSet id="2" author="it">
+        <mongodb:createIndex collectionName="results">
+            <mongodb:keys>{ info: 1 }</mongodb:keys>
+            <mongodb:options>{ unique: true, name: "ix_info" }</mongodb:options>
+        </mongodb:createIndex>
+    </changeSet>
+</databaseChangeLog>"#);
+        assert_eq!(cs[0].checksum(V9).to_string(), "9:af9b299cda217428f9d082b71472c7c2");
+        assert!(matches!(&cs[1].changes[0], crate::model::Change::Mongo(crate::mongo_changes::MongoChange::CreateIndex { keys, .. }) if keys == "{ info: 1 }"));
+    }
+
     #[test]
     fn malformed_xml_names_the_line() {
         let errors = parse("c.xml", "<databaseChangeLog>\n  <changeSet id=\"1\" author=\"a\">\n</databaseChangeLog>\n", &BTreeMap::new()).unwrap_err();
