@@ -2,7 +2,8 @@
 //!
 //! ```yaml
 //! connectors:            # connectorRef → a real endpoint
-//!   demodb: { type: Git, url: "file:///srv/git/orkes" }
+//!   demodb: { type: Git, url: "file:///srv/git", connectionType: Account }   # + repoName
+//!   app:    { type: Git, url: "https://github.com/acme/app.git", username: bot, tokenRef: gh_token }
 //!   db:     { type: Kubernetes, kubeconfig: ~/.kube/config, context: staging }
 //!   mongo:  { type: MongoDB, uri: "mongodb://localhost:27017", passwordRef: mongo_password }
 //!   pg:     { type: Postgres, url: "postgres://postgres@127.0.0.1/app" }
@@ -101,6 +102,8 @@ pub struct CustomStepType {
     pub grants: Grants,
     /// `dbInstances` it may open; resolved to grants when a step runs.
     pub db_instances: Vec<String>,
+    /// Git connectors it may clone from; resolved to grants when a step runs.
+    pub git_connectors: Vec<String>,
     pub limits: StepLimits,
     pub location: Location,
 }
@@ -231,6 +234,20 @@ impl Config {
     }
 
     /// Reads a secret's value; the error says which secret and how to provide it.
+    /// The Git connector `name`, with its token read from its secret.
+    pub fn git_remote(&self, name: &str) -> Result<crate::capability::git::GitRemote, String> {
+        let connector = self.connectors.get(name).ok_or_else(|| format!("connector `{name}` is not defined; add it under `connectors:` in lockstep.yaml"))?;
+        if connector.kind != ConnectorKind::Git {
+            return Err(format!("connector `{name}` is a {:?} connector, not a Git one", connector.kind));
+        }
+        Ok(crate::capability::git::GitRemote {
+            url: connector.fields["url"].clone(),
+            account: connector.fields.get("connectionType").is_some_and(|t| t == "Account"),
+            username: connector.fields.get("username").cloned(),
+            token: connector.fields.get("tokenRef").map(|secret| self.secret(secret)).transpose()?,
+        })
+    }
+
     pub fn secret(&self, id: &str) -> Result<String, String> {
         match self.secrets.get(id) {
             None => Err(format!("secret `{id}` is not defined; add `{id}: {{ env: VARIABLE }}` under `secrets:` in lockstep.yaml")),
@@ -295,6 +312,19 @@ fn connector(node: &Node, path: &str, loc: &Loc<'_>, errors: &mut Vec<Diagnostic
         errors.push(Diagnostic::error(loc(node, path), format!("this {kind:?} connector does not say where it points: it needs `{}`", required.join("` or `"))).with_help(format!("add `{example}`")));
         return None;
     }
+    if kind == ConnectorKind::Git {
+        let url = &fields["url"];
+        if !(url.starts_with("file://") || url.starts_with("https://")) {
+            let at = node.get("url").unwrap_or(node);
+            errors.push(Diagnostic::error(loc(at, &format!("{path}.url")), format!("Git URL `{url}` is neither file:// nor https://")).with_help("write `url: https://github.com/acme/app.git` or `url: file:///srv/git/app`"));
+            return None;
+        }
+        if let Some(other) = fields.get("connectionType").filter(|t| *t != "Account" && *t != "Repo") {
+            let at = node.get("connectionType").unwrap_or(node);
+            errors.push(Diagnostic::error(loc(at, &format!("{path}.connectionType")), format!("connectionType `{other}` is neither Account nor Repo")).with_help("`Repo` (the default): `url` is one repository; `Account`: `url` is a prefix and steps name a `repoName` under it"));
+            return None;
+        }
+    }
     Some(Connector { kind, fields, location: loc(node, path) })
 }
 
@@ -311,7 +341,9 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
     }
     let mut grants = Grants::default();
     let mut db_instances = vec![];
+    let mut git_connectors = vec![];
     if let Some(g) = node.get("grants") {
+        git_connectors = g.get("git").and_then(Node::as_seq).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
         grants.process = g.get("process").and_then(Node::as_str) == Some("true");
         db_instances = g.get("db").and_then(Node::as_seq).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
         if let Some(env) = g.get("env").and_then(Node::as_map) {
@@ -342,6 +374,6 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
     if errors.len() > before {
         return None;
     }
-    Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, db_instances, limits, location: loc(node, path) })
+    Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, db_instances, git_connectors, limits, location: loc(node, path) })
 }
 

@@ -2,6 +2,7 @@
 //! with the checks of each type's `spec` that `validate` runs.
 
 use crate::capability::db::DbGrant;
+use crate::capability::git::GitGrant;
 use crate::capability::{FileGrant, Grants};
 use crate::config::{Config, CustomStepType};
 use crate::diag::{Diagnostic, Location};
@@ -21,6 +22,7 @@ pub const BUILT_INS: &[BuiltIn] = &[
     BuiltIn { name: "Run", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_run.wasm")) },
     BuiltIn { name: "DBSchemaApply", wasm: DB_SCHEMA_WASM },
     BuiltIn { name: "DBSchemaRollback", wasm: DB_SCHEMA_WASM },
+    BuiltIn { name: "GitClone", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_git_clone.wasm")) },
 ];
 
 /// Where a DB step's schema root is preopened, read-only.
@@ -28,7 +30,7 @@ pub const SCHEMA_MOUNT: &str = "/schema";
 
 /// Harness step types that Lockstep knows of but does not run yet.
 const NOT_YET_IMPLEMENTED: &[&str] = &[
-    "GitClone", "K8sApply", "K8sRollingDeploy", "K8sRollingRollback",
+    "K8sApply", "K8sRollingDeploy", "K8sRollingRollback",
     "LiquibaseCommand", "DBSchemaUpdateSQL", "DBSchemaRollbackSQL", "Plugin", "Background", "ShellScript",
     "Http", "Wait", "HarnessApproval",
 ];
@@ -65,11 +67,15 @@ impl StepSource<'_> {
     pub fn bind(&self, spec: serde_json::Value, config: &Config, holder: &str) -> Result<(Grants, serde_json::Value), String> {
         match self {
             StepSource::BuiltIn(b) if b.name == "Run" => Ok((Grants { process: true, ..Grants::default() }, spec)),
+            StepSource::BuiltIn(b) if b.name == "GitClone" => bind_git_clone(spec, config),
             StepSource::BuiltIn(_) => bind_db_step(spec, config, holder),
             StepSource::Custom(c) => {
                 let mut grants = c.grants.clone();
                 for instance in &c.db_instances {
                     grants.db.push(DbGrant { instance: instance.clone(), target: config.db_target(instance)? });
+                }
+                for connector in &c.git_connectors {
+                    grants.git.push(GitGrant { connector: connector.clone(), remote: config.git_remote(connector)? });
                 }
                 Ok((grants, spec))
             }
@@ -119,11 +125,27 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> R
     Ok((grants, spec))
 }
 
+/// GitClone's grant: its `connectorRef`, and nothing else (the host writes the checkout into the
+/// stage workspace). The spec gains `lockstep.directory`: where the checkout lands when the step
+/// names no `cloneDirectory` — `repoName`, else the URL's last segment without `.git`.
+fn bind_git_clone(mut spec: serde_json::Value, config: &Config) -> Result<(Grants, serde_json::Value), String> {
+    let connector = spec.get("connectorRef").and_then(|v| v.as_str()).ok_or("the spec needs `connectorRef`, a Git connector of lockstep.yaml")?.to_string();
+    let remote = config.git_remote(&connector)?;
+    let repo_name = spec.get("repoName").and_then(|v| v.as_str()).filter(|r| !r.is_empty());
+    let url = remote.repository_url(repo_name).map_err(|e| format!("connector `{connector}`: {e}"))?;
+    let directory = url.trim_end_matches('/').rsplit('/').next().unwrap_or_default().trim_end_matches(".git").to_string();
+    if let Some(map) = spec.as_object_mut() {
+        map.insert("lockstep".into(), serde_json::json!({ "directory": directory }));
+    }
+    Ok((Grants { git: vec![GitGrant { connector, remote }], ..Grants::default() }, spec))
+}
+
 /// Checks the `spec` of a step whose type Lockstep implements.
 pub fn check_spec(step: &Step, source: &StepSource<'_>, location: &Location, config: &Config) -> Vec<Diagnostic> {
     let mut out = vec![];
     match source {
         StepSource::BuiltIn(b) if b.name == "Run" => check_run(&step.spec, location, &mut out),
+        StepSource::BuiltIn(b) if b.name == "GitClone" => check_git_clone(&step.spec, location, config, &mut out),
         StepSource::BuiltIn(b) => check_db_step(b.name, &step.spec, location, config, &mut out),
         StepSource::Unavailable(message) => out.push(Diagnostic::warning(location.clone(), format!("{message}; this pipeline validates, but `lockstep run` will refuse it")).with_help("run it once the step type is supported, or replace the step")),
         _ => {}
@@ -198,6 +220,42 @@ pub fn check_pipeline(pipeline: &crate::pipeline::Pipeline, config: &Config) -> 
         walk(&stage.execution.rollback_steps, &mut steps);
     }
     steps.iter().flat_map(|step| check_spec(step, &source(config, &step.step_type), &step.common.location, config)).collect()
+}
+
+fn check_git_clone(spec: &Node, location: &Location, config: &Config, out: &mut Vec<Diagnostic>) {
+    match spec.get("connectorRef").and_then(Node::as_str) {
+        None => out.push(Diagnostic::error(at(spec, location, "connectorRef"), "a GitClone step needs `connectorRef`, a Git connector").with_help("add `connectorRef: <Git connector in lockstep.yaml>`")),
+        Some(name) if name.contains("<+") => {}
+        Some(name) => match config.connectors.get(name) {
+            None => out.push(Diagnostic::warning(at(spec, location, "connectorRef"), format!("connector `{name}` is not in lockstep.yaml, so `lockstep run` will fail this step")).with_help(format!("add `{name}: {{ type: Git, url: … }}` under `connectors:` in lockstep.yaml"))),
+            Some(c) if c.kind != crate::config::ConnectorKind::Git => out.push(Diagnostic::error(at(spec, location, "connectorRef"), format!("connector `{name}` is a {:?} connector, not a Git one", c.kind)).with_help("point `connectorRef` at a connector with `type: Git`")),
+            Some(_) => {}
+        },
+    }
+    let build = spec.get("build");
+    let kind = build.and_then(|b| b.get("type")).and_then(Node::as_str);
+    let field = match kind {
+        Some("branch") => "branch",
+        Some("tag") => "tag",
+        Some("commitSha") => "commitSha",
+        Some("PR") => {
+            out.push(Diagnostic::error(at(spec, location, "build"), "`build.type: PR` needs a pull request from a Git provider, which local runs do not have").with_help("use `type: branch`, `tag` or `commitSha`"));
+            return;
+        }
+        _ => {
+            out.push(Diagnostic::error(at(spec, location, "build"), "a GitClone step needs `build.type`: branch, tag or commitSha").with_help("write `build: { type: branch, spec: { branch: main } }`"));
+            return;
+        }
+    };
+    if build.and_then(|b| b.get("spec")).and_then(|s| s.get(field)).and_then(Node::as_str).is_none() {
+        out.push(Diagnostic::error(at(spec, location, "build"), format!("`build.type: {field}` needs `build.spec.{field}`")).with_help(format!("write `build: {{ type: {field}, spec: {{ {field}: … }} }}`")));
+    }
+    if let Some(depth) = spec.get("depth").and_then(Node::as_str)
+        && !depth.contains("<+")
+        && depth.parse::<u32>().is_err()
+    {
+        out.push(Diagnostic::error(at(spec, location, "depth"), format!("`{depth}` is not a whole number")).with_help("write e.g. `depth: 1` (0 fetches the whole history)"));
+    }
 }
 
 fn check_db_step(step_type: &str, spec: &Node, location: &Location, config: &Config, out: &mut Vec<Diagnostic>) {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod git;
 pub mod mongo;
 
 use std::collections::BTreeMap;

@@ -55,6 +55,11 @@ pub mod mongo {
     pub use crate::bindings::lockstep::db::mongo::Connection;
 }
 
+/// Clones Git repositories by connector name into the stage workspace. Needs a `git` grant.
+pub mod git {
+    pub use crate::bindings::lockstep::git::repo::{CloneRequest, Cloned, Reference, clone};
+}
+
 /// Runs shell scripts on the host. Needs the `process` grant.
 pub mod process {
     pub use crate::bindings::lockstep::process::process::{Script, ScriptResult, Shell, run_script};

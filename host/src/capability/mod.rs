@@ -8,6 +8,7 @@
 //! grant again on every call, so a denial never depends on the import check alone.
 
 pub mod db;
+pub mod git;
 pub mod mongo;
 pub mod process;
 
@@ -24,6 +25,8 @@ pub struct Grants {
     pub files: Vec<FileGrant>,
     /// Database instances the step may open by label (none otherwise).
     pub db: Vec<db::DbGrant>,
+    /// Git connectors the step may clone from (none otherwise).
+    pub git: Vec<git::GitGrant>,
 }
 
 /// A host directory preopened for a step.
@@ -41,6 +44,7 @@ pub enum Capability {
     Process,
     Files,
     Db,
+    Git,
 }
 
 impl Capability {
@@ -49,6 +53,7 @@ impl Capability {
             Capability::Process => grants.process,
             Capability::Files => !grants.files.is_empty(),
             Capability::Db => !grants.db.is_empty(),
+            Capability::Git => !grants.git.is_empty(),
         }
     }
 
@@ -58,6 +63,7 @@ impl Capability {
             Capability::Process => "grants: { process: true }",
             Capability::Files => "grants: { files: [{ path: ., readOnly: true }] }",
             Capability::Db => "grants: { db: [INSTANCE] }",
+            Capability::Git => "grants: { git: [CONNECTOR] }",
         }
     }
 }
@@ -78,6 +84,7 @@ pub fn requirement(name: &str) -> Requirement {
         "lockstep:step" | "lockstep:common" => Requirement::Always,
         "lockstep:process" => Requirement::Granted(Capability::Process),
         "lockstep:db" => Requirement::Granted(Capability::Db),
+        "lockstep:git" => Requirement::Granted(Capability::Git),
         "wasi:io" | "wasi:clocks" | "wasi:random" | "wasi:cli" => Requirement::Always,
         "wasi:filesystem" => Requirement::Granted(Capability::Files),
         "wasi:sockets" => Requirement::Never("steps get no network sockets; reach clusters and databases through the lockstep capabilities, which check grants"),

@@ -1,0 +1,203 @@
+//! `lockstep:git/repo`: clones from the Git connectors a step was granted, with libgit2 (no `git`
+//! binary), into the stage workspace.
+//!
+//! Invariants: the grant is checked before any I/O; the destination is a relative path inside the
+//! stage workspace (no `..`, not absolute) that is missing or empty; credentials (a token from a
+//! secret) never reach the step or the logs; a failed clone leaves no directory behind.
+
+use std::path::{Component, Path, PathBuf};
+
+use git2::build::{CheckoutBuilder, RepoBuilder};
+use git2::{FetchOptions, Oid, RemoteCallbacks, Repository};
+
+use crate::sandbox::StepState;
+use crate::sandbox::bindings::WitError;
+use crate::sandbox::bindings::lockstep::git::repo as wit;
+
+/// A Git connector, resolved from lockstep.yaml.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GitRemote {
+    /// `file://…` or `https://…`: the repository, or with `account` the prefix of repositories.
+    pub url: String,
+    /// `connectionType: Account`: the URL is a prefix, and a clone names a `repoName` under it.
+    pub account: bool,
+    pub username: Option<String>,
+    /// From the connector's `tokenRef`.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for GitRemote {
+    // Never print the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitRemote").field("url", &self.url).field("account", &self.account).finish_non_exhaustive()
+    }
+}
+
+/// A Git connector a step may clone from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitGrant {
+    pub connector: String,
+    pub remote: GitRemote,
+}
+
+impl GitGrant {
+    /// The grant for `connector`; the error is what a denied call says.
+    pub fn find<'g>(grants: &'g [GitGrant], connector: &str, step: &str) -> Result<&'g GitGrant, WitError> {
+        grants.iter().find(|g| g.connector == connector).ok_or_else(|| {
+            let granted: Vec<&str> = grants.iter().map(|g| g.connector.as_str()).collect();
+            WitError::AccessDenied(format!("step `{step}` was not granted Git connector `{connector}` (granted: {})", if granted.is_empty() { "none".to_string() } else { granted.join(", ") }))
+        })
+    }
+}
+
+/// What to check out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Branch(String),
+    Tag(String),
+    CommitSha(String),
+}
+
+/// A clone that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cloned {
+    pub commit_sha: String,
+    pub url: String,
+}
+
+impl GitRemote {
+    /// The repository's URL: the connector's, or for an account connector `<url>/<repo_name>`.
+    pub fn repository_url(&self, repo_name: Option<&str>) -> Result<String, String> {
+        match (self.account, repo_name.filter(|r| !r.is_empty())) {
+            (true, Some(repo)) => Ok(format!("{}/{repo}", self.url.trim_end_matches('/'))),
+            (true, None) => Err("this Git connector is account-level (`connectionType: Account`): say which repository with `repoName`".into()),
+            (false, _) => Ok(self.url.clone()),
+        }
+    }
+}
+
+/// `directory` inside `workspace`, if it is a plain relative path.
+pub fn destination(workspace: &Path, directory: &str) -> Result<PathBuf, WitError> {
+    let relative = Path::new(directory);
+    let plain = !directory.is_empty() && relative.components().all(|c| matches!(c, Component::Normal(_)));
+    if !plain {
+        return Err(WitError::Invalid(format!("clone directory `{directory}` must be a relative path inside the stage workspace, without `..`")));
+    }
+    let path = workspace.join(relative);
+    if path.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(WitError::Conflict(format!("clone directory `{directory}` already exists and is not empty")));
+    }
+    Ok(path)
+}
+
+fn classify(error: git2::Error, url: &str) -> WitError {
+    use git2::ErrorClass;
+    let message = format!("{url}: {}", error.message());
+    let refused = error.code() == git2::ErrorCode::Auth || ["401", "403"].iter().any(|status| error.message().contains(status));
+    match error.class() {
+        _ if refused => WitError::AccessDenied(format!("{message} (check the connector's `tokenRef`)")),
+        ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssl | ErrorClass::Os => WitError::Unavailable(message),
+        _ => WitError::Failed(message),
+    }
+}
+
+/// Clones `url` into `into` and checks out `reference`. Blocking: run it off the async workers.
+pub fn clone(remote: &GitRemote, url: &str, reference: &Reference, depth: u32, into: &Path) -> Result<Cloned, WitError> {
+    let result = clone_inner(remote, url, reference, depth, into);
+    if result.is_err() {
+        // Nothing half-cloned stays behind.
+        let _ = std::fs::remove_dir_all(into);
+    }
+    result
+}
+
+fn fetch_options<'a>(remote: &'a GitRemote, depth: u32, url: &str) -> FetchOptions<'a> {
+    let mut callbacks = RemoteCallbacks::new();
+    if let Some(token) = &remote.token {
+        let username = remote.username.clone().unwrap_or_else(|| "git".into());
+        callbacks.credentials(move |_, _, _| git2::Cred::userpass_plaintext(&username, token));
+    }
+    let mut options = FetchOptions::new();
+    options.remote_callbacks(callbacks);
+    // libgit2's local transport cannot fetch shallow; a local clone is cheap anyway.
+    if depth > 0 && !url.starts_with("file://") {
+        options.depth(depth as i32);
+    }
+    options
+}
+
+fn clone_inner(remote: &GitRemote, url: &str, reference: &Reference, depth: u32, into: &Path) -> Result<Cloned, WitError> {
+    let fail = |e: git2::Error| classify(e, url);
+    let mut builder = RepoBuilder::new();
+    let mut checkout = CheckoutBuilder::new();
+    checkout.force();
+    match reference {
+        Reference::Branch(branch) => {
+            builder.branch(branch);
+            builder.fetch_options(fetch_options(remote, depth, url));
+            builder.with_checkout(checkout);
+            let repository = builder.clone(url, into).map_err(|e| match e.class() {
+                git2::ErrorClass::Reference | git2::ErrorClass::Invalid => WitError::NotFound(format!("branch `{branch}` is not in {url}: {}", e.message())),
+                _ => fail(e),
+            })?;
+            let head = repository.head().and_then(|h| h.peel_to_commit()).map_err(fail)?;
+            Ok(Cloned { commit_sha: head.id().to_string(), url: url.to_string() })
+        }
+        Reference::Tag(_) | Reference::CommitSha(_) => {
+            // A commit may be on any branch, so fetch everything (a tag fetches at `depth`).
+            let depth = if matches!(reference, Reference::Tag(_)) { depth } else { 0 };
+            builder.fetch_options(fetch_options(remote, depth, url));
+            builder.bare(false);
+            let repository = builder.clone(url, into).map_err(fail)?;
+            let commit = resolve(&repository, reference).map_err(|e| match e.code() {
+                git2::ErrorCode::NotFound | git2::ErrorCode::InvalidSpec => WitError::NotFound(format!("{} is not in {url}", describe(reference))),
+                _ => fail(e),
+            })?;
+            repository.checkout_tree(commit.as_object(), Some(&mut checkout)).map_err(fail)?;
+            repository.set_head_detached(commit.id()).map_err(fail)?;
+            Ok(Cloned { commit_sha: commit.id().to_string(), url: url.to_string() })
+        }
+    }
+}
+
+fn describe(reference: &Reference) -> String {
+    match reference {
+        Reference::Branch(b) => format!("branch `{b}`"),
+        Reference::Tag(t) => format!("tag `{t}`"),
+        Reference::CommitSha(c) => format!("commit `{c}`"),
+    }
+}
+
+/// The commit a tag or a commit id (full or abbreviated) names.
+fn resolve<'r>(repository: &'r Repository, reference: &Reference) -> Result<git2::Commit<'r>, git2::Error> {
+    match reference {
+        Reference::Tag(tag) => repository.find_reference(&format!("refs/tags/{tag}"))?.peel_to_commit(),
+        Reference::CommitSha(sha) if sha.len() == 40 => repository.find_commit(Oid::from_str(sha)?),
+        Reference::CommitSha(sha) => repository.revparse_single(sha)?.peel_to_commit(),
+        Reference::Branch(branch) => repository.find_branch(&format!("origin/{branch}"), git2::BranchType::Remote)?.get().peel_to_commit(),
+    }
+}
+
+impl wit::Host for StepState {
+    async fn clone(&mut self, request: wit::CloneRequest) -> wasmtime::Result<Result<wit::Cloned, WitError>> {
+        let grant = match GitGrant::find(&self.run.grants.git, &request.connector, &self.run.identifier) {
+            Ok(grant) => grant.clone(),
+            Err(denied) => return Ok(Err(denied)),
+        };
+        let url = match grant.remote.repository_url(request.repo_name.as_deref()) {
+            Ok(url) => url,
+            Err(invalid) => return Ok(Err(WitError::Invalid(invalid))),
+        };
+        let into = match destination(&self.run.workspace, &request.directory) {
+            Ok(into) => into,
+            Err(invalid) => return Ok(Err(invalid)),
+        };
+        let reference = match request.reference {
+            wit::Reference::Branch(b) => Reference::Branch(b),
+            wit::Reference::Tag(t) => Reference::Tag(t),
+            wit::Reference::CommitSha(c) => Reference::CommitSha(c),
+        };
+        let cloned = tokio::task::spawn_blocking(move || clone(&grant.remote, &url, &reference, request.depth, &into)).await?;
+        Ok(cloned.map(|c| wit::Cloned { commit_sha: c.commit_sha, url: c.url }))
+    }
+}

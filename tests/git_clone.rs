@@ -1,0 +1,124 @@
+//! The GitClone step and the `lockstep:git` capability, against local repositories made by the
+//! tests (libgit2 on both sides; no `git` binary).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use lockstep::exec::Cancel;
+use lockstep::exec::status::Status;
+use support::git::Origin;
+use support::*;
+
+/// `<root>/orkes`: main has two commits (tag `v1` on the first), `feature` one more.
+struct Repos {
+    root: tempfile::TempDir,
+    v1: String,
+    main: String,
+    feature: String,
+}
+
+fn repos() -> Repos {
+    let root = tempfile::tempdir().unwrap();
+    let origin = Origin::init(&root.path().join("orkes"));
+    let v1 = origin.commit("first", &[("deployment.yml", "version: 1\n")]);
+    origin.tag("v1");
+    let main = origin.commit("second", &[("deployment.yml", "version: 2\n"), ("db/changelog.yaml", "databaseChangeLog: []\n")]);
+    origin.switch("feature");
+    let feature = origin.commit("feature work", &[("deployment.yml", "version: 3\n")]);
+    origin.switch("main");
+    Repos { root, v1, main, feature }
+}
+
+fn config(repos: &Repos, extra: &str) -> String {
+    format!("connectors:\n  demodb: {{ type: Git, url: 'file://{}', connectionType: Account }}\n  orkes_repo: {{ type: Git, url: 'file://{}/orkes' }}\n{extra}", repos.root.path().display(), repos.root.path().display())
+}
+
+fn clone_step(id: &str, spec: &str) -> String {
+    format!("- step:\n    type: GitClone\n    name: {id}\n    identifier: {id}\n    spec:\n{}", indent(spec, 6))
+}
+
+fn run_sync(pipeline: &str, config: &str) -> Ran {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(run_with_files(pipeline, config, &[], Cancel::default(), &[]))
+}
+
+/// The stage workspace of the one-stage test pipeline.
+fn workspace(ran: &Ran) -> PathBuf {
+    ran.dir.path().join("workspace/s")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_docs_clone_lands_under_repo_name_where_later_steps_find_it() {
+    let repos = repos();
+    let steps = clone_step("Git_Clone", "connectorRef: demodb\nrepoName: orkes\nbuild:\n  type: branch\n  spec:\n    branch: main\n")
+        + &run_step_with_outputs("deploy", "cd orkes\nDEPLOYMENT=$(cat deployment.yml)\n", &["DEPLOYMENT"], "");
+    let ran = run_sync(&pipeline_with_steps(&steps), &config(&repos, ""));
+    assert_eq!(ran.status("Git_Clone"), Status::Success, "{:?}", ran.node("Git_Clone").error);
+    assert_eq!(ran.output("Git_Clone", "commitSha"), repos.main);
+    assert_eq!(ran.output("Git_Clone", "cloneDirectory"), "orkes");
+    assert_eq!(ran.output("deploy", "DEPLOYMENT"), "version: 2");
+    assert!(workspace(&ran).join("orkes/db/changelog.yaml").exists());
+}
+
+#[test]
+fn a_tag_a_commit_and_another_branch_check_out_what_they_name() {
+    let repos = repos();
+    let abbreviated = &repos.v1[..10];
+    let steps = clone_step("by_tag", "connectorRef: orkes_repo\nbuild: { type: tag, spec: { tag: v1 } }\ncloneDirectory: tagged\n")
+        + &clone_step("by_commit", &format!("connectorRef: orkes_repo\nbuild: {{ type: commitSha, spec: {{ commitSha: {abbreviated} }} }}\ncloneDirectory: /harness/pinned\n"))
+        + &clone_step("by_branch", "connectorRef: orkes_repo\nbuild: { type: branch, spec: { branch: feature } }\ndepth: 1\ncloneDirectory: work/feature\n");
+    let ran = run_sync(&pipeline_with_steps(&steps), &config(&repos, ""));
+    for id in ["by_tag", "by_commit", "by_branch"] {
+        assert_eq!(ran.status(id), Status::Success, "{id}: {:?}", ran.node(id).error);
+    }
+    assert_eq!(ran.output("by_tag", "commitSha"), repos.v1, "an annotated tag is peeled to its commit");
+    assert_eq!(read(&workspace(&ran).join("tagged/deployment.yml")), "version: 1\n");
+    assert_eq!(ran.output("by_commit", "commitSha"), repos.v1);
+    assert_eq!(read(&workspace(&ran).join("pinned/deployment.yml")), "version: 1\n", "/harness/… maps into the workspace");
+    assert_eq!(ran.output("by_branch", "commitSha"), repos.feature);
+    assert_eq!(read(&workspace(&ran).join("work/feature/deployment.yml")), "version: 3\n");
+}
+
+#[test]
+fn a_missing_branch_fails_the_step_and_leaves_nothing_behind() {
+    let repos = repos();
+    let steps = clone_step("clone", "connectorRef: orkes_repo\nbuild: { type: branch, spec: { branch: nope } }\n");
+    let ran = run_sync(&pipeline_with_steps(&steps), &config(&repos, ""));
+    assert_eq!(ran.status("clone"), Status::Failed);
+    let error = ran.node("clone").error.clone().unwrap();
+    assert!(error.message.contains("branch `nope` is not in"), "{}", error.message);
+    assert!(!workspace(&ran).join("orkes").exists(), "no half-made checkout");
+}
+
+#[test]
+fn a_step_cannot_clone_from_a_connector_it_was_not_granted() {
+    let repos = repos();
+    let clone_repo = step_type("clone-repo", "    grants:\n      git: [orkes_repo]\n");
+    let config = config(&repos, &format!("  other: {{ type: Git, url: 'file://{}/orkes' }}\nstepTypes:\n{clone_repo}", repos.root.path().display()));
+    let custom = |id: &str, connector: &str| format!("- step:\n    type: CloneRepo\n    name: {id}\n    identifier: {id}\n    spec:\n      connector: {connector}\n      directory: {id}\n");
+    let ran = run_sync(&pipeline_with_steps(&parallel(&(custom("mine", "orkes_repo") + &custom("theirs", "other")))), &config);
+    assert_eq!(ran.status("mine"), Status::Success, "{:?}", ran.node("mine").error);
+    assert_eq!(ran.output("mine", "commitSha"), repos.main);
+    let error = ran.node("theirs").error.clone().unwrap();
+    assert_eq!(error.error_type, "Authorization");
+    assert!(error.message.contains("was not granted Git connector `other` (granted: orkes_repo)"), "{}", error.message);
+    assert!(!workspace(&ran).join("theirs").exists(), "nothing was fetched");
+}
+
+#[test]
+fn validate_explains_a_bad_git_clone_spec() {
+    let repos = repos();
+    let steps = clone_step("clone", "connectorRef: demodb\nbuild:\n  type: branch\n  spec: {}\n");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pipeline.yaml"), pipeline_with_steps(&steps)).unwrap();
+    std::fs::write(dir.path().join("lockstep.yaml"), config(&repos, "")).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["validate", "pipeline.yaml"]).current_dir(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`build.type: branch` needs `build.spec.branch`"), "{stderr}");
+}
