@@ -122,3 +122,54 @@ fn validate_explains_a_bad_git_clone_spec() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("`build.type: branch` needs `build.spec.branch`"), "{stderr}");
 }
+
+const SCHEMA: &str = "--liquibase formatted sql\n--changeset alice:1\ncreate table person (id int primary key);\n--rollback drop table person;\n--changeset alice:2\ncreate table pet (id int primary key);\n--rollback drop table pet;\n";
+
+/// `<root>/schemas` holds `db/changelog.sql` on `main`.
+fn schema_repo(root: &Path) {
+    let origin = Origin::init(&root.join("schemas"));
+    origin.commit("schema", &[("db/changelog.sql", SCHEMA)]);
+}
+
+fn git_schema_config(repos: &Repos, db: &support::db::TestDb) -> String {
+    format!(
+        "{}{}dbSchemas:\n  app: {{ connectorRef: demodb, repoName: schemas, branch: main, changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n",
+        config(repos, ""),
+        db.connector("db")
+    )
+}
+
+#[test]
+fn a_db_schema_in_a_git_repository_is_fetched_and_keeps_its_path_as_filename() {
+    let repos = repos();
+    schema_repo(repos.root.path());
+    let db = support::db::TestDb::sqlite();
+    let db_step = |kind: &str, id: &str, spec: &str| format!("- step:\n    type: {kind}\n    name: {id}\n    identifier: {id}\n    spec:\n      dbSchema: app\n      dbInstance: main\n{}", indent(spec, 6));
+    let steps = db_step("DBSchemaApply", "apply", "tag: v1\n") + &db_step("DBSchemaRollback", "undo", "changeSetCount: 1\n");
+    let ran = run_sync(&pipeline_with_steps(&steps), &git_schema_config(&repos, &db));
+    assert_eq!(ran.status("apply"), Status::Success, "{:?}", ran.node("apply").error);
+    assert_eq!(ran.output("apply", "changeSetsApplied"), "2");
+    assert_eq!(ran.status("undo"), Status::Success, "{:?}", ran.node("undo").error);
+    assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG WHERE FILENAME = 'db/changelog.sql'"), 1, "FILENAME is the path inside the repository");
+    assert_eq!(db.count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'pet'"), 0, "rolled back");
+}
+
+#[test]
+fn lockstep_db_fetches_a_git_hosted_schema_too() {
+    let repos = repos();
+    schema_repo(repos.root.path());
+    let db = support::db::TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lockstep.yaml"), git_schema_config(&repos, &db)).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "update", "--instance", "main"]).current_dir(dir.path()).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG WHERE FILENAME = 'db/changelog.sql'"), 2);
+
+    // A reference that is not there: a clear error, and nothing applied.
+    let broken = git_schema_config(&repos, &db).replace("branch: main", "branch: release");
+    std::fs::write(dir.path().join("lockstep.yaml"), broken).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "status", "--instance", "main"]).current_dir(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("branch `release` is not in"), "{stderr}");
+}

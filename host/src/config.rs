@@ -13,6 +13,7 @@
 //!   api_token:      { file: secrets/token }
 //! dbSchemas:             # where a changelog lives
 //!   DB_Orkes: { changelog: db/changelog.sql, root: . }   # FILENAME is relative to `root`
+//!   Orders: { connectorRef: demodb, repoName: orders, branch: main, changelog: db/changelog.yaml }
 //! dbInstances:           # a schema applied to one database
 //!   mongorelease: { schema: DB_Orkes, connector: mongo, context: prod, labels: "a,b",
 //!                   substituteProperties: { table_prefix: app_ } }
@@ -49,12 +50,38 @@ pub struct Config {
 /// A changelog, and the directory its FILENAMEs are relative to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DbSchema {
-    /// The root changelog, relative to `root`.
+    /// The root changelog, relative to `root` (or to the repository's root).
     pub changelog: String,
     /// The repository or workspace root: FILENAME in DATABASECHANGELOG is the changelog's path
     /// relative to it, whatever the runner's working directory.
     pub root: PathBuf,
+    /// Where the changelog comes from when it lives in a Git repository instead of under `root`.
+    pub git: Option<GitSchema>,
     pub location: Location,
+}
+
+/// A Git-hosted schema ready to fetch.
+#[derive(Debug, Clone)]
+pub struct SchemaFetch {
+    pub remote: crate::capability::git::GitRemote,
+    pub url: String,
+    pub reference: crate::capability::git::Reference,
+}
+
+impl SchemaFetch {
+    /// Clones the repository into `into` (missing or empty), the same way GitClone does.
+    /// Blocking: run it off the async workers.
+    pub fn fetch(&self, into: &Path) -> Result<(), String> {
+        crate::capability::git::clone(&self.remote, &self.url, &self.reference, 1, into).map(drop).map_err(|e| format!("fetching the schema from {}: {}", self.url, crate::sandbox::describe_wit_error(&e)))
+    }
+}
+
+/// A changelog in a Git repository, fetched when a DB step or `lockstep db` needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GitSchema {
+    pub connector: String,
+    pub repo_name: Option<String>,
+    pub reference: crate::capability::git::Reference,
 }
 
 /// One database a schema is applied to.
@@ -152,9 +179,10 @@ impl Config {
                 "dbSchemas" => for_each_entry(value, "dbSchemas", &loc, &mut errors, |id, node, path, errors| {
                     let changelog = node.get("changelog").and_then(Node::as_str);
                     let root = node.get("root").and_then(Node::as_str).unwrap_or(".");
+                    let git = git_schema(node, path, &loc, errors);
                     match changelog {
                         Some(changelog) if !Path::new(changelog).is_absolute() => {
-                            let schema = DbSchema { changelog: changelog.to_string(), root: base.join(root), location: loc(node, path) };
+                            let schema = DbSchema { changelog: changelog.to_string(), root: base.join(root), git, location: loc(node, path) };
                             config.db_schemas.insert(id.to_string(), schema);
                         }
                         _ => errors.push(Diagnostic::error(loc(node, path), format!("db schema `{id}` needs `changelog`, a path relative to its `root`")).with_help("write e.g. `changelog: db/changelog.sql` (and `root: .`, the directory FILENAME is relative to)")),
@@ -185,6 +213,14 @@ impl Config {
 
     /// Every instance names a schema and a database connector that exist.
     fn check_db_references(&self, errors: &mut Vec<Diagnostic>) {
+        for (id, schema) in &self.db_schemas {
+            let Some(git) = &schema.git else { continue };
+            match self.connectors.get(&git.connector).map(|c| c.kind) {
+                Some(ConnectorKind::Git) => {}
+                Some(kind) => errors.push(Diagnostic::error(schema.location.clone(), format!("db schema `{id}` names connector `{}`, a {kind:?} connector", git.connector)).with_help("a schema's `connectorRef` is a Git connector")),
+                None => errors.push(Diagnostic::error(schema.location.clone(), format!("db schema `{id}` names connector `{}`, which is not under `connectors`", git.connector)).with_help("add it under `connectors:` with `type: Git`")),
+            }
+        }
         for (id, instance) in &self.db_instances {
             if !self.db_schemas.contains_key(&instance.schema) {
                 let known: Vec<&str> = self.db_schemas.keys().map(String::as_str).collect();
@@ -196,6 +232,15 @@ impl Config {
                 None => errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` names connector `{}`, which is not under `connectors`", instance.connector)).with_help("add it under `connectors:`")),
             }
         }
+    }
+
+    /// The schema's Git source, resolved: the remote (with its token), the repository URL and the
+    /// reference. `None` for a schema whose changelog is under its `root`.
+    pub fn schema_fetch(&self, schema: &str) -> Result<Option<SchemaFetch>, String> {
+        let Some(git) = self.db_schemas.get(schema).and_then(|s| s.git.as_ref()) else { return Ok(None) };
+        let remote = self.git_remote(&git.connector).map_err(|e| format!("db schema `{schema}`: {e}"))?;
+        let url = remote.repository_url(git.repo_name.as_deref()).map_err(|e| format!("db schema `{schema}`: connector `{}`: {e}", git.connector))?;
+        Ok(Some(SchemaFetch { remote, url, reference: git.reference.clone() }))
     }
 
     /// Where the database of `instance` is, with its password filled in from its secret.
@@ -278,6 +323,17 @@ fn for_each_entry(value: &Node, section: &str, loc: &Loc<'_>, errors: &mut Vec<D
         }
         f(id, node, &path, errors);
     }
+}
+
+/// A schema's Git source: `connectorRef`, optional `repoName`, and one of `branch`, `tag` or
+/// `commitSha`. `None` when the schema names no `connectorRef` (its changelog is under `root`).
+fn git_schema(node: &Node, path: &str, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>) -> Option<GitSchema> {
+    use crate::capability::git::Reference;
+    let connector = node.get("connectorRef").and_then(Node::as_str)?.to_string();
+    let text = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_string);
+    let references: Vec<Reference> = [text("branch").map(Reference::Branch), text("tag").map(Reference::Tag), text("commitSha").map(Reference::CommitSha)].into_iter().flatten().collect();
+    let [reference] = <[Reference; 1]>::try_from(references).map_err(|_| errors.push(Diagnostic::error(loc(node, path), "a schema in a Git repository needs exactly one of `branch`, `tag` or `commitSha`").with_help("write e.g. `branch: main`"))).ok()?;
+    Some(GitSchema { connector, repo_name: text("repoName"), reference })
 }
 
 fn connector(node: &Node, path: &str, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>) -> Option<Connector> {

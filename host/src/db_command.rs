@@ -97,7 +97,21 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
         return Ok(invalid(format!("{} has no db instance `{instance_name}` under `dbInstances:`", config_path.display())));
     };
     let schema = &config.db_schemas[&instance.schema];
-    let changelog = match load(&schema.root, &schema.changelog, &instance.substitute_properties) {
+    // A schema in a Git repository is fetched into a temporary checkout first.
+    let checkout = match config.schema_fetch(&instance.schema) {
+        Ok(Some(fetch)) => {
+            let dir = tempfile::tempdir()?;
+            if let Err(message) = fetch.fetch(dir.path()) {
+                eprintln!("error: {message}");
+                return Ok(ExitCode::from(1));
+            }
+            Some(dir)
+        }
+        Ok(None) => None,
+        Err(message) => return Ok(invalid(message)),
+    };
+    let root = checkout.as_ref().map_or(schema.root.as_path(), |dir| dir.path());
+    let changelog = match load(root, &schema.changelog, &instance.substitute_properties) {
         Ok(changelog) => changelog,
         Err(errors) => {
             for e in &errors {

@@ -4,7 +4,9 @@
 use crate::capability::db::DbGrant;
 use crate::capability::git::GitGrant;
 use crate::capability::{FileGrant, Grants};
-use crate::config::{Config, CustomStepType};
+use std::path::PathBuf;
+
+use crate::config::{Config, CustomStepType, SchemaFetch};
 use crate::diag::{Diagnostic, Location};
 use crate::pipeline::Step;
 use crate::sandbox::limits::StepLimits;
@@ -64,10 +66,11 @@ impl StepSource<'_> {
     /// grants from their spec (`Run`: processes in the stage workspace; the DB steps: their
     /// `dbInstance`, and their schema's directory read-only); custom steps get what lockstep.yaml
     /// says. `Err` says what in lockstep.yaml is missing.
-    pub fn bind(&self, spec: serde_json::Value, config: &Config, holder: &str) -> Result<(Grants, serde_json::Value), String> {
+    pub fn bind(&self, spec: serde_json::Value, config: &Config, holder: &str) -> Result<Bound, String> {
+        let plain = |(grants, spec)| Bound { grants, spec, schema_fetch: None };
         match self {
-            StepSource::BuiltIn(b) if b.name == "Run" => Ok((Grants { process: true, ..Grants::default() }, spec)),
-            StepSource::BuiltIn(b) if b.name == "GitClone" => bind_git_clone(spec, config),
+            StepSource::BuiltIn(b) if b.name == "Run" => Ok(plain((Grants { process: true, ..Grants::default() }, spec))),
+            StepSource::BuiltIn(b) if b.name == "GitClone" => bind_git_clone(spec, config).map(plain),
             StepSource::BuiltIn(_) => bind_db_step(spec, config, holder),
             StepSource::Custom(c) => {
                 let mut grants = c.grants.clone();
@@ -77,7 +80,7 @@ impl StepSource<'_> {
                 for connector in &c.git_connectors {
                     grants.git.push(GitGrant { connector: connector.clone(), remote: config.git_remote(connector)? });
                 }
-                Ok((grants, spec))
+                Ok(plain((grants, spec)))
             }
             StepSource::Unavailable(message) => Err(message.clone()),
         }
@@ -91,11 +94,22 @@ impl StepSource<'_> {
     }
 }
 
+/// What a step gets when it runs.
+pub struct Bound {
+    pub grants: Grants,
+    /// The spec its component receives.
+    pub spec: serde_json::Value,
+    /// A Git-hosted schema the runner fetches into the stage workspace (the path in `.1`, relative
+    /// to it) before the step starts; it is the step's read-only [`SCHEMA_MOUNT`].
+    pub schema_fetch: Option<(SchemaFetch, PathBuf)>,
+}
+
 /// The DB steps' grants: the instance their spec names (only that one), and their schema's root
-/// read-only at [`SCHEMA_MOUNT`]. The spec gains a `lockstep` object with what the component
+/// read-only at [`SCHEMA_MOUNT`] (for a schema in a Git repository, its checkout, fetched by the
+/// runner: the step itself gets no Git grant). The spec gains a `lockstep` object with what the component
 /// needs from lockstep.yaml: the changelog path, contexts, label filter, properties, lock holder, and
 /// whether the database is SQL or MongoDB (`databaseKind`).
-fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> Result<(Grants, serde_json::Value), String> {
+fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> Result<Bound, String> {
     let field = |name: &str| spec.get(name).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| format!("the spec needs `{name}`"));
     let (schema_id, instance_id) = (field("dbSchema")?, field("dbInstance")?);
     let instance = config.db_instances.get(&instance_id).ok_or_else(|| format!("db instance `{instance_id}` is not defined; add it under `dbInstances:` in lockstep.yaml"))?;
@@ -105,9 +119,14 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> R
     let schema = &config.db_schemas[&schema_id];
     let target = config.db_target(&instance_id)?;
     let database_kind = if matches!(target, crate::capability::db::DbTarget::Mongo { .. }) { "mongodb" } else { "sql" };
+    let schema_fetch = match config.schema_fetch(&schema_id)? {
+        Some(fetch) => Some((fetch, unique_checkout_dir(&schema_id))),
+        None => None,
+    };
+    let root = schema_fetch.as_ref().map_or_else(|| schema.root.clone(), |(_, dir)| dir.clone());
     let grants = Grants {
         db: vec![DbGrant { instance: instance_id, target }],
-        files: vec![FileGrant { host_path: schema.root.clone(), guest_path: SCHEMA_MOUNT.to_string(), read_only: true }],
+        files: vec![FileGrant { host_path: root, guest_path: SCHEMA_MOUNT.to_string(), read_only: true }],
         ..Grants::default()
     };
     let contexts: Vec<&str> = instance.context.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
@@ -122,7 +141,15 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> R
     if let Some(map) = spec.as_object_mut() {
         map.insert("lockstep".into(), lockstep);
     }
-    Ok((grants, spec))
+    Ok(Bound { grants, spec, schema_fetch })
+}
+
+/// A fresh directory name under the stage workspace for one fetch of `schema`.
+fn unique_checkout_dir(schema: &str) -> PathBuf {
+    static FETCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = FETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    PathBuf::from(format!(".lockstep/schemas/{schema}-{nanos}-{n}"))
 }
 
 /// GitClone's grant: its `connectorRef`, and nothing else (the host writes the checkout into the

@@ -609,10 +609,17 @@ impl<'a> Run<'a> {
         };
         let source = steps::source(self.config, &step.step_type);
         let holder = format!("{} (execution {})", step_node.fqn, self.meta.execution_id);
-        let (grants, spec) = match source.bind(spec, self.config, &holder) {
+        let steps::Bound { grants, spec, schema_fetch } = match source.bind(spec, self.config, &holder) {
             Ok(bound) => bound,
             Err(message) => return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await,
         };
+        if let Some((fetch, checkout)) = schema_fetch {
+            let into = scope.workspace.join(checkout);
+            let fetched = tokio::task::spawn_blocking(move || fetch.fetch(&into)).await.unwrap_or_else(|e| Err(format!("fetching the schema stopped: {e}")));
+            if let Err(message) = fetched {
+                return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await;
+            }
+        }
         let component = self.components.get(&step.step_type).cloned().expect("components were loaded for every step type");
         let limits = source.limits();
         let timeout = step.common.timeout.unwrap_or(limits.default_timeout);
