@@ -119,10 +119,7 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> R
     let schema = &config.db_schemas[&schema_id];
     let target = config.db_target(&instance_id)?;
     let database_kind = if matches!(target, crate::capability::db::DbTarget::Mongo { .. }) { "mongodb" } else { "sql" };
-    let schema_fetch = match config.schema_fetch(&schema_id)? {
-        Some(fetch) => Some((fetch, unique_checkout_dir(&schema_id))),
-        None => None,
-    };
+    let schema_fetch = config.schema_fetch(&schema_id)?.map(|fetch| (fetch, unique_checkout_dir(&schema_id)));
     let root = schema_fetch.as_ref().map_or_else(|| schema.root.clone(), |(_, dir)| dir.clone());
     let grants = Grants {
         db: vec![DbGrant { instance: instance_id, target }],
