@@ -279,6 +279,25 @@ impl Config {
     }
 
     /// Reads a secret's value; the error says which secret and how to provide it.
+    /// The Kubernetes connector `name`: its kubeconfig (relative to lockstep.yaml, `~` expanded)
+    /// and context, or the in-cluster configuration.
+    pub fn kube_cluster(&self, name: &str) -> Result<crate::capability::kube::KubeCluster, String> {
+        use crate::capability::kube::KubeCluster;
+        let connector = self.connectors.get(name).ok_or_else(|| format!("connector `{name}` is not defined; add it under `connectors:` in lockstep.yaml"))?;
+        if connector.kind != ConnectorKind::Kubernetes {
+            return Err(format!("connector `{name}` is a {:?} connector, not a Kubernetes one", connector.kind));
+        }
+        if connector.fields.get("inCluster").is_some_and(|v| v == "true") {
+            return Ok(KubeCluster::InCluster);
+        }
+        let path = &connector.fields["kubeconfig"];
+        let path = match path.strip_prefix("~/") {
+            Some(rest) => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest),
+            None => self.base().join(path),
+        };
+        Ok(KubeCluster::Kubeconfig { path, context: connector.fields.get("context").cloned() })
+    }
+
     /// The Git connector `name`, with its token read from its secret.
     pub fn git_remote(&self, name: &str) -> Result<crate::capability::git::GitRemote, String> {
         let connector = self.connectors.get(name).ok_or_else(|| format!("connector `{name}` is not defined; add it under `connectors:` in lockstep.yaml"))?;

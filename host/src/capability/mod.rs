@@ -9,6 +9,7 @@
 
 pub mod db;
 pub mod git;
+pub mod kube;
 pub mod mongo;
 pub mod process;
 
@@ -27,6 +28,8 @@ pub struct Grants {
     pub db: Vec<db::DbGrant>,
     /// Git connectors the step may clone from (none otherwise).
     pub git: Vec<git::GitGrant>,
+    /// Clusters, and what on them, the step may reach (none otherwise).
+    pub kube: Vec<kube::KubeGrant>,
 }
 
 /// A host directory preopened for a step.
@@ -45,6 +48,7 @@ pub enum Capability {
     Files,
     Db,
     Git,
+    Kube,
 }
 
 impl Capability {
@@ -54,6 +58,7 @@ impl Capability {
             Capability::Files => !grants.files.is_empty(),
             Capability::Db => !grants.db.is_empty(),
             Capability::Git => !grants.git.is_empty(),
+            Capability::Kube => !grants.kube.is_empty(),
         }
     }
 
@@ -64,6 +69,7 @@ impl Capability {
             Capability::Files => "grants: { files: [{ path: ., readOnly: true }] }",
             Capability::Db => "grants: { db: [INSTANCE] }",
             Capability::Git => "grants: { git: [CONNECTOR] }",
+            Capability::Kube => "grants: { kube: [{ connector: CLUSTER, namespaces: [NS], kinds: [KIND], verbs: [get, apply] }] }",
         }
     }
 }
@@ -85,6 +91,7 @@ pub fn requirement(name: &str) -> Requirement {
         "lockstep:process" => Requirement::Granted(Capability::Process),
         "lockstep:db" => Requirement::Granted(Capability::Db),
         "lockstep:git" => Requirement::Granted(Capability::Git),
+        "lockstep:kube" => Requirement::Granted(Capability::Kube),
         "wasi:io" | "wasi:clocks" | "wasi:random" | "wasi:cli" => Requirement::Always,
         "wasi:filesystem" => Requirement::Granted(Capability::Files),
         "wasi:sockets" => Requirement::Never("steps get no network sockets; reach clusters and databases through the lockstep capabilities, which check grants"),

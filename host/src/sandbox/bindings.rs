@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
         "lockstep:step/host.context": super::context::StepContext,
         "lockstep:db/sql.connection": crate::capability::db::SqlConnection,
         "lockstep:db/mongo.connection": crate::capability::mongo::MongoConnection,
+        "lockstep:kube/cluster.client": crate::capability::kube::KubeClient,
     },
 });
 

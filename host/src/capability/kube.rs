@@ -1,0 +1,407 @@
+//! `lockstep:kube/cluster`: Kubernetes through the real `kube` client, limited to what a step was
+//! granted.
+//!
+//! Invariants:
+//! - Every call is checked against the step's grant (cluster, namespace, kind, verb) before any
+//!   request leaves the host — discovery included. Secrets are reachable only when a grant names
+//!   `Secret`; a wildcard never covers them, nor cluster-scoped kinds.
+//! - Applies are server-side (field manager `lockstep`, conflicts forced); kinds are resolved by
+//!   API discovery, so CRDs work as well as built-in kinds.
+//! - 409 conflicts and transient failures (429, 5xx, connection errors) are retried with backoff;
+//!   other API errors map to the WIT error variants with the server's message.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiResource, Scope};
+use serde_json::Value;
+use wasmtime::component::Resource;
+
+use crate::sandbox::StepState;
+use crate::sandbox::bindings::WitError;
+use crate::sandbox::bindings::lockstep::kube::cluster as wit;
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "lockstep";
+/// How often a rollout is checked while waiting for it.
+const ROLLOUT_POLL: Duration = Duration::from_millis(250);
+
+/// Where a Kubernetes connector points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeCluster {
+    Kubeconfig { path: PathBuf, context: Option<String> },
+    InCluster,
+}
+
+/// An API verb a grant allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    List,
+    Apply,
+    Delete,
+}
+
+impl Verb {
+    pub fn parse(text: &str) -> Option<Verb> {
+        match text {
+            "get" => Some(Verb::Get),
+            "list" => Some(Verb::List),
+            "apply" => Some(Verb::Apply),
+            "delete" => Some(Verb::Delete),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Apply => "apply",
+            Verb::Delete => "delete",
+        }
+    }
+}
+
+/// What a step may do on one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeGrant {
+    pub connector: String,
+    pub cluster: KubeCluster,
+    /// Namespaces it may touch; `*` for any. The first is the default for objects that name none.
+    pub namespaces: Vec<String>,
+    /// Kinds it may touch; `*` for any namespaced kind except Secret.
+    pub kinds: Vec<String>,
+    pub verbs: Vec<Verb>,
+}
+
+impl KubeGrant {
+    pub fn find<'g>(grants: &'g [KubeGrant], connector: &str, step: &str) -> Result<&'g KubeGrant, WitError> {
+        grants.iter().find(|g| g.connector == connector).ok_or_else(|| {
+            let granted: Vec<&str> = grants.iter().map(|g| g.connector.as_str()).collect();
+            WitError::AccessDenied(format!("step `{step}` was not granted Kubernetes connector `{connector}` (granted: {})", if granted.is_empty() { "none".to_string() } else { granted.join(", ") }))
+        })
+    }
+
+    /// The namespace an object without one goes to.
+    pub fn default_namespace(&self) -> Option<&str> {
+        self.namespaces.iter().map(String::as_str).find(|n| *n != "*")
+    }
+
+    /// Whether `verb` on `kind` in `namespace` is allowed, judged before anything is sent.
+    fn check(&self, verb: Verb, kind: &str, namespace: Option<&str>) -> Result<(), WitError> {
+        let deny = |why: String| Err(WitError::AccessDenied(format!("{why} (connector `{}`)", self.connector)));
+        if !self.verbs.contains(&verb) {
+            return deny(format!("`{}` is not granted", verb.name()));
+        }
+        let named = self.kinds.iter().any(|k| k == kind);
+        if !named && (kind == "Secret" || !self.kinds.iter().any(|k| k == "*")) {
+            let help = if kind == "Secret" { "; Secrets need a grant that names `Secret`" } else { "" };
+            return deny(format!("kind `{kind}` is not granted{help}"));
+        }
+        if let Some(namespace) = namespace
+            && !self.namespaces.iter().any(|n| n == "*" || n == namespace)
+        {
+            return deny(format!("namespace `{namespace}` is not granted (granted: {})", self.namespaces.join(", ")));
+        }
+        Ok(())
+    }
+}
+
+/// An open connection to a cluster, with the grant that bounds it.
+pub struct KubeClient {
+    client: kube::Client,
+    grant: KubeGrant,
+}
+
+fn api_error(error: kube::Error) -> WitError {
+    match error {
+        kube::Error::Api(status) => {
+            let message = if status.message.is_empty() { status.reason.clone() } else { status.message.clone() };
+            match status.code {
+                401 | 403 => WitError::AccessDenied(format!("the cluster refused: {message}")),
+                404 => WitError::NotFound(message),
+                409 => WitError::Conflict(message),
+                400 | 422 => WitError::Invalid(message),
+                429 | 500..=599 => WitError::Unavailable(message),
+                code => WitError::Failed(format!("{message} (HTTP {code})")),
+            }
+        }
+        kube::Error::Discovery(e) => WitError::NotFound(format!("API discovery: {e}")),
+        other => WitError::Unavailable(other.to_string()),
+    }
+}
+
+fn transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500..=599),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// Runs `call` up to four times while it fails with a conflict or a transient error.
+async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..3 {
+        match call().await {
+            Err(error) if transient(&error) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            done => return done,
+        }
+    }
+    call().await
+}
+
+/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
+fn group_version(api_version: &str) -> (&str, &str) {
+    api_version.split_once('/').unwrap_or(("", api_version))
+}
+
+impl KubeClient {
+    pub async fn open(grant: &KubeGrant) -> Result<Self, WitError> {
+        let config = match &grant.cluster {
+            KubeCluster::InCluster => kube::Config::incluster().map_err(|e| WitError::Unavailable(format!("in-cluster configuration: {e}")))?,
+            KubeCluster::Kubeconfig { path, context } => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?;
+                let options = kube::config::KubeConfigOptions { context: context.clone(), ..Default::default() };
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?
+            }
+        };
+        let client = kube::Client::try_from(config).map_err(|e| WitError::Unavailable(e.to_string()))?;
+        Ok(KubeClient { client, grant: grant.clone() })
+    }
+
+    /// The API of `kind` (resolved by discovery) in `namespace`, after the grant allowed it.
+    async fn api(&self, verb: Verb, api_version: &str, kind: &str, namespace: Option<&str>) -> Result<Api<DynamicObject>, WitError> {
+        self.grant.check(verb, kind, namespace)?;
+        let (group, version) = group_version(api_version);
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (resource, capabilities) = with_retries(|| kube::discovery::pinned_kind(&self.client, &gvk)).await.map_err(api_error)?;
+        Ok(match (capabilities.scope, namespace) {
+            (Scope::Cluster, _) if !self.grant.kinds.iter().any(|k| k == kind) => {
+                return Err(WitError::AccessDenied(format!("`{kind}` is cluster-scoped: a grant must name it (connector `{}`)", self.grant.connector)));
+            }
+            (Scope::Cluster, _) => Api::all_with(self.client.clone(), &resource),
+            (Scope::Namespaced, Some(namespace)) => Api::namespaced_with(self.client.clone(), namespace, &resource),
+            (Scope::Namespaced, None) => Api::all_with(self.client.clone(), &resource),
+        })
+    }
+
+    fn namespace_of<'a>(&'a self, given: Option<&'a str>) -> Option<&'a str> {
+        given.or(self.grant.default_namespace())
+    }
+
+    pub async fn apply(&self, manifest: &str, namespace: Option<&str>, dry_run: bool) -> Result<String, WitError> {
+        let mut object: Value = serde_json::from_str(manifest).map_err(|e| WitError::Invalid(format!("the manifest is not a JSON object: {e}")))?;
+        let field = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_string);
+        let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
+            return Err(WitError::Invalid("a manifest needs `apiVersion` and `kind`".into()));
+        };
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string).ok_or_else(|| WitError::Invalid(format!("the {kind} needs `metadata.name`")))?;
+        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string).or_else(|| self.namespace_of(namespace).map(str::to_string));
+        let api = self.api(Verb::Apply, &api_version, &kind, namespace.as_deref()).await?;
+        if let (Some(namespace), Some(metadata)) = (&namespace, object.get_mut("metadata").and_then(Value::as_object_mut)) {
+            metadata.insert("namespace".into(), Value::String(namespace.clone()));
+        }
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        if dry_run {
+            params = params.dry_run();
+        }
+        let patch = Patch::Apply(&object);
+        let applied = with_retries(|| api.patch(&name, &params, &patch)).await.map_err(api_error)?;
+        Ok(serde_json::to_string(&applied).unwrap_or_default())
+    }
+
+    pub async fn get(&self, target: &wit::ObjectRef) -> Result<Option<String>, WitError> {
+        let namespace = self.namespace_of(target.namespace.as_deref());
+        let api = self.api(Verb::Get, &target.api_version, &target.kind, namespace).await?;
+        let found = with_retries(|| api.get_opt(&target.name)).await.map_err(api_error)?;
+        Ok(found.map(|o| serde_json::to_string(&o).unwrap_or_default()))
+    }
+
+    pub async fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>, selector: Option<&str>) -> Result<Vec<String>, WitError> {
+        let api = self.api(Verb::List, api_version, kind, namespace).await?;
+        let mut params = ListParams::default();
+        if let Some(selector) = selector {
+            params = params.labels(selector);
+        }
+        let list = with_retries(|| api.list(&params)).await.map_err(api_error)?;
+        Ok(list.items.iter().map(|o| serde_json::to_string(o).unwrap_or_default()).collect())
+    }
+
+    pub async fn delete(&self, target: &wit::ObjectRef) -> Result<bool, WitError> {
+        let namespace = self.namespace_of(target.namespace.as_deref());
+        let api = self.api(Verb::Delete, &target.api_version, &target.kind, namespace).await?;
+        let params = DeleteParams::default();
+        match with_retries(|| api.delete(&target.name, &params)).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(error) => Err(api_error(error)),
+        }
+    }
+
+    /// Polls the workload until it has rolled out or reports ProgressDeadlineExceeded. The step's
+    /// timeout bounds the wait.
+    pub async fn wait_rollout(&self, target: &wit::ObjectRef) -> Result<wit::Rollout, WitError> {
+        if !matches!(target.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
+            return Err(WitError::Invalid(format!("a rollout is a Deployment's, StatefulSet's or DaemonSet's, not a {}'s", target.kind)));
+        }
+        let namespace = self.namespace_of(target.namespace.as_deref()).map(str::to_string);
+        let api = self.api(Verb::Get, &target.api_version, &target.kind, namespace.as_deref()).await?;
+        loop {
+            let object = with_retries(|| api.get(&target.name)).await.map_err(api_error)?;
+            let object = serde_json::to_value(&object).unwrap_or_default();
+            match rollout_state(&target.kind, &object) {
+                RolloutState::Done { ready, desired } => {
+                    return Ok(wit::Rollout { ready, desired, message: format!("{} {} rolled out: {ready}/{desired} ready", target.kind, target.name) });
+                }
+                RolloutState::Failed(reason) => {
+                    let events = self.events(namespace.as_deref(), &target.name).await;
+                    return Err(WitError::Failed(format!("{} {} did not roll out: {reason}{events}", target.kind, target.name)));
+                }
+                RolloutState::Progressing => tokio::time::sleep(ROLLOUT_POLL).await,
+            }
+        }
+    }
+
+    /// The object's recent events, one per line, for a failure message (empty if none).
+    async fn events(&self, namespace: Option<&str>, name: &str) -> String {
+        let Some(namespace) = namespace else { return String::new() };
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Event")));
+        let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
+        let Ok(list) = api.list(&params).await else { return String::new() };
+        let lines: Vec<String> = list
+            .items
+            .iter()
+            .map(|e| {
+                let text = |field: &str| e.data.get(field).and_then(Value::as_str).unwrap_or_default().to_string();
+                format!("\n  event {}: {}", text("reason"), text("message"))
+            })
+            .collect();
+        lines.concat()
+    }
+}
+
+enum RolloutState {
+    Done { ready: u32, desired: u32 },
+    Progressing,
+    Failed(String),
+}
+
+/// What `kubectl rollout status` decides, from the object's spec and status.
+fn rollout_state(kind: &str, object: &Value) -> RolloutState {
+    let number = |pointer: &str| object.pointer(pointer).and_then(Value::as_u64).unwrap_or(0) as u32;
+    let generation = number("/metadata/generation");
+    if number("/status/observedGeneration") < generation {
+        return RolloutState::Progressing;
+    }
+    if let Some(conditions) = object.pointer("/status/conditions").and_then(Value::as_array)
+        && let Some(stuck) = conditions.iter().find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
+    {
+        return RolloutState::Failed(format!("ProgressDeadlineExceeded: {}", stuck["message"].as_str().unwrap_or_default()));
+    }
+    let (desired, updated, ready, available) = match kind {
+        "DaemonSet" => (number("/status/desiredNumberScheduled"), number("/status/updatedNumberScheduled"), number("/status/numberReady"), number("/status/numberAvailable")),
+        _ => {
+            let desired = object.pointer("/spec/replicas").and_then(Value::as_u64).map_or(1, |r| r as u32);
+            let available = if kind == "StatefulSet" { number("/status/readyReplicas") } else { number("/status/availableReplicas") };
+            (desired, number("/status/updatedReplicas"), number("/status/readyReplicas"), available)
+        }
+    };
+    let total = if kind == "DaemonSet" { desired } else { number("/status/replicas") };
+    if updated >= desired && ready >= desired && available >= desired && total <= desired {
+        RolloutState::Done { ready, desired }
+    } else {
+        RolloutState::Progressing
+    }
+}
+
+impl wit::Host for StepState {}
+
+impl wit::HostClient for StepState {
+    async fn open(&mut self, connector: String) -> wasmtime::Result<Result<Resource<KubeClient>, WitError>> {
+        let grant = match KubeGrant::find(&self.run.grants.kube, &connector, &self.run.identifier) {
+            Ok(grant) => grant.clone(),
+            Err(denied) => return Ok(Err(denied)),
+        };
+        match KubeClient::open(&grant).await {
+            Ok(client) => Ok(Ok(self.table.push(client)?)),
+            Err(error) => Ok(Err(error)),
+        }
+    }
+
+    async fn apply(&mut self, handle: Resource<KubeClient>, manifest: String, namespace: Option<String>, dry_run: bool) -> wasmtime::Result<Result<String, WitError>> {
+        Ok(self.table.get(&handle)?.apply(&manifest, namespace.as_deref(), dry_run).await)
+    }
+
+    async fn get(&mut self, handle: Resource<KubeClient>, target: wit::ObjectRef) -> wasmtime::Result<Result<Option<String>, WitError>> {
+        Ok(self.table.get(&handle)?.get(&target).await)
+    }
+
+    async fn list(&mut self, handle: Resource<KubeClient>, api_version: String, kind: String, namespace: Option<String>, selector: Option<String>) -> wasmtime::Result<Result<Vec<String>, WitError>> {
+        Ok(self.table.get(&handle)?.list(&api_version, &kind, namespace.as_deref(), selector.as_deref()).await)
+    }
+
+    async fn delete(&mut self, handle: Resource<KubeClient>, target: wit::ObjectRef) -> wasmtime::Result<Result<bool, WitError>> {
+        Ok(self.table.get(&handle)?.delete(&target).await)
+    }
+
+    async fn wait_rollout(&mut self, handle: Resource<KubeClient>, target: wit::ObjectRef) -> wasmtime::Result<Result<wit::Rollout, WitError>> {
+        Ok(self.table.get(&handle)?.wait_rollout(&target).await)
+    }
+
+    async fn drop(&mut self, handle: Resource<KubeClient>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(namespaces: &[&str], kinds: &[&str]) -> KubeGrant {
+        KubeGrant {
+            connector: "cluster".into(),
+            cluster: KubeCluster::InCluster,
+            namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+            kinds: kinds.iter().map(|s| s.to_string()).collect(),
+            verbs: vec![Verb::Get, Verb::Apply],
+        }
+    }
+
+    #[test]
+    fn namespaces_kinds_and_verbs_are_checked_before_anything_is_sent() {
+        let shop = grant(&["shop"], &["*"]);
+        assert!(shop.check(Verb::Apply, "Deployment", Some("shop")).is_ok());
+        assert!(matches!(shop.check(Verb::Apply, "Deployment", Some("default")), Err(WitError::AccessDenied(m)) if m.contains("namespace `default` is not granted")));
+        assert!(matches!(shop.check(Verb::Delete, "Deployment", Some("shop")), Err(WitError::AccessDenied(m)) if m.contains("`delete` is not granted")));
+    }
+
+    #[test]
+    fn secrets_need_a_grant_that_names_them() {
+        assert!(matches!(grant(&["*"], &["*"]).check(Verb::Get, "Secret", Some("shop")), Err(WitError::AccessDenied(m)) if m.contains("Secrets need a grant that names `Secret`")));
+        assert!(grant(&["*"], &["Secret"]).check(Verb::Get, "Secret", Some("shop")).is_ok());
+    }
+
+    #[test]
+    fn a_rollout_is_done_when_every_replica_is_updated_ready_and_available() {
+        let deployment = |observed: u64, updated: u64, conditions: Value| {
+            serde_json::json!({"metadata": {"generation": 2}, "spec": {"replicas": 2}, "status": {"observedGeneration": observed, "replicas": 2, "updatedReplicas": updated, "readyReplicas": updated, "availableReplicas": updated, "conditions": conditions}})
+        };
+        assert!(matches!(rollout_state("Deployment", &deployment(1, 2, Value::Null)), RolloutState::Progressing), "an old generation is not done");
+        assert!(matches!(rollout_state("Deployment", &deployment(2, 1, Value::Null)), RolloutState::Progressing));
+        assert!(matches!(rollout_state("Deployment", &deployment(2, 2, Value::Null)), RolloutState::Done { ready: 2, desired: 2 }));
+        let stuck = serde_json::json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"app-1\" has timed out progressing."}]);
+        assert!(matches!(rollout_state("Deployment", &deployment(2, 1, stuck)), RolloutState::Failed(m) if m.contains("has timed out progressing")));
+    }
+}
