@@ -45,11 +45,28 @@ pub struct PlanNode {
     pub rollback: Vec<PlanNode>,
     pub concurrency: Option<usize>,
     pub strategy: Option<StrategyValues>,
+    /// A step group's `stepGroupInfra` cluster: the default for its Kubernetes steps' grants.
+    pub infra: Option<KubeInfra>,
+}
+
+/// `stepGroupInfra: { type: KubernetesDirect, spec: { connectorRef, namespace } }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeInfra {
+    pub connector: String,
+    pub namespace: Option<String>,
+}
+
+impl KubeInfra {
+    fn from_node(node: &crate::yaml::Node) -> Option<KubeInfra> {
+        let spec = node.get("spec")?;
+        let text = |key: &str| spec.get(key).and_then(crate::yaml::Node::as_str).map(str::to_string);
+        Some(KubeInfra { connector: text("connectorRef")?, namespace: text("namespace") })
+    }
 }
 
 impl PlanNode {
     fn new(kind: NodeKind, identifier: &str, name: &str, fqn: String) -> Self {
-        PlanNode { kind, identifier: identifier.into(), name: name.into(), fqn, common: None, step: None, variables: vec![], children: vec![], rollback: vec![], concurrency: None, strategy: None }
+        PlanNode { kind, identifier: identifier.into(), name: name.into(), fqn, common: None, step: None, variables: vec![], children: vec![], rollback: vec![], concurrency: None, strategy: None, infra: None }
     }
 
     fn parallel(children: Vec<PlanNode>, concurrency: Option<usize>) -> Self {
@@ -137,6 +154,7 @@ fn step_item(item: &StepItem, prefix: &str, resolver: &dyn Resolver) -> Result<P
             node.strategy = values;
             node.children = items(&group.steps, &format!("{fqn}.steps"), resolver)?;
             node.rollback = items(&group.rollback_steps, &format!("{fqn}.rollbackSteps"), resolver)?;
+            node.infra = group.infra.as_ref().and_then(KubeInfra::from_node);
             Ok(node)
         }),
     }

@@ -3,6 +3,8 @@
 
 use crate::capability::db::DbGrant;
 use crate::capability::git::GitGrant;
+use crate::capability::kube::{KubeGrant, Verb};
+use crate::plan::KubeInfra;
 use crate::capability::{FileGrant, Grants};
 use std::path::PathBuf;
 
@@ -25,14 +27,18 @@ pub const BUILT_INS: &[BuiltIn] = &[
     BuiltIn { name: "DBSchemaApply", wasm: DB_SCHEMA_WASM },
     BuiltIn { name: "DBSchemaRollback", wasm: DB_SCHEMA_WASM },
     BuiltIn { name: "GitClone", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_git_clone.wasm")) },
+    BuiltIn { name: "K8sApply", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_k8s.wasm")) },
 ];
+
+/// Where a Kubernetes step's stage workspace is preopened, read-only, to read its manifests.
+pub const WORKSPACE_MOUNT: &str = "/workspace";
 
 /// Where a DB step's schema root is preopened, read-only.
 pub const SCHEMA_MOUNT: &str = "/schema";
 
 /// Harness step types that Lockstep knows of but does not run yet.
 const NOT_YET_IMPLEMENTED: &[&str] = &[
-    "K8sApply", "K8sRollingDeploy", "K8sRollingRollback",
+    "K8sRollingDeploy", "K8sRollingRollback",
     "LiquibaseCommand", "DBSchemaUpdateSQL", "DBSchemaRollbackSQL", "Plugin", "Background", "ShellScript",
     "Http", "Wait", "HarnessApproval",
 ];
@@ -66,11 +72,12 @@ impl StepSource<'_> {
     /// grants from their spec (`Run`: processes in the stage workspace; the DB steps: their
     /// `dbInstance`, and their schema's directory read-only); custom steps get what lockstep.yaml
     /// says. `Err` says what in lockstep.yaml is missing.
-    pub fn bind(&self, spec: serde_json::Value, config: &Config, holder: &str) -> Result<Bound, String> {
+    pub fn bind(&self, spec: serde_json::Value, config: &Config, holder: &str, infra: Option<&KubeInfra>) -> Result<Bound, String> {
         let plain = |(grants, spec)| Bound { grants, spec, schema_fetch: None };
         match self {
             StepSource::BuiltIn(b) if b.name == "Run" => Ok(plain((Grants { process: true, ..Grants::default() }, spec))),
             StepSource::BuiltIn(b) if b.name == "GitClone" => bind_git_clone(spec, config).map(plain),
+            StepSource::BuiltIn(b) if b.name.starts_with("K8s") => bind_k8s_step(spec, config, infra).map(plain),
             StepSource::BuiltIn(_) => bind_db_step(spec, config, holder),
             StepSource::Custom(c) => {
                 let mut grants = c.grants.clone();
@@ -141,6 +148,22 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> R
     Ok(Bound { grants, spec, schema_fetch })
 }
 
+/// The Kubernetes steps' grants: the cluster of their step group's `stepGroupInfra` (or their own
+/// `connectorRef`), in its namespace only (else `default`), any namespaced kind but Secrets, and
+/// the stage workspace read-only to read manifests. The spec gains `lockstep.connector` and
+/// `lockstep.namespace`.
+fn bind_k8s_step(mut spec: serde_json::Value, config: &Config, infra: Option<&KubeInfra>) -> Result<(Grants, serde_json::Value), String> {
+    let own = spec.get("connectorRef").and_then(|v| v.as_str()).filter(|c| config.connectors.get(*c).is_some_and(|c| c.kind == crate::config::ConnectorKind::Kubernetes)).map(str::to_string);
+    let connector = own.or_else(|| infra.map(|i| i.connector.clone())).ok_or("a Kubernetes step needs a cluster: run it in a step group with `stepGroupInfra: { type: KubernetesDirect, spec: { connectorRef: <Kubernetes connector>, namespace: … } }`")?;
+    let namespace = infra.and_then(|i| i.namespace.clone()).unwrap_or_else(|| "default".into());
+    let grant = KubeGrant { connector: connector.clone(), cluster: config.kube_cluster(&connector)?, namespaces: vec![namespace.clone()], kinds: vec!["*".into()], verbs: vec![Verb::Get, Verb::List, Verb::Apply] };
+    if let Some(map) = spec.as_object_mut() {
+        map.insert("lockstep".into(), serde_json::json!({ "connector": connector, "namespace": namespace }));
+    }
+    let files = vec![FileGrant { host_path: PathBuf::new(), guest_path: WORKSPACE_MOUNT.to_string(), read_only: true }];
+    Ok((Grants { kube: vec![grant], files, ..Grants::default() }, spec))
+}
+
 /// A fresh directory name under the stage workspace for one fetch of `schema`.
 fn unique_checkout_dir(schema: &str) -> PathBuf {
     static FETCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -170,6 +193,7 @@ pub fn check_spec(step: &Step, source: &StepSource<'_>, location: &Location, con
     match source {
         StepSource::BuiltIn(b) if b.name == "Run" => check_run(&step.spec, location, &mut out),
         StepSource::BuiltIn(b) if b.name == "GitClone" => check_git_clone(&step.spec, location, config, &mut out),
+        StepSource::BuiltIn(b) if b.name == "K8sApply" => check_k8s_apply(&step.spec, location, &mut out),
         StepSource::BuiltIn(b) => check_db_step(b.name, &step.spec, location, config, &mut out),
         StepSource::Unavailable(message) => out.push(Diagnostic::warning(location.clone(), format!("{message}; this pipeline validates, but `lockstep run` will refuse it")).with_help("run it once the step type is supported, or replace the step")),
         _ => {}
@@ -244,6 +268,13 @@ pub fn check_pipeline(pipeline: &crate::pipeline::Pipeline, config: &Config) -> 
         walk(&stage.execution.rollback_steps, &mut steps);
     }
     steps.iter().flat_map(|step| check_spec(step, &source(config, &step.step_type), &step.common.location, config)).collect()
+}
+
+fn check_k8s_apply(spec: &Node, location: &Location, out: &mut Vec<Diagnostic>) {
+    let listed = spec.get("filePaths").and_then(Node::as_seq).is_some_and(|paths| !paths.is_empty() && paths.iter().all(|p| p.as_str().is_some()));
+    if !listed {
+        out.push(Diagnostic::error(at(spec, location, "filePaths"), "a K8sApply step needs `filePaths`, a list of manifest files or directories in the stage workspace").with_help("write e.g. `filePaths: [orkes/deployment.yml]`"));
+    }
 }
 
 fn check_git_clone(spec: &Node, location: &Location, config: &Config, out: &mut Vec<Diagnostic>) {

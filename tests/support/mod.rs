@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod git;
+pub mod kube_double;
 pub mod mongo;
 
 use std::collections::BTreeMap;

@@ -60,6 +60,11 @@ pub mod git {
     pub use crate::bindings::lockstep::git::repo::{CloneRequest, Cloned, Reference, clone};
 }
 
+/// Kubernetes clusters by connector name, objects as JSON. Needs a `kube` grant.
+pub mod kube {
+    pub use crate::bindings::lockstep::kube::cluster::{Client, ObjectRef, Rollout};
+}
+
 /// Runs shell scripts on the host. Needs the `process` grant.
 pub mod process {
     pub use crate::bindings::lockstep::process::process::{Script, ScriptResult, Shell, run_script};

@@ -438,7 +438,7 @@ impl<'a> Run<'a> {
     /// The stage as expressions see it; its variables are those recorded when it started.
     fn stage_frame(&self, stage: &PlanNode) -> Arc<Frame> {
         let variables = self.state.get(&stage.fqn).map(|r| r.variables).unwrap_or_default();
-        Arc::new(Frame { fqn: stage.fqn.clone(), identifier: stage.identifier.clone(), name: stage.name.clone(), variables, strategy: stage.strategy.clone() })
+        Arc::new(Frame { fqn: stage.fqn.clone(), identifier: stage.identifier.clone(), name: stage.name.clone(), variables, strategy: stage.strategy.clone(), infra: None })
     }
 
     fn finish_aggregate(&self, node: &PlanNode) {
@@ -551,7 +551,7 @@ impl<'a> Run<'a> {
         };
         self.state.update(&group.fqn, |r| r.variables = variables.clone());
         let mut inner = scope.clone();
-        inner.groups.push(Arc::new(Frame { fqn: group.fqn.clone(), identifier: group.identifier.clone(), name: group.name.clone(), variables, strategy: group.strategy.clone() }));
+        inner.groups.push(Arc::new(Frame { fqn: group.fqn.clone(), identifier: group.identifier.clone(), name: group.name.clone(), variables, strategy: group.strategy.clone(), infra: group.infra.clone() }));
         if group.strategy.is_some() {
             inner.strategy = group.strategy.clone();
         }
@@ -609,7 +609,8 @@ impl<'a> Run<'a> {
         };
         let source = steps::source(self.config, &step.step_type);
         let holder = format!("{} (execution {})", step_node.fqn, self.meta.execution_id);
-        let steps::Bound { grants, spec, schema_fetch } = match source.bind(spec, self.config, &holder) {
+        let infra = scope.groups.iter().rev().find_map(|g| g.infra.as_ref());
+        let steps::Bound { grants, spec, schema_fetch } = match source.bind(spec, self.config, &holder, infra) {
             Ok(bound) => bound,
             Err(message) => return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await,
         };

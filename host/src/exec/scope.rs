@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::Run;
 use crate::expr::Resolver;
-use crate::plan::StrategyValues;
+use crate::plan::{KubeInfra, StrategyValues};
 
 /// The stage or step group a node runs in.
 #[derive(Debug)]
@@ -19,6 +19,8 @@ pub struct Frame {
     pub name: String,
     pub variables: BTreeMap<String, Value>,
     pub strategy: Option<StrategyValues>,
+    /// A step group's `stepGroupInfra` cluster.
+    pub infra: Option<KubeInfra>,
 }
 
 /// Where a node sits, and the failure flag its `when` reads.

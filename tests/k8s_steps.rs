@@ -1,0 +1,143 @@
+//! The `lockstep:kube` capability and the K8sApply step: the real `kube` client against the
+//! tests' API-server double (see `support/kube_double.rs`).
+
+mod support;
+
+use lockstep::exec::Cancel;
+use lockstep::exec::status::Status;
+use support::kube_double::{ApiServerDouble, Rollout};
+use support::*;
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: go-mongodb-app
+  labels: { app: go-mongodb-app }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: go-mongodb-app } }
+  template:
+    metadata: { labels: { app: go-mongodb-app } }
+    spec:
+      containers:
+        - name: app
+          image: registry.example.com/app:1.0
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-settings
+data:
+  MONGO_DB: orders
+";
+
+/// lockstep.yaml with connector `db` → the double, and the pipeline's files.
+fn config(double: &ApiServerDouble, dir: &std::path::Path, extra: &str) -> String {
+    format!("connectors:\n  db: {{ type: Kubernetes, kubeconfig: '{}', context: double }}\n{extra}", double.kubeconfig(dir).display())
+}
+
+/// Steps inside a step group whose `stepGroupInfra` is the cluster, namespace `shop`.
+fn in_cluster_group(steps: &str) -> String {
+    group("deploy_group", steps, "  stepGroupInfra:\n    type: KubernetesDirect\n    spec:\n      connectorRef: db\n      namespace: shop\n")
+}
+
+fn apply_step(id: &str, spec: &str, extra: &str) -> String {
+    format!("- step:\n    type: K8sApply\n    name: {id}\n    identifier: {id}\n    spec:\n{}{}", indent(spec, 6), indent(extra, 2))
+}
+
+/// Writes the manifests through a Run step (the stage workspace is the run's), then `steps`.
+fn run(double: &ApiServerDouble, steps: &str) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let write = run_step("write", &format!("mkdir -p app\ncat > app/deployment.yml <<'EOF'\n{DEPLOYMENT}EOF\n"), "");
+    let pipeline = pipeline_with_steps(&(write + &in_cluster_group(steps)));
+    let config = config(double, dir.path(), "");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(run_with_files(&pipeline, &config, &[], Cancel::default(), &[]))
+}
+
+#[test]
+fn k8s_apply_applies_server_side_in_the_groups_namespace_and_waits_for_the_rollout() {
+    let double = ApiServerDouble::start();
+    double.set_rollout("go-mongodb-app", Rollout::Slow(3));
+    let ran = run(&double, &apply_step("apply", "filePaths: [app/deployment.yml]\n", ""));
+    assert_eq!(ran.status("apply"), Status::Success, "{:?}", ran.node("apply").error);
+    assert_eq!(ran.output("apply", "objectsApplied"), "2");
+    let deployment = double.object("deployments", "shop", "go-mongodb-app").expect("the Deployment is in namespace shop");
+    assert_eq!(deployment["status"]["readyReplicas"], 2, "the rollout finished");
+    let managers: Vec<&str> = deployment["metadata"]["managedFields"].as_array().unwrap().iter().map(|m| m["manager"].as_str().unwrap()).collect();
+    assert_eq!(managers, ["lockstep"], "applied server-side by field manager lockstep");
+    assert!(double.object("configmaps", "shop", "app-settings").is_some());
+    let requests = double.requests();
+    assert!(requests.iter().any(|r| r.starts_with("PATCH /apis/apps/v1/namespaces/shop/deployments/go-mongodb-app?") && r.contains("dryRun=All")), "a server-side dry run came first: {requests:?}");
+    assert!(requests.iter().filter(|r| r.starts_with("GET /apis/apps/v1/namespaces/shop/deployments/go-mongodb-app")).count() >= 3, "it polled the slow rollout");
+}
+
+#[test]
+fn a_rollout_that_exceeds_its_progress_deadline_fails_the_step_with_the_events() {
+    let double = ApiServerDouble::start();
+    double.set_rollout("go-mongodb-app", Rollout::Fails);
+    let ran = run(&double, &apply_step("apply", "filePaths: [app]\nskipDryRun: true\n", ""));
+    assert_eq!(ran.status("apply"), Status::Failed);
+    let error = ran.node("apply").error.clone().unwrap();
+    assert!(error.message.contains("Deployment go-mongodb-app did not roll out: ProgressDeadlineExceeded"), "{}", error.message);
+    assert!(error.message.contains("Back-off pulling image"), "the events say why: {}", error.message);
+    assert!(!double.requests().iter().any(|r| r.contains("dryRun")), "skipDryRun skips the dry run");
+}
+
+#[test]
+fn a_rollout_still_going_when_the_step_times_out_ends_as_a_timeout() {
+    let double = ApiServerDouble::start();
+    double.set_rollout("go-mongodb-app", Rollout::Slow(u32::MAX));
+    let ran = run(&double, &apply_step("apply", "filePaths: [app/deployment.yml]\n", "  timeout: 2s\n"));
+    assert_eq!(ran.status("apply"), Status::Expired, "a step that runs out of time expires, as in Harness");
+    assert_eq!(ran.node("apply").error.clone().unwrap().error_type, "Timeout");
+}
+
+#[test]
+fn skip_steady_state_check_returns_without_waiting() {
+    let double = ApiServerDouble::start();
+    double.set_rollout("go-mongodb-app", Rollout::Fails);
+    let ran = run(&double, &apply_step("apply", "filePaths: [app/deployment.yml]\nskipSteadyStateCheck: true\n", ""));
+    assert_eq!(ran.status("apply"), Status::Success, "{:?}", ran.node("apply").error);
+}
+
+#[test]
+fn a_k8s_step_granted_namespace_shop_cannot_touch_default_and_nothing_reaches_the_server() {
+    let double = ApiServerDouble::start();
+    let elsewhere = DEPLOYMENT.replace("name: go-mongodb-app\n  labels", "name: go-mongodb-app\n  namespace: default\n  labels");
+    let dir = tempfile::tempdir().unwrap();
+    let write = run_step("write", &format!("mkdir -p app\ncat > app/deployment.yml <<'EOF'\n{elsewhere}EOF\n"), "");
+    let pipeline = pipeline_with_steps(&(write + &in_cluster_group(&apply_step("apply", "filePaths: [app/deployment.yml]\n", ""))));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let ran = runtime.block_on(run_with_files(&pipeline, &config(&double, dir.path(), ""), &[], Cancel::default(), &[]));
+    let error = ran.node("apply").error.clone().unwrap();
+    assert_eq!(error.error_type, "Authorization", "{}", error.message);
+    assert!(error.message.contains("namespace `default` is not granted (granted: shop)"), "{}", error.message);
+    assert!(double.requests().is_empty(), "not even discovery reached the server: {:?}", double.requests());
+}
+
+#[test]
+fn a_k8s_step_outside_a_kubernetes_step_group_says_how_to_give_it_a_cluster() {
+    let double = ApiServerDouble::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = pipeline_with_steps(&apply_step("apply", "filePaths: [app]\n", ""));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let ran = runtime.block_on(run_with_files(&pipeline, &config(&double, dir.path(), ""), &[], Cancel::default(), &[]));
+    assert!(ran.node("apply").error.clone().unwrap().message.contains("stepGroupInfra"), "{:?}", ran.node("apply").error);
+}
+
+#[test]
+fn a_db_step_cannot_reach_the_cluster() {
+    // The DB steps import no lockstep:kube; a custom step that does needs a kube grant, and a
+    // step granted a database only is refused before it is instantiated.
+    let double = ApiServerDouble::start();
+    let db = support::db::TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&double, dir.path(), &format!("{}dbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: lite }}\nstepTypes:\n{}", db.connector("lite"), step_type("kube-get", "    grants:\n      db: [main]\n")));
+    let steps = "- step:\n    type: KubeGet\n    name: sneaky\n    identifier: sneaky\n    spec:\n      connector: db\n";
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let ran = runtime.block_on(run_with_files(&pipeline_with_steps(steps), &config, &[], Cancel::default(), &[]));
+    let error = ran.node("sneaky").error.clone().unwrap();
+    assert!(error.message.contains("lockstep:kube"), "{}", error.message);
+    assert!(double.requests().is_empty(), "{:?}", double.requests());
+}
