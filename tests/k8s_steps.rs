@@ -141,3 +141,22 @@ fn a_db_step_cannot_reach_the_cluster() {
     assert!(error.message.contains("lockstep:kube"), "{}", error.message);
     assert!(double.requests().is_empty(), "{:?}", double.requests());
 }
+
+#[test]
+fn a_custom_step_reaches_only_the_namespaces_and_kinds_its_grant_names() {
+    let double = ApiServerDouble::start();
+    let dir = tempfile::tempdir().unwrap();
+    let grant = |namespaces: &str, kinds: &str| step_type("kube-get", &format!("    grants:\n      kube: [{{ connector: db, namespaces: [{namespaces}], kinds: [{kinds}], verbs: [get] }}]\n"));
+    let steps = "- step:\n    type: KubeGet\n    name: reader\n    identifier: reader\n    spec:\n      connector: db\n";
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let run = |step_types: String| runtime.block_on(run_with_files(&pipeline_with_steps(steps), &config(&double, dir.path(), &format!("stepTypes:\n{step_types}")), &[], Cancel::default(), &[]));
+
+    let ran = run(grant("shop", "ConfigMap"));
+    let error = ran.node("reader").error.clone().unwrap();
+    assert!(error.message.contains("namespace `default` is not granted (granted: shop)"), "{}", error.message);
+    assert!(double.requests().is_empty(), "the denied call sent nothing");
+    let ran = run(grant("'*'", "'*'"));
+    assert!(ran.node("reader").error.clone().is_none(), "a wildcard covers ConfigMaps: {:?}", ran.node("reader").error);
+    assert_eq!(ran.output("reader", "found"), "no");
+    assert!(!double.requests().is_empty());
+}

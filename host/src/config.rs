@@ -60,6 +60,15 @@ pub struct DbSchema {
     pub location: Location,
 }
 
+/// A custom step type's `grants.kube` entry: `{ connector, namespaces, kinds, verbs }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeGrantSpec {
+    pub connector: String,
+    pub namespaces: Vec<String>,
+    pub kinds: Vec<String>,
+    pub verbs: Vec<crate::capability::kube::Verb>,
+}
+
 /// A Git-hosted schema ready to fetch.
 #[derive(Debug, Clone)]
 pub struct SchemaFetch {
@@ -131,6 +140,8 @@ pub struct CustomStepType {
     pub db_instances: Vec<String>,
     /// Git connectors it may clone from; resolved to grants when a step runs.
     pub git_connectors: Vec<String>,
+    /// What it may do on which clusters; the cluster is resolved when a step runs.
+    pub kube: Vec<KubeGrantSpec>,
     pub limits: StepLimits,
     pub location: Location,
 }
@@ -417,8 +428,20 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
     let mut grants = Grants::default();
     let mut db_instances = vec![];
     let mut git_connectors = vec![];
+    let mut kube = vec![];
     if let Some(g) = node.get("grants") {
         git_connectors = g.get("git").and_then(Node::as_seq).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
+        for (i, k) in g.get("kube").and_then(Node::as_seq).unwrap_or_default().iter().enumerate() {
+            let at = loc(k, &format!("{path}.grants.kube[{i}]"));
+            let list = |key: &str| k.get(key).and_then(Node::as_seq).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect::<Vec<String>>();
+            let verbs: Vec<Option<crate::capability::kube::Verb>> = list("verbs").iter().map(|v| crate::capability::kube::Verb::parse(v)).collect();
+            match k.get("connector").and_then(Node::as_str) {
+                Some(connector) if !list("namespaces").is_empty() && !list("kinds").is_empty() && !verbs.is_empty() && verbs.iter().all(Option::is_some) => {
+                    kube.push(KubeGrantSpec { connector: connector.to_string(), namespaces: list("namespaces"), kinds: list("kinds"), verbs: verbs.into_iter().flatten().collect() });
+                }
+                _ => errors.push(Diagnostic::error(at, "a kube grant needs `connector`, and non-empty `namespaces`, `kinds` and `verbs` (get, list, apply, delete)").with_help("write e.g. `kube: [{ connector: staging, namespaces: [shop], kinds: [Deployment, ConfigMap], verbs: [get, apply] }]` (`*` for any namespace or any kind but Secret)")),
+            }
+        }
         grants.process = g.get("process").and_then(Node::as_str) == Some("true");
         db_instances = g.get("db").and_then(Node::as_seq).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
         if let Some(env) = g.get("env").and_then(Node::as_map) {
@@ -449,6 +472,6 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
     if errors.len() > before {
         return None;
     }
-    Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, db_instances, git_connectors, limits, location: loc(node, path) })
+    Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, db_instances, git_connectors, kube, limits, location: loc(node, path) })
 }
 

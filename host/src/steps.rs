@@ -87,6 +87,10 @@ impl StepSource<'_> {
                 for connector in &c.git_connectors {
                     grants.git.push(GitGrant { connector: connector.clone(), remote: config.git_remote(connector)? });
                 }
+                for spec in &c.kube {
+                    let cluster = config.kube_cluster(&spec.connector)?;
+                    grants.kube.push(KubeGrant { connector: spec.connector.clone(), cluster, namespaces: spec.namespaces.clone(), kinds: spec.kinds.clone(), verbs: spec.verbs.clone() });
+                }
                 Ok(plain((grants, spec)))
             }
             StepSource::Unavailable(message) => Err(message.clone()),
