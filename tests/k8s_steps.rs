@@ -160,3 +160,61 @@ fn a_custom_step_reaches_only_the_namespaces_and_kinds_its_grant_names() {
     assert_eq!(ran.output("reader", "found"), "no");
     assert!(!double.requests().is_empty());
 }
+
+fn rolling_step(kind: &str, id: &str, spec: &str, extra: &str) -> String {
+    format!("- step:\n    type: {kind}\n    name: {id}\n    identifier: {id}\n    spec:\n{}{}", indent(spec, 6), indent(extra, 2))
+}
+
+/// Writes `manifests` as app/deployment.yml, then runs `steps` in the cluster's step group.
+fn run_release(double: &ApiServerDouble, manifests: &str, steps: &str) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let write = run_step("write", &format!("mkdir -p app\ncat > app/deployment.yml <<'EOF'\n{manifests}EOF\n"), "");
+    let pipeline = pipeline_with_steps(&(write + &in_cluster_group(steps)));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(run_with_files(&pipeline, &config(double, dir.path(), ""), &[], Cancel::default(), &[]))
+}
+
+fn image(double: &ApiServerDouble) -> String {
+    let deployment = double.object("deployments", "shop", "go-mongodb-app").unwrap();
+    deployment.pointer("/spec/template/spec/containers/0/image").and_then(|v| v.as_str()).unwrap().to_string()
+}
+
+#[test]
+fn a_rolling_deploy_records_releases_and_the_rollback_restores_the_last_good_one() {
+    let double = ApiServerDouble::start();
+    let deploy = rolling_step("K8sRollingDeploy", "deploy", "filePaths: [app]\npruningEnabled: true\n", "");
+    let ran = run_release(&double, DEPLOYMENT, &deploy);
+    assert_eq!(ran.status("deploy"), Status::Success, "{:?}", ran.node("deploy").error);
+    assert_eq!(ran.output("deploy", "releaseNumber"), "1");
+
+    // Release 2 changes the image, drops the ConfigMap, and fails to roll out; the rollback runs
+    // as the stage's failure handling and restores release 1.
+    double.break_image("registry.example.com/app:2.0");
+    let second = DEPLOYMENT.split("---").next().unwrap().replace("app:1.0", "app:2.0");
+    let steps = deploy.clone() + &rolling_step("K8sRollingRollback", "rollback", "{}\n", "  when:\n    stageStatus: Failure\n");
+    let ran = run_release(&double, &second, &steps);
+    assert_eq!(ran.status("deploy"), Status::Failed);
+    assert!(ran.node("deploy").error.clone().unwrap().message.contains("ProgressDeadlineExceeded"));
+    assert_eq!(ran.status("rollback"), Status::Success, "{:?}", ran.node("rollback").error);
+    assert_eq!(ran.output("rollback", "restoredRelease"), "1");
+    assert_eq!(image(&double), "registry.example.com/app:1.0", "release 1 is back");
+    assert!(double.object("configmaps", "shop", "app-settings").is_some(), "a failed release prunes nothing");
+    let history = double.object("configmaps", "shop", "lockstep-release-db-shop").expect("the release history");
+    let releases: serde_json::Value = serde_json::from_str(history["data"]["releases"].as_str().unwrap()).unwrap();
+    let statuses: Vec<&str> = releases.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["Succeeded", "RolledBack"]);
+}
+
+#[test]
+fn a_successful_rolling_deploy_with_pruning_deletes_what_the_last_release_had_and_this_one_lacks() {
+    let double = ApiServerDouble::start();
+    let deploy = rolling_step("K8sRollingDeploy", "deploy", "filePaths: [app]\npruningEnabled: true\n", "");
+    run_release(&double, DEPLOYMENT, &deploy);
+    assert!(double.object("configmaps", "shop", "app-settings").is_some());
+    let without_settings = DEPLOYMENT.split("---").next().unwrap().to_string();
+    let ran = run_release(&double, &without_settings, &deploy);
+    assert_eq!(ran.status("deploy"), Status::Success, "{:?}", ran.node("deploy").error);
+    assert_eq!(ran.output("deploy", "releaseNumber"), "2");
+    assert!(double.object("configmaps", "shop", "app-settings").is_none(), "pruned");
+    assert!(double.object("deployments", "shop", "go-mongodb-app").is_some());
+}

@@ -21,13 +21,16 @@ pub struct BuiltIn {
 }
 
 const DB_SCHEMA_WASM: &[u8] = include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_db_schema.wasm"));
+const K8S_WASM: &[u8] = include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_k8s.wasm"));
 
 pub const BUILT_INS: &[BuiltIn] = &[
     BuiltIn { name: "Run", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_run.wasm")) },
     BuiltIn { name: "DBSchemaApply", wasm: DB_SCHEMA_WASM },
     BuiltIn { name: "DBSchemaRollback", wasm: DB_SCHEMA_WASM },
     BuiltIn { name: "GitClone", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_git_clone.wasm")) },
-    BuiltIn { name: "K8sApply", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_k8s.wasm")) },
+    BuiltIn { name: "K8sApply", wasm: K8S_WASM },
+    BuiltIn { name: "K8sRollingDeploy", wasm: K8S_WASM },
+    BuiltIn { name: "K8sRollingRollback", wasm: K8S_WASM },
 ];
 
 /// Where a Kubernetes step's stage workspace is preopened, read-only, to read its manifests.
@@ -38,9 +41,7 @@ pub const SCHEMA_MOUNT: &str = "/schema";
 
 /// Harness step types that Lockstep knows of but does not run yet.
 const NOT_YET_IMPLEMENTED: &[&str] = &[
-    "K8sRollingDeploy", "K8sRollingRollback",
-    "LiquibaseCommand", "DBSchemaUpdateSQL", "DBSchemaRollbackSQL", "Plugin", "Background", "ShellScript",
-    "Http", "Wait", "HarnessApproval",
+    "LiquibaseCommand", "DBSchemaUpdateSQL", "DBSchemaRollbackSQL", "Plugin", "Background", "ShellScript", "Http", "Wait", "HarnessApproval",
 ];
 
 /// Where the code of a step type comes from.
@@ -160,7 +161,13 @@ fn bind_k8s_step(mut spec: serde_json::Value, config: &Config, infra: Option<&Ku
     let own = spec.get("connectorRef").and_then(|v| v.as_str()).filter(|c| config.connectors.get(*c).is_some_and(|c| c.kind == crate::config::ConnectorKind::Kubernetes)).map(str::to_string);
     let connector = own.or_else(|| infra.map(|i| i.connector.clone())).ok_or("a Kubernetes step needs a cluster: run it in a step group with `stepGroupInfra: { type: KubernetesDirect, spec: { connectorRef: <Kubernetes connector>, namespace: … } }`")?;
     let namespace = infra.and_then(|i| i.namespace.clone()).unwrap_or_else(|| "default".into());
-    let grant = KubeGrant { connector: connector.clone(), cluster: config.kube_cluster(&connector)?, namespaces: vec![namespace.clone()], kinds: vec!["*".into()], verbs: vec![Verb::Get, Verb::List, Verb::Apply] };
+    // Pruning deletes what an earlier release had and this one does not.
+    let prunes = spec.get("pruningEnabled").is_some_and(|v| v == &serde_json::json!(true) || v == "true");
+    let mut verbs = vec![Verb::Get, Verb::List, Verb::Apply];
+    if prunes {
+        verbs.push(Verb::Delete);
+    }
+    let grant = KubeGrant { connector: connector.clone(), cluster: config.kube_cluster(&connector)?, namespaces: vec![namespace.clone()], kinds: vec!["*".into()], verbs };
     if let Some(map) = spec.as_object_mut() {
         map.insert("lockstep".into(), serde_json::json!({ "connector": connector, "namespace": namespace }));
     }
@@ -197,7 +204,8 @@ pub fn check_spec(step: &Step, source: &StepSource<'_>, location: &Location, con
     match source {
         StepSource::BuiltIn(b) if b.name == "Run" => check_run(&step.spec, location, &mut out),
         StepSource::BuiltIn(b) if b.name == "GitClone" => check_git_clone(&step.spec, location, config, &mut out),
-        StepSource::BuiltIn(b) if b.name == "K8sApply" => check_k8s_apply(&step.spec, location, &mut out),
+        StepSource::BuiltIn(b) if b.name == "K8sApply" || b.name == "K8sRollingDeploy" => check_manifest_paths(b.name, &step.spec, location, &mut out),
+        StepSource::BuiltIn(b) if b.name == "K8sRollingRollback" => {}
         StepSource::BuiltIn(b) => check_db_step(b.name, &step.spec, location, config, &mut out),
         StepSource::Unavailable(message) => out.push(Diagnostic::warning(location.clone(), format!("{message}; this pipeline validates, but `lockstep run` will refuse it")).with_help("run it once the step type is supported, or replace the step")),
         _ => {}
@@ -274,10 +282,10 @@ pub fn check_pipeline(pipeline: &crate::pipeline::Pipeline, config: &Config) -> 
     steps.iter().flat_map(|step| check_spec(step, &source(config, &step.step_type), &step.common.location, config)).collect()
 }
 
-fn check_k8s_apply(spec: &Node, location: &Location, out: &mut Vec<Diagnostic>) {
+fn check_manifest_paths(step_type: &str, spec: &Node, location: &Location, out: &mut Vec<Diagnostic>) {
     let listed = spec.get("filePaths").and_then(Node::as_seq).is_some_and(|paths| !paths.is_empty() && paths.iter().all(|p| p.as_str().is_some()));
     if !listed {
-        out.push(Diagnostic::error(at(spec, location, "filePaths"), "a K8sApply step needs `filePaths`, a list of manifest files or directories in the stage workspace").with_help("write e.g. `filePaths: [orkes/deployment.yml]`"));
+        out.push(Diagnostic::error(at(spec, location, "filePaths"), format!("a {step_type} step needs `filePaths`, a list of manifest files or directories in the stage workspace")).with_help("write e.g. `filePaths: [orkes/deployment.yml]`"));
     }
 }
 

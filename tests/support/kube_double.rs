@@ -52,6 +52,8 @@ struct State {
     rollouts: HashMap<String, Rollout>,
     /// Deployment key → reads left before a slow rollout completes.
     slow: HashMap<String, u32>,
+    /// Images that cannot be pulled: a Deployment running one fails its rollout.
+    broken_images: Vec<String>,
 }
 
 pub struct ApiServerDouble {
@@ -88,6 +90,11 @@ impl ApiServerDouble {
 
     pub fn set_rollout(&self, deployment: &str, rollout: Rollout) {
         self.state.lock().unwrap().rollouts.insert(deployment.to_string(), rollout);
+    }
+
+    /// Makes every rollout of a Deployment whose pods use `image` fail, as if it could not be pulled.
+    pub fn break_image(&self, image: &str) {
+        self.state.lock().unwrap().broken_images.push(image.to_string());
     }
 
     /// The object stored under `plural` in `namespace` (`""` when cluster-scoped).
@@ -296,7 +303,8 @@ fn store(state: &mut State, key: String, mut object: Value, namespace: &str, pre
 }
 
 fn start_rollout(state: &mut State, key: &str, name: &str, namespace: &str) {
-    let rollout = state.rollouts.get(name).copied().unwrap_or(Rollout::Succeeds);
+    let broken = state.objects.get(key).and_then(|o| o.pointer("/spec/template/spec/containers")).and_then(Value::as_array).is_some_and(|containers| containers.iter().any(|c| c["image"].as_str().is_some_and(|i| state.broken_images.iter().any(|b| b == i))));
+    let rollout = if broken { Rollout::Fails } else { state.rollouts.get(name).copied().unwrap_or(Rollout::Succeeds) };
     let Some(object) = state.objects.get_mut(key) else { return };
     let generation = object.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
     let desired = object.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
