@@ -66,10 +66,10 @@ fn invalid_yaml_exits_2_and_names_the_line() {
 fn running_an_unimplemented_step_type_is_refused_before_any_step_starts() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.yaml");
-    std::fs::write(&file, "pipeline:\n  name: x\n  identifier: x\n  stages:\n    - stage:\n        name: s\n        identifier: s\n        type: Custom\n        spec:\n          execution:\n            steps:\n              - step:\n                  type: Run\n                  name: first\n                  identifier: first\n                  spec:\n                    shell: Sh\n                    command: touch ran\n              - step:\n                  type: K8sRollingDeploy\n                  name: deploy\n                  identifier: deploy\n                  spec: {}\n").unwrap();
+    std::fs::write(&file, "pipeline:\n  name: x\n  identifier: x\n  stages:\n    - stage:\n        name: s\n        identifier: s\n        type: Custom\n        spec:\n          execution:\n            steps:\n              - step:\n                  type: Run\n                  name: first\n                  identifier: first\n                  spec:\n                    shell: Sh\n                    command: touch ran\n              - step:\n                  type: Http\n                  name: call\n                  identifier: call\n                  spec: {}\n").unwrap();
     let (code, _, stderr) = lockstep(&["run", file.to_str().unwrap(), "--workspace", dir.path().to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("step type `K8sRollingDeploy` is not implemented by Lockstep yet"), "{stderr}");
+    assert!(stderr.contains("step type `Http` is not implemented by Lockstep yet"), "{stderr}");
     assert!(!dir.path().join("s/ran").exists(), "a step ran");
 }
 
