@@ -94,6 +94,37 @@ fn a_rollout_still_going_when_the_step_times_out_ends_as_a_timeout() {
 }
 
 #[test]
+fn conflicts_and_unavailable_servers_are_retried() {
+    let double = ApiServerDouble::start();
+    double.fail_next(2, 503);
+    double.fail_next(1, 409);
+    let ran = run(&double, &apply_step("apply", "filePaths: [app/deployment.yml]\n", ""));
+    assert_eq!(ran.status("apply"), Status::Success, "{:?}", ran.node("apply").error);
+    assert!(double.object("deployments", "shop", "go-mongodb-app").is_some());
+}
+
+/// The double's watch, through the real client: what a `kubectl rollout status` would consume.
+#[test]
+fn the_double_streams_a_watch_of_the_objects_from_a_resource_version() {
+    use futures::StreamExt;
+    let double = ApiServerDouble::start();
+    run(&double, &apply_step("apply", "filePaths: [app/deployment.yml]\n", ""));
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let names = runtime.block_on(async {
+        let kubeconfig = kube::config::Kubeconfig::read_from(double.kubeconfig(dir.path())).unwrap();
+        let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap()).unwrap();
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "shop");
+        let events: Vec<_> = api.watch(&kube::api::WatchParams::default(), "0").await.unwrap().collect().await;
+        events.into_iter().filter_map(|e| match e.unwrap() {
+            kube::api::WatchEvent::Added(o) => o.metadata.name,
+            _ => None,
+        }).collect::<Vec<_>>()
+    });
+    assert_eq!(names, ["app-settings"]);
+}
+
+#[test]
 fn skip_steady_state_check_returns_without_waiting() {
     let double = ApiServerDouble::start();
     double.set_rollout("go-mongodb-app", Rollout::Fails);

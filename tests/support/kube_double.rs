@@ -54,6 +54,8 @@ struct State {
     slow: HashMap<String, u32>,
     /// Images that cannot be pulled: a Deployment running one fails its rollout.
     broken_images: Vec<String>,
+    /// HTTP codes the next requests on objects fail with, in order (a flaky or contended server).
+    faults: Vec<u16>,
 }
 
 pub struct ApiServerDouble {
@@ -90,6 +92,11 @@ impl ApiServerDouble {
 
     pub fn set_rollout(&self, deployment: &str, rollout: Rollout) {
         self.state.lock().unwrap().rollouts.insert(deployment.to_string(), rollout);
+    }
+
+    /// Fails the next `count` requests on objects with HTTP `code` (409 Conflict, 503, …).
+    pub fn fail_next(&self, count: usize, code: u16) {
+        self.state.lock().unwrap().faults.extend(std::iter::repeat_n(code, count));
     }
 
     /// Makes every rollout of a Deployment whose pods use `image` fail, as if it could not be pulled.
@@ -207,6 +214,11 @@ fn handle(state: &Mutex<State>, method: Method, uri: Uri, headers: HeaderMap, bo
     let Some(Target { resource, namespace, name }) = target(&path) else {
         return status(404, "NotFound", format!("the server could not find the requested resource ({path})"));
     };
+    if !state.faults.is_empty() {
+        let code = state.faults.remove(0);
+        let reason = if code == 409 { "Conflict" } else { "ServiceUnavailable" };
+        return status(code, reason, format!("injected failure {code}"));
+    }
     let (group, version, kind, plural, namespaced) = *resource;
     let namespace = if namespaced { namespace.unwrap_or_default() } else { String::new() };
     let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
@@ -217,6 +229,12 @@ fn handle(state: &Mutex<State>, method: Method, uri: Uri, headers: HeaderMap, bo
             let prefix = if namespace.is_empty() && namespaced { format!("{plural}/") } else { format!("{plural}/{namespace}/") };
             let items: Vec<Value> = state.objects.iter().filter(|(k, o)| k.starts_with(&prefix) && selected(o, params.get("labelSelector"), params.get("fieldSelector"))).map(|(_, o)| o.clone()).collect();
             let rv = state.resource_version.to_string();
+            if params.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                // A watch from the start: every matching object as ADDED, then the stream ends
+                // (a client reconnects from the last resourceVersion, as after a server timeout).
+                let events: String = items.iter().filter(|o| params.get("resourceVersion").is_none_or(|since| since == "0" || o.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|v| v.parse::<u64>().ok()) > since.parse().ok())).map(|o| format!("{}\n", json!({"type": "ADDED", "object": o}))).collect();
+                return (StatusCode::OK, [("content-type", "application/json")], events).into_response();
+            }
             ok(json!({"kind": format!("{kind}List"), "apiVersion": api_version, "metadata": {"resourceVersion": rv}, "items": items}))
         }
         (Method::GET, Some(name)) => {
