@@ -118,6 +118,11 @@ fn every_change_type_applies_and_the_history_is_what_liquibase_mongodb_writes() 
 
     // The tracking collection is protected the way liquibase-mongodb protects it.
     assert!(session.index_names("DATABASECHANGELOG").contains(&"ui_DATABASECHANGELOG".to_string()));
+    let listed = session.command(json!({ "listCollections": 1, "filter": { "name": "DATABASECHANGELOG" } }));
+    let schema = &listed["cursor"]["firstBatch"][0]["options"]["validator"]["$jsonSchema"];
+    assert_eq!(schema["required"], json!(["id", "author", "fileName", "execType"]), "liquibase-mongodb's validator: {listed}");
+    let invalid = session.command(json!({ "insert": "DATABASECHANGELOG", "documents": [{ "fileName": "x", "author": "a", "id": "9", "execType": "BOGUS" }] }));
+    assert!(invalid["writeErrors"][0]["code"] == 121, "the validator refuses an unknown execType: {invalid}");
     let duplicate = json!({ "insert": "DATABASECHANGELOG", "documents": [{ "fileName": "db/changelog.yaml", "author": "alice", "id": "1", "execType": "EXECUTED" }] });
     let reply = session.command(duplicate);
     assert!(reply["writeErrors"][0]["code"] == 11000, "the unique index refuses a second row for one changeset: {reply}");

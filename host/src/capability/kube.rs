@@ -404,4 +404,14 @@ mod tests {
         let stuck = serde_json::json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"app-1\" has timed out progressing."}]);
         assert!(matches!(rollout_state("Deployment", &deployment(2, 1, stuck)), RolloutState::Failed(m) if m.contains("has timed out progressing")));
     }
+
+    #[test]
+    fn stateful_sets_and_daemon_sets_roll_out_by_their_own_counters() {
+        let stateful = |ready: u64| serde_json::json!({"metadata": {"generation": 1}, "spec": {"replicas": 3}, "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "readyReplicas": ready}});
+        assert!(matches!(rollout_state("StatefulSet", &stateful(2)), RolloutState::Progressing));
+        assert!(matches!(rollout_state("StatefulSet", &stateful(3)), RolloutState::Done { ready: 3, desired: 3 }));
+        let daemons = |available: u64| serde_json::json!({"metadata": {"generation": 4}, "status": {"observedGeneration": 4, "desiredNumberScheduled": 5, "updatedNumberScheduled": 5, "numberReady": 5, "numberAvailable": available}});
+        assert!(matches!(rollout_state("DaemonSet", &daemons(4)), RolloutState::Progressing));
+        assert!(matches!(rollout_state("DaemonSet", &daemons(5)), RolloutState::Done { ready: 5, desired: 5 }));
+    }
 }
