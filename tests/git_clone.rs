@@ -173,3 +173,73 @@ fn lockstep_db_fetches_a_git_hosted_schema_too() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("branch `release` is not in"), "{stderr}");
 }
+
+/// A smart-HTTP Git server over HTTPS (`git http-backend` behind basic auth, with a self-signed
+/// certificate) serving the repositories under `root`; killed when dropped.
+struct HttpsGitServer {
+    child: std::process::Child,
+    port: u16,
+    certificate: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl HttpsGitServer {
+    fn start(root: &Path, token: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (certificate, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&certificate)
+            .output()
+            .expect("openssl makes the test certificate");
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let port_file = dir.path().join("port");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/files/git_https_server.py");
+        let child = std::process::Command::new("python3").arg(script).arg(root).arg(&certificate).arg(&key).args(["bot", token]).arg(&port_file).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !port_file.exists() {
+            assert!(std::time::Instant::now() < deadline, "the HTTPS Git server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let port = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
+        HttpsGitServer { child, port, certificate, _dir: dir }
+    }
+}
+
+impl Drop for HttpsGitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_https_remote_is_cloned_with_the_token_from_a_secret() {
+    let repos = repos();
+    let server = HttpsGitServer::start(repos.root.path(), "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("connectors:\n  gh: {{ type: Git, url: 'https://localhost:{}/orkes', username: bot, tokenRef: gh_token }}\nsecrets:\n  gh_token: {{ env: GH_TOKEN }}\n", server.port);
+    std::fs::write(dir.path().join("lockstep.yaml"), config).unwrap();
+    std::fs::write(dir.path().join("pipeline.yaml"), pipeline_with_steps(&clone_step("clone", "connectorRef: gh\nbuild: { type: branch, spec: { branch: main } }\n"))).unwrap();
+    let run = |token: &str, workspace: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args(["run", "pipeline.yaml", "--workspace", workspace])
+            .env("GH_TOKEN", token)
+            .env("SSL_CERT_FILE", &server.certificate)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let cloned = run("s3cret", "ok");
+    assert!(cloned.status.success(), "{}", String::from_utf8_lossy(&cloned.stderr));
+    assert_eq!(read(&dir.path().join("ok/s/orkes/deployment.yml")), "version: 2\n");
+
+    let refused = run("wrong", "refused");
+    let output = String::from_utf8_lossy(&refused.stdout).into_owned() + &String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(output.contains("check the connector's `tokenRef`"), "{output}");
+    assert!(!output.contains("wrong"), "the token is never printed: {output}");
+    assert!(!dir.path().join("refused/s/orkes").exists());
+}

@@ -14,6 +14,9 @@ use crate::sandbox::StepState;
 use crate::sandbox::bindings::WitError;
 use crate::sandbox::bindings::lockstep::git::repo as wit;
 
+/// What a clone fails with when the remote refuses the connector's token.
+const REFUSED: &str = "the remote refused the credentials";
+
 /// A Git connector, resolved from lockstep.yaml.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GitRemote {
@@ -93,7 +96,7 @@ pub fn destination(workspace: &Path, directory: &str) -> Result<PathBuf, WitErro
 fn classify(error: git2::Error, url: &str) -> WitError {
     use git2::ErrorClass;
     let message = format!("{url}: {}", error.message());
-    let refused = error.code() == git2::ErrorCode::Auth || ["401", "403"].iter().any(|status| error.message().contains(status));
+    let refused = error.code() == git2::ErrorCode::Auth || ["401", "403", REFUSED, "authentication replays"].iter().any(|sign| error.message().contains(sign));
     match error.class() {
         _ if refused => WitError::AccessDenied(format!("{message} (check the connector's `tokenRef`)")),
         ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssl | ErrorClass::Os => WitError::Unavailable(message),
@@ -115,7 +118,14 @@ fn fetch_options<'a>(remote: &'a GitRemote, depth: u32, url: &str) -> FetchOptio
     let mut callbacks = RemoteCallbacks::new();
     if let Some(token) = &remote.token {
         let username = remote.username.clone().unwrap_or_else(|| "git".into());
-        callbacks.credentials(move |_, _, _| git2::Cred::userpass_plaintext(&username, token));
+        let mut offered = false;
+        // Asked again means the remote refused them: say so rather than replaying.
+        callbacks.credentials(move |_, _, _| {
+            if std::mem::replace(&mut offered, true) {
+                return Err(git2::Error::from_str(REFUSED));
+            }
+            git2::Cred::userpass_plaintext(&username, token)
+        });
     }
     let mut options = FetchOptions::new();
     options.remote_callbacks(callbacks);
