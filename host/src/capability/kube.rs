@@ -180,20 +180,22 @@ impl KubeClient {
         Ok(KubeClient { client, grant: grant.clone() })
     }
 
-    /// The API of `kind` (resolved by discovery) in `namespace`, after the grant allowed it.
-    async fn api(&self, verb: Verb, api_version: &str, kind: &str, namespace: Option<&str>) -> Result<Api<DynamicObject>, WitError> {
+    /// The API of `kind` (resolved by discovery) in `namespace`, after the grant allowed it, and
+    /// whether the kind is namespaced.
+    async fn api(&self, verb: Verb, api_version: &str, kind: &str, namespace: Option<&str>) -> Result<(Api<DynamicObject>, Scope), WitError> {
         self.grant.check(verb, kind, namespace)?;
         let (group, version) = group_version(api_version);
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let (resource, capabilities) = with_retries(|| kube::discovery::pinned_kind(&self.client, &gvk)).await.map_err(api_error)?;
-        Ok(match (capabilities.scope, namespace) {
+        let api = match (&capabilities.scope, namespace) {
             (Scope::Cluster, _) if !self.grant.kinds.iter().any(|k| k == kind) => {
                 return Err(WitError::AccessDenied(format!("`{kind}` is cluster-scoped: a grant must name it (connector `{}`)", self.grant.connector)));
             }
             (Scope::Cluster, _) => Api::all_with(self.client.clone(), &resource),
             (Scope::Namespaced, Some(namespace)) => Api::namespaced_with(self.client.clone(), namespace, &resource),
             (Scope::Namespaced, None) => Api::all_with(self.client.clone(), &resource),
-        })
+        };
+        Ok((api, capabilities.scope))
     }
 
     fn namespace_of<'a>(&'a self, given: Option<&'a str>) -> Option<&'a str> {
@@ -208,8 +210,8 @@ impl KubeClient {
         };
         let name = object.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string).ok_or_else(|| WitError::Invalid(format!("the {kind} needs `metadata.name`")))?;
         let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string).or_else(|| self.namespace_of(namespace).map(str::to_string));
-        let api = self.api(Verb::Apply, &api_version, &kind, namespace.as_deref()).await?;
-        if let (Some(namespace), Some(metadata)) = (&namespace, object.get_mut("metadata").and_then(Value::as_object_mut)) {
+        let (api, scope) = self.api(Verb::Apply, &api_version, &kind, namespace.as_deref()).await?;
+        if let (Scope::Namespaced, Some(namespace), Some(metadata)) = (scope, &namespace, object.get_mut("metadata").and_then(Value::as_object_mut)) {
             metadata.insert("namespace".into(), Value::String(namespace.clone()));
         }
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
@@ -223,13 +225,13 @@ impl KubeClient {
 
     pub async fn get(&self, target: &wit::ObjectRef) -> Result<Option<String>, WitError> {
         let namespace = self.namespace_of(target.namespace.as_deref());
-        let api = self.api(Verb::Get, &target.api_version, &target.kind, namespace).await?;
+        let (api, _) = self.api(Verb::Get, &target.api_version, &target.kind, namespace).await?;
         let found = with_retries(|| api.get_opt(&target.name)).await.map_err(api_error)?;
         Ok(found.map(|o| serde_json::to_string(&o).unwrap_or_default()))
     }
 
     pub async fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>, selector: Option<&str>) -> Result<Vec<String>, WitError> {
-        let api = self.api(Verb::List, api_version, kind, namespace).await?;
+        let (api, _) = self.api(Verb::List, api_version, kind, namespace).await?;
         let mut params = ListParams::default();
         if let Some(selector) = selector {
             params = params.labels(selector);
@@ -240,7 +242,7 @@ impl KubeClient {
 
     pub async fn delete(&self, target: &wit::ObjectRef) -> Result<bool, WitError> {
         let namespace = self.namespace_of(target.namespace.as_deref());
-        let api = self.api(Verb::Delete, &target.api_version, &target.kind, namespace).await?;
+        let (api, _) = self.api(Verb::Delete, &target.api_version, &target.kind, namespace).await?;
         let params = DeleteParams::default();
         match with_retries(|| api.delete(&target.name, &params)).await {
             Ok(_) => Ok(true),
@@ -256,7 +258,7 @@ impl KubeClient {
             return Err(WitError::Invalid(format!("a rollout is a Deployment's, StatefulSet's or DaemonSet's, not a {}'s", target.kind)));
         }
         let namespace = self.namespace_of(target.namespace.as_deref()).map(str::to_string);
-        let api = self.api(Verb::Get, &target.api_version, &target.kind, namespace.as_deref()).await?;
+        let (api, _) = self.api(Verb::Get, &target.api_version, &target.kind, namespace.as_deref()).await?;
         loop {
             let object = with_retries(|| api.get(&target.name)).await.map_err(api_error)?;
             let object = serde_json::to_value(&object).unwrap_or_default();
