@@ -113,7 +113,7 @@ fn a_step_cannot_clone_from_a_connector_it_was_not_granted() {
 #[test]
 fn validate_explains_a_bad_git_clone_spec() {
     let repos = repos();
-    let steps = clone_step("clone", "connectorRef: demodb\nbuild:\n  type: branch\n  spec: {}\n");
+    let steps = clone_step("clone", "connectorRef: demodb\nbuild:\n  type: branch\n  spec: {}\nlfs: true\n");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pipeline.yaml"), pipeline_with_steps(&steps)).unwrap();
     std::fs::write(dir.path().join("lockstep.yaml"), config(&repos, "")).unwrap();
@@ -121,6 +121,7 @@ fn validate_explains_a_bad_git_clone_spec() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("`build.type: branch` needs `build.spec.branch`"), "{stderr}");
+    assert!(stderr.contains("`lfs` is ignored by Lockstep's GitClone"), "{stderr}");
 }
 
 const SCHEMA: &str = "--liquibase formatted sql\n--changeset alice:1\ncreate table person (id int primary key);\n--rollback drop table person;\n--changeset alice:2\ncreate table pet (id int primary key);\n--rollback drop table pet;\n";

@@ -323,6 +323,11 @@ fn check_git_clone(spec: &Node, location: &Location, config: &Config, out: &mut 
     {
         out.push(Diagnostic::error(at(spec, location, "depth"), format!("`{depth}` is not a whole number")).with_help("write e.g. `depth: 1` (0 fetches the whole history)"));
     }
+    for ignored in ["fetchTags", "lfs", "sparseCheckout", "submoduleStrategy", "preFetchCommand", "sslVerify", "resources"] {
+        if spec.get(ignored).is_some() {
+            out.push(Diagnostic::warning(at(spec, location, ignored), format!("`{ignored}` is ignored by Lockstep's GitClone")).with_help("the checkout is a plain clone of the reference; nothing to do unless the build depends on it"));
+        }
+    }
 }
 
 fn check_db_step(step_type: &str, spec: &Node, location: &Location, config: &Config, out: &mut Vec<Diagnostic>) {
