@@ -87,11 +87,15 @@ fn a_tag_a_commit_and_another_branch_check_out_what_they_name() {
 #[test]
 fn a_missing_branch_fails_the_step_and_leaves_nothing_behind() {
     let repos = repos();
-    let steps = clone_step("clone", "connectorRef: orkes_repo\nbuild: { type: branch, spec: { branch: nope } }\n");
-    let ran = run_sync(&pipeline_with_steps(&steps), &config(&repos, ""));
+    // An unquoted all-digit commit reads as a number in YAML; it is still a commit id.
+    let steps = clone_step("clone", "connectorRef: orkes_repo\nbuild: { type: branch, spec: { branch: nope } }\n")
+        + &clone_step("digits", "connectorRef: orkes_repo\nbuild: { type: commitSha, spec: { commitSha: 1234567 } }\ncloneDirectory: digits\n");
+    let ran = run_sync(&pipeline_with_steps(&parallel(&steps)), &config(&repos, ""));
     assert_eq!(ran.status("clone"), Status::Failed);
     let error = ran.node("clone").error.clone().unwrap();
     assert!(error.message.contains("branch `nope` is not in"), "{}", error.message);
+    let error = ran.node("digits").error.clone().unwrap();
+    assert!(error.message.contains("commit `1234567` is not in"), "{}", error.message);
     assert!(!workspace(&ran).join("orkes").exists(), "no half-made checkout");
 }
 
@@ -113,7 +117,8 @@ fn a_step_cannot_clone_from_a_connector_it_was_not_granted() {
 #[test]
 fn validate_explains_a_bad_git_clone_spec() {
     let repos = repos();
-    let steps = clone_step("clone", "connectorRef: demodb\nbuild:\n  type: branch\n  spec: {}\nlfs: true\n");
+    let steps = clone_step("clone", "connectorRef: demodb\nbuild:\n  type: branch\n  spec: {}\nlfs: true\n")
+        + &clone_step("pinned", "connectorRef: demodb\nrepoName: orkes\nbuild: { type: commitSha, spec: { commitSha: 0123456 } }\n");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pipeline.yaml"), pipeline_with_steps(&steps)).unwrap();
     std::fs::write(dir.path().join("lockstep.yaml"), config(&repos, "")).unwrap();
@@ -122,6 +127,7 @@ fn validate_explains_a_bad_git_clone_spec() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("`build.type: branch` needs `build.spec.branch`"), "{stderr}");
     assert!(stderr.contains("`lfs` is ignored by Lockstep's GitClone"), "{stderr}");
+    assert!(stderr.contains("`commitSha: 0123456` reads as the number 123456; its leading zero is lost"), "{stderr}");
 }
 
 const SCHEMA: &str = "--liquibase formatted sql\n--changeset alice:1\ncreate table person (id int primary key);\n--rollback drop table person;\n--changeset alice:2\ncreate table pet (id int primary key);\n--rollback drop table pet;\n";

@@ -314,8 +314,13 @@ fn check_git_clone(spec: &Node, location: &Location, config: &Config, out: &mut 
             return;
         }
     };
-    if build.and_then(|b| b.get("spec")).and_then(|s| s.get(field)).and_then(Node::as_str).is_none() {
-        out.push(Diagnostic::error(at(spec, location, "build"), format!("`build.type: {field}` needs `build.spec.{field}`")).with_help(format!("write `build: {{ type: {field}, spec: {{ {field}: … }} }}`")));
+    match build.and_then(|b| b.get("spec")).and_then(|s| s.get(field)) {
+        None => out.push(Diagnostic::error(at(spec, location, "build"), format!("`build.type: {field}` needs `build.spec.{field}`")).with_help(format!("write `build: {{ type: {field}, spec: {{ {field}: … }} }}`"))),
+        // YAML reads an unquoted `0123` as the number 123.
+        Some(Node { value: Value::Scalar { text, quoted: false }, .. }) if text.starts_with('0') && text.len() > 1 && text.chars().all(|c| c.is_ascii_digit()) => {
+            out.push(Diagnostic::warning(at(spec, location, "build"), format!("`{field}: {text}` reads as the number {}; its leading zero is lost", text.trim_start_matches('0'))).with_help(format!("quote it: `{field}: \"{text}\"`")));
+        }
+        Some(_) => {}
     }
     if let Some(depth) = spec.get("depth").and_then(Node::as_str)
         && !depth.contains("<+")

@@ -29,16 +29,26 @@ struct Build {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BuildSpec {
-    branch: Option<String>,
-    tag: Option<String>,
-    commit_sha: Option<String>,
+    branch: Option<NumberOrText>,
+    tag: Option<NumberOrText>,
+    commit_sha: Option<NumberOrText>,
 }
 
+/// An unquoted `commitSha: 1234567` (or tag `2024`) arrives as a number.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum NumberOrText {
-    Number(u32),
+    Number(u64),
     Text(String),
+}
+
+impl NumberOrText {
+    fn text(&self) -> String {
+        match self {
+            NumberOrText::Number(n) => n.to_string(),
+            NumberOrText::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// Added by the runner.
@@ -64,15 +74,14 @@ impl Step for GitClone {
         let spec: GitCloneSpec = ctx.spec_as()?;
         let missing = |field: &str| Error::Invalid(format!("`build.type: {}` needs `build.spec.{field}`", spec.build.kind));
         let reference = match spec.build.kind.as_str() {
-            "branch" => Reference::Branch(spec.build.spec.branch.clone().ok_or_else(|| missing("branch"))?),
-            "tag" => Reference::Tag(spec.build.spec.tag.clone().ok_or_else(|| missing("tag"))?),
-            "commitSha" => Reference::CommitSha(spec.build.spec.commit_sha.clone().ok_or_else(|| missing("commitSha"))?),
+            "branch" => Reference::Branch(spec.build.spec.branch.as_ref().ok_or_else(|| missing("branch"))?.text()),
+            "tag" => Reference::Tag(spec.build.spec.tag.as_ref().ok_or_else(|| missing("tag"))?.text()),
+            "commitSha" => Reference::CommitSha(spec.build.spec.commit_sha.as_ref().ok_or_else(|| missing("commitSha"))?.text()),
             other => return Err(Error::Invalid(format!("`build.type: {other}` is not supported; use branch, tag or commitSha"))),
         };
         // Harness's defaults: 50 commits for a branch or tag; a commit may be anywhere, so all.
         let depth = match &spec.depth {
-            Some(NumberOrText::Number(n)) => *n,
-            Some(NumberOrText::Text(t)) => t.trim().parse().map_err(|_| Error::Invalid(format!("depth `{t}` is not a whole number")))?,
+            Some(depth) => depth.text().trim().parse().map_err(|_| Error::Invalid(format!("depth `{}` is not a whole number", depth.text())))?,
             None if matches!(reference, Reference::CommitSha(_)) => 0,
             None => 50,
         };
