@@ -249,3 +249,14 @@ fn a_successful_rolling_deploy_with_pruning_deletes_what_the_last_release_had_an
     assert!(double.object("configmaps", "shop", "app-settings").is_none(), "pruned");
     assert!(double.object("deployments", "shop", "go-mongodb-app").is_some());
 }
+
+#[test]
+fn a_run_step_in_a_kubernetes_step_group_gets_the_groups_kubeconfig_for_kubectl() {
+    let double = ApiServerDouble::start();
+    let command = "cd app\nCONTEXT=$(grep -o '\"current-context\": *\"[^\"]*\"' \"$KUBECONFIG\")\nNAMESPACE=$(grep -o '\"namespace\": *\"[^\"]*\"' \"$KUBECONFIG\")\nSERVER=$(grep -o '\"server\": *\"[^\"]*\"' \"$KUBECONFIG\")\n";
+    let ran = run(&double, &run_step_with_outputs("kubectl_step", command, &["CONTEXT", "NAMESPACE", "SERVER"], ""));
+    assert_eq!(ran.status("kubectl_step"), Status::Success, "{:?}", ran.node("kubectl_step").error);
+    assert_eq!(ran.output("kubectl_step", "CONTEXT"), "\"current-context\": \"double\"");
+    assert_eq!(ran.output("kubectl_step", "NAMESPACE"), "\"namespace\": \"shop\"", "the group's namespace");
+    assert!(ran.output("kubectl_step", "SERVER").contains(&double.address.to_string()));
+}

@@ -3,7 +3,7 @@
 
 use crate::capability::db::DbGrant;
 use crate::capability::git::GitGrant;
-use crate::capability::kube::{KubeGrant, Verb};
+use crate::capability::kube::{KubeCluster, KubeGrant, Verb};
 use crate::plan::KubeInfra;
 use crate::capability::{FileGrant, Grants};
 use std::path::PathBuf;
@@ -74,9 +74,15 @@ impl StepSource<'_> {
     /// `dbInstance`, and their schema's directory read-only); custom steps get what lockstep.yaml
     /// says. `Err` says what in lockstep.yaml is missing.
     pub fn bind(&self, spec: serde_json::Value, config: &Config, holder: &str, infra: Option<&KubeInfra>) -> Result<Bound, String> {
-        let plain = |(grants, spec)| Bound { grants, spec, schema_fetch: None };
+        let plain = |(grants, spec)| Bound { grants, spec, schema_fetch: None, kubeconfig: None };
         match self {
-            StepSource::BuiltIn(b) if b.name == "Run" => Ok(plain((Grants { process: true, ..Grants::default() }, spec))),
+            StepSource::BuiltIn(b) if b.name == "Run" => {
+                let kubeconfig = match infra {
+                    Some(infra) => run_kubeconfig(config, infra)?,
+                    None => None,
+                };
+                Ok(Bound { kubeconfig, ..plain((Grants { process: true, ..Grants::default() }, spec)) })
+            }
             StepSource::BuiltIn(b) if b.name == "GitClone" => bind_git_clone(spec, config).map(plain),
             StepSource::BuiltIn(b) if b.name.starts_with("K8s") => bind_k8s_step(spec, config, infra).map(plain),
             StepSource::BuiltIn(_) => bind_db_step(spec, config, holder),
@@ -114,6 +120,60 @@ pub struct Bound {
     /// A Git-hosted schema the runner fetches into the stage workspace (the path in `.1`, relative
     /// to it) before the step starts; it is the step's read-only [`SCHEMA_MOUNT`].
     pub schema_fetch: Option<(SchemaFetch, PathBuf)>,
+    /// For a Run step in a Kubernetes step group: the kubeconfig its `KUBECONFIG` names.
+    pub kubeconfig: Option<StepKubeconfig>,
+}
+
+/// The kubeconfig of a step group's cluster, for the `kubectl` of a Run step inside it (Harness
+/// runs such steps in a pod of that cluster): the connector's kubeconfig with its context made
+/// current and the group's namespace as the context's namespace.
+pub struct StepKubeconfig {
+    /// Where it goes, relative to the stage workspace.
+    pub file: PathBuf,
+    pub contents: String,
+}
+
+impl StepKubeconfig {
+    /// Writes the file (readable by this user only) and sets `envVariables.KUBECONFIG` to it,
+    /// unless the step sets `KUBECONFIG` itself.
+    pub fn install(&self, workspace: &std::path::Path, spec: &mut serde_json::Value) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = workspace.join(&self.file);
+        std::fs::create_dir_all(path.parent().unwrap_or(workspace))?;
+        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+        std::io::Write::write_all(&mut file, self.contents.as_bytes())?;
+        if let Some(map) = spec.as_object_mut() {
+            let env = map.entry("envVariables").or_insert_with(|| serde_json::json!({}));
+            if env.is_null() {
+                *env = serde_json::json!({});
+            }
+            if let Some(env) = env.as_object_mut() {
+                env.entry("KUBECONFIG").or_insert_with(|| serde_json::Value::String(path.display().to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_kubeconfig(config: &Config, infra: &KubeInfra) -> Result<Option<StepKubeconfig>, String> {
+    let KubeCluster::Kubeconfig { path, context } = config.kube_cluster(&infra.connector)? else {
+        // In a cluster, kubectl finds the pod's service account by itself.
+        return Ok(None);
+    };
+    let mut kubeconfig = kube::config::Kubeconfig::read_from(&path).map_err(|e| format!("connector `{}`: kubeconfig {}: {e}", infra.connector, path.display()))?;
+    if let Some(context) = context {
+        kubeconfig.current_context = Some(context);
+    }
+    if let Some(namespace) = &infra.namespace {
+        let current = kubeconfig.current_context.clone();
+        for named in kubeconfig.contexts.iter_mut().filter(|c| Some(&c.name) == current.as_ref()) {
+            if let Some(context) = named.context.as_mut() {
+                context.namespace = Some(namespace.clone());
+            }
+        }
+    }
+    let contents = serde_json::to_string_pretty(&kubeconfig).map_err(|e| format!("connector `{}`: {e}", infra.connector))?;
+    Ok(Some(StepKubeconfig { file: PathBuf::from(format!(".lockstep/kubeconfig-{}.json", infra.connector)), contents }))
 }
 
 /// The DB steps' grants: the instance their spec names (only that one), and their schema's root
@@ -150,7 +210,7 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> R
     if let Some(map) = spec.as_object_mut() {
         map.insert("lockstep".into(), lockstep);
     }
-    Ok(Bound { grants, spec, schema_fetch })
+    Ok(Bound { grants, spec, schema_fetch, kubeconfig: None })
 }
 
 /// The Kubernetes steps' grants: the cluster of their step group's `stepGroupInfra` (or their own

@@ -610,10 +610,15 @@ impl<'a> Run<'a> {
         let source = steps::source(self.config, &step.step_type);
         let holder = format!("{} (execution {})", step_node.fqn, self.meta.execution_id);
         let infra = scope.groups.iter().rev().find_map(|g| g.infra.as_ref());
-        let steps::Bound { grants, spec, schema_fetch } = match source.bind(spec, self.config, &holder, infra) {
+        let steps::Bound { grants, mut spec, schema_fetch, kubeconfig } = match source.bind(spec, self.config, &holder, infra) {
             Ok(bound) => bound,
             Err(message) => return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await,
         };
+        if let Some(kubeconfig) = kubeconfig
+            && let Err(e) = kubeconfig.install(&scope.workspace, &mut spec)
+        {
+            return self.fail(step_node, scope, FailureSignal::Configuration(format!("cannot write the step group's kubeconfig: {e}")), 0).await;
+        }
         if let Some((fetch, checkout)) = schema_fetch {
             let into = scope.workspace.join(checkout);
             let fetched = tokio::task::spawn_blocking(move || fetch.fetch(&into)).await.unwrap_or_else(|e| Err(format!("fetching the schema stopped: {e}")));
