@@ -5,31 +5,9 @@ mod support;
 
 use lockstep::exec::Cancel;
 use lockstep::exec::status::Status;
-use support::kube_double::{ApiServerDouble, Rollout};
+use support::kube_double::{APP_MANIFESTS as DEPLOYMENT, ApiServerDouble, Rollout};
 use support::*;
 
-const DEPLOYMENT: &str = "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: go-mongodb-app
-  labels: { app: go-mongodb-app }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: go-mongodb-app } }
-  template:
-    metadata: { labels: { app: go-mongodb-app } }
-    spec:
-      containers:
-        - name: app
-          image: registry.example.com/app:1.0
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: app-settings
-data:
-  MONGO_DB: orders
-";
 
 /// lockstep.yaml with connector `db` → the double, and the pipeline's files.
 fn config(double: &ApiServerDouble, dir: &std::path::Path, extra: &str) -> String {

@@ -13,24 +13,9 @@ use std::path::{Path, PathBuf};
 use lockstep::exec::Cancel;
 use serde_json::Value;
 use support::git::Origin;
-use support::kube_double::{ApiServerDouble, Rollout};
+use support::kube_double::{APP_MANIFESTS, ApiServerDouble, Rollout};
 use support::mongo::{MongoSession, Secantus};
 use support::*;
-
-const DEPLOYMENT: &str = "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: go-mongodb-app
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: go-mongodb-app } }
-  template:
-    metadata: { labels: { app: go-mongodb-app } }
-    spec:
-      containers:
-        - name: app
-          image: registry.example.com/go-mongodb-app:1.0
-";
 
 const CHANGELOG: &str = r#"databaseChangeLog:
   - changeSet:
@@ -84,7 +69,7 @@ impl World {
     fn new(changelog: &str) -> World {
         let repos = tempfile::tempdir().unwrap();
         let origin = Origin::init(&repos.path().join("orkes"));
-        origin.commit("app and schema", &[("deployment.yml", DEPLOYMENT), ("db/changelog.yaml", changelog)]);
+        origin.commit("app and schema", &[("deployment.yml", APP_MANIFESTS), ("db/changelog.yaml", changelog)]);
         World { repos, kube_dir: tempfile::tempdir().unwrap(), cluster: ApiServerDouble::start(), mongo: Secantus::start() }
     }
 

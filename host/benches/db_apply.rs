@@ -8,9 +8,13 @@
 //! output, history inserts included) in one psql transaction: no tool can apply the changelog
 //! faster than the server executes it.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use support::{median, npm_tool, timed};
 
 fn psql(sql: &str) {
     let status = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-qAtc", sql]).status().expect("psql");
@@ -42,13 +46,6 @@ fn project(dir: &Path, database: &str, changelog: &str) {
     std::fs::write(dir.join("lockstep.yaml"), format!("connectors:\n  db: {{ type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/{database}' }}\ndbSchemas:\n  app: {{ changelog: db/changelog.yaml }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n")).unwrap();
 }
 
-fn timed(command: &mut Command) -> Duration {
-    let start = Instant::now();
-    let output = command.output().expect("running the benchmark command");
-    let elapsed = start.elapsed();
-    assert!(output.status.success(), "{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    elapsed
-}
 
 fn lockstep(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep"));
@@ -56,25 +53,12 @@ fn lockstep(dir: &Path, args: &[&str]) -> Command {
     command
 }
 
-fn liquibase_cli() -> PathBuf {
-    let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/liquibase");
-    let cli = prefix.join("node_modules/liquibase/dist/liquibase/liquibase");
-    if !cli.exists() {
-        let status = Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&prefix).arg("liquibase@4.28.1").status().expect("npm");
-        assert!(status.success());
-    }
-    cli
-}
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
 
 fn main() {
     let work = tempfile::tempdir().unwrap();
     let changelog = mixed_changelog();
-    let liquibase = liquibase_cli();
+    let liquibase = npm_tool("liquibase", "liquibase@4.28.1", "node_modules/liquibase/dist/liquibase/liquibase");
 
     let mut lockstep_times = vec![];
     let mut liquibase_times = vec![];

@@ -9,11 +9,13 @@
 #[allow(dead_code)]
 mod mongo;
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use mongo::Secantus;
+use support::{median, npm_tool, timed};
 
 const CHANGESETS: usize = 1_000;
 
@@ -48,33 +50,13 @@ fn migrations(dir: &Path) {
     }
 }
 
-fn migrate_mongo_cli() -> PathBuf {
-    let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/migrate-mongo");
-    let cli = prefix.join("node_modules/.bin/migrate-mongo");
-    if !cli.exists() {
-        let status = Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&prefix).arg("migrate-mongo@11").status().expect("npm");
-        assert!(status.success());
-    }
-    cli
-}
 
-fn timed(command: &mut Command) -> Duration {
-    let start = Instant::now();
-    let output = command.output().expect("running the benchmark command");
-    let elapsed = start.elapsed();
-    assert!(output.status.success(), "{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    elapsed
-}
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
 
 fn main() {
     let server = Secantus::start();
     let work = tempfile::tempdir().unwrap();
-    let migrate_mongo = migrate_mongo_cli();
+    let migrate_mongo = npm_tool("migrate-mongo", "migrate-mongo@11", "node_modules/.bin/migrate-mongo");
     let changelog = changelog();
 
     let (mut ours, mut theirs) = (vec![], vec![]);

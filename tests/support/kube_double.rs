@@ -18,6 +18,30 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+/// The app the tests deploy: Deployment `go-mongodb-app` (2 replicas) and ConfigMap `app-settings`.
+pub const APP_MANIFESTS: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: go-mongodb-app
+  labels: { app: go-mongodb-app }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: go-mongodb-app } }
+  template:
+    metadata: { labels: { app: go-mongodb-app } }
+    spec:
+      containers:
+        - name: app
+          image: registry.example.com/app:1.0
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: app-settings
+data:
+  MONGO_DB: orders
+";
+
 /// How a Deployment's rollout goes after it is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rollout {
