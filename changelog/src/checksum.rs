@@ -4,6 +4,7 @@
 //! checksum text followed by `:`, after line-ending and Unicode normalisation; only the changes
 //! count (not id, author, attributes, preconditions, comments or rollback).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use md5::{Digest, Md5};
@@ -70,12 +71,22 @@ impl fmt::Display for CheckSum {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    out
 }
 
 /// Line endings to LF, U+FFFD removed, NFC — applied to every text Liquibase hashes.
-fn normalize(text: &str) -> String {
-    text.replace("\r\n", "\n").replace('\r', "\n").replace('\u{FFFD}', "").nfc().collect()
+/// ASCII without CR is already all three, and is most of what changelogs hold: it is borrowed.
+fn normalize(text: &str) -> Cow<'_, str> {
+    if text.is_ascii() && !text.contains('\r') {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n").replace('\u{FFFD}', "").nfc().collect())
 }
 
 /// The checksum of a `sql` change or a formatted-SQL body.
@@ -180,7 +191,10 @@ pub fn text(version: ChecksumVersion, text: &str) -> CheckSum {
 /// A changeset's checksum from its changes' checksums (all of one version). With no changes it
 /// is the MD5 of nothing: `9:d41d8cd98f00b204e9800998ecf8427e`.
 pub fn changeset(version: ChecksumVersion, changes: &[CheckSum]) -> CheckSum {
-    let text: String = changes.iter().map(|c| format!("{c}:")).collect();
+    let mut text = String::with_capacity(changes.len() * 35);
+    for change in changes {
+        fmt::Write::write_fmt(&mut text, format_args!("{change}:")).expect("writing to a String cannot fail");
+    }
     CheckSum::of(version, normalize(&text).as_bytes())
 }
 
@@ -248,6 +262,16 @@ mod tests {
         assert_eq!(sql9("create table t (\r\n  id int\r\n);"), base);
         assert_ne!(sql9("-- note\ncreate table t (id int);"), base);
         assert_ne!(sql9("CREATE table t (id int);"), base);
+    }
+
+    #[test]
+    fn text_is_hashed_in_nfc_with_lf_line_endings_and_without_replacement_characters() {
+        let composed = sql9("insert into t values ('caf\u{e9}');");
+        assert_eq!(sql9("insert into t values ('cafe\u{301}');"), composed);
+        assert_eq!(sql9("insert into t values ('caf\u{e9}\u{FFFD}');"), composed);
+        let v8 = |text: &str| sql(V8, text, &SqlSettings::default());
+        assert_eq!(v8("select 1;\r\nselect 2;"), v8("select 1;\nselect 2;"));
+        assert_eq!(text(V9, "a\r\nb\rc"), text(V9, "a\nb\nc"));
     }
 
     #[test]

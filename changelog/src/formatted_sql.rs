@@ -41,6 +41,10 @@ fn directive(line: &str) -> Option<(String, &str)> {
     Some((rest[..end].to_ascii_lowercase(), rest[end..].trim_start_matches(':').trim()))
 }
 
+fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes().get(..prefix.len()).is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 /// `key:value` pairs; a value may be `"quoted"` to hold spaces.
 fn attributes(text: &str) -> Vec<(String, String)> {
     let mut out = vec![];
@@ -105,7 +109,7 @@ impl Parser {
             lines.next();
         }
         let logical_path = match lines.peek().and_then(|(_, l)| directive(l)) {
-            Some((keyword, rest)) if keyword == "liquibase" && rest.to_ascii_lowercase().starts_with("formatted sql") => {
+            Some((keyword, rest)) if keyword == "liquibase" && starts_with_ignoring_case(rest, "formatted sql") => {
                 let path = attributes(&rest["formatted sql".len()..]).into_iter().find(|(k, _)| k.eq_ignore_ascii_case("logicalFilePath")).map(|(_, v)| v);
                 lines.next();
                 path
@@ -143,7 +147,7 @@ impl Parser {
                 continue;
             }
             let trimmed = line.trim_start();
-            if trimmed.to_ascii_lowercase().starts_with("/* liquibase rollback") || trimmed.to_ascii_lowercase().starts_with("/*liquibase rollback") {
+            if starts_with_ignoring_case(trimmed, "/* liquibase rollback") || starts_with_ignoring_case(trimmed, "/*liquibase rollback") {
                 let after = trimmed.split_once("rollback").map_or("", |(_, r)| r);
                 match after.find("*/") {
                     Some(end) => {

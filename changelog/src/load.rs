@@ -16,7 +16,7 @@ pub fn load(root: &Path, changelog: &str, properties: &BTreeMap<String, String>)
     loader.file(&normalize(changelog), changelog, 0);
     let mut seen = HashSet::new();
     for changeset in &loader.changesets {
-        if !seen.insert((changeset.file.clone(), changeset.id.clone(), changeset.author.clone())) {
+        if !seen.insert((changeset.file.as_str(), changeset.id.as_str(), changeset.author.as_str())) {
             loader.errors.push(ChangelogError {
                 file: changeset.file.clone(),
                 line: changeset.line,

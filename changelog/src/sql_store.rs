@@ -63,9 +63,9 @@ impl<'d> SqlStore<'d> {
             return Ok(LockAttempt::Acquired);
         }
         let rows = self.db.query("SELECT LOCKEDBY, CAST(LOCKGRANTED AS VARCHAR(40)) FROM DATABASECHANGELOGLOCK WHERE ID = 1", &[])?;
-        let row = rows.rows.first().cloned().unwrap_or_default();
-        let by = row.first().and_then(text).unwrap_or_else(|| "(unknown)".into());
-        let since = row.get(1).and_then(text).unwrap_or_else(|| "(unknown)".into());
+        let mut row = rows.rows.into_iter().next().unwrap_or_default().into_iter();
+        let by = row.next().and_then(text).unwrap_or_else(|| "(unknown)".into());
+        let since = row.next().and_then(text).unwrap_or_else(|| "(unknown)".into());
         if by.starts_with(LOCKED_BY_PREFIX) {
             // We hold the advisory lock, so the Lockstep runner that wrote this row is gone.
             self.db.execute("UPDATE DATABASECHANGELOGLOCK SET LOCKEDBY = $1, LOCKGRANTED = CURRENT_TIMESTAMP WHERE ID = 1", &[Value::from(me)])?;
@@ -75,10 +75,10 @@ impl<'d> SqlStore<'d> {
     }
 }
 
-fn text(value: &Value) -> Option<String> {
+fn text(value: Value) -> Option<String> {
     match value {
         Value::Null => None,
-        Value::Text(t) => Some(t.clone()),
+        Value::Text(t) => Some(t),
         other => Some(format!("{other:?}")),
     }
 }
@@ -97,22 +97,25 @@ impl Store for SqlStore<'_> {
             return Ok(vec![]);
         }
         let rows = self.db.query("SELECT ID, AUTHOR, FILENAME, CAST(DATEEXECUTED AS VARCHAR(40)), ORDEREXECUTED, EXECTYPE, MD5SUM, DESCRIPTION, TAG, DEPLOYMENT_ID FROM DATABASECHANGELOG ORDER BY DATEEXECUTED, ORDEREXECUTED", &[])?;
-        Ok(rows
-            .rows
-            .iter()
-            .map(|r| HistoryRow {
-                id: text(&r[0]).unwrap_or_default(),
-                author: text(&r[1]).unwrap_or_default(),
-                filename: text(&r[2]).unwrap_or_default(),
-                date_executed: text(&r[3]).unwrap_or_default(),
-                order_executed: r[4].as_integer().unwrap_or_default(),
-                exec_type: text(&r[5]).unwrap_or_default(),
-                md5sum: text(&r[6]),
-                description: text(&r[7]),
-                tag: text(&r[8]),
-                deployment_id: text(&r[9]),
+        rows.rows
+            .into_iter()
+            .map(|row| {
+                let columns: [Value; 10] = row.try_into().map_err(|row: Vec<Value>| DbError::Invalid(format!("a DATABASECHANGELOG query returned {} columns instead of 10", row.len())))?;
+                let [id, author, filename, date_executed, order_executed, exec_type, md5sum, description, tag, deployment_id] = columns;
+                Ok(HistoryRow {
+                    id: text(id).unwrap_or_default(),
+                    author: text(author).unwrap_or_default(),
+                    filename: text(filename).unwrap_or_default(),
+                    date_executed: text(date_executed).unwrap_or_default(),
+                    order_executed: order_executed.as_integer().unwrap_or_default(),
+                    exec_type: text(exec_type).unwrap_or_default(),
+                    md5sum: text(md5sum),
+                    description: text(description),
+                    tag: text(tag),
+                    deployment_id: text(deployment_id),
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn ensure_history(&mut self) -> Result<(), DbError> {
