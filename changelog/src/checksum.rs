@@ -96,8 +96,11 @@ fn normalize(text: &str) -> Cow<'_, str> {
 pub fn sql(version: ChecksumVersion, text: &str, settings: &SqlSettings) -> CheckSum {
     match version {
         ChecksumVersion::V9 => {
-            let stripped: String = normalize(text).chars().filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n')).collect();
-            CheckSum::of(version, stripped.as_bytes())
+            let mut md5 = Md5::new();
+            for piece in normalize(text).split([' ', '\t', '\r', '\n']) {
+                md5.update(piece.as_bytes());
+            }
+            CheckSum { version: version.number(), hex: hex(&md5.finalize()) }
         }
         ChecksumVersion::V8 => {
             let collapsed = normalize(text).split_whitespace().collect::<Vec<_>>().join(" ");

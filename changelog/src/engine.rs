@@ -566,9 +566,8 @@ enum Verdict {
 /// Compares a ran changeset with its stored checksum, recomputed at the stored version.
 fn checksum_verdict(changeset: &ChangeSet, stored: Option<&str>) -> Verdict {
     let Some(stored) = stored else { return Verdict::Accepted };
-    let Some(version) = CheckSum::parse(stored).ok().and_then(|c| c.computable_version()) else { return Verdict::Accepted };
-    let now = changeset.checksum(version).to_string();
-    if now.eq_ignore_ascii_case(stored) {
+    let Some((parsed, version)) = CheckSum::parse(stored).ok().and_then(|c| c.computable_version().map(|v| (c, v))) else { return Verdict::Accepted };
+    if changeset.checksum(version) == parsed {
         return Verdict::Same;
     }
     let current = changeset.checksum(ChecksumVersion::V9).to_string();
