@@ -146,12 +146,15 @@ fn git_schema_config(repos: &Repos, db: &support::db::TestDb) -> String {
     )
 }
 
+fn db_step(kind: &str, id: &str, spec: &str) -> String {
+    format!("- step:\n    type: {kind}\n    name: {id}\n    identifier: {id}\n    spec:\n      dbSchema: app\n      dbInstance: main\n{}", indent(spec, 6))
+}
+
 #[test]
 fn a_db_schema_in_a_git_repository_is_fetched_and_keeps_its_path_as_filename() {
     let repos = repos();
     schema_repo(repos.root.path());
     let db = support::db::TestDb::sqlite();
-    let db_step = |kind: &str, id: &str, spec: &str| format!("- step:\n    type: {kind}\n    name: {id}\n    identifier: {id}\n    spec:\n      dbSchema: app\n      dbInstance: main\n{}", indent(spec, 6));
     let steps = db_step("DBSchemaApply", "apply", "tag: v1\n") + &db_step("DBSchemaRollback", "undo", "changeSetCount: 1\n");
     let ran = run_sync(&pipeline_with_steps(&steps), &git_schema_config(&repos, &db));
     assert_eq!(ran.status("apply"), Status::Success, "{:?}", ran.node("apply").error);
@@ -159,6 +162,29 @@ fn a_db_schema_in_a_git_repository_is_fetched_and_keeps_its_path_as_filename() {
     assert_eq!(ran.status("undo"), Status::Success, "{:?}", ran.node("undo").error);
     assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG WHERE FILENAME = 'db/changelog.sql'"), 1, "FILENAME is the path inside the repository");
     assert_eq!(db.count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'pet'"), 0, "rolled back");
+}
+
+#[test]
+fn the_db_steps_of_a_run_share_one_checkout_so_a_rollback_reads_the_changelog_its_apply_read() {
+    let repos = repos();
+    schema_repo(repos.root.path());
+    let db = support::db::TestDb::sqlite();
+    // Between the apply and the rollback, `main` moves on: alice:2's rollback there also creates a table.
+    let schemas = repos.root.path().join("schemas");
+    let moved = repos.root.path().join("moved.sql");
+    std::fs::write(&moved, SCHEMA.replace("--rollback drop table pet;", "--rollback drop table pet; create table moved (id int);")).unwrap();
+    let move_main = format!("cp {} {}/db/changelog.sql && git -C {} -c user.name=t -c user.email=t@example.com commit -qam moved", moved.display(), schemas.display(), schemas.display());
+    let run_step = format!("- step:\n    type: Run\n    name: move\n    identifier: move\n    spec:\n      shell: Sh\n      command: '{move_main}'\n");
+    let steps = db_step("DBSchemaApply", "apply", "tag: v1\n") + &run_step + &db_step("DBSchemaRollback", "undo", "changeSetCount: 1\n");
+    let ran = run_sync(&pipeline_with_steps(&steps), &git_schema_config(&repos, &db));
+    for step in ["apply", "move", "undo"] {
+        assert_eq!(ran.status(step), Status::Success, "{step}: {:?}", ran.node(step).error);
+    }
+    assert!(read(&schemas.join("db/changelog.sql")).contains("create table moved"), "main moved during the run");
+    assert_eq!(db.count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'pet'"), 0, "rolled back");
+    assert_eq!(db.count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'moved'"), 0, "the rollback used the changelog the apply used");
+    let checkouts = std::fs::read_dir(workspace(&ran).join(".lockstep/schemas")).unwrap().count();
+    assert_eq!(checkouts, 1, "the schema was fetched once for both steps");
 }
 
 #[test]

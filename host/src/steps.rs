@@ -73,7 +73,7 @@ impl StepSource<'_> {
     /// grants from their spec (`Run`: processes in the stage workspace; the DB steps: their
     /// `dbInstance`, and their schema's directory read-only); custom steps get what lockstep.yaml
     /// says. `Err` says what in lockstep.yaml is missing.
-    pub fn bind(&self, spec: serde_json::Value, config: &Config, holder: &str, infra: Option<&KubeInfra>) -> Result<Bound, String> {
+    pub fn bind(&self, spec: serde_json::Value, config: &Config, holder: &str, execution_id: &str, infra: Option<&KubeInfra>) -> Result<Bound, String> {
         let plain = |(grants, spec)| Bound { grants, spec, schema_fetch: None, kubeconfig: None };
         match self {
             StepSource::BuiltIn(b) if b.name == "Run" => {
@@ -85,7 +85,7 @@ impl StepSource<'_> {
             }
             StepSource::BuiltIn(b) if b.name == "GitClone" => bind_git_clone(spec, config).map(plain),
             StepSource::BuiltIn(b) if b.name.starts_with("K8s") => bind_k8s_step(spec, config, infra).map(plain),
-            StepSource::BuiltIn(_) => bind_db_step(spec, config, holder),
+            StepSource::BuiltIn(_) => bind_db_step(spec, config, holder, execution_id),
             StepSource::Custom(c) => {
                 let mut grants = c.grants.clone();
                 for instance in &c.db_instances {
@@ -118,7 +118,8 @@ pub struct Bound {
     /// The spec its component receives.
     pub spec: serde_json::Value,
     /// A Git-hosted schema the runner fetches into the stage workspace (the path in `.1`, relative
-    /// to it) before the step starts; it is the step's read-only [`SCHEMA_MOUNT`].
+    /// to it) before the step starts, unless a step of the same run already has; it is the
+    /// step's read-only [`SCHEMA_MOUNT`].
     pub schema_fetch: Option<(SchemaFetch, PathBuf)>,
     /// For a Run step in a Kubernetes step group: the kubeconfig its `KUBECONFIG` names.
     pub kubeconfig: Option<StepKubeconfig>,
@@ -181,7 +182,7 @@ fn run_kubeconfig(config: &Config, infra: &KubeInfra) -> Result<Option<StepKubec
 /// runner: the step itself gets no Git grant). The spec gains a `lockstep` object with what the component
 /// needs from lockstep.yaml: the changelog path, contexts, label filter, properties, lock holder, and
 /// whether the database is SQL or MongoDB (`databaseKind`).
-fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> Result<Bound, String> {
+fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str, execution_id: &str) -> Result<Bound, String> {
     let field = |name: &str| spec.get(name).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| format!("the spec needs `{name}`"));
     let (schema_id, instance_id) = (field("dbSchema")?, field("dbInstance")?);
     let instance = config.db_instances.get(&instance_id).ok_or_else(|| format!("db instance `{instance_id}` is not defined; add it under `dbInstances:` in lockstep.yaml"))?;
@@ -191,7 +192,7 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str) -> R
     let schema = &config.db_schemas[&schema_id];
     let target = config.db_target(&instance_id)?;
     let database_kind = if matches!(target, crate::capability::db::DbTarget::Mongo { .. }) { "mongodb" } else { "sql" };
-    let schema_fetch = config.schema_fetch(&schema_id)?.map(|fetch| (fetch, unique_checkout_dir(&schema_id)));
+    let schema_fetch = config.schema_fetch(&schema_id)?.map(|fetch| (fetch, schema_checkout_dir(&schema_id, execution_id)));
     let root = schema_fetch.as_ref().map_or_else(|| schema.root.clone(), |(_, dir)| dir.clone());
     let grants = Grants {
         db: vec![DbGrant { instance: instance_id, target }],
@@ -235,12 +236,11 @@ fn bind_k8s_step(mut spec: serde_json::Value, config: &Config, infra: Option<&Ku
     Ok((Grants { kube: vec![grant], files, ..Grants::default() }, spec))
 }
 
-/// A fresh directory name under the stage workspace for one fetch of `schema`.
-fn unique_checkout_dir(schema: &str) -> PathBuf {
-    static FETCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = FETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    PathBuf::from(format!(".lockstep/schemas/{schema}-{nanos}-{n}"))
+/// Where a Git-hosted schema is checked out in the stage workspace: one directory per schema
+/// and run, so that every DB step of the run reads the same checkout — a rollback reads exactly
+/// the changelog its apply read, even if the branch has moved since — and it is fetched once.
+fn schema_checkout_dir(schema: &str, execution_id: &str) -> PathBuf {
+    PathBuf::from(format!(".lockstep/schemas/{schema}-{execution_id}"))
 }
 
 /// GitClone's grant: its `connectorRef`, and nothing else (the host writes the checkout into the

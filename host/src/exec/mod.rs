@@ -12,20 +12,20 @@ pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures::future::join_all;
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 pub use cancel::{Cancel, Reason};
 use scope::{Frame, Lookup, Scope};
 pub use state::{NodeError, Record, RunState};
 use status::{Status, aggregate};
 
-use crate::config::Config;
+use crate::config::{Config, SchemaFetch};
 use crate::expr::{self, Resolver};
 use crate::pipeline::{Action, ErrorType, FailureRule, Pipeline, StatusGate, Variable, VariableKind, VariableValue};
 use crate::plan::{NodeKind, PlanNode};
@@ -75,6 +75,8 @@ pub struct Run<'a> {
     workspace_root: PathBuf,
     /// The run's root token: an `Abort` action cancels it at once.
     root_cancel: Cancel,
+    /// Git-hosted schema checkouts by directory: set once fetched, shared by the run's DB steps.
+    schema_checkouts: Mutex<HashMap<PathBuf, Arc<OnceCell<()>>>>,
 }
 
 /// Control flow a failure sends up the tree.
@@ -246,7 +248,7 @@ impl<'a> Run<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(root: &'a PlanNode, meta: Meta, pipeline_variables: BTreeMap<String, Value>, sandbox: &'a Sandbox, config: &'a Config, components: HashMap<String, Arc<StepComponent>>, observer: Arc<dyn Observer>, mask: SecretMask, workspace_root: PathBuf) -> Self {
         let nodes = std::iter::once(root).chain(root.descendants()).filter(|n| n.kind != NodeKind::Parallel).map(|n| (n.fqn.clone(), n)).collect();
-        Run { root, meta, state: RunState::new(root), pipeline_variables, sandbox, config, components, observer, mask, nodes, workspace_root, root_cancel: Cancel::default() }
+        Run { root, meta, state: RunState::new(root), pipeline_variables, sandbox, config, components, observer, mask, nodes, workspace_root, root_cancel: Cancel::default(), schema_checkouts: Mutex::default() }
     }
 
     pub(crate) fn secret(&self, id: &str) -> Result<String, String> {
@@ -610,7 +612,7 @@ impl<'a> Run<'a> {
         let source = steps::source(self.config, &step.step_type);
         let holder = format!("{} (execution {})", step_node.fqn, self.meta.execution_id);
         let infra = scope.groups.iter().rev().find_map(|g| g.infra.as_ref());
-        let steps::Bound { grants, mut spec, schema_fetch, kubeconfig } = match source.bind(spec, self.config, &holder, infra) {
+        let steps::Bound { grants, mut spec, schema_fetch, kubeconfig } = match source.bind(spec, self.config, &holder, &self.meta.execution_id, infra) {
             Ok(bound) => bound,
             Err(message) => return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await,
         };
@@ -619,12 +621,10 @@ impl<'a> Run<'a> {
         {
             return self.fail(step_node, scope, FailureSignal::Configuration(format!("cannot write the step group's kubeconfig: {e}")), 0).await;
         }
-        if let Some((fetch, checkout)) = schema_fetch {
-            let into = scope.workspace.join(checkout);
-            let fetched = tokio::task::spawn_blocking(move || fetch.fetch(&into)).await.unwrap_or_else(|e| Err(format!("fetching the schema stopped: {e}")));
-            if let Err(message) = fetched {
-                return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await;
-            }
+        if let Some((fetch, checkout)) = schema_fetch
+            && let Err(message) = self.fetch_schema_once(fetch, scope.workspace.join(checkout)).await
+        {
+            return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await;
         }
         let component = self.components.get(&step.step_type).cloned().expect("components were loaded for every step type");
         let limits = source.limits();
@@ -687,6 +687,16 @@ impl<'a> Run<'a> {
             levels.push(stage.common.as_ref().map_or(&[][..], |c| &c.failure_strategies));
         }
         levels.into_iter().find_map(|rules| rules.iter().find(|r| r.names(error_type)).or_else(|| rules.iter().find(|r| r.catches_all())).map(|r| r.action.clone()))
+    }
+
+    /// Fetches a Git-hosted schema into `into` unless a step of this run already has. Steps that
+    /// need it at the same time wait for one fetch; after a failed fetch the next step tries again.
+    async fn fetch_schema_once(&self, fetch: SchemaFetch, into: PathBuf) -> Result<(), String> {
+        let checkout = self.schema_checkouts.lock().unwrap_or_else(|e| e.into_inner()).entry(into.clone()).or_default().clone();
+        checkout
+            .get_or_try_init(|| async move { tokio::task::spawn_blocking(move || fetch.fetch(&into)).await.unwrap_or_else(|e| Err(format!("fetching the schema stopped: {e}"))) })
+            .await
+            .map(drop)
     }
 
     async fn fail(&self, step: &PlanNode, scope: &Scope, signal: FailureSignal, attempts: u32) -> Flow {
