@@ -174,8 +174,7 @@ fn the_db_steps_of_a_run_share_one_checkout_so_a_rollback_reads_the_changelog_it
     let moved = repos.root.path().join("moved.sql");
     std::fs::write(&moved, SCHEMA.replace("--rollback drop table pet;", "--rollback drop table pet; create table moved (id int);")).unwrap();
     let move_main = format!("cp {} {}/db/changelog.sql && git -C {} -c user.name=t -c user.email=t@example.com commit -qam moved", moved.display(), schemas.display(), schemas.display());
-    let run_step = format!("- step:\n    type: Run\n    name: move\n    identifier: move\n    spec:\n      shell: Sh\n      command: '{move_main}'\n");
-    let steps = db_step("DBSchemaApply", "apply", "tag: v1\n") + &run_step + &db_step("DBSchemaRollback", "undo", "changeSetCount: 1\n");
+    let steps = db_step("DBSchemaApply", "apply", "tag: v1\n") + &run_step("move", &move_main, "") + &db_step("DBSchemaRollback", "undo", "changeSetCount: 1\n");
     let ran = run_sync(&pipeline_with_steps(&steps), &git_schema_config(&repos, &db));
     for step in ["apply", "move", "undo"] {
         assert_eq!(ran.status(step), Status::Success, "{step}: {:?}", ran.node(step).error);

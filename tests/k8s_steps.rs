@@ -8,7 +8,6 @@ use lockstep::exec::status::Status;
 use support::kube_double::{APP_MANIFESTS as DEPLOYMENT, ApiServerDouble, Rollout};
 use support::*;
 
-
 /// lockstep.yaml with connector `db` → the double, and the pipeline's files.
 fn config(double: &ApiServerDouble, dir: &std::path::Path, extra: &str) -> String {
     format!("connectors:\n  db: {{ type: Kubernetes, kubeconfig: '{}', context: double }}\n{extra}", double.kubeconfig(dir).display())

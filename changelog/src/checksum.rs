@@ -39,7 +39,11 @@ pub struct InvalidCheckSum(pub String);
 
 impl CheckSum {
     fn of(version: ChecksumVersion, bytes: &[u8]) -> Self {
-        CheckSum { version: version.number(), hex: hex(&Md5::digest(bytes)) }
+        Self::finish(version, Md5::new_with_prefix(bytes))
+    }
+
+    fn finish(version: ChecksumVersion, md5: Md5) -> Self {
+        CheckSum { version: version.number(), hex: hex(&md5.finalize()) }
     }
 
     /// Parses a stored value; one without a `N:` prefix is version 1, as in Liquibase.
@@ -100,7 +104,7 @@ pub fn sql(version: ChecksumVersion, text: &str, settings: &SqlSettings) -> Chec
             for piece in normalize(text).split([' ', '\t', '\r', '\n']) {
                 md5.update(piece.as_bytes());
             }
-            CheckSum { version: version.number(), hex: hex(&md5.finalize()) }
+            CheckSum::finish(version, md5)
         }
         ChecksumVersion::V8 => {
             let collapsed = normalize(text).split_whitespace().collect::<Vec<_>>().join(" ");
@@ -194,10 +198,7 @@ pub fn text(version: ChecksumVersion, text: &str) -> CheckSum {
 /// A changeset's checksum from its changes' checksums (all of one version). With no changes it
 /// is the MD5 of nothing: `9:d41d8cd98f00b204e9800998ecf8427e`.
 pub fn changeset(version: ChecksumVersion, changes: &[CheckSum]) -> CheckSum {
-    let mut text = String::with_capacity(changes.len() * 35);
-    for change in changes {
-        fmt::Write::write_fmt(&mut text, format_args!("{change}:")).expect("writing to a String cannot fail");
-    }
+    let text: String = changes.iter().map(|c| format!("{c}:")).collect();
     CheckSum::of(version, normalize(&text).as_bytes())
 }
 

@@ -46,14 +46,11 @@ fn project(dir: &Path, database: &str, changelog: &str) {
     std::fs::write(dir.join("lockstep.yaml"), format!("connectors:\n  db: {{ type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/{database}' }}\ndbSchemas:\n  app: {{ changelog: db/changelog.yaml }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n")).unwrap();
 }
 
-
 fn lockstep(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep"));
     command.arg("db").args(args).args(["--instance", "main"]).current_dir(dir);
     command
 }
-
-
 
 fn main() {
     let work = tempfile::tempdir().unwrap();

@@ -73,7 +73,7 @@ impl StepSource<'_> {
     /// grants from their spec (`Run`: processes in the stage workspace; the DB steps: their
     /// `dbInstance`, and their schema's directory read-only); custom steps get what lockstep.yaml
     /// says. `Err` says what in lockstep.yaml is missing.
-    pub fn bind(&self, spec: serde_json::Value, config: &Config, holder: &str, execution_id: &str, infra: Option<&KubeInfra>) -> Result<Bound, String> {
+    pub fn bind(&self, spec: serde_json::Value, config: &Config, fqn: &str, execution_id: &str, infra: Option<&KubeInfra>) -> Result<Bound, String> {
         let plain = |(grants, spec)| Bound { grants, spec, schema_fetch: None, kubeconfig: None };
         match self {
             StepSource::BuiltIn(b) if b.name == "Run" => {
@@ -85,7 +85,7 @@ impl StepSource<'_> {
             }
             StepSource::BuiltIn(b) if b.name == "GitClone" => bind_git_clone(spec, config).map(plain),
             StepSource::BuiltIn(b) if b.name.starts_with("K8s") => bind_k8s_step(spec, config, infra).map(plain),
-            StepSource::BuiltIn(_) => bind_db_step(spec, config, holder, execution_id),
+            StepSource::BuiltIn(_) => bind_db_step(spec, config, fqn, execution_id),
             StepSource::Custom(c) => {
                 let mut grants = c.grants.clone();
                 for instance in &c.db_instances {
@@ -182,7 +182,7 @@ fn run_kubeconfig(config: &Config, infra: &KubeInfra) -> Result<Option<StepKubec
 /// runner: the step itself gets no Git grant). The spec gains a `lockstep` object with what the component
 /// needs from lockstep.yaml: the changelog path, contexts, label filter, properties, lock holder, and
 /// whether the database is SQL or MongoDB (`databaseKind`).
-fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str, execution_id: &str) -> Result<Bound, String> {
+fn bind_db_step(mut spec: serde_json::Value, config: &Config, fqn: &str, execution_id: &str) -> Result<Bound, String> {
     let field = |name: &str| spec.get(name).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| format!("the spec needs `{name}`"));
     let (schema_id, instance_id) = (field("dbSchema")?, field("dbInstance")?);
     let instance = config.db_instances.get(&instance_id).ok_or_else(|| format!("db instance `{instance_id}` is not defined; add it under `dbInstances:` in lockstep.yaml"))?;
@@ -205,7 +205,7 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, holder: &str, exec
         "contexts": contexts,
         "labelFilter": instance.labels,
         "properties": instance.substitute_properties,
-        "lockHolder": holder,
+        "lockHolder": format!("{fqn} (execution {execution_id})"),
         "databaseKind": database_kind,
     });
     if let Some(map) = spec.as_object_mut() {

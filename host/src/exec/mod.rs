@@ -610,9 +610,8 @@ impl<'a> Run<'a> {
             Err(message) => return self.fail(step_node, scope, FailureSignal::Expression(message), 0).await,
         };
         let source = steps::source(self.config, &step.step_type);
-        let holder = format!("{} (execution {})", step_node.fqn, self.meta.execution_id);
         let infra = scope.groups.iter().rev().find_map(|g| g.infra.as_ref());
-        let steps::Bound { grants, mut spec, schema_fetch, kubeconfig } = match source.bind(spec, self.config, &holder, &self.meta.execution_id, infra) {
+        let steps::Bound { grants, mut spec, schema_fetch, kubeconfig } = match source.bind(spec, self.config, &step_node.fqn, &self.meta.execution_id, infra) {
             Ok(bound) => bound,
             Err(message) => return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await,
         };
