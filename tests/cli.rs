@@ -38,7 +38,8 @@ fn the_quickstart_runs_and_writes_a_report() {
     let dir = pipelines_copy();
     let report = dir.path().join("report.json");
     let quickstart = dir.path().join("quickstart.yaml");
-    let (code, _, stderr) = lockstep(&["run", quickstart.to_str().unwrap(), "--report", report.to_str().unwrap()]);
+    let config = dir.path().join("lockstep.yaml");
+    let (code, _, stderr) = lockstep(&["run", quickstart.to_str().unwrap(), "--config", config.to_str().unwrap(), "--report", report.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["status"], "IgnoreFailed");
@@ -107,7 +108,7 @@ fn without_room_for_the_instance_pool_the_runner_warns_and_allocates_on_demand()
     let binary = env!("CARGO_BIN_EXE_lockstep");
     let dir = pipelines_copy();
     let output = Command::new("bash")
-        .args(["-c", &format!("ulimit -v 16000000 && exec {binary} run {}/quickstart.yaml", dir.path().display())])
+        .args(["-c", &format!("ulimit -v 16000000 && exec {binary} run {0}/quickstart.yaml --config {0}/lockstep.yaml", dir.path().display())])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .unwrap();
@@ -135,7 +136,7 @@ fn on_a_terminal_run_draws_a_live_tree() {
     let dir = pipelines_copy();
     // `script` gives the command a pseudo-terminal, as an interactive shell would.
     let output = Command::new("script")
-        .args(["-qec", &format!("{binary} run {}/quickstart.yaml", dir.path().display()), "/dev/null"])
+        .args(["-qec", &format!("{binary} run {0}/quickstart.yaml --config {0}/lockstep.yaml", dir.path().display()), "/dev/null"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .unwrap();

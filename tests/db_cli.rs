@@ -19,7 +19,7 @@ fn project(db: &TestDb, changelog: &str) -> tempfile::TempDir {
 }
 
 fn lockstep_db(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("db").args(args).args(["--instance", "main"]).current_dir(dir).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("db").args(args).args(["--instance", "main"]).args(["--config", "lockstep.yaml"]).current_dir(dir).output().unwrap();
     (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
@@ -74,7 +74,7 @@ fn bad_input_exits_2_and_says_what_to_do() {
     let (code, _, err) = lockstep_db(dir.path(), &["status"]);
     assert_eq!(code, 2);
     assert!(err.contains("db/changelog.sql:2: error: `--changeset nobody` does not name an author and an id"), "{err}");
-    let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "status"]).current_dir(dir.path()).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "status"]).args(["--config", "lockstep.yaml"]).current_dir(dir.path()).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("say which database with --instance NAME (instances in lockstep.yaml: main)"));
 }
@@ -98,7 +98,7 @@ fn a_runner_killed_at_random_points_is_resumed_without_duplicates_or_manual_unlo
         }
         let dir = project(&db, &changelog);
         for attempt in 0..5 {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "update", "--instance", "main"]).current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "update", "--instance", "main"]).args(["--config", "lockstep.yaml"]).current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
             std::thread::sleep(Duration::from_millis(random_millis(50..600, attempt)));
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();

@@ -425,7 +425,7 @@ fn lockstep_db_works_on_a_mongodb_instance_and_refuses_sql_previews() {
     std::fs::write(dir.path().join("db/changelog.yaml"), CHANGELOG).unwrap();
     std::fs::write(dir.path().join("lockstep.yaml"), project_config(&server, true)).unwrap();
     let lockstep_db = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("db").args(args).args(["--instance", "main"]).current_dir(dir.path()).output().unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("db").args(args).args(["--instance", "main"]).args(["--config", "lockstep.yaml"]).current_dir(dir.path()).output().unwrap();
         (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
     };
     let (code, out, err) = lockstep_db(&["status"]);

@@ -118,11 +118,13 @@ async fn retry_step_group_reruns_the_whole_group() {
 #[tokio::test]
 async fn pipeline_rollback_rolls_back_executed_stages_in_reverse_order() {
     let stage = |id: &str, steps: &str, rollback: &str| format!("- stage:\n    name: {id}\n    identifier: {id}\n    type: Custom\n    spec:\n      execution:\n        steps:\n{}        rollbackSteps:\n{}", indent(steps, 10), indent(rollback, 10));
-    let stages = stage("one", &run_step("a", "echo a", ""), &run_step("undo_one", "echo one >> ../order", ""))
-        + &stage("two", &run_step("b", "exit 1", &on_failure("AllErrors", "type: PipelineRollback")), &run_step("undo_two", "echo two >> ../order", ""))
-        + &stage("three", &run_step("c", "echo c", ""), &run_step("undo_three", "echo three >> ../order", ""));
-    let ran = run(&pipeline_with_stages(&stages), "").await;
-    let order = std::fs::read_to_string(ran.dir.path().join("workspace/order")).unwrap();
+    // Stages see only their own workspace; the operator shares `shared/` with every script.
+    let stages = stage("one", &run_step("a", "echo a", ""), &run_step("undo_one", "echo one >> ../../shared/order", ""))
+        + &stage("two", &run_step("b", "exit 1", &on_failure("AllErrors", "type: PipelineRollback")), &run_step("undo_two", "echo two >> ../../shared/order", ""))
+        + &stage("three", &run_step("c", "echo c", ""), &run_step("undo_three", "echo three >> ../../shared/order", ""));
+    let config = "processSandbox:\n  paths:\n    - { path: shared, readOnly: false }\n";
+    let ran = run_with_files(&pipeline_with_stages(&stages), config, &[], Default::default(), &[("shared/.keep", "")]).await;
+    let order = std::fs::read_to_string(ran.dir.path().join("shared/order")).unwrap();
     assert_eq!(order.lines().collect::<Vec<_>>(), ["two", "one"]);
     assert_eq!(ran.status("stages.three"), Status::Skipped);
     assert_eq!(ran.status("undo_three"), Status::Skipped);

@@ -175,7 +175,9 @@ fn the_db_steps_of_a_run_share_one_checkout_so_a_rollback_reads_the_changelog_it
     std::fs::write(&moved, SCHEMA.replace("--rollback drop table pet;", "--rollback drop table pet; create table moved (id int);")).unwrap();
     let move_main = format!("cp {} {}/db/changelog.sql && git -C {} -c user.name=t -c user.email=t@example.com commit -qam moved", moved.display(), schemas.display(), schemas.display());
     let steps = db_step("DBSchemaApply", "apply", "tag: v1\n") + &run_step("move", &move_main, "") + &db_step("DBSchemaRollback", "undo", "changeSetCount: 1\n");
-    let ran = run_sync(&pipeline_with_steps(&steps), &git_schema_config(&repos, &db));
+    // The operator lets scripts reach the origin, which is outside the stage workspace.
+    let share_origin = format!("processSandbox:\n  paths:\n    - {{ path: '{}', readOnly: false }}\n", repos.root.path().display());
+    let ran = run_sync(&pipeline_with_steps(&steps), &(git_schema_config(&repos, &db) + &share_origin));
     for step in ["apply", "move", "undo"] {
         assert_eq!(ran.status(step), Status::Success, "{step}: {:?}", ran.node(step).error);
     }
@@ -193,14 +195,14 @@ fn lockstep_db_fetches_a_git_hosted_schema_too() {
     let db = support::db::TestDb::sqlite();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("lockstep.yaml"), git_schema_config(&repos, &db)).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "update", "--instance", "main"]).current_dir(dir.path()).output().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "update", "--instance", "main"]).args(["--config", "lockstep.yaml"]).current_dir(dir.path()).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG WHERE FILENAME = 'db/changelog.sql'"), 2);
 
     // A reference that is not there: a clear error, and nothing applied.
     let broken = git_schema_config(&repos, &db).replace("branch: main", "branch: release");
     std::fs::write(dir.path().join("lockstep.yaml"), broken).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "status", "--instance", "main"]).current_dir(dir.path()).output().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "status", "--instance", "main"]).args(["--config", "lockstep.yaml"]).current_dir(dir.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("branch `release` is not in"), "{stderr}");
@@ -257,7 +259,7 @@ fn an_https_remote_is_cloned_with_the_token_from_a_secret() {
     std::fs::write(dir.path().join("pipeline.yaml"), pipeline_with_steps(&clone_step("clone", "connectorRef: gh\nbuild: { type: branch, spec: { branch: main } }\n"))).unwrap();
     let run = |token: &str, workspace: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .args(["run", "pipeline.yaml", "--workspace", workspace])
+            .args(["run", "pipeline.yaml", "--config", "lockstep.yaml", "--workspace", workspace])
             .env("GH_TOKEN", token)
             .env("SSL_CERT_FILE", &server.certificate)
             .current_dir(dir.path())

@@ -8,9 +8,10 @@ use lockstep::exec::status::Status;
 use support::kube_double::{APP_MANIFESTS as DEPLOYMENT, ApiServerDouble, Rollout};
 use support::*;
 
-/// lockstep.yaml with connector `db` → the double, and the pipeline's files.
+/// lockstep.yaml with connector `db` → the double, which the operator allows pipelines to use
+/// in namespace `shop`.
 fn config(double: &ApiServerDouble, dir: &std::path::Path, extra: &str) -> String {
-    format!("connectors:\n  db: {{ type: Kubernetes, kubeconfig: '{}', context: double }}\n{extra}", double.kubeconfig(dir).display())
+    format!("connectors:\n  db: {{ type: Kubernetes, kubeconfig: '{}', context: double, namespaces: [shop] }}\n{extra}", double.kubeconfig(dir).display())
 }
 
 /// Steps inside a step group whose `stepGroupInfra` is the cluster, namespace `shop`.
@@ -228,12 +229,14 @@ fn a_successful_rolling_deploy_with_pruning_deletes_what_the_last_release_had_an
 }
 
 #[test]
-fn a_run_step_in_a_kubernetes_step_group_gets_the_groups_kubeconfig_for_kubectl() {
+fn a_run_step_in_a_kubernetes_step_group_reaches_the_groups_cluster_through_the_runners_proxy() {
     let double = ApiServerDouble::start();
-    let command = "cd app\nCONTEXT=$(grep -o '\"current-context\": *\"[^\"]*\"' \"$KUBECONFIG\")\nNAMESPACE=$(grep -o '\"namespace\": *\"[^\"]*\"' \"$KUBECONFIG\")\nSERVER=$(grep -o '\"server\": *\"[^\"]*\"' \"$KUBECONFIG\")\n";
-    let ran = run(&double, &run_step_with_outputs("kubectl_step", command, &["CONTEXT", "NAMESPACE", "SERVER"], ""));
-    assert_eq!(ran.status("kubectl_step"), Status::Success, "{:?}", ran.node("kubectl_step").error);
-    assert_eq!(ran.output("kubectl_step", "CONTEXT"), "\"current-context\": \"double\"");
+    let command = "CONTEXT=$(grep -o '\"current-context\": *\"[^\"]*\"' \"$KUBECONFIG\")\nNAMESPACE=$(grep -o '\"namespace\": *\"[^\"]*\"' \"$KUBECONFIG\")\nSERVER=$(grep -o '\"server\": *\"[^\"]*\"' \"$KUBECONFIG\")\nCONFIGMAPS=$(kubectl get configmaps -o name)\n";
+    let ran = run(&double, &(apply_step("apply", "filePaths: [app/deployment.yml]\n", "") + &run_step_with_outputs("kubectl_step", command, &["CONTEXT", "NAMESPACE", "SERVER", "CONFIGMAPS"], "")));
+    assert_eq!(ran.status("kubectl_step"), Status::Success, "{:?}: {:?}", ran.node("kubectl_step").error, ran.logs_of("kubectl_step"));
+    assert_eq!(ran.output("kubectl_step", "CONTEXT"), "\"current-context\": \"db\"");
     assert_eq!(ran.output("kubectl_step", "NAMESPACE"), "\"namespace\": \"shop\"", "the group's namespace");
-    assert!(ran.output("kubectl_step", "SERVER").contains(&double.address.to_string()));
+    assert_eq!(ran.output("kubectl_step", "SERVER"), "\"server\": \"http://127.0.0.1:6443\"", "the runner's proxy on the script's own loopback");
+    assert_eq!(ran.output("kubectl_step", "CONFIGMAPS"), "configmap/app-settings");
+    assert!(double.requests().iter().any(|r| r.starts_with("GET /api/v1/namespaces/shop/configmaps")), "kubectl's request reached the cluster: {:?}", double.requests());
 }

@@ -59,7 +59,8 @@ impl Project {
     fn liquibase(&self, db: &TestDb, args: &[&str]) -> String {
         let output = Command::new(liquibase())
             .arg(format!("--url=jdbc:postgresql://127.0.0.1:5432/{}", database_name(db)))
-            .args(["--username=postgres", &format!("--changelog-file={}", self.changelog), "--show-banner=false", "--log-level=SEVERE"])
+            .arg(format!("--username={}", db.role()))
+            .args([&format!("--changelog-file={}", self.changelog), "--show-banner=false", "--log-level=SEVERE"])
             .args(args)
             .current_dir(self.dir.path())
             .output()
@@ -70,7 +71,7 @@ impl Project {
     }
 
     fn lockstep(&self, args: &[&str]) -> String {
-        let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("db").args(args).args(["--instance", "main"]).current_dir(self.dir.path()).output().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("db").args(args).args(["--instance", "main"]).args(["--config", "lockstep.yaml"]).current_dir(self.dir.path()).output().unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         assert!(output.status.success(), "lockstep db {args:?} failed:\n{text}");
         text

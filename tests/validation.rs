@@ -105,7 +105,8 @@ fn every_connector_type_needs_its_endpoint() {
     let good = "connectors:\n  g: { type: Git, url: 'file:///srv/app' }\n  k: { type: Kubernetes, kubeconfig: kube.yaml, context: c }\n  m: { type: MongoDB, uri: 'mongodb://localhost/app' }\n  p: { type: Postgres, url: 'postgres://postgres@127.0.0.1/app' }\n  s: { type: Sqlite, path: app.db }\n";
     let config = Config::parse(Path::new("lockstep.yaml"), good).unwrap();
     assert_eq!(config.connectors.len(), 5);
-    assert_eq!(config.connectors["k"].fields["context"], "c");
+    let lockstep::config::ConnectorSpec::Kubernetes { cluster: lockstep::capability::kube::KubeCluster::Kubeconfig { context, .. }, .. } = &config.connectors["k"].spec else { panic!("a Kubernetes connector with a kubeconfig") };
+    assert_eq!(context.as_deref(), Some("c"));
 
     let errors = Config::parse(Path::new("lockstep.yaml"), "connectors:\n  m: { type: MongoDB, url: x }\n").unwrap_err().0;
     assert_eq!(errors.len(), 1);

@@ -119,10 +119,10 @@ async fn a_matrix_runs_each_combination_but_the_excluded_with_suffixed_identifie
 
 #[tokio::test]
 async fn max_concurrency_limits_how_many_copies_run_at_once() {
-    let command = "echo start >> ../order; sleep 0.2; echo end >> ../order";
+    let command = "echo start >> order; sleep 0.2; echo end >> order";
     let step = run_step("one_at_a_time", command, "  strategy:\n    matrix:\n      n: [1, 2, 3]\n      maxConcurrency: 1\n");
     let ran = run(&pipeline_with_steps(&step), "").await;
-    let order = std::fs::read_to_string(ran.dir.path().join("workspace/order")).unwrap();
+    let order = std::fs::read_to_string(ran.dir.path().join("workspace/s/order")).unwrap();
     assert_eq!(order.lines().collect::<Vec<_>>(), ["start", "end", "start", "end", "start", "end"]);
 }
 

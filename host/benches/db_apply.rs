@@ -43,12 +43,12 @@ fn mixed_changelog() -> String {
 fn project(dir: &Path, database: &str, changelog: &str) {
     std::fs::create_dir_all(dir.join("db")).unwrap();
     std::fs::write(dir.join("db/changelog.yaml"), changelog).unwrap();
-    std::fs::write(dir.join("lockstep.yaml"), format!("connectors:\n  db: {{ type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/{database}' }}\ndbSchemas:\n  app: {{ changelog: db/changelog.yaml }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n")).unwrap();
+    std::fs::write(dir.join("lockstep.yaml"), format!("connectors:\n  db: {{ type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/{database}' }}\ndbSchemas:\n  app: {{ changelog: db/changelog.yaml }}\ndbInstances:\n  main: {{ schema: app, connector: db, allowSuperuser: true }}\n")).unwrap();
 }
 
 fn lockstep(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep"));
-    command.arg("db").args(args).args(["--instance", "main"]).current_dir(dir);
+    command.arg("db").args(args).args(["--instance", "main", "--config", "lockstep.yaml"]).current_dir(dir);
     command
 }
 
@@ -102,7 +102,7 @@ fn main() {
     let dir = work.path().join("status");
     std::fs::create_dir_all(dir.join("db")).unwrap();
     std::fs::write(dir.join("db/changelog.sql"), &big).unwrap();
-    std::fs::write(dir.join("lockstep.yaml"), "connectors:\n  db: { type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/bench_status' }\ndbSchemas:\n  app: { changelog: db/changelog.sql }\ndbInstances:\n  main: { schema: app, connector: db }\n").unwrap();
+    std::fs::write(dir.join("lockstep.yaml"), "connectors:\n  db: { type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/bench_status' }\ndbSchemas:\n  app: { changelog: db/changelog.sql }\ndbInstances:\n  main: { schema: app, connector: db, allowSuperuser: true }\n").unwrap();
     timed(&mut lockstep(&dir, &["update"]));
     let status = median((0..7).map(|_| timed(&mut lockstep(&dir, &["status"]))).collect());
     psql("DROP DATABASE bench_status WITH (FORCE)");

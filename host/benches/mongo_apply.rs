@@ -69,7 +69,7 @@ fn main() {
             format!("connectors:\n  mongo: {{ type: MongoDB, uri: '{}/lockstep{round}' }}\ndbSchemas:\n  app: {{ changelog: db/changelog.yaml }}\ndbInstances:\n  main: {{ schema: app, connector: mongo }}\n", server.uri()),
         )
         .unwrap();
-        ours.push(timed(Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "update", "--instance", "main"]).current_dir(&lockstep_dir)));
+        ours.push(timed(Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "update", "--instance", "main", "--config", "lockstep.yaml"]).current_dir(&lockstep_dir)));
 
         let migrate_dir = work.path().join(format!("migrate{round}"));
         migrations(&migrate_dir);

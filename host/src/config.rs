@@ -45,6 +45,10 @@ pub struct Config {
     pub step_types: BTreeMap<String, CustomStepType>,
     pub db_schemas: BTreeMap<String, DbSchema>,
     pub db_instances: BTreeMap<String, DbInstance>,
+    /// How scripts (Run steps, custom steps granted `process`) are confined.
+    pub process_policy: std::sync::Arc<crate::capability::process::ProcessPolicy>,
+    /// Every secret value read from this configuration, masked wherever it shows.
+    pub mask: crate::sandbox::log::SecretMask,
 }
 
 /// A changelog, and the directory its FILENAMEs are relative to.
@@ -105,15 +109,39 @@ pub struct DbInstance {
     pub substitute_properties: BTreeMap<String, String>,
     /// MongoDB: whether changelogs may run `adminCommand`s (against the `admin` database).
     pub admin_commands: bool,
+    /// PostgreSQL: whether steps may connect as a superuser (who can run host programs and read
+    /// server files); off by default.
+    pub allow_superuser: bool,
     pub location: Location,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connector {
-    pub kind: ConnectorKind,
-    /// The remaining fields as written (URL, kubeconfig, …), for the capability that uses it.
-    pub fields: BTreeMap<String, String>,
+    pub spec: ConnectorSpec,
     pub location: Location,
+}
+
+/// Where a connector points, by type. Relative paths are already resolved against lockstep.yaml.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectorSpec {
+    Git {
+        /// `file://…` or `https://…`; with `account`, the prefix of the repositories.
+        url: String,
+        account: bool,
+        username: Option<String>,
+        token_ref: Option<String>,
+    },
+    Kubernetes {
+        cluster: crate::capability::kube::KubeCluster,
+        /// Namespaces pipelines may use this connector for (`*`: any); none listed means the
+        /// kubeconfig context's namespace only.
+        namespaces: Option<Vec<String>>,
+        /// Kinds the built-in K8s steps and Run steps may touch (`*` by default; see the grant).
+        kinds: Vec<String>,
+    },
+    MongoDB { uri: String, password_ref: Option<String> },
+    Postgres { url: String, password_ref: Option<String> },
+    Sqlite { path: PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +151,18 @@ pub enum ConnectorKind {
     MongoDB,
     Postgres,
     Sqlite,
+}
+
+impl Connector {
+    pub fn kind(&self) -> ConnectorKind {
+        match self.spec {
+            ConnectorSpec::Git { .. } => ConnectorKind::Git,
+            ConnectorSpec::Kubernetes { .. } => ConnectorKind::Kubernetes,
+            ConnectorSpec::MongoDB { .. } => ConnectorKind::MongoDB,
+            ConnectorSpec::Postgres { .. } => ConnectorKind::Postgres,
+            ConnectorSpec::Sqlite { .. } => ConnectorKind::Sqlite,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +175,10 @@ pub enum SecretSource {
 pub struct CustomStepType {
     pub component: PathBuf,
     pub sha256: String,
+    /// Its file and environment grants; the rest is resolved when a step runs.
     pub grants: Grants,
+    /// `grants.process: true`: its scripts run under `processSandbox`.
+    pub process: bool,
     /// `dbInstances` it may open; resolved to grants when a step runs.
     pub db_instances: Vec<String>,
     /// Git connectors it may clone from; resolved to grants when a step runs.
@@ -144,6 +187,57 @@ pub struct CustomStepType {
     pub kube: Vec<KubeGrantSpec>,
     pub limits: StepLimits,
     pub location: Location,
+}
+
+/// The environment variable that names the operator's lockstep.yaml.
+pub const CONFIG_VARIABLE: &str = "LOCKSTEP_CONFIG";
+
+/// Where the operator's lockstep.yaml comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `--config PATH`.
+    Flag(PathBuf),
+    /// `$LOCKSTEP_CONFIG`.
+    Variable(PathBuf),
+    /// `$XDG_CONFIG_HOME/lockstep/lockstep.yaml` (else `~/.config/lockstep/lockstep.yaml`), if present.
+    UserConfigDir(PathBuf),
+    /// None: nothing is granted beyond the built-in defaults.
+    None,
+}
+
+impl ConfigSource {
+    /// The operator's choice: `--config`, else the environment variable, else the user's config
+    /// directory. A lockstep.yaml in a repository (next to the pipeline, in the working
+    /// directory) is never read unless the operator points at it: repository content could grant
+    /// itself anything.
+    pub fn find(flag: Option<&Path>) -> ConfigSource {
+        if let Some(path) = flag {
+            return ConfigSource::Flag(path.to_path_buf());
+        }
+        if let Some(path) = std::env::var_os(CONFIG_VARIABLE).filter(|p| !p.is_empty()) {
+            return ConfigSource::Variable(PathBuf::from(path));
+        }
+        let dir = std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()).map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        match dir.map(|d| d.join("lockstep").join("lockstep.yaml")) {
+            Some(path) if path.is_file() => ConfigSource::UserConfigDir(path),
+            _ => ConfigSource::None,
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ConfigSource::Flag(p) | ConfigSource::Variable(p) | ConfigSource::UserConfigDir(p) => Some(p),
+            ConfigSource::None => None,
+        }
+    }
+
+    /// Reads the configuration; a file the operator named must exist.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        match self.path() {
+            Some(path) => Config::load(path, true),
+            None => Ok(Config::default()),
+        }
+    }
 }
 
 impl Config {
@@ -172,7 +266,7 @@ impl Config {
         for (key, value) in entries {
             match key.as_str().unwrap_or_default() {
                 "connectors" => for_each_entry(value, "connectors", &loc, &mut errors, |id, node, path, errors| {
-                    if let Some(c) = connector(node, path, &loc, errors) {
+                    if let Some(c) = connector(node, path, base, &loc, errors) {
                         config.connectors.insert(id.to_string(), c);
                     }
                 }),
@@ -207,15 +301,17 @@ impl Config {
                     };
                     let substitute_properties = node.get("substituteProperties").and_then(Node::as_map).unwrap_or_default().iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect();
                     let admin_commands = text("adminCommands").as_deref() == Some("true");
-                    let instance = DbInstance { schema, connector, database: text("database"), context: text("context"), labels: text("labels"), substitute_properties, admin_commands, location: loc(node, path) };
+                    let allow_superuser = text("allowSuperuser").as_deref() == Some("true");
+                    let instance = DbInstance { schema, connector, database: text("database"), context: text("context"), labels: text("labels"), substitute_properties, admin_commands, allow_superuser, location: loc(node, path) };
                     config.db_instances.insert(id.to_string(), instance);
                 }),
+                "processSandbox" => config.process_policy = std::sync::Arc::new(crate::capability::process::ProcessPolicy::from_yaml(value, base, &loc, &mut errors)),
                 "stepTypes" => for_each_entry(value, "stepTypes", &loc, &mut errors, |id, node, path, errors| {
                     if let Some(t) = step_type(node, path, base, &loc, errors) {
                         config.step_types.insert(id.to_string(), t);
                     }
                 }),
-                other => errors.push(Diagnostic::error(loc(key, other), format!("unknown key `{other}` in lockstep.yaml")).with_help("its keys are connectors, secrets, dbSchemas, dbInstances and stepTypes")),
+                other => errors.push(Diagnostic::error(loc(key, other), format!("unknown key `{other}` in lockstep.yaml")).with_help("its keys are connectors, secrets, dbSchemas, dbInstances, stepTypes and processSandbox")),
             }
         }
         config.check_db_references(&mut errors);
@@ -226,7 +322,7 @@ impl Config {
     fn check_db_references(&self, errors: &mut Vec<Diagnostic>) {
         for (id, schema) in &self.db_schemas {
             let Some(git) = &schema.git else { continue };
-            match self.connectors.get(&git.connector).map(|c| c.kind) {
+            match self.connectors.get(&git.connector).map(Connector::kind) {
                 Some(ConnectorKind::Git) => {}
                 Some(kind) => errors.push(Diagnostic::error(schema.location.clone(), format!("db schema `{id}` names connector `{}`, a {kind:?} connector", git.connector)).with_help("a schema's `connectorRef` is a Git connector")),
                 None => errors.push(Diagnostic::error(schema.location.clone(), format!("db schema `{id}` names connector `{}`, which is not under `connectors`", git.connector)).with_help("add it under `connectors:` with `type: Git`")),
@@ -237,7 +333,7 @@ impl Config {
                 let known: Vec<&str> = self.db_schemas.keys().map(String::as_str).collect();
                 errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` names schema `{}`, which is not under `dbSchemas`", instance.schema)).with_help(format!("known schemas: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })));
             }
-            match self.connectors.get(&instance.connector).map(|c| c.kind) {
+            match self.connectors.get(&instance.connector).map(Connector::kind) {
                 Some(ConnectorKind::Postgres | ConnectorKind::Sqlite | ConnectorKind::MongoDB) => {}
                 Some(kind) => errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` uses connector `{}`, a {kind:?} connector", instance.connector)).with_help("a db instance needs a Postgres, Sqlite or MongoDB connector")),
                 None => errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` names connector `{}`, which is not under `connectors`", instance.connector)).with_help("add it under `connectors:`")),
@@ -259,27 +355,26 @@ impl Config {
         use crate::capability::db::DbTarget;
         let db = self.db_instances.get(instance).ok_or_else(|| format!("db instance `{instance}` is not defined in lockstep.yaml"))?;
         let connector = &self.connectors[&db.connector];
-        match connector.kind {
-            ConnectorKind::Postgres => {
-                let mut config: tokio_postgres::Config = connector.fields["url"].parse().map_err(|e| format!("connector `{}`: `url` is not a PostgreSQL URL: {e}", db.connector))?;
+        match &connector.spec {
+            ConnectorSpec::Postgres { url, password_ref } => {
+                let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("connector `{}`: `url` is not a PostgreSQL URL: {e}", db.connector))?;
                 if let Some(database) = &db.database {
                     config.dbname(database);
                 }
-                if let Some(secret) = connector.fields.get("passwordRef") {
+                if let Some(secret) = password_ref {
                     config.password(self.secret(secret)?);
                 }
-                Ok(DbTarget::Postgres(Box::new(config)))
+                Ok(DbTarget::Postgres { config: Box::new(config), allow_superuser: db.allow_superuser })
             }
-            ConnectorKind::Sqlite => Ok(DbTarget::Sqlite { path: self.base().join(&connector.fields["path"]) }),
-            ConnectorKind::MongoDB => {
-                let uri = connector.fields["uri"].clone();
+            ConnectorSpec::Sqlite { path } => Ok(DbTarget::Sqlite { path: path.clone() }),
+            ConnectorSpec::MongoDB { uri, password_ref } => {
                 // The instance's `database`, else the one the URI names (`mongodb://host/app`).
                 let from_uri = uri.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map(|(_, path)| path.split('?').next().unwrap_or_default().to_string()).filter(|d| !d.is_empty());
                 let database = db.database.clone().or(from_uri).ok_or_else(|| format!("db instance `{instance}`: say which MongoDB database, with `database:` on the instance or in the connector's `uri`"))?;
-                let password = connector.fields.get("passwordRef").map(|secret| self.secret(secret)).transpose()?;
-                Ok(DbTarget::Mongo { uri, database, password, admin_commands: db.admin_commands })
+                let password = password_ref.as_ref().map(|secret| self.secret(secret)).transpose()?;
+                Ok(DbTarget::Mongo { uri: uri.clone(), database, password, admin_commands: db.admin_commands })
             }
-            kind => Err(format!("db instance `{instance}` uses a {kind:?} connector, not a database one")),
+            _ => Err(format!("db instance `{instance}` uses a {:?} connector, not a database one", connector.kind())),
         }
     }
 
@@ -289,48 +384,77 @@ impl Config {
         std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
     }
 
-    /// Reads a secret's value; the error says which secret and how to provide it.
-    /// The Kubernetes connector `name`: its kubeconfig (relative to lockstep.yaml, `~` expanded)
-    /// and context, or the in-cluster configuration.
-    pub fn kube_cluster(&self, name: &str) -> Result<crate::capability::kube::KubeCluster, String> {
-        use crate::capability::kube::KubeCluster;
+    fn connector(&self, name: &str, kind: ConnectorKind) -> Result<&ConnectorSpec, String> {
         let connector = self.connectors.get(name).ok_or_else(|| format!("connector `{name}` is not defined; add it under `connectors:` in lockstep.yaml"))?;
-        if connector.kind != ConnectorKind::Kubernetes {
-            return Err(format!("connector `{name}` is a {:?} connector, not a Kubernetes one", connector.kind));
+        if connector.kind() != kind {
+            return Err(format!("connector `{name}` is a {:?} connector, not a {kind:?} one", connector.kind()));
         }
-        if connector.fields.get("inCluster").is_some_and(|v| v == "true") {
-            return Ok(KubeCluster::InCluster);
+        Ok(&connector.spec)
+    }
+
+    /// The Kubernetes connector `name`: its kubeconfig and context, or the in-cluster configuration.
+    pub fn kube_cluster(&self, name: &str) -> Result<crate::capability::kube::KubeCluster, String> {
+        match self.connector(name, ConnectorKind::Kubernetes)? {
+            ConnectorSpec::Kubernetes { cluster, .. } => Ok(cluster.clone()),
+            _ => unreachable!("checked to be a Kubernetes connector"),
         }
-        let path = &connector.fields["kubeconfig"];
-        let path = match path.strip_prefix("~/") {
-            Some(rest) => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest),
-            None => self.base().join(path),
-        };
-        Ok(KubeCluster::Kubeconfig { path, context: connector.fields.get("context").cloned() })
+    }
+
+    /// What a Kubernetes step group may do on its cluster, for its K8s steps (`verbs`) and Run
+    /// steps: the group's namespace, else the kubeconfig context's, only if the operator allows
+    /// it for the connector (`namespaces:`; by default the context's namespace alone), with the
+    /// operator's `kinds:`. Returns the grant and the namespace.
+    pub fn kube_group_grant(&self, connector: &str, namespace: Option<&str>, verbs: Vec<crate::capability::kube::Verb>) -> Result<(crate::capability::kube::KubeGrant, String), Refusal> {
+        let ConnectorSpec::Kubernetes { cluster, namespaces, kinds } = self.connector(connector, ConnectorKind::Kubernetes)? else { unreachable!("checked to be a Kubernetes connector") };
+        let context_namespace = cluster.default_namespace().map_err(|e| Refusal::Configuration(format!("connector `{connector}`: {e}")))?;
+        let namespace = namespace.map_or_else(|| context_namespace.clone(), str::to_string);
+        let allowed = namespaces.clone().unwrap_or_else(|| vec![context_namespace]);
+        if !allowed.iter().any(|n| n == "*" || *n == namespace) {
+            return Err(Refusal::Denied(format!(
+                "the step group's namespace `{namespace}` is not allowed for connector `{connector}` (allowed: {}); the operator allows namespaces with `connectors.{connector}.namespaces` in lockstep.yaml",
+                allowed.join(", ")
+            )));
+        }
+        let grant = crate::capability::kube::KubeGrant { connector: connector.to_string(), cluster: cluster.clone(), namespaces: vec![namespace.clone()], kinds: kinds.clone(), verbs };
+        Ok((grant, namespace))
     }
 
     /// The Git connector `name`, with its token read from its secret.
     pub fn git_remote(&self, name: &str) -> Result<crate::capability::git::GitRemote, String> {
-        let connector = self.connectors.get(name).ok_or_else(|| format!("connector `{name}` is not defined; add it under `connectors:` in lockstep.yaml"))?;
-        if connector.kind != ConnectorKind::Git {
-            return Err(format!("connector `{name}` is a {:?} connector, not a Git one", connector.kind));
-        }
-        Ok(crate::capability::git::GitRemote {
-            url: connector.fields["url"].clone(),
-            account: connector.fields.get("connectionType").is_some_and(|t| t == "Account"),
-            username: connector.fields.get("username").cloned(),
-            token: connector.fields.get("tokenRef").map(|secret| self.secret(secret)).transpose()?,
-        })
+        let ConnectorSpec::Git { url, account, username, token_ref } = self.connector(name, ConnectorKind::Git)? else { unreachable!("checked to be a Git connector") };
+        Ok(crate::capability::git::GitRemote { url: url.clone(), account: *account, username: username.clone(), token: token_ref.as_ref().map(|secret| self.secret(secret)).transpose()? })
     }
 
+    /// Reads a secret's value and adds it to the run's mask, so that it is masked wherever it
+    /// shows (logs, summaries, errors, outputs, the report). The error says which secret and how
+    /// to provide it.
     pub fn secret(&self, id: &str) -> Result<String, String> {
-        match self.secrets.get(id) {
+        let value = match self.secrets.get(id) {
             None => Err(format!("secret `{id}` is not defined; add `{id}: {{ env: VARIABLE }}` under `secrets:` in lockstep.yaml")),
             Some(SecretSource::Env(var)) => std::env::var(var).map_err(|_| format!("secret `{id}` reads environment variable {var}, which is not set")),
             Some(SecretSource::File(path)) => std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
                 .map_err(|e| format!("secret `{id}` reads {}: {e}", path.display())),
-        }
+        }?;
+        self.mask.add(&value);
+        Ok(value)
+    }
+}
+
+/// Why lockstep.yaml cannot give a step what it needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Something is missing or wrong in lockstep.yaml (a connector, a secret, …).
+    #[error("{0}")]
+    Configuration(String),
+    /// The operator's configuration does not allow what the pipeline asks for.
+    #[error("{0}")]
+    Denied(String),
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Refusal::Configuration(message)
     }
 }
 
@@ -366,52 +490,70 @@ fn git_schema(node: &Node, path: &str, loc: &Loc<'_>, errors: &mut Vec<Diagnosti
     Some(GitSchema { connector, repo_name: text("repoName"), reference })
 }
 
-fn connector(node: &Node, path: &str, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>) -> Option<Connector> {
+fn connector(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>) -> Option<Connector> {
+    let text = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_string);
+    let list = |key: &str| node.get(key).map(|n| n.as_seq().unwrap_or_default().iter().filter_map(|i| i.as_str().map(str::to_string)).collect::<Vec<String>>());
+    let at = |key: &str| loc(node.get(key).unwrap_or(node), &format!("{path}.{key}"));
     let kind = match node.get("type").and_then(Node::as_str) {
-        Some("Git") => ConnectorKind::Git,
-        Some("Kubernetes") => ConnectorKind::Kubernetes,
-        Some("MongoDB") => ConnectorKind::MongoDB,
-        Some("Postgres") => ConnectorKind::Postgres,
-        Some("Sqlite") => ConnectorKind::Sqlite,
+        Some(kind @ ("Git" | "Kubernetes" | "MongoDB" | "Postgres" | "Sqlite")) => kind,
         other => {
-            let at = node.get("type").unwrap_or(node);
-            errors.push(Diagnostic::error(loc(at, &format!("{path}.type")), format!("connector type {} is not known", other.map_or("(missing)".to_string(), |t| format!("`{t}`")))).with_help("use Git, Kubernetes, MongoDB, Postgres or Sqlite"));
+            errors.push(Diagnostic::error(at("type"), format!("connector type {} is not known", other.map_or("(missing)".to_string(), |t| format!("`{t}`")))).with_help("use Git, Kubernetes, MongoDB, Postgres or Sqlite"));
             return None;
         }
     };
-    let fields: BTreeMap<String, String> = node
-        .as_map()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
-        .filter(|(k, _)| k != "type")
-        .collect();
     // The field that says where the endpoint is; a connector without it points nowhere.
-    let (required, example) = match kind {
-        ConnectorKind::Git => (&["url"][..], "url: https://github.com/acme/app.git"),
-        ConnectorKind::Kubernetes => (&["kubeconfig", "inCluster"][..], "kubeconfig: ~/.kube/config"),
-        ConnectorKind::MongoDB => (&["uri"][..], "uri: mongodb://localhost:27017/app"),
-        ConnectorKind::Postgres => (&["url"][..], "url: postgres://postgres@127.0.0.1/app"),
-        ConnectorKind::Sqlite => (&["path"][..], "path: app.db"),
+    let required = |key: &str, example: &str, errors: &mut Vec<Diagnostic>| {
+        let value = text(key);
+        if value.is_none() {
+            errors.push(Diagnostic::error(loc(node, path), format!("this {kind} connector does not say where it points: it needs `{key}`")).with_help(format!("add `{example}`")));
+        }
+        value
     };
-    if !required.iter().any(|key| fields.contains_key(*key)) {
-        errors.push(Diagnostic::error(loc(node, path), format!("this {kind:?} connector does not say where it points: it needs `{}`", required.join("` or `"))).with_help(format!("add `{example}`")));
-        return None;
-    }
-    if kind == ConnectorKind::Git {
-        let url = &fields["url"];
-        if !(url.starts_with("file://") || url.starts_with("https://")) {
-            let at = node.get("url").unwrap_or(node);
-            errors.push(Diagnostic::error(loc(at, &format!("{path}.url")), format!("Git URL `{url}` is neither file:// nor https://")).with_help("write `url: https://github.com/acme/app.git` or `url: file:///srv/git/app`"));
-            return None;
+    let spec = match kind {
+        "Git" => {
+            let url = required("url", "url: https://github.com/acme/app.git", errors)?;
+            if !(url.starts_with("file://") || url.starts_with("https://")) {
+                errors.push(Diagnostic::error(at("url"), format!("Git URL `{url}` is neither file:// nor https://")).with_help("write `url: https://github.com/acme/app.git` or `url: file:///srv/git/app`"));
+                return None;
+            }
+            let account = match text("connectionType").as_deref() {
+                None | Some("Repo") => false,
+                Some("Account") => true,
+                Some(other) => {
+                    errors.push(Diagnostic::error(at("connectionType"), format!("connectionType `{other}` is neither Account nor Repo")).with_help("`Repo` (the default): `url` is one repository; `Account`: `url` is a prefix and steps name a `repoName` under it"));
+                    return None;
+                }
+            };
+            ConnectorSpec::Git { url, account, username: text("username"), token_ref: text("tokenRef") }
         }
-        if let Some(other) = fields.get("connectionType").filter(|t| *t != "Account" && *t != "Repo") {
-            let at = node.get("connectionType").unwrap_or(node);
-            errors.push(Diagnostic::error(loc(at, &format!("{path}.connectionType")), format!("connectionType `{other}` is neither Account nor Repo")).with_help("`Repo` (the default): `url` is one repository; `Account`: `url` is a prefix and steps name a `repoName` under it"));
-            return None;
+        "Kubernetes" => {
+            use crate::capability::kube::KubeCluster;
+            let cluster = match (text("kubeconfig"), text("inCluster").as_deref()) {
+                (_, Some("true")) => KubeCluster::InCluster,
+                (Some(file), _) => {
+                    let file = match file.strip_prefix("~/") {
+                        Some(rest) => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest),
+                        None => base.join(file),
+                    };
+                    KubeCluster::Kubeconfig { path: file, context: text("context") }
+                }
+                (None, _) => {
+                    errors.push(Diagnostic::error(loc(node, path), "this Kubernetes connector does not say where it points: it needs `kubeconfig` or `inCluster: true`").with_help("add `kubeconfig: ~/.kube/config` (and `context:`)"));
+                    return None;
+                }
+            };
+            let namespaces = list("namespaces");
+            if namespaces.as_ref().is_some_and(Vec::is_empty) {
+                errors.push(Diagnostic::error(at("namespaces"), "`namespaces` must list the namespaces pipelines may deploy to with this connector").with_help("write e.g. `namespaces: [shop, staging]` (`*` for any)"));
+            }
+            let kinds = list("kinds").unwrap_or_else(|| vec!["*".into()]);
+            ConnectorSpec::Kubernetes { cluster, namespaces, kinds }
         }
-    }
-    Some(Connector { kind, fields, location: loc(node, path) })
+        "MongoDB" => ConnectorSpec::MongoDB { uri: required("uri", "uri: mongodb://localhost:27017/app", errors)?, password_ref: text("passwordRef") },
+        "Postgres" => ConnectorSpec::Postgres { url: required("url", "url: postgres://app@127.0.0.1/app", errors)?, password_ref: text("passwordRef") },
+        _ => ConnectorSpec::Sqlite { path: base.join(required("path", "path: app.db", errors)?) },
+    };
+    Some(Connector { spec, location: loc(node, path) })
 }
 
 fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>) -> Option<CustomStepType> {
@@ -426,6 +568,7 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
         _ => errors.push(Diagnostic::error(loc(node.get("sha256").unwrap_or(node), &format!("{path}.sha256")), "third-party steps must be pinned: `sha256` must be the component's 64-hex-digit digest").with_help("compute it with `sha256sum step.wasm`")),
     }
     let mut grants = Grants::default();
+    let mut process = false;
     let mut db_instances = vec![];
     let mut git_connectors = vec![];
     let mut kube = vec![];
@@ -442,7 +585,7 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
                 _ => errors.push(Diagnostic::error(at, "a kube grant needs `connector`, and non-empty `namespaces`, `kinds` and `verbs` (get, list, apply, delete)").with_help("write e.g. `kube: [{ connector: staging, namespaces: [shop], kinds: [Deployment, ConfigMap], verbs: [get, apply] }]` (`*` for any namespace or any kind but Secret)")),
             }
         }
-        grants.process = g.get("process").and_then(Node::as_str) == Some("true");
+        process = g.get("process").and_then(Node::as_str) == Some("true");
         db_instances = g.get("db").and_then(Node::as_seq).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
         if let Some(env) = g.get("env").and_then(Node::as_map) {
             grants.env = env.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect();
@@ -472,6 +615,6 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
     if errors.len() > before {
         return None;
     }
-    Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, db_instances, git_connectors, kube, limits, location: loc(node, path) })
+    Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, process, db_instances, git_connectors, kube, limits, location: loc(node, path) })
 }
 

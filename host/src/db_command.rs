@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 use lockstep::capability::db::{BlockingSql, DbTarget, SqlConnection};
 use lockstep::capability::mongo::{BlockingMongo, MongoConnection};
-use lockstep::config::Config;
+use lockstep::config::{CONFIG_VARIABLE, ConfigSource};
 use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
 use lockstep_changelog::load::load;
 
@@ -23,7 +23,7 @@ pub struct DbArgs {
     /// The `dbInstances` entry of lockstep.yaml to work on.
     #[arg(long, global = true, value_name = "NAME")]
     instance: Option<String>,
-    /// lockstep.yaml to read (default: ./lockstep.yaml).
+    /// The operator's lockstep.yaml (else $LOCKSTEP_CONFIG, else ~/.config/lockstep/lockstep.yaml).
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -84,8 +84,11 @@ fn invalid(message: impl std::fmt::Display) -> ExitCode {
 }
 
 pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
-    let config_path = args.config.clone().unwrap_or_else(|| PathBuf::from("lockstep.yaml"));
-    let config = match Config::load(&config_path, true) {
+    let source = ConfigSource::find(args.config.as_deref());
+    let Some(config_path) = source.path().map(PathBuf::from) else {
+        return Ok(invalid(format!("say which lockstep.yaml with --config PATH (or set {CONFIG_VARIABLE}); a lockstep.yaml in the working directory is not read by itself, since a repository could ship one")));
+    };
+    let config = match source.load() {
         Ok(config) => config,
         Err(e) => return Ok(invalid(format!("{e:#}"))),
     };

@@ -11,18 +11,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use lockstep::config::Config;
+use lockstep::config::{CONFIG_VARIABLE, Config, ConfigSource};
 use lockstep::diag::Diagnostic;
 use lockstep::exec::{self, Cancel, Meta, Reason, Run};
 use lockstep::pipeline::{self, Parsed};
 use lockstep::sandbox::Sandbox;
 use lockstep::sandbox::artifact::ArtifactCache;
-use lockstep::sandbox::log::SecretMask;
 use lockstep::{plan, report, steps};
 
 /// Run Harness-style pipelines locally, every step sandboxed as a WebAssembly component.
 #[derive(Parser)]
-#[command(name = "lockstep", version, after_help = "Exit codes: 0 the pipeline succeeded (or ended IgnoreFailed); 1 it failed, was aborted or expired; 2 the input is invalid.\nConnectors, secrets and custom step types come from lockstep.yaml next to the pipeline (see the README).")]
+#[command(name = "lockstep", version, after_help = "Exit codes: 0 the pipeline succeeded (or ended IgnoreFailed); 1 it failed, was aborted or expired; 2 the input is invalid.\nConnectors, secrets, custom step types and the process sandbox come from the operator's lockstep.yaml: --config, else $LOCKSTEP_CONFIG, else ~/.config/lockstep/lockstep.yaml. A lockstep.yaml in the repository is never read by itself (see \"Security model\" in the README).")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,7 +72,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ConfigArgs {
-    /// lockstep.yaml to use instead of the one next to the pipeline.
+    /// The operator's lockstep.yaml (else $LOCKSTEP_CONFIG, else ~/.config/lockstep/lockstep.yaml).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
 }
@@ -112,20 +111,22 @@ fn print_diagnostics<'a>(diagnostics: impl IntoIterator<Item = &'a Diagnostic>) 
     }
 }
 
-/// Reads the pipeline and its config, printing every diagnostic. `None` when there were errors.
+/// Reads the pipeline and the operator's config, printing every diagnostic. `None` when there
+/// were errors.
 fn load(file: &Path, args: &ConfigArgs) -> anyhow::Result<Option<(Parsed, Config)>> {
     let source = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let config = match &args.config {
-        Some(path) => Config::load(path, true),
-        None => Config::load(&file.parent().unwrap_or(Path::new(".")).join("lockstep.yaml"), false),
-    };
-    let config = match config {
+    let config_source = ConfigSource::find(args.config.as_deref());
+    warn_about_repository_config(file, &config_source);
+    let config = match config_source.load() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e:#}");
             return Ok(None);
         }
     };
+    if let Some(warning) = config.process_policy.unconfined_warning() {
+        eprintln!("warning: {warning}");
+    }
     let parsed = match pipeline::parse_pipeline(file, &source) {
         Ok(parsed) => parsed,
         Err(invalid) => {
@@ -141,6 +142,20 @@ fn load(file: &Path, args: &ConfigArgs) -> anyhow::Result<Option<(Parsed, Config
         return Ok(None);
     }
     Ok(Some((parsed, config)))
+}
+
+/// A lockstep.yaml next to the pipeline is repository content: it is not read unless the
+/// operator points at it, since it could grant itself anything. Says so when one is there.
+fn warn_about_repository_config(pipeline: &Path, source: &ConfigSource) {
+    let beside = pipeline.parent().unwrap_or(Path::new(".")).join("lockstep.yaml");
+    let same = |a: &Path, b: &Path| std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok();
+    if beside.is_file() && !source.path().is_some_and(|p| same(p, &beside)) {
+        eprintln!(
+            "warning: {} is not read: a lockstep.yaml in the repository could grant its pipelines anything. If you trust it, pass `--config {}` (or set {CONFIG_VARIABLE})",
+            beside.display(),
+            beside.display()
+        );
+    }
 }
 
 fn validate(file: &Path, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
@@ -166,7 +181,7 @@ fn meta_for(parsed: &Parsed) -> Meta {
 
 fn show_plan(file: &Path, format: Format, vars: Vec<(String, String)>, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let Some((parsed, config)) = load(file, args)? else { return Ok(ExitCode::from(2)) };
-    let mask = SecretMask::default();
+    let mask = config.mask.clone();
     let meta = meta_for(&parsed);
     // Without --var, show the plan even when runtime inputs have no value yet.
     let unresolved = vars.is_empty().then(|| plan::build(&parsed.pipeline, &exec::MetaLookup { meta: &meta, variables: &BTreeMap::new(), config: &config, mask: &mask }).ok()).flatten();
@@ -189,7 +204,7 @@ fn show_plan(file: &Path, format: Format, vars: Vec<(String, String)>, args: &Co
 
 fn run(file: &Path, vars: Vec<(String, String)>, report_path: Option<PathBuf>, workspace: Option<PathBuf>, max_parallel: usize, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let Some((parsed, config)) = load(file, args)? else { return Ok(ExitCode::from(2)) };
-    let mask = SecretMask::default();
+    let mask = config.mask.clone();
     let meta = meta_for(&parsed);
     let (root, variables) = match exec::prepare(&parsed.pipeline, &vars.into_iter().collect(), &config, &mask, &meta) {
         Ok(resolved) => resolved,

@@ -3,12 +3,13 @@
 
 use crate::capability::db::DbGrant;
 use crate::capability::git::GitGrant;
-use crate::capability::kube::{KubeCluster, KubeGrant, Verb};
+use crate::capability::kube::{KubeGrant, Verb};
+use crate::capability::process::{ClusterAccess, ProcessGrant};
 use crate::plan::KubeInfra;
 use crate::capability::{FileGrant, Grants};
 use std::path::PathBuf;
 
-use crate::config::{Config, CustomStepType, SchemaFetch};
+use crate::config::{Config, CustomStepType, Refusal, SchemaFetch};
 use crate::diag::{Diagnostic, Location};
 use crate::pipeline::Step;
 use crate::sandbox::limits::StepLimits;
@@ -70,24 +71,31 @@ pub fn source<'a>(config: &'a Config, step_type: &str) -> StepSource<'a> {
 
 impl StepSource<'_> {
     /// The grants one step gets, and the spec its component receives. Built-in steps derive their
-    /// grants from their spec (`Run`: processes in the stage workspace; the DB steps: their
+    /// grants from their spec and the operator's lockstep.yaml (`Run`: scripts under
+    /// `processSandbox`, and in a Kubernetes step group that cluster; the DB steps: their
     /// `dbInstance`, and their schema's directory read-only); custom steps get what lockstep.yaml
-    /// says. `Err` says what in lockstep.yaml is missing.
-    pub fn bind(&self, spec: serde_json::Value, config: &Config, fqn: &str, execution_id: &str, infra: Option<&KubeInfra>) -> Result<Bound, String> {
-        let plain = |(grants, spec)| Bound { grants, spec, schema_fetch: None, kubeconfig: None };
+    /// says. `Err` says what in lockstep.yaml is missing, or what it does not allow.
+    pub fn bind(&self, spec: serde_json::Value, config: &Config, fqn: &str, execution_id: &str, infra: Option<&KubeInfra>) -> Result<Bound, Refusal> {
+        let plain = |(grants, spec)| Bound { grants, spec, schema_fetch: None };
         match self {
             StepSource::BuiltIn(b) if b.name == "Run" => {
-                let kubeconfig = match infra {
-                    Some(infra) => run_kubeconfig(config, infra)?,
+                let cluster = match infra {
+                    Some(infra) => {
+                        let (grant, namespace) = config.kube_group_grant(&infra.connector, infra.namespace.as_deref(), Verb::ALL.to_vec())?;
+                        Some(ClusterAccess { grant, namespace })
+                    }
                     None => None,
                 };
-                Ok(Bound { kubeconfig, ..plain((Grants { process: true, ..Grants::default() }, spec)) })
+                Ok(plain((Grants { process: Some(ProcessGrant { policy: config.process_policy.clone(), cluster }), ..Grants::default() }, spec)))
             }
-            StepSource::BuiltIn(b) if b.name == "GitClone" => bind_git_clone(spec, config).map(plain),
-            StepSource::BuiltIn(b) if b.name.starts_with("K8s") => bind_k8s_step(spec, config, infra).map(plain),
-            StepSource::BuiltIn(_) => bind_db_step(spec, config, fqn, execution_id),
+            StepSource::BuiltIn(b) if b.name == "GitClone" => Ok(plain(bind_git_clone(spec, config)?)),
+            StepSource::BuiltIn(b) if b.name.starts_with("K8s") => Ok(plain(bind_k8s_step(spec, config, infra)?)),
+            StepSource::BuiltIn(_) => Ok(bind_db_step(spec, config, fqn, execution_id)?),
             StepSource::Custom(c) => {
                 let mut grants = c.grants.clone();
+                if c.process {
+                    grants.process = Some(ProcessGrant { policy: config.process_policy.clone(), cluster: None });
+                }
                 for instance in &c.db_instances {
                     grants.db.push(DbGrant { instance: instance.clone(), target: config.db_target(instance)? });
                 }
@@ -100,7 +108,7 @@ impl StepSource<'_> {
                 }
                 Ok(plain((grants, spec)))
             }
-            StepSource::Unavailable(message) => Err(message.clone()),
+            StepSource::Unavailable(message) => Err(Refusal::Configuration(message.clone())),
         }
     }
 
@@ -121,60 +129,6 @@ pub struct Bound {
     /// to it) before the step starts, unless a step of the same run already has; it is the
     /// step's read-only [`SCHEMA_MOUNT`].
     pub schema_fetch: Option<(SchemaFetch, PathBuf)>,
-    /// For a Run step in a Kubernetes step group: the kubeconfig its `KUBECONFIG` names.
-    pub kubeconfig: Option<StepKubeconfig>,
-}
-
-/// The kubeconfig of a step group's cluster, for the `kubectl` of a Run step inside it (Harness
-/// runs such steps in a pod of that cluster): the connector's kubeconfig with its context made
-/// current and the group's namespace as the context's namespace.
-pub struct StepKubeconfig {
-    /// Where it goes, relative to the stage workspace.
-    pub file: PathBuf,
-    pub contents: String,
-}
-
-impl StepKubeconfig {
-    /// Writes the file (readable by this user only) and sets `envVariables.KUBECONFIG` to it,
-    /// unless the step sets `KUBECONFIG` itself.
-    pub fn install(&self, workspace: &std::path::Path, spec: &mut serde_json::Value) -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = workspace.join(&self.file);
-        std::fs::create_dir_all(path.parent().unwrap_or(workspace))?;
-        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
-        std::io::Write::write_all(&mut file, self.contents.as_bytes())?;
-        if let Some(map) = spec.as_object_mut() {
-            let env = map.entry("envVariables").or_insert_with(|| serde_json::json!({}));
-            if env.is_null() {
-                *env = serde_json::json!({});
-            }
-            if let Some(env) = env.as_object_mut() {
-                env.entry("KUBECONFIG").or_insert_with(|| serde_json::Value::String(path.display().to_string()));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn run_kubeconfig(config: &Config, infra: &KubeInfra) -> Result<Option<StepKubeconfig>, String> {
-    let KubeCluster::Kubeconfig { path, context } = config.kube_cluster(&infra.connector)? else {
-        // In a cluster, kubectl finds the pod's service account by itself.
-        return Ok(None);
-    };
-    let mut kubeconfig = kube::config::Kubeconfig::read_from(&path).map_err(|e| format!("connector `{}`: kubeconfig {}: {e}", infra.connector, path.display()))?;
-    if let Some(context) = context {
-        kubeconfig.current_context = Some(context);
-    }
-    if let Some(namespace) = &infra.namespace {
-        let current = kubeconfig.current_context.clone();
-        for named in kubeconfig.contexts.iter_mut().filter(|c| Some(&c.name) == current.as_ref()) {
-            if let Some(context) = named.context.as_mut() {
-                context.namespace = Some(namespace.clone());
-            }
-        }
-    }
-    let contents = serde_json::to_string_pretty(&kubeconfig).map_err(|e| format!("connector `{}`: {e}", infra.connector))?;
-    Ok(Some(StepKubeconfig { file: PathBuf::from(format!(".lockstep/kubeconfig-{}.json", infra.connector)), contents }))
 }
 
 /// The DB steps' grants: the instance their spec names (only that one), and their schema's root
@@ -211,26 +165,24 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, fqn: &str, executi
     if let Some(map) = spec.as_object_mut() {
         map.insert("lockstep".into(), lockstep);
     }
-    Ok(Bound { grants, spec, schema_fetch, kubeconfig: None })
+    Ok(Bound { grants, spec, schema_fetch })
 }
 
-/// The Kubernetes steps' grants: the cluster of their step group's `stepGroupInfra` (or their own
-/// `connectorRef`), in its namespace only (else `default`), any namespaced kind but Secrets, and
-/// the stage workspace read-only to read manifests. The spec gains `lockstep.connector` and
-/// `lockstep.namespace`.
-fn bind_k8s_step(mut spec: serde_json::Value, config: &Config, infra: Option<&KubeInfra>) -> Result<(Grants, serde_json::Value), String> {
-    let own = spec.get("connectorRef").and_then(|v| v.as_str()).filter(|c| config.connectors.get(*c).is_some_and(|c| c.kind == crate::config::ConnectorKind::Kubernetes)).map(str::to_string);
-    let connector = own.or_else(|| infra.map(|i| i.connector.clone())).ok_or("a Kubernetes step needs a cluster: run it in a step group with `stepGroupInfra: { type: KubernetesDirect, spec: { connectorRef: <Kubernetes connector>, namespace: … } }`")?;
-    let namespace = infra.and_then(|i| i.namespace.clone()).unwrap_or_else(|| "default".into());
+/// The Kubernetes steps' grants: the cluster of their step group's `stepGroupInfra`, in the
+/// group's namespace (else the kubeconfig context's) if the operator allows it for the connector,
+/// the operator's kinds for it, and the stage workspace read-only to read manifests. The spec
+/// gains `lockstep.connector` and `lockstep.namespace`.
+fn bind_k8s_step(mut spec: serde_json::Value, config: &Config, infra: Option<&KubeInfra>) -> Result<(Grants, serde_json::Value), Refusal> {
+    let infra = infra.ok_or_else(|| Refusal::Configuration("a Kubernetes step needs a cluster: run it in a step group with `stepGroupInfra: { type: KubernetesDirect, spec: { connectorRef: <Kubernetes connector>, namespace: … } }`".into()))?;
     // Pruning deletes what an earlier release had and this one does not.
-    let prunes = spec.get("pruningEnabled").is_some_and(|v| v == &serde_json::json!(true) || v == "true");
+    let prunes = spec.get("pruningEnabled").is_some_and(|v| v == &serde_json::json!(true) || v.as_str().is_some_and(|t| t.eq_ignore_ascii_case("true")));
     let mut verbs = vec![Verb::Get, Verb::List, Verb::Apply];
     if prunes {
         verbs.push(Verb::Delete);
     }
-    let grant = KubeGrant { connector: connector.clone(), cluster: config.kube_cluster(&connector)?, namespaces: vec![namespace.clone()], kinds: vec!["*".into()], verbs };
+    let (grant, namespace) = config.kube_group_grant(&infra.connector, infra.namespace.as_deref(), verbs)?;
     if let Some(map) = spec.as_object_mut() {
-        map.insert("lockstep".into(), serde_json::json!({ "connector": connector, "namespace": namespace }));
+        map.insert("lockstep".into(), serde_json::json!({ "connector": infra.connector, "namespace": namespace }));
     }
     let files = vec![FileGrant { host_path: PathBuf::new(), guest_path: WORKSPACE_MOUNT.to_string(), read_only: true }];
     Ok((Grants { kube: vec![grant], files, ..Grants::default() }, spec))
@@ -355,7 +307,7 @@ fn check_git_clone(spec: &Node, location: &Location, config: &Config, out: &mut 
         Some(name) if name.contains("<+") => {}
         Some(name) => match config.connectors.get(name) {
             None => out.push(Diagnostic::warning(at(spec, location, "connectorRef"), format!("connector `{name}` is not in lockstep.yaml, so `lockstep run` will fail this step")).with_help(format!("add `{name}: {{ type: Git, url: … }}` under `connectors:` in lockstep.yaml"))),
-            Some(c) if c.kind != crate::config::ConnectorKind::Git => out.push(Diagnostic::error(at(spec, location, "connectorRef"), format!("connector `{name}` is a {:?} connector, not a Git one", c.kind)).with_help("point `connectorRef` at a connector with `type: Git`")),
+            Some(c) if c.kind() != crate::config::ConnectorKind::Git => out.push(Diagnostic::error(at(spec, location, "connectorRef"), format!("connector `{name}` is a {:?} connector, not a Git one", c.kind())).with_help("point `connectorRef` at a connector with `type: Git`")),
             Some(_) => {}
         },
     }

@@ -1,5 +1,6 @@
 //! A database that exists for one test: PostgreSQL at 127.0.0.1:5432 (created and dropped per
-//! test) or a SQLite file in a temporary directory.
+//! test, owned by a login role of the same name that is no superuser, as the README advises) or
+//! a SQLite file in a temporary directory.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -21,7 +22,10 @@ fn admin_sql(runtime: &tokio::runtime::Runtime, statement: &str) {
     runtime.block_on(async move {
         let (client, driver) = tokio_postgres::connect("host=127.0.0.1 user=postgres dbname=postgres", tokio_postgres::NoTls).await.expect("PostgreSQL at 127.0.0.1:5432");
         tokio::spawn(driver);
-        client.batch_execute(&statement).await.unwrap();
+        // One at a time: CREATE and DROP DATABASE refuse to run in a (multi-statement) transaction.
+        for statement in statement.split("; ") {
+            client.batch_execute(statement).await.unwrap();
+        }
     });
 }
 
@@ -30,7 +34,7 @@ impl TestDb {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = format!("lockstep_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
         let runtime = runtime();
-        admin_sql(&runtime, &format!("CREATE DATABASE {name}"));
+        admin_sql(&runtime, &format!("CREATE ROLE {name} LOGIN; CREATE DATABASE {name} OWNER {name}"));
         TestDb::Postgres { runtime, name }
     }
 
@@ -46,7 +50,7 @@ impl TestDb {
 
     pub fn target(&self) -> DbTarget {
         match self {
-            TestDb::Postgres { name, .. } => DbTarget::Postgres(Box::new(format!("host=127.0.0.1 user=postgres dbname={name}").parse().unwrap())),
+            TestDb::Postgres { name, .. } => DbTarget::Postgres { config: Box::new(format!("host=127.0.0.1 user={name} dbname={name}").parse().unwrap()), allow_superuser: false },
             TestDb::Sqlite { path, .. } => DbTarget::Sqlite { path: path.clone() },
         }
     }
@@ -83,7 +87,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let TestDb::Postgres { runtime, name } = self {
-            admin_sql(runtime, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            admin_sql(runtime, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); DROP ROLE IF EXISTS {name}"));
         }
     }
 }
@@ -93,13 +97,21 @@ impl TestDb {
     /// A lockstep.yaml `connectors:` entry named `name` pointing at this database.
     pub fn connector(&self, name: &str) -> String {
         match self {
-            TestDb::Postgres { name: db, .. } => format!("  {name}: {{ type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/{db}' }}\n"),
+            TestDb::Postgres { name: db, .. } => format!("  {name}: {{ type: Postgres, url: 'postgres://{db}@127.0.0.1:5432/{db}' }}\n"),
             TestDb::Sqlite { path, .. } => format!("  {name}: {{ type: Sqlite, path: '{}' }}\n", path.display()),
         }
     }
 }
 
 impl TestDb {
+    /// The PostgreSQL role that owns the database (its name is the database's).
+    pub fn role(&self) -> &str {
+        match self {
+            TestDb::Postgres { name, .. } => name,
+            TestDb::Sqlite { .. } => "",
+        }
+    }
+
     /// Whether the database has been created on disk (SQLite) — i.e. whether anything opened it.
     pub fn target_exists(&self) -> bool {
         match self {

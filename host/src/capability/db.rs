@@ -3,8 +3,16 @@
 //! Invariants: `open` checks the grant before any I/O and never reveals whether an ungranted
 //! instance exists; a step sees instance labels only, never addresses or credentials; each
 //! connection belongs to one step run and closes with its store.
+//!
+//! What a connection can reach is its instance's database and nothing else:
+//! - SQLite: an authorizer refuses `ATTACH`, `DETACH`, `VACUUM INTO`, extension loading and the
+//!   pragmas that name directories, and defensive mode protects the schema;
+//! - PostgreSQL: a role that can run host programs or read and write server files (a superuser,
+//!   or a member of `pg_execute_server_program`, `pg_read_server_files` or
+//!   `pg_write_server_files`) is refused unless the instance says `allowSuperuser: true`.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use lockstep_changelog::db::{DbError, Dialect, Rows, Value};
 use tokio_postgres::types::{ToSql, Type};
@@ -23,8 +31,12 @@ pub struct DbGrant {
 
 #[derive(Clone)]
 pub enum DbTarget {
-    /// Password included, when the connector has one.
-    Postgres(Box<tokio_postgres::Config>),
+    Postgres {
+        /// Password included, when the connector has one.
+        config: Box<tokio_postgres::Config>,
+        /// `allowSuperuser: true` on the instance.
+        allow_superuser: bool,
+    },
     Sqlite { path: PathBuf },
     /// The connection string (credentials included) and the database the instance uses.
     Mongo {
@@ -41,7 +53,7 @@ impl std::fmt::Debug for DbTarget {
     // Never print a PostgreSQL config or a MongoDB URI: they may hold a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DbTarget::Postgres(_) => f.write_str("Postgres(..)"),
+            DbTarget::Postgres { .. } => f.write_str("Postgres(..)"),
             DbTarget::Sqlite { path } => write!(f, "Sqlite {{ path: {path:?} }}"),
             DbTarget::Mongo { database, .. } => write!(f, "Mongo {{ database: {database:?}, .. }}"),
         }
@@ -68,11 +80,22 @@ pub enum SqlConnection {
 /// exclusive `flock` on `<database>.lockstep-lock`, which the OS releases if the process dies.
 pub struct SqliteSession {
     connection: rusqlite::Connection,
+    /// Why the authorizer refused the last refused statement.
+    refused: Arc<Mutex<Option<&'static str>>>,
     lock_path: PathBuf,
     lock: Option<std::fs::File>,
 }
 
 impl SqliteSession {
+    /// A SQLite error, saying why when the authorizer refused the statement.
+    fn error(&self, error: rusqlite::Error) -> DbError {
+        if error.sqlite_error_code() == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) {
+            let why = self.refused.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or("it is not allowed");
+            return DbError::AccessDenied(format!("SQLite refused the statement: {why}; a step reaches only its instance's database file"));
+        }
+        sqlite_error(error)
+    }
+
     fn try_lock(&mut self) -> Result<bool, DbError> {
         use std::os::fd::AsRawFd;
         if self.lock.is_some() {
@@ -103,13 +126,69 @@ fn sqlite_error(error: rusqlite::Error) -> DbError {
     }
 }
 
+/// Refuses a PostgreSQL role that reaches beyond its databases: a superuser, or a member of the
+/// roles that run host programs (`COPY … TO PROGRAM`) or read and write server files.
+async fn refuse_powerful_role(client: &tokio_postgres::Client) -> Result<(), DbError> {
+    let row = client
+        .query_one(
+            "SELECT current_user::text, r.rolsuper, pg_has_role(current_user, 'pg_execute_server_program', 'USAGE') OR pg_has_role(current_user, 'pg_read_server_files', 'USAGE') OR pg_has_role(current_user, 'pg_write_server_files', 'USAGE') FROM pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?;
+    let (role, superuser, server_access): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    let what = match (superuser, server_access) {
+        (true, _) => "a superuser, who can run host programs (COPY … TO PROGRAM), read server files and reach every database",
+        (false, true) => "a member of pg_execute_server_program, pg_read_server_files or pg_write_server_files, who can run host programs or read and write server files",
+        (false, false) => return Ok(()),
+    };
+    Err(DbError::AccessDenied(format!(
+        "the connector connects as `{role}`, {what}; connect as a role that owns only the application's database (see \"Security model\" in the README), or set `allowSuperuser: true` on the db instance in lockstep.yaml"
+    )))
+}
+
+/// Keeps a SQLite connection on its own file: refuses, through an authorizer, what would reach
+/// another file (ATTACH, DETACH, VACUUM INTO, extensions, directory pragmas), and turns on
+/// defensive mode. Returns where the authorizer leaves its reason.
+fn confine_sqlite(connection: &mut rusqlite::Connection) -> Result<Arc<Mutex<Option<&'static str>>>, DbError> {
+    use rusqlite::config::DbConfig;
+    use rusqlite::hooks::{AuthAction, Authorization};
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).map_err(sqlite_error)?;
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false).map_err(sqlite_error)?;
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, false).map_err(sqlite_error)?;
+    let refused = Arc::new(Mutex::new(None));
+    let reason = refused.clone();
+    connection
+        .authorizer(Some(move |context: rusqlite::hooks::AuthContext<'_>| {
+            let why = match context.action {
+                AuthAction::Attach { .. } => Some("ATTACH opens another database file"),
+                AuthAction::Detach { .. } => Some("DETACH is refused with ATTACH"),
+                AuthAction::Function { function_name } if function_name.eq_ignore_ascii_case("load_extension") => Some("extensions are native code"),
+                AuthAction::Pragma { pragma_name, .. } if ["temp_store_directory", "data_store_directory"].iter().any(|p| pragma_name.eq_ignore_ascii_case(p)) => Some("this pragma names a directory"),
+                _ => None,
+            };
+            match why {
+                Some(why) => {
+                    *reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                    Authorization::Deny
+                }
+                None => Authorization::Allow,
+            }
+        }))
+        .map_err(sqlite_error)?;
+    Ok(refused)
+}
+
 impl SqlConnection {
     pub async fn open(target: &DbTarget) -> Result<Self, DbError> {
         match target {
             DbTarget::Mongo { .. } => Err(DbError::Invalid("this instance is a MongoDB database; open it with lockstep:db/mongo".into())),
-            DbTarget::Postgres(config) => {
+            DbTarget::Postgres { config, allow_superuser } => {
                 let (client, driver) = config.connect(tokio_postgres::NoTls).await.map_err(|e| DbError::Unavailable(format!("connecting to PostgreSQL: {e}")))?;
                 tokio::spawn(driver);
+                if !allow_superuser {
+                    refuse_powerful_role(&client).await?;
+                }
                 Ok(SqlConnection::Postgres(client))
             }
             DbTarget::Sqlite { path } => {
@@ -117,12 +196,13 @@ impl SqlConnection {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| DbError::Unavailable(format!("creating {}: {e}", parent.display())))?;
                 }
-                let connection = rusqlite::Connection::open(path).map_err(|e| DbError::Unavailable(format!("opening {}: {e}", path.display())))?;
+                let mut connection = rusqlite::Connection::open(path).map_err(|e| DbError::Unavailable(format!("opening {}: {e}", path.display())))?;
                 // Concurrent writers wait for each other rather than failing at once.
                 connection.busy_timeout(std::time::Duration::from_secs(30)).map_err(sqlite_error)?;
+                let refused = confine_sqlite(&mut connection)?;
                 let mut lock_path = path.clone().into_os_string();
                 lock_path.push(".lockstep-lock");
-                Ok(SqlConnection::Sqlite(SqliteSession { connection, lock_path: lock_path.into(), lock: None }))
+                Ok(SqlConnection::Sqlite(SqliteSession { connection, refused, lock_path: lock_path.into(), lock: None }))
             }
         }
     }
@@ -137,7 +217,7 @@ impl SqlConnection {
     pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
             SqlConnection::Postgres(client) => client.batch_execute(sql).await.map_err(pg_error),
-            SqlConnection::Sqlite(session) => session.connection.execute_batch(sql).map_err(sqlite_error),
+            SqlConnection::Sqlite(session) => session.connection.execute_batch(sql).map_err(|e| session.error(e)),
         }
     }
 
@@ -149,7 +229,7 @@ impl SqlConnection {
                 client.execute_typed(sql, &refs).await.map_err(pg_error)
             }
             SqlConnection::Sqlite(session) => {
-                let mut statement = session.connection.prepare(sql).map_err(sqlite_error)?;
+                let mut statement = session.connection.prepare(sql).map_err(|e| session.error(e))?;
                 bind_numbered(&mut statement, params)?;
                 Ok(statement.raw_execute().map_err(sqlite_error)? as u64)
             }
@@ -167,7 +247,7 @@ impl SqlConnection {
                 Ok(Rows { columns, rows })
             }
             SqlConnection::Sqlite(session) => {
-                let mut statement = session.connection.prepare(sql).map_err(sqlite_error)?;
+                let mut statement = session.connection.prepare(sql).map_err(|e| session.error(e))?;
                 let columns: Vec<String> = statement.column_names().map(str::to_string).collect();
                 let width = columns.len();
                 bind_numbered(&mut statement, params)?;
@@ -372,9 +452,15 @@ impl StepState {
             Ok(grant) => grant.target.clone(),
             Err(denied) => return Ok(Err(to_wit_error(denied))),
         };
+        if let Err(exhausted) = self.run.connections.take() {
+            return Ok(Err(exhausted));
+        }
         match open(target).await {
             Ok(connection) => Ok(Ok(self.table.push(connection)?)),
-            Err(e) => Ok(Err(to_wit_error(e))),
+            Err(e) => {
+                self.run.connections.give_back();
+                Ok(Err(to_wit_error(e)))
+            }
         }
     }
 }
@@ -417,6 +503,7 @@ impl wit::HostConnection for StepState {
 
     async fn drop(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
+        self.run.connections.give_back();
         Ok(())
     }
 }

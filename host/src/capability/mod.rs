@@ -18,8 +18,8 @@ use std::path::PathBuf;
 /// What one step may use beyond the step API.
 #[derive(Debug, Clone, Default)]
 pub struct Grants {
-    /// Run shell scripts as host subprocesses in the stage workspace.
-    pub process: bool,
+    /// Run shell scripts, confined, in the stage workspace.
+    pub process: Option<process::ProcessGrant>,
     /// Environment variables the component sees (none otherwise).
     pub env: Vec<(String, String)>,
     /// Directories preopened for the component (none otherwise).
@@ -30,6 +30,34 @@ pub struct Grants {
     pub git: Vec<git::GitGrant>,
     /// Clusters, and what on them, the step may reach (none otherwise).
     pub kube: Vec<kube::KubeGrant>,
+}
+
+/// Connections (database sessions, cluster clients) one step run may hold open at once, so that
+/// a step cannot starve a server of connections.
+#[derive(Debug)]
+pub struct ConnectionBudget {
+    open: usize,
+    max: usize,
+}
+
+impl ConnectionBudget {
+    pub fn new(max: usize) -> Self {
+        ConnectionBudget { open: 0, max }
+    }
+
+    /// Counts one more open connection, or refuses past the budget, before any I/O.
+    pub fn take(&mut self) -> Result<(), crate::sandbox::bindings::WitError> {
+        if self.open >= self.max {
+            return Err(crate::sandbox::bindings::WitError::LimitExceeded(format!("a step may hold at most {} connections open at once; close one before opening another", self.max)));
+        }
+        self.open += 1;
+        Ok(())
+    }
+
+    /// A connection was closed (or never opened).
+    pub fn give_back(&mut self) {
+        self.open = self.open.saturating_sub(1);
+    }
 }
 
 /// A host directory preopened for a step.
@@ -54,7 +82,7 @@ pub enum Capability {
 impl Capability {
     pub fn granted(self, grants: &Grants) -> bool {
         match self {
-            Capability::Process => grants.process,
+            Capability::Process => grants.process.is_some(),
             Capability::Files => !grants.files.is_empty(),
             Capability::Db => !grants.db.is_empty(),
             Capability::Git => !grants.git.is_empty(),
@@ -116,7 +144,8 @@ mod tests {
         let need = requirement("lockstep:process/process@0.1.0");
         assert_eq!(need, Requirement::Granted(Capability::Process));
         assert!(!Capability::Process.granted(&Grants::default()));
-        assert!(Capability::Process.granted(&Grants { process: true, ..Grants::default() }));
+        let process = process::ProcessGrant { policy: Default::default(), cluster: None };
+        assert!(Capability::Process.granted(&Grants { process: Some(process), ..Grants::default() }));
     }
 
     #[test]

@@ -120,6 +120,7 @@ impl wit::HostConnection for StepState {
 
     async fn drop(&mut self, handle: Resource<MongoConnection>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
+        self.run.connections.give_back();
         Ok(())
     }
 }

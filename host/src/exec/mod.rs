@@ -25,7 +25,7 @@ use scope::{Frame, Lookup, Scope};
 pub use state::{NodeError, Record, RunState};
 use status::{Status, aggregate};
 
-use crate::config::{Config, SchemaFetch};
+use crate::config::{Config, Refusal, SchemaFetch};
 use crate::expr::{self, Resolver};
 use crate::pipeline::{Action, ErrorType, FailureRule, Pipeline, StatusGate, Variable, VariableKind, VariableValue};
 use crate::plan::{NodeKind, PlanNode};
@@ -230,7 +230,26 @@ pub fn load_components(root: &PlanNode, config: &Config, sandbox: &Sandbox) -> R
             Err(problem) => problems.push(problem),
         }
     }
+    if let Some(problem) = process_sandbox_problem(root, config) {
+        problems.push(problem);
+    }
     if problems.is_empty() { Ok(components) } else { Err(problems) }
+}
+
+/// When the plan runs scripts and the operator requires them confined: whether this machine can
+/// confine them. Checked before any step starts, so a run never gets halfway to find out.
+fn process_sandbox_problem(root: &PlanNode, config: &Config) -> Option<String> {
+    use crate::capability::process::policy::Confinement;
+    if config.process_policy.confinement != Confinement::Required {
+        return None;
+    }
+    let runs_scripts = root.descendants().iter().filter(|n| n.kind == NodeKind::Step).any(|n| match steps::source(config, n.type_name()) {
+        StepSource::BuiltIn(b) => b.name == "Run",
+        StepSource::Custom(c) => c.process,
+        StepSource::Unavailable(_) => false,
+    });
+    let refused = runs_scripts.then(|| crate::capability::process::probe(&config.process_policy).err()).flatten()?;
+    Some(format!("Run steps cannot be confined on this machine: {refused}"))
 }
 
 struct Sink {
@@ -248,6 +267,8 @@ impl<'a> Run<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(root: &'a PlanNode, meta: Meta, pipeline_variables: BTreeMap<String, Value>, sandbox: &'a Sandbox, config: &'a Config, components: HashMap<String, Arc<StepComponent>>, observer: Arc<dyn Observer>, mask: SecretMask, workspace_root: PathBuf) -> Self {
         let nodes = std::iter::once(root).chain(root.descendants()).filter(|n| n.kind != NodeKind::Parallel).map(|n| (n.fqn.clone(), n)).collect();
+        // Scripts and kubeconfigs get absolute paths, whatever the working directory.
+        let workspace_root = std::path::absolute(&workspace_root).unwrap_or(workspace_root);
         Run { root, meta, state: RunState::new(root), pipeline_variables, sandbox, config, components, observer, mask, nodes, workspace_root, root_cancel: Cancel::default(), schema_checkouts: Mutex::default() }
     }
 
@@ -611,15 +632,11 @@ impl<'a> Run<'a> {
         };
         let source = steps::source(self.config, &step.step_type);
         let infra = scope.groups.iter().rev().find_map(|g| g.infra.as_ref());
-        let steps::Bound { grants, mut spec, schema_fetch, kubeconfig } = match source.bind(spec, self.config, &step_node.fqn, &self.meta.execution_id, infra) {
+        let steps::Bound { grants, spec, schema_fetch } = match source.bind(spec, self.config, &step_node.fqn, &self.meta.execution_id, infra) {
             Ok(bound) => bound,
-            Err(message) => return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await,
+            Err(Refusal::Configuration(message)) => return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await,
+            Err(Refusal::Denied(message)) => return self.fail(step_node, scope, FailureSignal::Denied(message), 0).await,
         };
-        if let Some(kubeconfig) = kubeconfig
-            && let Err(e) = kubeconfig.install(&scope.workspace, &mut spec)
-        {
-            return self.fail(step_node, scope, FailureSignal::Configuration(format!("cannot write the step group's kubeconfig: {e}")), 0).await;
-        }
         if let Some((fetch, checkout)) = schema_fetch
             && let Err(message) = self.fetch_schema_once(fetch, scope.workspace.join(checkout)).await
         {
@@ -702,6 +719,7 @@ impl<'a> Run<'a> {
         let (error_type, message, failed_status) = match &signal {
             FailureSignal::Expression(message) => (ErrorType::Unknown, message.clone(), Status::Failed),
             FailureSignal::Configuration(message) => (ErrorType::ConfigurationFailure, message.clone(), Status::Failed),
+            FailureSignal::Denied(message) => (ErrorType::Authorization, format!("access denied: {message}"), Status::Failed),
             FailureSignal::Step(kind) => {
                 let status = match kind {
                     FailureKind::Timeout(_) => Status::Expired,
@@ -740,6 +758,8 @@ enum FailureSignal {
     Expression(String),
     /// lockstep.yaml lacks what the step needs.
     Configuration(String),
+    /// The operator's lockstep.yaml does not allow what the step asks for.
+    Denied(String),
     Step(FailureKind),
 }
 

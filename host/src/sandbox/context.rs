@@ -36,11 +36,14 @@ pub struct StepRun {
     pub outputs: BTreeMap<String, String>,
     pub outputs_budget: usize,
     outputs_used: usize,
+    /// Database sessions and cluster clients open now, against the step's limit.
+    pub connections: crate::capability::ConnectionBudget,
 }
 
 impl StepRun {
-    pub fn new(identifier: String, step_type: String, spec: serde_json::Value, grants: Grants, workspace: PathBuf, log: StepLog, outputs_budget: usize) -> Self {
-        StepRun { identifier, step_type, spec, grants, workspace, log, outputs: BTreeMap::new(), outputs_budget, outputs_used: 0 }
+    pub fn new(identifier: String, step_type: String, spec: serde_json::Value, grants: Grants, workspace: PathBuf, log: StepLog, limits: &crate::sandbox::limits::StepLimits) -> Self {
+        let connections = crate::capability::ConnectionBudget::new(limits.connections);
+        StepRun { identifier, step_type, spec, grants, workspace, log, outputs: BTreeMap::new(), outputs_budget: limits.outputs_bytes, outputs_used: 0, connections }
     }
 
     fn set_output(&mut self, name: String, value: String) -> Result<(), WitError> {

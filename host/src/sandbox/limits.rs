@@ -16,6 +16,8 @@ pub struct StepLimits {
     pub hostcall_bytes: usize,
     /// Live resource handles in the store.
     pub handles: usize,
+    /// Database sessions and cluster clients open at once.
+    pub connections: usize,
     /// Wall-clock time when the step has no `timeout` of its own.
     pub default_timeout: Duration,
 }
@@ -28,6 +30,7 @@ impl StepLimits {
             outputs_bytes: 64 << 10,
             hostcall_bytes: 16 << 20,
             handles: 1024,
+            connections: 8,
             default_timeout: Duration::from_secs(600),
         }
     }

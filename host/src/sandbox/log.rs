@@ -78,6 +78,13 @@ pub trait LogSink: Send + Sync {
     fn line(&self, level: Level, text: &str);
 }
 
+/// A sink that keeps nothing (probes, benchmarks).
+pub struct Discard;
+
+impl LogSink for Discard {
+    fn line(&self, _: Level, _: &str) {}
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Debug,

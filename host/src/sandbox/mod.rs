@@ -260,7 +260,7 @@ impl Sandbox {
             .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.handles);
-        let run = StepRun::new(identifier, step_type, spec, grants, workspace, log, limits.outputs_bytes);
+        let run = StepRun::new(identifier, step_type, spec, grants, workspace, log, &limits);
         let mut store = Store::new(&self.engine, StepState { wasi: wasi.build(), table, limits: store_limits, run });
         store.limiter(|state| &mut state.limits);
         store.set_hostcall_fuel(limits.hostcall_bytes);

@@ -1,25 +1,21 @@
-//! `lockstep:kube/cluster`: Kubernetes through the real `kube` client, limited to what a step was
-//! granted.
+//! The client side of `lockstep:kube`: the real `kube` client, bounded by a [`KubeGrant`].
 //!
 //! Invariants:
-//! - Every call is checked against the step's grant (cluster, namespace, kind, verb) before any
-//!   request leaves the host — discovery included. Secrets are reachable only when a grant names
-//!   `Secret`; a wildcard never covers them, nor cluster-scoped kinds.
+//! - Every call passes [`KubeGrant::check`] before any request leaves the host, discovery
+//!   included; a custom resource found cluster-scoped by discovery needs a grant that names it.
 //! - Applies are server-side (field manager `lockstep`, conflicts forced); kinds are resolved by
 //!   API discovery, so CRDs work as well as built-in kinds.
 //! - 409 conflicts and transient failures (429, 5xx, connection errors) are retried with backoff;
 //!   other API errors map to the WIT error variants with the server's message.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
-use wasmtime::component::Resource;
 
-use crate::sandbox::StepState;
+use super::grant::{KubeCluster, KubeGrant, Verb};
 use crate::sandbox::bindings::WitError;
 use crate::sandbox::bindings::lockstep::kube::cluster as wit;
 
@@ -27,88 +23,6 @@ use crate::sandbox::bindings::lockstep::kube::cluster as wit;
 pub const FIELD_MANAGER: &str = "lockstep";
 /// How often a rollout is checked while waiting for it.
 const ROLLOUT_POLL: Duration = Duration::from_millis(250);
-
-/// Where a Kubernetes connector points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KubeCluster {
-    Kubeconfig { path: PathBuf, context: Option<String> },
-    InCluster,
-}
-
-/// An API verb a grant allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Get,
-    List,
-    Apply,
-    Delete,
-}
-
-impl Verb {
-    pub fn parse(text: &str) -> Option<Verb> {
-        match text {
-            "get" => Some(Verb::Get),
-            "list" => Some(Verb::List),
-            "apply" => Some(Verb::Apply),
-            "delete" => Some(Verb::Delete),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Verb::Get => "get",
-            Verb::List => "list",
-            Verb::Apply => "apply",
-            Verb::Delete => "delete",
-        }
-    }
-}
-
-/// What a step may do on one cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KubeGrant {
-    pub connector: String,
-    pub cluster: KubeCluster,
-    /// Namespaces it may touch; `*` for any. The first is the default for objects that name none.
-    pub namespaces: Vec<String>,
-    /// Kinds it may touch; `*` for any namespaced kind except Secret.
-    pub kinds: Vec<String>,
-    pub verbs: Vec<Verb>,
-}
-
-impl KubeGrant {
-    pub fn find<'g>(grants: &'g [KubeGrant], connector: &str, step: &str) -> Result<&'g KubeGrant, WitError> {
-        grants.iter().find(|g| g.connector == connector).ok_or_else(|| {
-            let granted: Vec<&str> = grants.iter().map(|g| g.connector.as_str()).collect();
-            WitError::AccessDenied(format!("step `{step}` was not granted Kubernetes connector `{connector}` (granted: {})", if granted.is_empty() { "none".to_string() } else { granted.join(", ") }))
-        })
-    }
-
-    /// The namespace an object without one goes to.
-    pub fn default_namespace(&self) -> Option<&str> {
-        self.namespaces.iter().map(String::as_str).find(|n| *n != "*")
-    }
-
-    /// Whether `verb` on `kind` in `namespace` is allowed, judged before anything is sent.
-    fn check(&self, verb: Verb, kind: &str, namespace: Option<&str>) -> Result<(), WitError> {
-        let deny = |why: String| Err(WitError::AccessDenied(format!("{why} (connector `{}`)", self.connector)));
-        if !self.verbs.contains(&verb) {
-            return deny(format!("`{}` is not granted", verb.name()));
-        }
-        let named = self.kinds.iter().any(|k| k == kind);
-        if !named && (kind == "Secret" || !self.kinds.iter().any(|k| k == "*")) {
-            let help = if kind == "Secret" { "; Secrets need a grant that names `Secret`" } else { "" };
-            return deny(format!("kind `{kind}` is not granted{help}"));
-        }
-        if let Some(namespace) = namespace
-            && !self.namespaces.iter().any(|n| n == "*" || n == namespace)
-        {
-            return deny(format!("namespace `{namespace}` is not granted (granted: {})", self.namespaces.join(", ")));
-        }
-        Ok(())
-    }
-}
 
 /// An open connection to a cluster, with the grant that bounds it.
 pub struct KubeClient {
@@ -166,29 +80,34 @@ fn group_version(api_version: &str) -> (&str, &str) {
     api_version.split_once('/').unwrap_or(("", api_version))
 }
 
+/// A client for the cluster a connector points at. Reads the kubeconfig; sends nothing.
+pub async fn connect(cluster: &KubeCluster) -> Result<kube::Client, WitError> {
+    let config = match cluster {
+        KubeCluster::InCluster => kube::Config::incluster().map_err(|e| WitError::Unavailable(format!("in-cluster configuration: {e}")))?,
+        KubeCluster::Kubeconfig { path, context } => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?;
+            let options = kube::config::KubeConfigOptions { context: context.clone(), ..Default::default() };
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?
+        }
+    };
+    kube::Client::try_from(config).map_err(|e| WitError::Unavailable(e.to_string()))
+}
+
 impl KubeClient {
     pub async fn open(grant: &KubeGrant) -> Result<Self, WitError> {
-        let config = match &grant.cluster {
-            KubeCluster::InCluster => kube::Config::incluster().map_err(|e| WitError::Unavailable(format!("in-cluster configuration: {e}")))?,
-            KubeCluster::Kubeconfig { path, context } => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?;
-                let options = kube::config::KubeConfigOptions { context: context.clone(), ..Default::default() };
-                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?
-            }
-        };
-        let client = kube::Client::try_from(config).map_err(|e| WitError::Unavailable(e.to_string()))?;
-        Ok(KubeClient { client, grant: grant.clone() })
+        Ok(KubeClient { client: connect(&grant.cluster).await?, grant: grant.clone() })
     }
 
     /// The API of `kind` (resolved by discovery) in `namespace`, after the grant allowed it, and
     /// whether the kind is namespaced.
     async fn api(&self, verb: Verb, api_version: &str, kind: &str, namespace: Option<&str>) -> Result<(Api<DynamicObject>, Scope), WitError> {
-        self.grant.check(verb, kind, namespace)?;
+        self.grant.check(verb, api_version, kind, namespace)?;
         let (group, version) = group_version(api_version);
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let (resource, capabilities) = with_retries(|| kube::discovery::pinned_kind(&self.client, &gvk)).await.map_err(api_error)?;
         let api = match (&capabilities.scope, namespace) {
             (Scope::Cluster, _) if !self.grant.kinds.iter().any(|k| k == kind) => {
+                // A custom resource: its scope is known only now, before any object request.
                 return Err(WitError::AccessDenied(format!("`{kind}` is cluster-scoped: a grant must name it (connector `{}`)", self.grant.connector)));
             }
             (Scope::Cluster, _) => Api::all_with(self.client.clone(), &resource),
@@ -327,73 +246,9 @@ fn rollout_state(kind: &str, object: &Value) -> RolloutState {
     }
 }
 
-impl wit::Host for StepState {}
-
-impl wit::HostClient for StepState {
-    async fn open(&mut self, connector: String) -> wasmtime::Result<Result<Resource<KubeClient>, WitError>> {
-        let grant = match KubeGrant::find(&self.run.grants.kube, &connector, &self.run.identifier) {
-            Ok(grant) => grant.clone(),
-            Err(denied) => return Ok(Err(denied)),
-        };
-        match KubeClient::open(&grant).await {
-            Ok(client) => Ok(Ok(self.table.push(client)?)),
-            Err(error) => Ok(Err(error)),
-        }
-    }
-
-    async fn apply(&mut self, handle: Resource<KubeClient>, manifest: String, namespace: Option<String>, dry_run: bool) -> wasmtime::Result<Result<String, WitError>> {
-        Ok(self.table.get(&handle)?.apply(&manifest, namespace.as_deref(), dry_run).await)
-    }
-
-    async fn get(&mut self, handle: Resource<KubeClient>, target: wit::ObjectRef) -> wasmtime::Result<Result<Option<String>, WitError>> {
-        Ok(self.table.get(&handle)?.get(&target).await)
-    }
-
-    async fn list(&mut self, handle: Resource<KubeClient>, api_version: String, kind: String, namespace: Option<String>, selector: Option<String>) -> wasmtime::Result<Result<Vec<String>, WitError>> {
-        Ok(self.table.get(&handle)?.list(&api_version, &kind, namespace.as_deref(), selector.as_deref()).await)
-    }
-
-    async fn delete(&mut self, handle: Resource<KubeClient>, target: wit::ObjectRef) -> wasmtime::Result<Result<bool, WitError>> {
-        Ok(self.table.get(&handle)?.delete(&target).await)
-    }
-
-    async fn wait_rollout(&mut self, handle: Resource<KubeClient>, target: wit::ObjectRef) -> wasmtime::Result<Result<wit::Rollout, WitError>> {
-        Ok(self.table.get(&handle)?.wait_rollout(&target).await)
-    }
-
-    async fn drop(&mut self, handle: Resource<KubeClient>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn grant(namespaces: &[&str], kinds: &[&str]) -> KubeGrant {
-        KubeGrant {
-            connector: "cluster".into(),
-            cluster: KubeCluster::InCluster,
-            namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
-            kinds: kinds.iter().map(|s| s.to_string()).collect(),
-            verbs: vec![Verb::Get, Verb::Apply],
-        }
-    }
-
-    #[test]
-    fn namespaces_kinds_and_verbs_are_checked_before_anything_is_sent() {
-        let shop = grant(&["shop"], &["*"]);
-        assert!(shop.check(Verb::Apply, "Deployment", Some("shop")).is_ok());
-        assert!(matches!(shop.check(Verb::Apply, "Deployment", Some("default")), Err(WitError::AccessDenied(m)) if m.contains("namespace `default` is not granted")));
-        assert!(matches!(shop.check(Verb::Delete, "Deployment", Some("shop")), Err(WitError::AccessDenied(m)) if m.contains("`delete` is not granted")));
-    }
-
-    #[test]
-    fn secrets_need_a_grant_that_names_them() {
-        assert!(matches!(grant(&["*"], &["*"]).check(Verb::Get, "Secret", Some("shop")), Err(WitError::AccessDenied(m)) if m.contains("Secrets need a grant that names `Secret`")));
-        assert!(grant(&["*"], &["Secret"]).check(Verb::Get, "Secret", Some("shop")).is_ok());
-    }
 
     #[test]
     fn a_rollout_is_done_when_every_replica_is_updated_ready_and_available() {
