@@ -82,10 +82,19 @@ pub struct SchemaFetch {
 }
 
 impl SchemaFetch {
-    /// Clones the repository into `into` (missing or empty), the same way GitClone does.
-    /// Blocking: run it off the async workers.
+    /// Clones the repository into `into` (a fresh directory). Blocking: run it off the async workers.
     pub fn fetch(&self, into: &Path) -> Result<(), String> {
-        crate::capability::git::clone(&self.remote, &self.url, &self.reference, 1, into).map(drop).map_err(|e| format!("fetching the schema from {}: {}", self.url, crate::sandbox::describe_wit_error(&e)))
+        crate::capability::git::clone(&self.remote, &self.url, &self.reference, 1, into).map(drop).map_err(|e| self.failed(e))
+    }
+
+    /// Clones the repository into `directory` of a stage workspace, the way GitClone does (no
+    /// symlink a step left there is followed). Blocking.
+    pub fn fetch_into_workspace(&self, workspace: &Path, directory: &Path) -> Result<(), String> {
+        crate::capability::git::clone_into_workspace(&self.remote, &self.url, &self.reference, 1, workspace, &directory.to_string_lossy()).map(drop).map_err(|e| self.failed(e))
+    }
+
+    fn failed(&self, error: crate::sandbox::bindings::WitError) -> String {
+        format!("fetching the schema from {}: {}", self.url, crate::sandbox::describe_wit_error(&error))
     }
 }
 

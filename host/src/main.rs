@@ -231,6 +231,11 @@ fn run(file: &Path, vars: Vec<(String, String)>, report_path: Option<PathBuf>, w
             (dir.path().to_path_buf(), Some(dir))
         }
     };
+    let shared: Vec<&Path> = config.process_policy.paths.iter().map(|p| p.path.as_path()).collect();
+    if let Err(message) = sandbox.check_isolation(&workspace_root, &shared) {
+        eprintln!("error: {message}");
+        return Ok(ExitCode::from(2));
+    }
     let observer = progress::Progress::new(&root, mask.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let outcome = runtime.block_on(async {

@@ -88,10 +88,12 @@ impl Progress {
         if let Some(d) = record.duration {
             line.push_str(&format!(" ({:.1}s)", d.as_secs_f64()));
         }
+        // Text from a step or the pipeline reaches the terminal only cleaned.
+        let clean = |text: &str| self.mask.apply(&lockstep::sandbox::log::strip_control_keeping_lines(text));
         if let Some(e) = &record.error {
-            line.push_str(&format!(": [{}] {}", e.error_type, e.message));
+            line.push_str(&format!(": [{}] {}", e.error_type, clean(&e.message)));
         } else if let Some(s) = &record.summary {
-            line.push_str(&format!(": {s}"));
+            line.push_str(&format!(": {}", clean(s)));
         }
         let _ = writeln!(err, "{line}");
     }
@@ -101,7 +103,7 @@ impl Progress {
         let failed: Vec<&Record> = outcome.records.iter().filter(|r| r.kind == NodeKind::Step && r.status.is_failure()).collect();
         for r in &failed {
             if let Some(e) = &r.error {
-                eprintln!("✘ {}: [{}] {}", short(&r.fqn), e.error_type, self.mask.apply(&e.message));
+                eprintln!("✘ {}: [{}] {}", short(&r.fqn), e.error_type, self.mask.apply(&lockstep::sandbox::log::strip_control_keeping_lines(&e.message)));
             }
         }
         eprintln!("pipeline {} ended {:?} in {:.1}s (execution {})", outcome.meta.identifier, outcome.status, outcome.duration.as_secs_f64(), outcome.meta.execution_id);

@@ -8,12 +8,12 @@
 //!   "status": "Success",
 //!   "nodes": [ { "fqn": "pipeline.stages.build.spec.execution.steps.test", "identifier": "test",
 //!                "name": "Test", "type": "Run", "status": "Failed", "startedAt": "…",
-//!                "durationMs": 12, "retries": 0, "outputs": { "VERSION": "1.2" },
+//!                "durationMs": 12, "retries": 0, "outputs": { "VERSION": "1.2" }, "summary": null,
 //!                "error": { "type": "Unknown", "message": "command exited with code 1" } } ]
 //! }
 //! ```
 //! Statuses: Success, Failed, Skipped, IgnoreFailed, Aborted, Expired, Errored. Secret values are
-//! masked in outputs and messages. Nodes are in plan order; `parallel` blocks are not nodes.
+//! masked, and control sequences stripped, in outputs, summaries and messages. Nodes are in plan order; `parallel` blocks are not nodes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -42,7 +42,8 @@ pub fn build(outcome: &Outcome, mask: &SecretMask) -> Value {
 }
 
 fn node(record: &Record, mask: &SecretMask) -> Value {
-    let outputs: serde_json::Map<String, Value> = record.outputs.iter().map(|(k, v)| (k.clone(), Value::from(mask.apply(v)))).collect();
+    let clean = |text: &str| mask.apply(&crate::sandbox::log::strip_control_keeping_lines(text));
+    let outputs: serde_json::Map<String, Value> = record.outputs.iter().map(|(k, v)| (k.clone(), Value::from(clean(v)))).collect();
     json!({
         "fqn": record.fqn,
         "identifier": record.identifier,
@@ -53,7 +54,8 @@ fn node(record: &Record, mask: &SecretMask) -> Value {
         "durationMs": record.duration.map(|d| d.as_millis() as u64),
         "retries": record.retries,
         "outputs": outputs,
-        "error": record.error.as_ref().map(|e| json!({ "type": e.error_type, "message": mask.apply(&e.message) })),
+        "summary": record.summary.as_deref().map(clean),
+        "error": record.error.as_ref().map(|e| json!({ "type": e.error_type, "message": clean(&e.message) })),
     })
 }
 

@@ -177,8 +177,28 @@ fn discovery(path: &str) -> Option<Value> {
         "/apis" => json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [{"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}], "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]}),
         "/api/v1" => resources("", "v1"),
         "/apis/apps/v1" => resources("apps", "v1"),
+        "/openapi/v3" => json!({"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=double"}, "apis/apps/v1": {"serverRelativeURL": "/openapi/v3/apis/apps/v1?hash=double"}}}),
+        "/openapi/v3/api/v1" => openapi("", "v1"),
+        "/openapi/v3/apis/apps/v1" => openapi("apps", "v1"),
         _ => return None,
     })
+}
+
+/// An OpenAPI v3 document of a group version, as much of it as kubectl reads: each resource's
+/// PATCH operation, tagged with its kind and taking `fieldValidation` (so kubectl validates
+/// server-side instead of downloading schemas).
+fn openapi(group: &str, version: &str) -> Value {
+    let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    let paths: serde_json::Map<String, Value> = RESOURCES
+        .iter()
+        .filter(|r| r.0 == group && r.1 == version)
+        .map(|(_, _, kind, plural, namespaced)| {
+            let path = if *namespaced { format!("{prefix}/namespaces/{{namespace}}/{plural}/{{name}}") } else { format!("{prefix}/{plural}/{{name}}") };
+            let patch = json!({"x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": kind}, "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}], "responses": {"200": {"description": "OK"}}});
+            (path, json!({"patch": patch}))
+        })
+        .collect();
+    json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0-double"}, "paths": paths})
 }
 
 /// What a resource path names: the resource, the namespace (if any) and the object (if any).
@@ -282,7 +302,10 @@ fn handle(state: &Mutex<State>, method: Method, uri: Uri, headers: HeaderMap, bo
                 return status(409, "AlreadyExists", format!("{plural} \"{name}\" already exists"));
             }
             let stored = store(&mut state, key(&name), object, &namespace, None, "kubectl-create");
-            ok(stored)
+            if kind == "Deployment" {
+                start_rollout(&mut state, &key(&name), &name, &namespace);
+            }
+            (StatusCode::CREATED, axum::Json(state.objects.get(&key(&name)).cloned().unwrap_or(stored))).into_response()
         }
         (Method::PUT, Some(name)) => {
             let Ok(object) = serde_json::from_slice::<Value>(&body) else { return status(400, "BadRequest", "the body is not JSON".into()) };

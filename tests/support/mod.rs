@@ -18,14 +18,21 @@ use lockstep::sandbox::Sandbox;
 use lockstep::sandbox::log::{Level, SecretMask};
 use lockstep::pipeline;
 
-pub fn sandbox() -> &'static Sandbox {
+fn shared_sandbox() -> &'static (Sandbox, tempfile::TempDir) {
     static SANDBOX: OnceLock<(Sandbox, tempfile::TempDir)> = OnceLock::new();
-    &SANDBOX
-        .get_or_init(|| {
-            let cache = tempfile::tempdir().unwrap();
-            (Sandbox::new(16, cache.path(), &|w| eprintln!("{w}")).unwrap(), cache)
-        })
-        .0
+    SANDBOX.get_or_init(|| {
+        let cache = tempfile::tempdir().unwrap();
+        (Sandbox::new(16, cache.path(), &|w| eprintln!("{w}")).unwrap(), cache)
+    })
+}
+
+pub fn sandbox() -> &'static Sandbox {
+    &shared_sandbox().0
+}
+
+/// Where the test binary's sandbox keeps compiled components (and their seal key).
+pub fn cache_dir() -> &'static Path {
+    shared_sandbox().1.path()
 }
 
 /// A test component built by host/build.rs from tests/components/NAME.
@@ -111,6 +118,12 @@ pub fn indent(text: &str, by: usize) -> String {
     text.lines().map(|l| if l.is_empty() { String::new() } else { format!("{}{l}\n", " ".repeat(by)) }).collect()
 }
 
+/// [`run_with_files`] on a runtime of its own, for tests whose fixtures block.
+pub fn run_blocking(pipeline_yaml: &str, config_yaml: &str, files: &[(&str, &str)]) -> Ran {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(run_with_files(pipeline_yaml, config_yaml, &[], Cancel::default(), files))
+}
+
 pub async fn run(pipeline_yaml: &str, config_yaml: &str) -> Ran {
     run_with_vars(pipeline_yaml, config_yaml, &[]).await
 }
@@ -137,13 +150,15 @@ pub async fn run_with_files(pipeline_yaml: &str, config_yaml: &str, vars: &[(&st
     std::fs::write(&config_path, config_yaml).unwrap();
     let parsed = pipeline::parse_pipeline(&file, pipeline_yaml).unwrap_or_else(|e| panic!("{e}"));
     let config = Config::load(&config_path, true).unwrap_or_else(|e| panic!("{e:#}"));
-    let mask = SecretMask::default();
+    let mask = config.mask.clone();
     let meta = Meta { name: parsed.pipeline.name.clone(), identifier: parsed.pipeline.identifier.clone(), execution_id: "exec1".into(), sequence_id: 7, start_ts: 0 };
     let overrides: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let (root, variables) = exec::prepare(&parsed.pipeline, &overrides, &config, &mask, &meta).unwrap_or_else(|e| panic!("{e}"));
     let components = exec::load_components(&root, &config, sandbox()).unwrap_or_else(|e| panic!("{e:?}"));
     let captured = Arc::new(Captured::default());
     let workspace = dir.path().join("workspace");
+    let shared: Vec<&Path> = config.process_policy.paths.iter().map(|p| p.path.as_path()).collect();
+    sandbox().check_isolation(&workspace, &shared).unwrap_or_else(|e| panic!("{e}"));
     let run = Run::new(&root, meta, variables, sandbox(), &config, components, captured.clone(), mask.clone(), workspace);
     let outcome = run.execute(cancel).await;
     Ran { outcome, captured, dir, mask }

@@ -1,11 +1,14 @@
 //! `lockstep:git/repo`: clones from the Git connectors a step was granted, with libgit2 (no `git`
 //! binary), into the stage workspace.
 //!
-//! Invariants: the grant is checked before any I/O; the destination is a relative path inside the
-//! stage workspace (no `..`, not absolute) that is missing or empty; credentials (a token from a
-//! secret) never reach the step or the logs; a failed clone leaves no directory behind.
+//! Invariants: the grant is checked before any I/O; `repoName` is a plain repository path under an
+//! account connector's URL (no `..`, no escapes); the destination is a relative path inside the
+//! stage workspace that is missing or empty, and no symlink is followed to reach it (a checkout
+//! is cloned into a private staging directory and moved into place through directory handles
+//! opened without following symlinks); credentials (a token from a secret) never reach the step
+//! or the logs; a failed clone leaves no directory behind.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use git2::build::{CheckoutBuilder, RepoBuilder};
 use git2::{FetchOptions, Oid, RemoteCallbacks, Repository};
@@ -72,6 +75,7 @@ impl GitRemote {
     /// The repository's URL: the connector's, or for an account connector `<url>/<repo_name>`.
     pub fn repository_url(&self, repo_name: Option<&str>) -> Result<String, String> {
         match (self.account, repo_name.filter(|r| !r.is_empty())) {
+            (true, Some(repo)) if !is_plain_repository_path(repo) => Err(format!("repoName `{repo}` must be a repository path under the connector's URL: segments of letters, digits, `.`, `_` and `-`, without `.` or `..` segments")),
             (true, Some(repo)) => Ok(format!("{}/{repo}", self.url.trim_end_matches('/'))),
             (true, None) => Err("this Git connector is account-level (`connectionType: Account`): say which repository with `repoName`".into()),
             (false, _) => Ok(self.url.clone()),
@@ -79,18 +83,69 @@ impl GitRemote {
     }
 }
 
-/// `directory` inside `workspace`, if it is a plain relative path.
-pub fn destination(workspace: &Path, directory: &str) -> Result<PathBuf, WitError> {
+/// `group/repo.git`, not `../private/r`, `%2e%2e` or `a//b`.
+fn is_plain_repository_path(repo: &str) -> bool {
+    repo.split('/').all(|segment| !segment.is_empty() && segment != "." && segment != ".." && segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+}
+
+/// Clones into `directory` (relative) of `workspace`, never following a symlink on the way: the
+/// clone lands in a staging directory beside the workspace, which no step can reach, and is then
+/// renamed into place through directory handles opened with `RESOLVE_NO_SYMLINKS`. Blocking.
+pub fn clone_into_workspace(remote: &GitRemote, url: &str, reference: &Reference, depth: u32, workspace: &Path, directory: &str) -> Result<Cloned, WitError> {
     let relative = Path::new(directory);
     let plain = !directory.is_empty() && relative.components().all(|c| matches!(c, Component::Normal(_)));
     if !plain {
         return Err(WitError::Invalid(format!("clone directory `{directory}` must be a relative path inside the stage workspace, without `..`")));
     }
-    let path = workspace.join(relative);
-    if path.read_dir().is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(WitError::Conflict(format!("clone directory `{directory}` already exists and is not empty")));
+    let parent = workspace.parent().unwrap_or(workspace);
+    let staging_root = parent.join(".lockstep-staging");
+    std::fs::create_dir_all(&staging_root).map_err(|e| WitError::Unavailable(format!("creating {}: {e}", staging_root.display())))?;
+    let staging = tempfile::Builder::new().prefix("clone-").tempdir_in(&staging_root).map_err(|e| WitError::Unavailable(format!("creating a staging directory: {e}")))?;
+    let checkout = staging.path().join("checkout");
+    let cloned = clone(remote, url, reference, depth, &checkout)?;
+    place(&checkout, workspace, relative)?;
+    Ok(cloned)
+}
+
+/// Moves `from` to `workspace/relative`, creating missing parents, refusing symlinks anywhere on
+/// the way and a destination that exists and is not an empty directory.
+fn place(from: &Path, workspace: &Path, relative: &Path) -> Result<(), WitError> {
+    use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
+    let shown = relative.display();
+    let io = |what: &str, e: rustix::io::Errno| match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => WitError::Invalid(format!("clone directory `{shown}` goes through a symlink; Lockstep never follows one to place a checkout")),
+        e => WitError::Unavailable(format!("{what} for `{shown}`: {e}")),
+    };
+    let directory = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY;
+    let beneath = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    let mut dir = rustix::fs::open(workspace, directory, Mode::empty()).map_err(|e| io("opening the stage workspace", e))?;
+    let components: Vec<&std::ffi::OsStr> = relative.iter().collect();
+    let (last, parents) = components.split_last().expect("a plain relative path has a component");
+    for component in parents {
+        match rustix::fs::mkdirat(&dir, *component, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(io("creating a parent directory", e)),
+        }
+        dir = rustix::fs::openat2(&dir, *component, directory, Mode::empty(), beneath).map_err(|e| {
+            let symlink = rustix::fs::statat(&dir, *component, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Symlink);
+            io("opening a parent directory", if symlink { rustix::io::Errno::LOOP } else { e })
+        })?;
     }
-    Ok(path)
+    match rustix::fs::statat(&dir, *last, AtFlags::SYMLINK_NOFOLLOW) {
+        Err(rustix::io::Errno::NOENT) => {}
+        Ok(stat) if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory => {
+            // An empty directory gives way; anything else stays and is refused below.
+            if rustix::fs::unlinkat(&dir, *last, AtFlags::REMOVEDIR).is_err() {
+                return Err(WitError::Conflict(format!("clone directory `{shown}` already exists and is not empty")));
+            }
+        }
+        Ok(_) => return Err(WitError::Conflict(format!("clone directory `{shown}` already exists and is not a directory"))),
+        Err(e) => return Err(io("looking at the destination", e)),
+    }
+    rustix::fs::renameat_with(rustix::fs::CWD, from, &dir, *last, RenameFlags::NOREPLACE).map_err(|e| match e {
+        rustix::io::Errno::EXIST => WitError::Conflict(format!("clone directory `{shown}` appeared while cloning")),
+        e => io("moving the checkout into place", e),
+    })
 }
 
 fn classify(error: git2::Error, url: &str) -> WitError {
@@ -198,16 +253,13 @@ impl wit::Host for StepState {
             Ok(url) => url,
             Err(invalid) => return Ok(Err(WitError::Invalid(invalid))),
         };
-        let into = match destination(&self.run.workspace, &request.directory) {
-            Ok(into) => into,
-            Err(invalid) => return Ok(Err(invalid)),
-        };
+        let workspace = self.run.workspace.clone();
         let reference = match request.reference {
             wit::Reference::Branch(b) => Reference::Branch(b),
             wit::Reference::Tag(t) => Reference::Tag(t),
             wit::Reference::CommitSha(c) => Reference::CommitSha(c),
         };
-        let cloned = tokio::task::spawn_blocking(move || clone(&grant.remote, &url, &reference, request.depth, &into)).await?;
+        let cloned = tokio::task::spawn_blocking(move || clone_into_workspace(&grant.remote, &url, &reference, request.depth, &workspace, &request.directory)).await?;
         Ok(cloned.map(|c| wit::Cloned { commit_sha: c.commit_sha, url: c.url }))
     }
 }

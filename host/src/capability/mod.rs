@@ -102,6 +102,28 @@ impl Capability {
     }
 }
 
+/// The `lockstep:*` packages this runner provides, and their versions (`wit/`).
+pub const PROVIDED_PACKAGES: &[(&str, &str)] = &[("lockstep:step", "0.1.0"), ("lockstep:common", "0.1.0"), ("lockstep:process", "0.1.0"), ("lockstep:db", "0.1.0"), ("lockstep:git", "0.1.0"), ("lockstep:kube", "0.1.0")];
+
+/// Whether this runner provides the version of a `lockstep:` package an import names, judged as
+/// the component model links: the same major version, or for 0.x the same minor, and not newer.
+/// `Err` says which versions the runner has and what to do.
+pub fn check_version(import: &str) -> Result<(), String> {
+    let Some((package, version)) = import.split_once('/').and_then(|(package, rest)| Some((package, rest.split_once('@')?.1))) else { return Ok(()) };
+    let Some((_, provided)) = PROVIDED_PACKAGES.iter().find(|(name, _)| *name == package) else { return Ok(()) };
+    let parse = |v: &str| -> Option<(u64, u64, u64)> {
+        let mut parts = v.split(['.', '-', '+']).map(|p| p.parse::<u64>().ok());
+        Some((parts.next()??, parts.next()??, parts.next()??))
+    };
+    let (Some(wanted), Some(have)) = (parse(version), parse(provided)) else { return Err(format!("`{import}` names a version Lockstep cannot read")) };
+    let compatible = if wanted.0 == 0 { wanted.0 == have.0 && wanted.1 == have.1 && wanted.2 <= have.2 } else { wanted.0 == have.0 && (wanted.1, wanted.2) <= (have.1, have.2) };
+    if compatible {
+        return Ok(());
+    }
+    let advice = if wanted > have { "build it against the step SDK this Lockstep ships (lockstep-step 0.1), or upgrade Lockstep" } else { "rebuild it against the step SDK this Lockstep ships (lockstep-step 0.1)" };
+    Err(format!("it was built for {package}@{version}, but this Lockstep provides {package}@{provided}; {advice}"))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requirement {
     Always,
@@ -156,6 +178,15 @@ mod tests {
     #[test]
     fn files_need_their_grant() {
         assert_eq!(requirement("wasi:filesystem/preopens@0.2.6"), Requirement::Granted(Capability::Files));
+    }
+
+    #[test]
+    fn an_import_of_another_api_version_is_named_with_the_versions_provided() {
+        assert!(check_version("lockstep:step/host@0.1.0").is_ok());
+        let newer = check_version("lockstep:step/host@0.2.0").unwrap_err();
+        assert!(newer.contains("built for lockstep:step@0.2.0") && newer.contains("provides lockstep:step@0.1.0") && newer.contains("upgrade Lockstep"), "{newer}");
+        assert!(check_version("lockstep:db/sql@0.1.7").is_err(), "a newer patch than provided");
+        assert!(check_version("wasi:cli/environment@0.2.6").is_ok(), "not a Lockstep package");
     }
 
     #[test]

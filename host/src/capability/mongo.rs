@@ -2,8 +2,9 @@
 //! real `mongodb` driver. Commands and replies are Extended JSON.
 //!
 //! Invariants: `open` checks the grant before any I/O; a connection reaches only its instance's
-//! database, and `admin` only when the instance says `adminCommands: true`; a reply with `ok: 0`
-//! is an error carrying the server's message.
+//! database, and `admin` only when the instance says `adminCommands: true`: a command that names
+//! another database (`$db`, `$out`/`$merge` into another, `applyOps`, …) is refused before it is
+//! sent; a reply with `ok: 0` is an error carrying the server's message.
 
 use std::time::Duration;
 
@@ -53,7 +54,9 @@ impl MongoConnection {
 
     /// Runs one command given as Extended JSON; returns the reply as relaxed Extended JSON.
     pub async fn run_command(&self, command: &str) -> Result<String, DbError> {
-        run(&self.database, command).await
+        let document = parse(command)?;
+        stays_in(&document, self.database.name())?;
+        run(&self.database, document).await
     }
 
     /// Runs one command on `admin`; refused unless the instance allows admin commands.
@@ -61,15 +64,74 @@ impl MongoConnection {
         let Some(admin) = &self.admin else {
             return Err(DbError::AccessDenied("admin commands are off for this db instance; set `adminCommands: true` on it in lockstep.yaml to allow them".into()));
         };
-        run(admin, command).await
+        run(admin, parse(command)?).await
     }
 }
 
-async fn run(database: &mongodb::Database, command: &str) -> Result<String, DbError> {
+fn parse(command: &str) -> Result<Document, DbError> {
     let json: serde_json::Value = serde_json::from_str(command).map_err(|e| DbError::Invalid(format!("the command is not JSON: {e}")))?;
-    let Ok(Bson::Document(document)) = Bson::try_from(json) else {
-        return Err(DbError::Invalid("a command is a JSON object such as {\"ping\": 1}".into()));
-    };
+    match Bson::try_from(json) {
+        Ok(Bson::Document(document)) => Ok(document),
+        _ => Err(DbError::Invalid("a command is a JSON object such as {\"ping\": 1}".into())),
+    }
+}
+
+/// Commands that act on other databases by design.
+const CROSS_DATABASE_COMMANDS: &[&str] = &["applyOps", "renameCollection", "copydb", "clone", "cloneCollection", "eval", "$eval"];
+
+/// Keys whose value may name a database to write to or read from (`$out: { db, coll }`,
+/// `$merge: { into: { db, coll } }`, mapReduce's `out: { db }`, `$lookup: { from: { db, coll } }`).
+const TARGET_KEYS: &[&str] = &["$out", "$merge", "out", "$lookup", "$unionWith", "$graphLookup"];
+
+/// Refuses, before anything is sent, a command that would reach a database other than `database`.
+fn stays_in(command: &Document, database: &str) -> Result<(), DbError> {
+    let refuse = |why: String| Err(DbError::AccessDenied(format!("{why}; a step reaches only its instance's database `{database}`")));
+    if let Some((name, _)) = command.iter().next()
+        && CROSS_DATABASE_COMMANDS.contains(&name.as_str())
+    {
+        return refuse(format!("`{name}` acts on other databases"));
+    }
+    if command.contains_key("$db") {
+        return refuse("a command may not choose its database with `$db`".to_string());
+    }
+    fn named_databases<'b>(value: &'b Bson, found: &mut Vec<&'b str>) {
+        match value {
+            Bson::Document(document) => {
+                for (key, value) in document {
+                    match (key.as_str(), value) {
+                        ("db", Bson::String(name)) => found.push(name),
+                        _ => named_databases(value, found),
+                    }
+                }
+            }
+            Bson::Array(items) => items.iter().for_each(|item| named_databases(item, found)),
+            _ => {}
+        }
+    }
+    fn targets<'b>(value: &'b Bson, found: &mut Vec<&'b str>) {
+        match value {
+            Bson::Document(document) => {
+                for (key, value) in document {
+                    if TARGET_KEYS.contains(&key.as_str()) {
+                        named_databases(value, found);
+                    }
+                    targets(value, found);
+                }
+            }
+            Bson::Array(items) => items.iter().for_each(|item| targets(item, found)),
+            _ => {}
+        }
+    }
+    let whole = Bson::Document(command.clone());
+    let mut found = vec![];
+    targets(&whole, &mut found);
+    match found.into_iter().find(|name| *name != database) {
+        Some(other) => refuse(format!("the command names database `{other}`")),
+        None => Ok(()),
+    }
+}
+
+async fn run(database: &mongodb::Database, document: Document) -> Result<String, DbError> {
     let reply: Document = database.run_command(document).await.map_err(unavailable)?;
     Ok(Bson::Document(reply).into_relaxed_extjson().to_string())
 }
@@ -122,5 +184,39 @@ impl wit::HostConnection for StepState {
         self.table.delete(handle)?;
         self.run.connections.give_back();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(command: &str) -> Result<(), DbError> {
+        stays_in(&parse(command).unwrap(), "orders")
+    }
+
+    #[test]
+    fn commands_on_the_instances_database_pass() {
+        assert!(check(r#"{"insert": "people", "documents": [{"db": "billing"}]}"#).is_ok(), "a document field named db is data");
+        assert!(check(r#"{"aggregate": "people", "pipeline": [{"$out": {"db": "orders", "coll": "copy"}}], "cursor": {}}"#).is_ok());
+        assert!(check(r#"{"aggregate": "people", "pipeline": [{"$out": "copy"}], "cursor": {}}"#).is_ok());
+    }
+
+    #[test]
+    fn commands_that_reach_another_database_are_refused_before_they_are_sent() {
+        for (command, why) in [
+            (r#"{"aggregate": "people", "pipeline": [{"$out": {"db": "billing", "coll": "x"}}], "cursor": {}}"#, "names database `billing`"),
+            (r#"{"aggregate": "people", "pipeline": [{"$merge": {"into": {"db": "billing", "coll": "x"}}}], "cursor": {}}"#, "names database `billing`"),
+            (r#"{"aggregate": "people", "pipeline": [{"$lookup": {"from": {"db": "billing", "coll": "x"}, "as": "y", "pipeline": []}}], "cursor": {}}"#, "names database `billing`"),
+            (r#"{"mapReduce": "people", "map": "", "reduce": "", "out": {"replace": "x", "db": "billing"}}"#, "names database `billing`"),
+            (r#"{"find": "people", "$db": "billing"}"#, "`$db`"),
+            (r#"{"applyOps": [{"op": "i", "ns": "billing.x", "o": {}}]}"#, "`applyOps` acts on other databases"),
+            (r#"{"renameCollection": "orders.people", "to": "billing.people"}"#, "`renameCollection`"),
+        ] {
+            match check(command) {
+                Err(DbError::AccessDenied(message)) => assert!(message.contains(why) && message.contains("`orders`"), "{command}: {message}"),
+                other => panic!("{command} was not refused: {other:?}"),
+            }
+        }
     }
 }

@@ -638,7 +638,7 @@ impl<'a> Run<'a> {
             Err(Refusal::Denied(message)) => return self.fail(step_node, scope, FailureSignal::Denied(message), 0).await,
         };
         if let Some((fetch, checkout)) = schema_fetch
-            && let Err(message) = self.fetch_schema_once(fetch, scope.workspace.join(checkout)).await
+            && let Err(message) = self.fetch_schema_once(fetch, scope.workspace.clone(), checkout).await
         {
             return self.fail(step_node, scope, FailureSignal::Configuration(message), 0).await;
         }
@@ -707,10 +707,10 @@ impl<'a> Run<'a> {
 
     /// Fetches a Git-hosted schema into `into` unless a step of this run already has. Steps that
     /// need it at the same time wait for one fetch; after a failed fetch the next step tries again.
-    async fn fetch_schema_once(&self, fetch: SchemaFetch, into: PathBuf) -> Result<(), String> {
-        let checkout = self.schema_checkouts.lock().unwrap_or_else(|e| e.into_inner()).entry(into.clone()).or_default().clone();
+    async fn fetch_schema_once(&self, fetch: SchemaFetch, workspace: PathBuf, directory: PathBuf) -> Result<(), String> {
+        let checkout = self.schema_checkouts.lock().unwrap_or_else(|e| e.into_inner()).entry(workspace.join(&directory)).or_default().clone();
         checkout
-            .get_or_try_init(|| async move { tokio::task::spawn_blocking(move || fetch.fetch(&into)).await.unwrap_or_else(|e| Err(format!("fetching the schema stopped: {e}"))) })
+            .get_or_try_init(|| async move { tokio::task::spawn_blocking(move || fetch.fetch_into_workspace(&workspace, &directory)).await.unwrap_or_else(|e| Err(format!("fetching the schema stopped: {e}"))) })
             .await
             .map(drop)
     }

@@ -1,9 +1,14 @@
 //! Compiled components cached on disk.
 //!
-//! An entry is keyed by the component's sha256 and the engine's compatibility hash, and is
-//! sealed with an HMAC under a key that only this cache directory holds. Deserializing runs
-//! native code, so an entry whose seal does not verify — written by anyone but the runner, or
-//! changed since — is never loaded: it is recompiled and overwritten.
+//! An entry is keyed by the component's sha256 and the engine's fingerprint (wasmtime's
+//! compatibility hash: its version, target, compiler flags and configuration), and is sealed
+//! with an HMAC, under a key only this cache directory holds, over the digest, the fingerprint
+//! and the bytes. Deserializing runs native code, so an entry whose seal does not verify for the
+//! component being loaded — written by anyone but the runner, changed since, or another
+//! component's entry copied over it — is never loaded: it is recompiled and overwritten.
+//!
+//! Steps never reach the cache: scripts run in a sandbox that does not contain it, wasm steps get
+//! only directories of the stage workspace, and a run refuses a workspace that overlaps it.
 
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -75,12 +80,14 @@ impl ArtifactCache {
         if wasm.len() > MAX_COMPONENT_BYTES {
             anyhow::bail!("the component is {} MiB; components larger than {} MiB are refused", wasm.len() >> 20, MAX_COMPONENT_BYTES >> 20);
         }
-        let path = self.entry_path(engine, digest);
+        let fingerprint = fingerprint(engine);
+        let path = self.entry_path(digest, &fingerprint);
         if let Ok(sealed) = fs::read(&path)
-            && let Some(artifact) = self.unseal(&sealed)
+            && let Some(artifact) = self.unseal(&sealed, digest, &fingerprint)
         {
             // SAFETY: the seal proves these bytes were produced by `Engine::precompile_component`
-            // in this cache and not changed since; the file name pins the engine compatibility.
+            // in this cache, for this component and an engine of this fingerprint, and not changed
+            // since.
             if let Ok(component) = unsafe { Component::deserialize(engine, artifact) } {
                 return Ok((component, Provenance::Cached));
             }
@@ -89,30 +96,58 @@ impl ArtifactCache {
         // SAFETY: produced just now by this engine.
         let component = unsafe { Component::deserialize(engine, &artifact)? };
         // A cache that cannot be written only costs a recompile next time.
-        let _ = write_atomically(&path, &self.seal(artifact));
+        let _ = write_atomically(&path, &self.seal(artifact, digest, &fingerprint));
         Ok((component, Provenance::Compiled))
     }
 
-    fn entry_path(&self, engine: &Engine, digest: &str) -> PathBuf {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        self.dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish()))
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    fn seal(&self, mut artifact: Vec<u8>) -> Vec<u8> {
+    fn entry_path(&self, digest: &str, fingerprint: &[u8; 32]) -> PathBuf {
+        self.dir.join(format!("{digest}-{}.cwasm", hex::encode(&fingerprint[..8])))
+    }
+
+    /// The MAC of an entry: what it is (the component's digest, the engine's fingerprint) and its bytes.
+    fn mac(&self, digest: &str, fingerprint: &[u8; 32], artifact: &[u8]) -> Seal {
         let mut mac = Seal::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(&artifact);
-        artifact.extend_from_slice(&mac.finalize().into_bytes());
+        mac.update(b"lockstep compiled component v1\0");
+        mac.update(digest.as_bytes());
+        mac.update(b"\0");
+        mac.update(fingerprint);
+        mac.update(artifact);
+        mac
+    }
+
+    fn seal(&self, mut artifact: Vec<u8>, digest: &str, fingerprint: &[u8; 32]) -> Vec<u8> {
+        let tag = self.mac(digest, fingerprint, &artifact).finalize().into_bytes();
+        artifact.extend_from_slice(&tag);
         artifact
     }
 
-    fn unseal<'a>(&self, sealed: &'a [u8]) -> Option<&'a [u8]> {
+    fn unseal<'a>(&self, sealed: &'a [u8], digest: &str, fingerprint: &[u8; 32]) -> Option<&'a [u8]> {
         let split = sealed.len().checked_sub(32)?;
         let (artifact, tag) = sealed.split_at(split);
-        let mut mac = Seal::new_from_slice(&self.key).ok()?;
-        mac.update(artifact);
-        mac.verify_slice(tag).ok().map(|()| artifact)
+        self.mac(digest, fingerprint, artifact).verify_slice(tag).ok().map(|()| artifact)
     }
+}
+
+/// The engine's identity for compiled code: a sha256 of wasmtime's compatibility hash, which
+/// covers its version, the target, the compiler flags and the engine configuration.
+fn fingerprint(engine: &Engine) -> [u8; 32] {
+    struct ShaHasher(Sha256);
+    impl Hasher for ShaHasher {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            unreachable!("only written to")
+        }
+    }
+    let mut hasher = ShaHasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.0.finalize().into()
 }
 
 /// wasmtime's compile errors are accurate but terse for someone who handed us the wrong file.
@@ -172,13 +207,43 @@ mod tests {
         let cache = ArtifactCache::open(dir.path()).unwrap();
         let digest = sha256_hex(&wasm);
         cache.load(&engine, &wasm, &digest).unwrap();
-        let entry = cache.entry_path(&engine, &digest);
+        let entry = cache.entry_path(&digest, &fingerprint(&engine));
         let mut bytes = fs::read(&entry).unwrap();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xff;
         fs::write(&entry, &bytes).unwrap();
         assert_eq!(cache.load(&engine, &wasm, &digest).unwrap().1, Provenance::Compiled);
         assert_eq!(cache.load(&engine, &wasm, &digest).unwrap().1, Provenance::Cached, "the entry was rewritten");
+    }
+
+    #[test]
+    fn another_components_entry_copied_over_this_ones_is_recompiled_never_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let (noop, busy) = (noop(), fs::read(Path::new(env!("LOCKSTEP_GUEST_DIR")).join("busy_loop.wasm")).unwrap());
+        let (noop_digest, busy_digest) = (sha256_hex(&noop), sha256_hex(&busy));
+        cache.load(&engine, &noop, &noop_digest).unwrap();
+        cache.load(&engine, &busy, &busy_digest).unwrap();
+        let fingerprint = fingerprint(&engine);
+        fs::copy(cache.entry_path(&busy_digest, &fingerprint), cache.entry_path(&noop_digest, &fingerprint)).unwrap();
+        assert_eq!(cache.load(&engine, &noop, &noop_digest).unwrap().1, Provenance::Compiled, "the swapped entry's seal names another component");
+    }
+
+    #[test]
+    fn an_entry_sealed_for_another_engine_configuration_is_recompiled() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = noop();
+        let digest = sha256_hex(&wasm);
+        let cache = ArtifactCache::open(dir.path()).unwrap();
+        let engine = Engine::default();
+        cache.load(&engine, &wasm, &digest).unwrap();
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let other = Engine::new(&config).unwrap();
+        assert_ne!(fingerprint(&engine), fingerprint(&other));
+        fs::copy(cache.entry_path(&digest, &fingerprint(&engine)), cache.entry_path(&digest, &fingerprint(&other))).unwrap();
+        assert_eq!(cache.load(&other, &wasm, &digest).unwrap().1, Provenance::Compiled);
     }
 
     #[test]

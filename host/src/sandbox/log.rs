@@ -15,17 +15,27 @@ pub struct SecretMask {
 pub const MASK: &str = "**************";
 
 impl SecretMask {
+    /// Masks `value` from now on, with the forms a script would most likely print it in: base64
+    /// (standard, unpadded, URL-safe) and URL-encoded.
     pub fn add(&self, value: &str) {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
         // Very short values would mask ordinary text; Harness masks only non-trivial secrets too.
         if value.len() < 3 {
             return;
         }
+        // RFC 3986: what a URL keeps as it is (`-`, `.`, `_`, `~`) stays; the rest is %-encoded.
+        const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+        let encoded = percent_encoding::utf8_percent_encode(value, COMPONENT).to_string();
+        let forms = [value.to_string(), STANDARD.encode(value), STANDARD_NO_PAD.encode(value), URL_SAFE_NO_PAD.encode(value), encoded];
         let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
-        if !values.iter().any(|v| v == value) {
-            values.push(value.to_string());
-            // Longest first, so a secret containing another is masked whole.
-            values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for form in forms {
+            if !values.contains(&form) {
+                values.push(form);
+            }
         }
+        // Longest first, so a secret containing another is masked whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
     }
 
     pub fn apply(&self, text: &str) -> String {
@@ -42,6 +52,15 @@ impl SecretMask {
 
 /// Removes ANSI/OSC escape sequences and other control characters except tab.
 pub fn strip_control(text: &str) -> String {
+    strip(text, false)
+}
+
+/// [`strip_control`] for text that may span lines (error messages, outputs): keeps newlines.
+pub fn strip_control_keeping_lines(text: &str) -> String {
+    strip(text, true)
+}
+
+fn strip(text: &str, keep_newlines: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -66,6 +85,7 @@ pub fn strip_control(text: &str) -> String {
                 _ => {}
             },
             '\t' => out.push(c),
+            '\n' if keep_newlines => out.push(c),
             c if c.is_control() => {}
             c => out.push(c),
         }
@@ -167,6 +187,12 @@ impl StepLog {
         &self.inner.mask
     }
 
+    /// Text from the step (a summary, an error) made safe to show: control sequences stripped
+    /// (newlines kept), secrets masked.
+    pub fn clean(&self, text: &str) -> String {
+        self.inner.mask.apply(&strip_control_keeping_lines(text))
+    }
+
     fn emit(&self, state: &mut LogState, level: Level, raw: &str) {
         if state.truncated {
             return;
@@ -204,6 +230,15 @@ mod tests {
     fn control_sequences_are_stripped() {
         assert_eq!(strip_control("\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}ok\u{8}"), "red ok");
         assert_eq!(strip_control("a\u{1b}]8;;http://x\u{1b}\\link"), "alink");
+    }
+
+    #[test]
+    fn a_secrets_base64_and_url_encoded_forms_are_masked_too() {
+        let mask = SecretMask::default();
+        mask.add("p@ss word/1");
+        for form in ["cEBzcyB3b3JkLzE=", "cEBzcyB3b3JkLzE", "p%40ss%20word%2F1"] {
+            assert_eq!(mask.apply(&format!("x {form} y")), format!("x {MASK} y"), "{form}");
+        }
     }
 
     #[test]

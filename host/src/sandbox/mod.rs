@@ -95,12 +95,15 @@ impl PreparedRun<'_> {
     }
 
     /// The step's result, with what it published. Drops the store.
+    /// Every text the step chose (its summary, its error, a trap's message) is cleaned by its log:
+    /// control sequences stripped, secrets masked.
     pub fn finish(self) -> Result<Success, Failure> {
         let run = self.store.into_data().run;
+        let log = &self.log;
         let kind = match self.result {
-            Some(Ok(Ok(Ok(outcome)))) => return Ok(Success { outputs: run.outputs, summary: outcome.summary }),
-            Some(Ok(Ok(Err(error)))) => FailureKind::Step(error),
-            Some(Ok(Err(trap))) => classify_trap(&trap, self.timeout, self.hostcall_bytes),
+            Some(Ok(Ok(Ok(outcome)))) => return Ok(Success { outputs: run.outputs, summary: outcome.summary.map(|s| log.clean(&s)) }),
+            Some(Ok(Ok(Err(error)))) => FailureKind::Step(clean_wit_error(error, log)),
+            Some(Ok(Err(trap))) => classify_trap(&trap, self.timeout, self.hostcall_bytes, log),
             Some(Err(_elapsed)) => FailureKind::Timeout(self.timeout),
             None => FailureKind::Trap("the step was never called".to_string()),
         };
@@ -137,6 +140,8 @@ pub enum FailureKind {
     OutOfMemory(String),
     #[error("passed more than {} MiB to the host in one call", .0 >> 20)]
     HostcallLimit(usize),
+    #[error("holds too many handles (connections, clients, streams) at once; drop those it no longer needs")]
+    HandleLimit,
     #[error("crashed: {0}")]
     Trap(String),
     /// The step returned an error.
@@ -182,6 +187,20 @@ impl Sandbox {
         self.allocator
     }
 
+    /// Refuses a layout in which a step could reach the compiled-component cache (and its seal
+    /// key): a stage workspace or a path the operator shares with scripts that overlaps it.
+    pub fn check_isolation(&self, workspace_root: &std::path::Path, shared: &[&std::path::Path]) -> Result<(), String> {
+        let real = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+        let cache = real(self.cache.dir());
+        for (what, path) in std::iter::once(("the workspace", workspace_root)).chain(shared.iter().map(|p| ("processSandbox.paths", *p))) {
+            let path = real(path);
+            if path.starts_with(&cache) || cache.starts_with(&path) {
+                return Err(format!("{what} {} overlaps the component cache {}: steps could rewrite compiled code; choose another directory, or move the cache with LOCKSTEP_CACHE_DIR", path.display(), cache.display()));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the pin, compiles (or loads from the cache) and pre-instantiates a component.
     pub fn load(&self, wasm: &[u8], pinned_sha256: Option<&str>) -> Result<StepComponent, LoadError> {
         let digest = sha256_hex(wasm);
@@ -193,6 +212,13 @@ impl Sandbox {
         let (component, provenance) = self.cache.load(&self.engine, wasm, &digest).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let mut granted_imports = vec![];
         let mut forbidden_import = None;
+        // The step API first: its version is what a step's author chose.
+        let component_type = component.component_type();
+        let mut imports: Vec<&str> = component_type.imports(&self.engine).map(|(import, _)| import).collect();
+        imports.sort_by_key(|import| !import.starts_with("lockstep:step/"));
+        for import in imports {
+            crate::capability::check_version(import).map_err(|e| LoadError::Invalid(format!("the component imports `{import}`: {e}")))?;
+        }
         for (import, item) in component.component_type().imports(&self.engine) {
             // Type imports (the `context` resource the world uses) carry no capability.
             if matches!(item.ty, ComponentItem::Type(_) | ComponentItem::Resource(_)) {
@@ -249,7 +275,10 @@ impl Sandbox {
         for file in &grants.files {
             let perms = if file.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
             let host_path = workspace.join(&file.host_path);
-            wasi.preopened_dir(&host_path, &file.guest_path, perms).map_err(|e| anyhow::anyhow!("cannot open {} for the step's `files` grant: {e}", host_path.display()))?;
+            let directory = open_granted_dir(&workspace, &file.host_path).map_err(|e| anyhow::anyhow!("cannot open {} for the step's `files` grant: {e}", host_path.display()))?;
+            // The directory as opened above, not as its path resolves now.
+            let opened = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&directory));
+            wasi.preopened_dir(&opened, &file.guest_path, perms).map_err(|e| anyhow::anyhow!("cannot open {} for the step's `files` grant: {e}", host_path.display()))?;
         }
         let store_limits = StoreLimitsBuilder::new()
             .memory_size(limits.memory_bytes)
@@ -276,11 +305,47 @@ impl Sandbox {
     }
 }
 
-fn classify_trap(error: &wasmtime::Error, timeout: Duration, hostcall_bytes: usize) -> FailureKind {
+/// A granted directory: an absolute path as the operator wrote it, or a path inside the stage
+/// workspace reached without following any symlink (a step may have planted one to lead a later
+/// step's preopen outside the workspace).
+fn open_granted_dir(workspace: &std::path::Path, path: &std::path::Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let directory = OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY;
+    if path.is_absolute() {
+        return Ok(rustix::fs::open(path, directory, Mode::empty())?);
+    }
+    let root = rustix::fs::open(workspace, directory, Mode::empty())?;
+    if path.as_os_str().is_empty() {
+        return Ok(root);
+    }
+    let beneath = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    rustix::fs::openat2(&root, path, directory, Mode::empty(), beneath).map_err(|e| match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => std::io::Error::other("it goes through a symlink, which a grant never follows"),
+        e => e.into(),
+    })
+}
+
+fn clean_wit_error(error: WitError, log: &StepLog) -> WitError {
+    match error {
+        WitError::AccessDenied(m) => WitError::AccessDenied(log.clean(&m)),
+        WitError::NotFound(m) => WitError::NotFound(log.clean(&m)),
+        WitError::Conflict(m) => WitError::Conflict(log.clean(&m)),
+        WitError::Invalid(m) => WitError::Invalid(log.clean(&m)),
+        WitError::LimitExceeded(m) => WitError::LimitExceeded(log.clean(&m)),
+        WitError::Unavailable(m) => WitError::Unavailable(log.clean(&m)),
+        WitError::Failed(m) => WitError::Failed(log.clean(&m)),
+    }
+}
+
+fn classify_trap(error: &wasmtime::Error, timeout: Duration, hostcall_bytes: usize, log: &StepLog) -> FailureKind {
     if error.chain().any(|e| e.is::<CpuDeadline>()) {
         return FailureKind::Timeout(timeout);
     }
-    let text = format!("{error:#}");
+    if error.chain().any(|e| matches!(e.downcast_ref::<wasmtime::component::ResourceTableError>(), Some(wasmtime::component::ResourceTableError::Full))) {
+        return FailureKind::HandleLimit;
+    }
+    // A trap's message carries names the component chose (functions, panics).
+    let text = log.clean(&format!("{error:#}"));
     if text.contains("fuel allocated for hostcalls has been exhausted") {
         return FailureKind::HostcallLimit(hostcall_bytes);
     }
@@ -298,7 +363,7 @@ impl FailureKind {
             FailureKind::Denied { .. } | FailureKind::Forbidden { .. } => E::Authorization,
             FailureKind::Setup(_) => E::ConfigurationFailure,
             FailureKind::Timeout(_) => E::Timeout,
-            FailureKind::OutOfMemory(_) | FailureKind::HostcallLimit(_) => E::ResourceLimitsFailure,
+            FailureKind::OutOfMemory(_) | FailureKind::HostcallLimit(_) | FailureKind::HandleLimit => E::ResourceLimitsFailure,
             FailureKind::Trap(_) => E::Unknown,
             FailureKind::Step(error) => match error {
                 WitError::AccessDenied(_) => E::Authorization,

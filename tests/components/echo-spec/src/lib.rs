@@ -1,5 +1,6 @@
-//! Publishes every top-level string field of its spec as an output of the same name,
-//! and fails with `fail` (spec) as its message when that is set.
+//! Publishes every top-level string field of its spec as an output of the same name, and fails
+//! with `fail` (spec) as its message when that is set; else succeeds with `summary` (spec) as its
+//! summary.
 use lockstep_step::{Context, ContextExt, Error, Outcome, Step, export_step};
 
 struct EchoSpec;
@@ -15,7 +16,7 @@ impl Step for EchoSpec {
         ctx.info("echoed the spec");
         match spec.get("fail").and_then(|v| v.as_str()) {
             Some(message) => Err(Error::Failed(message.to_string())),
-            None => Ok(Outcome::done()),
+            None => Ok(spec.get("summary").and_then(|v| v.as_str()).map_or_else(Outcome::done, Outcome::summary)),
         }
     }
 }

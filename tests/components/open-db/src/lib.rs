@@ -1,4 +1,5 @@
-//! Opens the database instance named by `instance` (spec) and counts its tables.
+//! Opens the database instance named by `instance` (spec) `connections` times (default once),
+//! holding every connection, and counts its tables; with `sql`, runs that script first.
 use lockstep_step::db::{Connection, Value};
 use lockstep_step::{Context, Error, Outcome, Step, export_step};
 
@@ -10,13 +11,25 @@ impl Step for OpenDb {
             Some(lockstep_step::Value::Text(name)) => name,
             _ => return Err(Error::Invalid("spec needs `instance`".into())),
         };
-        let connection = Connection::open(&instance)?;
-        let rows = connection.query("SELECT COUNT(*) FROM sqlite_master", &[])?;
-        let count = match rows.rows.first().and_then(|r| r.first()) {
+        let count = match ctx.spec("connections") {
+            Some(lockstep_step::Value::Integer(n)) => n.max(1),
+            _ => 1,
+        };
+        let mut held = vec![];
+        for _ in 0..count {
+            held.push(Connection::open(&instance)?);
+        }
+        let connection = &held[0];
+        if let Some(lockstep_step::Value::Text(sql)) = ctx.spec("sql") {
+            connection.batch(&sql)?;
+            ctx.set_output("ran", "yes")?;
+        }
+        let rows = connection.query("SELECT COUNT(*) FROM sqlite_master", &[]);
+        let tables = match rows.ok().as_ref().and_then(|r| r.rows.first()).and_then(|r| r.first()) {
             Some(Value::Integer(n)) => *n,
             _ => -1,
         };
-        ctx.set_output("tables", &count.to_string())?;
+        ctx.set_output("tables", &tables.to_string())?;
         Ok(Outcome::done())
     }
 }
