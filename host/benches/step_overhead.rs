@@ -82,7 +82,7 @@ fn process_samples(runs: usize) -> Vec<Duration> {
 }
 
 fn thousand_step_pipeline(dir: &Path) -> (String, String) {
-    let noop = Path::new(env!("LOCKSTEP_GUEST_DIR")).join("noop.wasm");
+    let noop = lockstep_test_components::path("noop");
     let digest = lockstep::sandbox::artifact::sha256_hex(&std::fs::read(&noop).unwrap());
     let config = format!("stepTypes:\n  Noop:\n    component: {}\n    sha256: {digest}\n", noop.display());
     let mut steps = String::new();
@@ -119,7 +119,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::new(32, dir.path().join("cache"), &|w| eprintln!("warning: {w}")).unwrap();
     println!("allocator: {:?}", sandbox.allocator());
-    let wasm = std::fs::read(Path::new(env!("LOCKSTEP_GUEST_DIR")).join("noop.wasm")).unwrap();
+    let wasm = std::fs::read(lockstep_test_components::path("noop")).unwrap();
     let noop = sandbox.load(&wasm, None).unwrap();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

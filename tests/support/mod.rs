@@ -35,9 +35,9 @@ pub fn cache_dir() -> &'static Path {
     shared_sandbox().1.path()
 }
 
-/// A test component built by host/build.rs from tests/components/NAME.
+/// A test component built from tests/components/NAME.
 pub fn component_path(name: &str) -> PathBuf {
-    Path::new(env!("LOCKSTEP_GUEST_DIR")).join(format!("{}.wasm", name.replace('-', "_")))
+    lockstep_test_components::path(name)
 }
 
 pub fn sha256_of(path: &Path) -> String {

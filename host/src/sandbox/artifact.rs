@@ -187,7 +187,7 @@ mod tests {
     use super::*;
 
     fn noop() -> Vec<u8> {
-        fs::read(Path::new(env!("LOCKSTEP_GUEST_DIR")).join("noop.wasm")).unwrap()
+        fs::read(lockstep_test_components::path("noop")).unwrap()
     }
 
     #[test]
@@ -221,7 +221,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::default();
         let cache = ArtifactCache::open(dir.path()).unwrap();
-        let (noop, busy) = (noop(), fs::read(Path::new(env!("LOCKSTEP_GUEST_DIR")).join("busy_loop.wasm")).unwrap());
+        let (noop, busy) = (noop(), fs::read(lockstep_test_components::path("busy-loop")).unwrap());
         let (noop_digest, busy_digest) = (sha256_hex(&noop), sha256_hex(&busy));
         cache.load(&engine, &noop, &noop_digest).unwrap();
         cache.load(&engine, &busy, &busy_digest).unwrap();
