@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 
 fn main() {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).parent().unwrap().to_path_buf();
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
     for watched in ["guest-steps", "wit", "changelog"] {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
     }

@@ -13,14 +13,28 @@ fn project(db: &TestDb, changelog: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("db")).unwrap();
     std::fs::write(dir.path().join("db/changelog.sql"), changelog).unwrap();
-    let config = format!("connectors:\n{}dbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n", db.connector("db"));
+    let config = format!(
+        "connectors:\n{}dbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n",
+        db.connector("db")
+    );
     std::fs::write(dir.path().join("lockstep.yaml"), config).unwrap();
     dir
 }
 
 fn lockstep_db(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("db").args(args).args(["--instance", "main"]).args(["--config", "lockstep.yaml"]).current_dir(dir).output().unwrap();
-    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    let output = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .arg("db")
+        .args(args)
+        .args(["--instance", "main"])
+        .args(["--config", "lockstep.yaml"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 const CHANGELOG: &str = "--liquibase formatted sql
@@ -38,31 +52,68 @@ fn status_update_history_tag_rollback_and_their_sql_previews() {
         let dir = project(&db, CHANGELOG);
         let (code, out, err) = lockstep_db(dir.path(), &["status"]);
         assert_eq!(code, 0, "{err}");
-        assert_eq!(out, "2 changeset(s) have not been applied to main:\n  db/changelog.sql::1::a\n  db/changelog.sql::2::a\n");
+        assert_eq!(
+            out,
+            "2 changeset(s) have not been applied to main:\n  db/changelog.sql::1::a\n  db/changelog.sql::2::a\n"
+        );
 
         let (code, out, _) = lockstep_db(dir.path(), &["update-sql"]);
         assert_eq!(code, 0);
-        assert!(out.starts_with("CREATE TABLE DATABASECHANGELOG (") && out.contains("create table t1 (id int);\nINSERT INTO DATABASECHANGELOG"), "{out}");
+        assert!(
+            out.starts_with("CREATE TABLE DATABASECHANGELOG (")
+                && out.contains("create table t1 (id int);\nINSERT INTO DATABASECHANGELOG"),
+            "{out}"
+        );
         assert_eq!(db.count(match db { TestDb::Postgres { .. } => "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'databasechangelog'", TestDb::Sqlite { .. } => "SELECT COUNT(*) FROM sqlite_master WHERE name = 'DATABASECHANGELOG'" }), 0, "update-sql writes nothing ({})", db.name());
 
         let (code, out, err) = lockstep_db(dir.path(), &["update", "--count", "1"]);
-        assert_eq!((code, out.as_str()), (0, "applied db/changelog.sql::1::a\n1 changeset(s) applied to main\n"), "{err}");
+        assert_eq!(
+            (code, out.as_str()),
+            (
+                0,
+                "applied db/changelog.sql::1::a\n1 changeset(s) applied to main\n"
+            ),
+            "{err}"
+        );
         assert_eq!(lockstep_db(dir.path(), &["tag", "v1"]).0, 0);
-        assert_eq!(lockstep_db(dir.path(), &["update"]).1, "applied db/changelog.sql::2::a\n1 changeset(s) applied to main\n");
-        assert_eq!(lockstep_db(dir.path(), &["status"]).1, "main is up to date\n");
+        assert_eq!(
+            lockstep_db(dir.path(), &["update"]).1,
+            "applied db/changelog.sql::2::a\n1 changeset(s) applied to main\n"
+        );
+        assert_eq!(
+            lockstep_db(dir.path(), &["status"]).1,
+            "main is up to date\n"
+        );
 
         let (_, history, _) = lockstep_db(dir.path(), &["history"]);
         let lines: Vec<&str> = history.lines().collect();
-        assert!(lines[0].starts_with("DEPLOYMENT") && lines[1].contains("db/changelog.sql") && lines[1].trim_end().ends_with("v1"), "{history}");
+        assert!(
+            lines[0].starts_with("DEPLOYMENT")
+                && lines[1].contains("db/changelog.sql")
+                && lines[1].trim_end().ends_with("v1"),
+            "{history}"
+        );
 
         let (_, preview, _) = lockstep_db(dir.path(), &["rollback-sql", "--tag", "v1"]);
-        assert_eq!(preview, "-- Rolling back db/changelog.sql::2::a\ndelete from t1;\nDELETE FROM DATABASECHANGELOG WHERE ID = '2' AND AUTHOR = 'a' AND FILENAME = 'db/changelog.sql';\n");
-        assert_eq!(lockstep_db(dir.path(), &["rollback", "--tag", "v1"]).1, "rolled back db/changelog.sql::2::a\n1 changeset(s) rolled back on main\n");
+        assert_eq!(
+            preview,
+            "-- Rolling back db/changelog.sql::2::a\ndelete from t1;\nDELETE FROM DATABASECHANGELOG WHERE ID = '2' AND AUTHOR = 'a' AND FILENAME = 'db/changelog.sql';\n"
+        );
+        assert_eq!(
+            lockstep_db(dir.path(), &["rollback", "--tag", "v1"]).1,
+            "rolled back db/changelog.sql::2::a\n1 changeset(s) rolled back on main\n"
+        );
         assert_eq!(db.count("SELECT COUNT(*) FROM t1"), 0);
         let (code, _, err) = lockstep_db(dir.path(), &["rollback", "--tag", "v9"]);
         assert_eq!(code, 2);
-        assert!(err.contains("tag `v9` is not in DATABASECHANGELOG (tags there: v1)"), "{err}");
-        assert_eq!(lockstep_db(dir.path(), &["validate"]).1, "db/changelog.sql is valid: 2 changeset(s), 1 not yet applied to main\n");
+        assert!(
+            err.contains("tag `v9` is not in DATABASECHANGELOG (tags there: v1)"),
+            "{err}"
+        );
+        assert_eq!(
+            lockstep_db(dir.path(), &["validate"]).1,
+            "db/changelog.sql is valid: 2 changeset(s), 1 not yet applied to main\n"
+        );
         assert_eq!(lockstep_db(dir.path(), &["release-locks"]).0, 0);
     }
 }
@@ -70,18 +121,37 @@ fn status_update_history_tag_rollback_and_their_sql_previews() {
 #[test]
 fn bad_input_exits_2_and_says_what_to_do() {
     let db = TestDb::sqlite();
-    let dir = project(&db, "--liquibase formatted sql\n--changeset nobody\nselect 1;\n");
+    let dir = project(
+        &db,
+        "--liquibase formatted sql\n--changeset nobody\nselect 1;\n",
+    );
     let (code, _, err) = lockstep_db(dir.path(), &["status"]);
     assert_eq!(code, 2);
-    assert!(err.contains("db/changelog.sql:2: error: `--changeset nobody` does not name an author and an id"), "{err}");
-    let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "status"]).args(["--config", "lockstep.yaml"]).current_dir(dir.path()).output().unwrap();
+    assert!(
+        err.contains(
+            "db/changelog.sql:2: error: `--changeset nobody` does not name an author and an id"
+        ),
+        "{err}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["db", "status"])
+        .args(["--config", "lockstep.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("say which database with --instance NAME (instances in lockstep.yaml: main)"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("say which database with --instance NAME (instances in lockstep.yaml: main)")
+    );
 }
 
 /// A cheap source of randomness for kill times; reproducible runs are not needed here.
 fn random_millis(range: std::ops::Range<u64>, salt: u64) -> u64 {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
     range.start + (nanos ^ salt.wrapping_mul(0x9e37_79b9)) % (range.end - range.start)
 }
 
@@ -90,7 +160,9 @@ fn a_runner_killed_at_random_points_is_resumed_without_duplicates_or_manual_unlo
     for db in TestDb::both() {
         let slow = match db {
             TestDb::Postgres { .. } => "select pg_sleep(0.02);",
-            TestDb::Sqlite { .. } => "select count(*) from (with recursive n(i) as (select 1 union all select i + 1 from n where i < 200000) select i from n);",
+            TestDb::Sqlite { .. } => {
+                "select count(*) from (with recursive n(i) as (select 1 union all select i + 1 from n where i < 200000) select i from n);"
+            }
         };
         let mut changelog = String::from("--liquibase formatted sql\n");
         for i in 0..40 {
@@ -98,17 +170,39 @@ fn a_runner_killed_at_random_points_is_resumed_without_duplicates_or_manual_unlo
         }
         let dir = project(&db, &changelog);
         for attempt in 0..5 {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "update", "--instance", "main"]).args(["--config", "lockstep.yaml"]).current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+                .args(["db", "update", "--instance", "main"])
+                .args(["--config", "lockstep.yaml"])
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
             std::thread::sleep(Duration::from_millis(random_millis(50..600, attempt)));
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
         }
         let (code, out, err) = lockstep_db(dir.path(), &["update"]);
-        assert_eq!(code, 0, "the next run needs no manual unlock ({}): {err}", db.name());
+        assert_eq!(
+            code,
+            0,
+            "the next run needs no manual unlock ({}): {err}",
+            db.name()
+        );
         assert!(out.ends_with("changeset(s) applied to main\n"), "{out}");
-        assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG"), 40, "every changeset recorded once ({})", db.name());
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM DATABASECHANGELOG"),
+            40,
+            "every changeset recorded once ({})",
+            db.name()
+        );
         for i in [0, 17, 39] {
-            assert_eq!(db.count(&format!("SELECT COUNT(*) FROM k{i}")), 1, "applied exactly once ({})", db.name());
+            assert_eq!(
+                db.count(&format!("SELECT COUNT(*) FROM k{i}")),
+                1,
+                "applied exactly once ({})",
+                db.name()
+            );
         }
     }
 }

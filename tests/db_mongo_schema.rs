@@ -69,16 +69,24 @@ fn load_changelog(text: &str) -> (tempfile::TempDir, Changelog) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("db")).unwrap();
     std::fs::write(dir.path().join("db/changelog.yaml"), text).unwrap();
-    let changelog = lockstep_changelog::load::load(dir.path(), "db/changelog.yaml", &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}"));
+    let changelog =
+        lockstep_changelog::load::load(dir.path(), "db/changelog.yaml", &BTreeMap::new())
+            .unwrap_or_else(|e| panic!("{e:?}"));
     (dir, changelog)
 }
 
 fn settings() -> RunSettings {
-    RunSettings { holder: "test".into(), lock_wait: Duration::from_millis(300), ..RunSettings::default() }
+    RunSettings {
+        holder: "test".into(),
+        lock_wait: Duration::from_millis(300),
+        ..RunSettings::default()
+    }
 }
 
 fn update(session: &mut MongoSession, changelog: &Changelog) -> Result<Vec<String>, EngineError> {
-    Engine::mongo(session.connection(), settings()).update(changelog, None, false).map(|r| r.applied)
+    Engine::mongo(session.connection(), settings())
+        .update(changelog, None, false)
+        .map(|r| r.applied)
 }
 
 fn history(session: &mut MongoSession) -> Vec<serde_json::Value> {
@@ -88,7 +96,15 @@ fn history(session: &mut MongoSession) -> Vec<serde_json::Value> {
 }
 
 fn ids(rows: &[serde_json::Value]) -> Vec<String> {
-    rows.iter().map(|r| format!("{}:{}", r["author"].as_str().unwrap(), r["id"].as_str().unwrap())).collect()
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["author"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -99,38 +115,85 @@ fn every_change_type_applies_and_the_history_is_what_liquibase_mongodb_writes() 
 
     let applied = update(&mut session, &changelog).unwrap();
     assert_eq!(applied.len(), 5, "{applied:?}");
-    assert_eq!(session.collections(), ["DATABASECHANGELOG", "DATABASECHANGELOGLOCK", "people"], "scratch was created and dropped");
+    assert_eq!(
+        session.collections(),
+        ["DATABASECHANGELOG", "DATABASECHANGELOGLOCK", "people"],
+        "scratch was created and dropped"
+    );
     assert_eq!(session.documents("people").len(), 3);
-    assert!(session.index_names("people").contains(&"ix_email".to_string()));
+    assert!(
+        session
+            .index_names("people")
+            .contains(&"ix_email".to_string())
+    );
 
     let rows = history(&mut session);
-    assert_eq!(ids(&rows), ["alice:1", "alice:2", "alice:3", "bob:4", "bob:5"]);
+    assert_eq!(
+        ids(&rows),
+        ["alice:1", "alice:2", "alice:3", "bob:4", "bob:5"]
+    );
     let first = &rows[0];
     assert_eq!(first["fileName"], "db/changelog.yaml");
     assert_eq!(first["execType"], "EXECUTED");
-    assert_eq!(first["description"], "createCollection collectionName=people");
+    assert_eq!(
+        first["description"],
+        "createCollection collectionName=people"
+    );
     assert_eq!(first["liquibase"], "4.28.0");
     assert_eq!(first["orderExecuted"], 1, "an int32, counted from 1");
-    assert!(first["dateExecuted"].get("$date").is_some(), "a BSON date: {}", first["dateExecuted"]);
+    assert!(
+        first["dateExecuted"].get("$date").is_some(),
+        "a BSON date: {}",
+        first["dateExecuted"]
+    );
     assert!(first["md5sum"].as_str().unwrap().starts_with("9:"));
-    assert_eq!(rows[3]["tag"], "people-loaded", "tagDatabase tags its own row");
-    assert_eq!(rows[2]["description"], "insertOne collectionName=people; insertMany collectionName=people");
+    assert_eq!(
+        rows[3]["tag"], "people-loaded",
+        "tagDatabase tags its own row"
+    );
+    assert_eq!(
+        rows[2]["description"],
+        "insertOne collectionName=people; insertMany collectionName=people"
+    );
 
     // The tracking collection is protected the way liquibase-mongodb protects it.
-    assert!(session.index_names("DATABASECHANGELOG").contains(&"ui_DATABASECHANGELOG".to_string()));
-    let listed = session.command(json!({ "listCollections": 1, "filter": { "name": "DATABASECHANGELOG" } }));
+    assert!(
+        session
+            .index_names("DATABASECHANGELOG")
+            .contains(&"ui_DATABASECHANGELOG".to_string())
+    );
+    let listed =
+        session.command(json!({ "listCollections": 1, "filter": { "name": "DATABASECHANGELOG" } }));
     let schema = &listed["cursor"]["firstBatch"][0]["options"]["validator"]["$jsonSchema"];
-    assert_eq!(schema["required"], json!(["id", "author", "fileName", "execType"]), "liquibase-mongodb's validator: {listed}");
+    assert_eq!(
+        schema["required"],
+        json!(["id", "author", "fileName", "execType"]),
+        "liquibase-mongodb's validator: {listed}"
+    );
     let invalid = session.command(json!({ "insert": "DATABASECHANGELOG", "documents": [{ "fileName": "x", "author": "a", "id": "9", "execType": "BOGUS" }] }));
-    assert!(invalid["writeErrors"][0]["code"] == 121, "the validator refuses an unknown execType: {invalid}");
+    assert!(
+        invalid["writeErrors"][0]["code"] == 121,
+        "the validator refuses an unknown execType: {invalid}"
+    );
     let duplicate = json!({ "insert": "DATABASECHANGELOG", "documents": [{ "fileName": "db/changelog.yaml", "author": "alice", "id": "1", "execType": "EXECUTED" }] });
     let reply = session.command(duplicate);
-    assert!(reply["writeErrors"][0]["code"] == 11000, "the unique index refuses a second row for one changeset: {reply}");
+    assert!(
+        reply["writeErrors"][0]["code"] == 11000,
+        "the unique index refuses a second row for one changeset: {reply}"
+    );
     let lock = session.documents("DATABASECHANGELOGLOCK");
-    assert_eq!(lock[0]["locked"], false, "released after the update: {lock:?}");
+    assert_eq!(
+        lock[0]["locked"], false,
+        "released after the update: {lock:?}"
+    );
 
     // Up to date: nothing pending, and a second update runs nothing.
-    assert!(Engine::mongo(session.connection(), settings()).status(&changelog).unwrap().is_empty());
+    assert!(
+        Engine::mongo(session.connection(), settings())
+            .status(&changelog)
+            .unwrap()
+            .is_empty()
+    );
     assert!(update(&mut session, &changelog).unwrap().is_empty());
 }
 
@@ -141,11 +204,20 @@ fn the_checksums_are_liquibase_mongodbs_and_an_edited_changeset_is_refused() {
     let golden = "databaseChangeLog:\n  - changeSet:\n      id: 1\n      author: it\n      changes:\n        - insertOne:\n            collectionName: results\n            document: '{ info: \"notExistsAnyDocumentInCollection1\" }'\n";
     let (_dir, changelog) = load_changelog(golden);
     update(&mut session, &changelog).unwrap();
-    assert_eq!(history(&mut session)[0]["md5sum"], "9:af9b299cda217428f9d082b71472c7c2", "the vector of liquibase-mongodb's own IT");
+    assert_eq!(
+        history(&mut session)[0]["md5sum"],
+        "9:af9b299cda217428f9d082b71472c7c2",
+        "the vector of liquibase-mongodb's own IT"
+    );
 
     let (_edited_dir, edited) = load_changelog(&golden.replace("notExists", "edited"));
     let error = update(&mut session, &edited).unwrap_err().to_string();
-    assert!(error.contains("db/changelog.yaml:3: changeset db/changelog.yaml::1::it was changed after it ran"), "{error}");
+    assert!(
+        error.contains(
+            "db/changelog.yaml:3: changeset db/changelog.yaml::1::it was changed after it ran"
+        ),
+        "{error}"
+    );
     assert_eq!(session.documents("results").len(), 1, "nothing was written");
 }
 
@@ -157,19 +229,38 @@ fn rollback_by_tag_and_by_count_run_the_inverses_newest_first() {
     update(&mut session, &changelog).unwrap();
 
     // To the tag: undoes changeset 5 (empty rollback) and the tagDatabase changeset 4 itself.
-    let report = Engine::mongo(session.connection(), settings()).rollback(&changelog, &RollbackTarget::Tag("people-loaded".into())).unwrap();
-    assert_eq!(report.rolled_back, ["db/changelog.yaml::5::bob", "db/changelog.yaml::4::bob"]);
-    assert_eq!(ids(&history(&mut session)), ["alice:1", "alice:2", "alice:3"]);
+    let report = Engine::mongo(session.connection(), settings())
+        .rollback(&changelog, &RollbackTarget::Tag("people-loaded".into()))
+        .unwrap();
+    assert_eq!(
+        report.rolled_back,
+        ["db/changelog.yaml::5::bob", "db/changelog.yaml::4::bob"]
+    );
+    assert_eq!(
+        ids(&history(&mut session)),
+        ["alice:1", "alice:2", "alice:3"]
+    );
     assert_eq!(session.documents("people").len(), 3);
 
     // By count: the explicit rollback of 3, then dropIndex (inverse of createIndex by keys).
-    Engine::mongo(session.connection(), settings()).rollback(&changelog, &RollbackTarget::Count(2)).unwrap();
+    Engine::mongo(session.connection(), settings())
+        .rollback(&changelog, &RollbackTarget::Count(2))
+        .unwrap();
     assert_eq!(ids(&history(&mut session)), ["alice:1"]);
     assert!(session.documents("people").is_empty());
-    assert!(!session.index_names("people").contains(&"ix_email".to_string()));
+    assert!(
+        !session
+            .index_names("people")
+            .contains(&"ix_email".to_string())
+    );
     // And dropCollection, the inverse of createCollection.
-    Engine::mongo(session.connection(), settings()).rollback(&changelog, &RollbackTarget::Count(1)).unwrap();
-    assert_eq!(session.collections(), ["DATABASECHANGELOG", "DATABASECHANGELOGLOCK"]);
+    Engine::mongo(session.connection(), settings())
+        .rollback(&changelog, &RollbackTarget::Count(1))
+        .unwrap();
+    assert_eq!(
+        session.collections(),
+        ["DATABASECHANGELOG", "DATABASECHANGELOGLOCK"]
+    );
 }
 
 #[test]
@@ -179,7 +270,10 @@ fn a_change_without_an_automatic_rollback_is_refused_before_anything_is_undone()
     let changelog = "databaseChangeLog:\n  - changeSet:\n      id: 1\n      author: a\n      changes:\n        - createCollection:\n            collectionName: c\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - insertOne:\n            collectionName: c\n            document: '{ x: 1 }'\n";
     let (_dir, changelog) = load_changelog(changelog);
     update(&mut session, &changelog).unwrap();
-    let error = Engine::mongo(session.connection(), settings()).rollback(&changelog, &RollbackTarget::Count(2)).unwrap_err().to_string();
+    let error = Engine::mongo(session.connection(), settings())
+        .rollback(&changelog, &RollbackTarget::Count(2))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("db/changelog.yaml:9: the rollback of changeset db/changelog.yaml::2::a: insertOne has no automatic rollback"), "{error}");
     assert_eq!(history(&mut session).len(), 2, "nothing was rolled back");
     assert_eq!(session.documents("c").len(), 1);
@@ -252,9 +346,17 @@ fn mongo_preconditions_decide_between_run_mark_ran_continue_and_halt() {
 "#;
     let (_dir, changelog) = load_changelog(changelog);
     let error = update(&mut session, &changelog).unwrap_err().to_string();
-    assert!(error.contains("changeset db/changelog.yaml::halts::a failed: a precondition does not hold"), "{error}");
+    assert!(
+        error
+            .contains("changeset db/changelog.yaml::halts::a failed: a precondition does not hold"),
+        "{error}"
+    );
     let rows = history(&mut session);
-    assert_eq!(ids(&rows), ["a:seed", "a:runs", "a:marked"], "CONTINUE writes no row, so it is checked again next time");
+    assert_eq!(
+        ids(&rows),
+        ["a:seed", "a:runs", "a:marked"],
+        "CONTINUE writes no row, so it is checked again next time"
+    );
     assert_eq!(rows[2]["execType"], "MARK_RAN");
     let audit = session.documents("audit");
     assert_eq!(audit.len(), 1);
@@ -288,22 +390,50 @@ fn a_failure_midway_keeps_what_ran_and_mark_next_changeset_run_records_the_faile
             collectionName: later
 "#;
     let (_dir, changelog) = load_changelog(changelog);
-    let error = Engine::mongo(session.connection(), settings()).update(&changelog, None, false).unwrap_err();
+    let error = Engine::mongo(session.connection(), settings())
+        .update(&changelog, None, false)
+        .unwrap_err();
     match &error {
-        EngineError::ChangeSetFailed { changeset, applied, error } => {
-            assert_eq!((changeset.as_str(), *applied), ("db/changelog.yaml::2::a", 1));
-            assert!(error.to_string().contains("11000"), "the server's duplicate-key error: {error}");
+        EngineError::ChangeSetFailed {
+            changeset,
+            applied,
+            error,
+        } => {
+            assert_eq!(
+                (changeset.as_str(), *applied),
+                ("db/changelog.yaml::2::a", 1)
+            );
+            assert!(
+                error.to_string().contains("11000"),
+                "the server's duplicate-key error: {error}"
+            );
         }
         other => panic!("{other}"),
     }
-    assert_eq!(ids(&history(&mut session)), ["a:1"], "the failed changeset has no row");
-    assert!(!session.collections().contains(&"later".to_string()), "nothing after the failure ran");
-    assert_eq!(session.documents("DATABASECHANGELOGLOCK")[0]["locked"], false, "the lock is released after a failure");
+    assert_eq!(
+        ids(&history(&mut session)),
+        ["a:1"],
+        "the failed changeset has no row"
+    );
+    assert!(
+        !session.collections().contains(&"later".to_string()),
+        "nothing after the failure ran"
+    );
+    assert_eq!(
+        session.documents("DATABASECHANGELOGLOCK")[0]["locked"],
+        false,
+        "the lock is released after a failure"
+    );
 
     // markNextChangeSetRun: the failing changeset is recorded as ran, so the next run goes on.
-    Engine::mongo(session.connection(), settings()).update(&changelog, None, true).unwrap_err();
+    Engine::mongo(session.connection(), settings())
+        .update(&changelog, None, true)
+        .unwrap_err();
     assert_eq!(ids(&history(&mut session)), ["a:1", "a:2"]);
-    assert_eq!(update(&mut session, &changelog).unwrap(), ["db/changelog.yaml::3::a"]);
+    assert_eq!(
+        update(&mut session, &changelog).unwrap(),
+        ["db/changelog.yaml::3::a"]
+    );
 }
 
 #[test]
@@ -315,7 +445,11 @@ fn invalid_changelogs_are_refused_before_the_first_write() {
     let error = update(&mut session, &changelog).unwrap_err().to_string();
     assert!(error.contains("db/changelog.yaml:9: changeset db/changelog.yaml::2::a: `createTable` is a SQL change; it cannot run on MongoDB"), "{error}");
     assert!(error.contains("db/changelog.yaml:17: changeset db/changelog.yaml::3::a: insertOne `document`: expected a value"), "{error}");
-    assert!(session.collections().is_empty(), "nothing was written, not even the tracking collections: {:?}", session.collections());
+    assert!(
+        session.collections().is_empty(),
+        "nothing was written, not even the tracking collections: {:?}",
+        session.collections()
+    );
 }
 
 #[test]
@@ -329,7 +463,9 @@ fn the_lock_is_guarded_a_liquibase_holder_is_waited_for_and_release_locks_frees_
         other => panic!("{other}"),
     }
     assert!(!session.collections().contains(&"people".to_string()));
-    Engine::mongo(session.connection(), settings()).release_locks().unwrap();
+    Engine::mongo(session.connection(), settings())
+        .release_locks()
+        .unwrap();
     assert_eq!(update(&mut session, &changelog).unwrap().len(), 5);
 }
 
@@ -343,15 +479,26 @@ fn two_updates_racing_on_one_database_apply_each_changeset_once() {
                 let (server, changelog) = (&server, &changelog);
                 scope.spawn(move || {
                     let mut session = MongoSession::open(server, "shop", true);
-                    let settings = RunSettings { holder: format!("runner {runner}"), lock_wait: Duration::from_secs(30), ..RunSettings::default() };
-                    Engine::mongo(session.connection(), settings).update(changelog, None, false).map(|r| r.applied).map_err(|e| e.to_string())
+                    let settings = RunSettings {
+                        holder: format!("runner {runner}"),
+                        lock_wait: Duration::from_secs(30),
+                        ..RunSettings::default()
+                    };
+                    Engine::mongo(session.connection(), settings)
+                        .update(changelog, None, false)
+                        .map(|r| r.applied)
+                        .map_err(|e| e.to_string())
                 })
             })
             .collect();
         runners.into_iter().map(|r| r.join().unwrap()).collect()
     });
     let applied: Vec<String> = results.into_iter().flat_map(|r| r.unwrap()).collect();
-    assert_eq!(applied.len(), 5, "each changeset applied by exactly one runner: {applied:?}");
+    assert_eq!(
+        applied.len(),
+        5,
+        "each changeset applied by exactly one runner: {applied:?}"
+    );
     let mut session = MongoSession::open(&server, "shop", true);
     assert_eq!(history(&mut session).len(), 5);
     assert_eq!(session.documents("people").len(), 3);
@@ -369,8 +516,11 @@ fn a_json_changelog_with_raw_json_values_applies() {
   ]}}
 ]}"#;
     std::fs::write(dir.path().join("changelog.json"), json_changelog).unwrap();
-    let changelog = lockstep_changelog::load::load(dir.path(), "changelog.json", &BTreeMap::new()).unwrap();
-    Engine::mongo(session.connection(), settings()).update(&changelog, None, false).unwrap();
+    let changelog =
+        lockstep_changelog::load::load(dir.path(), "changelog.json", &BTreeMap::new()).unwrap();
+    Engine::mongo(session.connection(), settings())
+        .update(&changelog, None, false)
+        .unwrap();
     let towns = session.documents("towns");
     assert_eq!(towns[0]["name"], "Delft");
 }
@@ -382,7 +532,11 @@ fn admin_commands_need_the_instance_to_allow_them() {
     let (_dir, changelog) = load_changelog(CHANGELOG);
     let error = update(&mut session, &changelog).unwrap_err().to_string();
     assert!(error.contains("changeset db/changelog.yaml::5::bob failed: access denied: admin commands are off for this db instance; set `adminCommands: true`"), "{error}");
-    assert_eq!(history(&mut session).len(), 4, "the changesets before it stay applied");
+    assert_eq!(
+        history(&mut session).len(),
+        4,
+        "the changesets before it stay applied"
+    );
 }
 
 // The DB steps in a pipeline, and `lockstep db`, on a MongoDB instance.
@@ -395,26 +549,65 @@ fn project_config(server: &Secantus, admin_commands: bool) -> String {
 }
 
 fn db_step(kind: &str, id: &str, spec: &str, extra: &str) -> String {
-    format!("- step:\n    type: {kind}\n    name: {id}\n    identifier: {id}\n    spec:\n      connectorRef: account.harnessImage\n      dbSchema: orders\n      dbInstance: main\n{}{}", indent(spec, 6), indent(extra, 2))
+    format!(
+        "- step:\n    type: {kind}\n    name: {id}\n    identifier: {id}\n    spec:\n      connectorRef: account.harnessImage\n      dbSchema: orders\n      dbInstance: main\n{}{}",
+        indent(spec, 6),
+        indent(extra, 2)
+    )
 }
 
 #[test]
 fn the_db_steps_apply_tag_and_roll_back_a_mongodb_schema() {
     let server = Secantus::start();
-    let steps = db_step("DBSchemaApply", "apply", "tag: v1\n", "") + &db_step("DBSchemaRollback", "undo", "tag: <+steps.apply.output.preStartTag>\n", "");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let ran = runtime.block_on(run_with_files(&pipeline_with_steps(&steps), &project_config(&server, true), &[], Cancel::default(), &[("db/changelog.yaml", CHANGELOG)]));
-    assert_eq!(ran.status("apply"), Status::Success, "{:?}", ran.node("apply").error);
+    let steps = db_step("DBSchemaApply", "apply", "tag: v1\n", "")
+        + &db_step(
+            "DBSchemaRollback",
+            "undo",
+            "tag: <+steps.apply.output.preStartTag>\n",
+            "",
+        );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ran = runtime.block_on(run_with_files(
+        &pipeline_with_steps(&steps),
+        &project_config(&server, true),
+        &[],
+        Cancel::default(),
+        &[("db/changelog.yaml", CHANGELOG)],
+    ));
+    assert_eq!(
+        ran.status("apply"),
+        Status::Success,
+        "{:?}",
+        ran.node("apply").error
+    );
     assert_eq!(ran.output("apply", "changeSetsApplied"), "5");
-    assert!(ran.output("apply", "preStartTag").starts_with("pre_apply_"), "a fresh database gets a generated pre-start tag");
-    assert_eq!(ran.status("undo"), Status::Success, "{:?}", ran.node("undo").error);
+    assert!(
+        ran.output("apply", "preStartTag").starts_with("pre_apply_"),
+        "a fresh database gets a generated pre-start tag"
+    );
+    assert_eq!(
+        ran.status("undo"),
+        Status::Success,
+        "{:?}",
+        ran.node("undo").error
+    );
     assert_eq!(ran.output("undo", "changeSetsRolledBack"), "5");
 
     let mut session = MongoSession::open(&server, "shop", false);
     let rows = history(&mut session);
-    assert_eq!(rows.len(), 1, "only the synthetic pre-start row is left: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        1,
+        "only the synthetic pre-start row is left: {rows:?}"
+    );
     assert_eq!(rows[0]["fileName"], "liquibase-internal");
-    assert_eq!(session.collections(), ["DATABASECHANGELOG", "DATABASECHANGELOGLOCK"]);
+    assert_eq!(
+        session.collections(),
+        ["DATABASECHANGELOG", "DATABASECHANGELOGLOCK"]
+    );
 }
 
 #[test]
@@ -423,10 +616,25 @@ fn lockstep_db_works_on_a_mongodb_instance_and_refuses_sql_previews() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("db")).unwrap();
     std::fs::write(dir.path().join("db/changelog.yaml"), CHANGELOG).unwrap();
-    std::fs::write(dir.path().join("lockstep.yaml"), project_config(&server, true)).unwrap();
+    std::fs::write(
+        dir.path().join("lockstep.yaml"),
+        project_config(&server, true),
+    )
+    .unwrap();
     let lockstep_db = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("db").args(args).args(["--instance", "main"]).args(["--config", "lockstep.yaml"]).current_dir(dir.path()).output().unwrap();
-        (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .arg("db")
+            .args(args)
+            .args(["--instance", "main"])
+            .args(["--config", "lockstep.yaml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     };
     let (code, out, err) = lockstep_db(&["status"]);
     assert_eq!(code, 0, "{err}");
@@ -438,7 +646,13 @@ fn lockstep_db_works_on_a_mongodb_instance_and_refuses_sql_previews() {
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = lockstep_db(&["history"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().filter(|l| l.contains("db/changelog.yaml")).count(), 5, "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("db/changelog.yaml"))
+            .count(),
+        5,
+        "{out}"
+    );
     let (code, _, err) = lockstep_db(&["rollback", "--count", "1"]);
     assert_eq!(code, 0, "{err}");
     let mut session = MongoSession::open(&server, "shop", false);

@@ -14,7 +14,11 @@ use support::mongo::{MongoSession, Secantus};
 use support::*;
 
 fn custom(id: &str, component: &str, spec: &str) -> String {
-    format!("- step:\n    type: {}\n    name: {id}\n    identifier: {id}\n    spec:\n{}", type_name(component), indent(spec, 6))
+    format!(
+        "- step:\n    type: {}\n    name: {id}\n    identifier: {id}\n    spec:\n{}",
+        type_name(component),
+        indent(spec, 6)
+    )
 }
 
 fn step_types(entries: &[(&str, &str)]) -> String {
@@ -26,17 +30,30 @@ fn step_types(entries: &[(&str, &str)]) -> String {
 }
 
 fn error_of(ran: &Ran, step: &str) -> lockstep::exec::NodeError {
-    ran.node(step).error.clone().unwrap_or_else(|| panic!("{step} did not fail: {:?}", ran.node(step)))
+    ran.node(step)
+        .error
+        .clone()
+        .unwrap_or_else(|| panic!("{step} did not fail: {:?}", ran.node(step)))
 }
 
 /// A Run step that records, as output RESULT, whatever `probe` prints: it runs with `set +e`, so
 /// each refused attempt shows up as its error text instead of stopping the script.
 fn probe(id: &str, probe: &str) -> String {
-    run_step_with_outputs(id, &format!("set +e\nRESULT=$( ( {probe} ) 2>&1 )\ntrue\n"), &["RESULT"], "")
+    run_step_with_outputs(
+        id,
+        &format!("set +e\nRESULT=$( ( {probe} ) 2>&1 )\ntrue\n"),
+        &["RESULT"],
+        "",
+    )
 }
 
 fn probed(ran: &Ran, id: &str) -> String {
-    assert_eq!(ran.status(id), Status::Success, "{id}: {:?}", ran.node(id).error);
+    assert_eq!(
+        ran.status(id),
+        Status::Success,
+        "{id}: {:?}",
+        ran.node(id).error
+    );
     ran.output(id, "RESULT")
 }
 
@@ -45,17 +62,34 @@ fn probed(ran: &Ran, id: &str) -> String {
 #[test]
 fn a_run_step_can_neither_read_nor_write_the_component_cache_or_its_key() {
     let cache = cache_dir().display().to_string();
-    let ran = run_blocking(&pipeline_with_steps(&probe("thief", &format!("ls {cache}; cat {cache}/seal.key; cp /bin/true {cache}/planted.cwasm"))), "", &[]);
+    let ran = run_blocking(
+        &pipeline_with_steps(&probe(
+            "thief",
+            &format!("ls {cache}; cat {cache}/seal.key; cp /bin/true {cache}/planted.cwasm"),
+        )),
+        "",
+        &[],
+    );
     let result = probed(&ran, "thief");
     assert!(result.contains("No such file or directory"), "{result}");
-    assert!(!cache_dir().join("planted.cwasm").exists(), "nothing was written into the cache");
+    assert!(
+        !cache_dir().join("planted.cwasm").exists(),
+        "nothing was written into the cache"
+    );
 }
 
 #[test]
 fn a_run_needs_a_workspace_that_does_not_overlap_the_cache() {
-    let message = sandbox().check_isolation(&cache_dir().join("workspace"), &[]).unwrap_err();
-    assert!(message.contains("overlaps the component cache"), "{message}");
-    let message = sandbox().check_isolation(Path::new("/tmp/somewhere-else"), &[cache_dir()]).unwrap_err();
+    let message = sandbox()
+        .check_isolation(&cache_dir().join("workspace"), &[])
+        .unwrap_err();
+    assert!(
+        message.contains("overlaps the component cache"),
+        "{message}"
+    );
+    let message = sandbox()
+        .check_isolation(Path::new("/tmp/somewhere-else"), &[cache_dir()])
+        .unwrap_err();
     assert!(message.contains("processSandbox.paths"), "{message}");
 }
 
@@ -63,13 +97,35 @@ fn a_run_needs_a_workspace_that_does_not_overlap_the_cache() {
 fn another_components_compiled_code_swapped_into_a_pinned_components_entry_is_never_run() {
     let cache = tempfile::tempdir().unwrap();
     let runner = lockstep::sandbox::Sandbox::new(2, cache.path(), &|_| {}).unwrap();
-    let (noop, busy) = (std::fs::read(component_path("noop")).unwrap(), std::fs::read(component_path("busy-loop")).unwrap());
-    runner.load(&noop, Some(&sha256_of(&component_path("noop")))).unwrap();
+    let (noop, busy) = (
+        std::fs::read(component_path("noop")).unwrap(),
+        std::fs::read(component_path("busy-loop")).unwrap(),
+    );
+    runner
+        .load(&noop, Some(&sha256_of(&component_path("noop"))))
+        .unwrap();
     runner.load(&busy, None).unwrap();
-    let entry = |wasm: &[u8]| std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&lockstep::sandbox::artifact::sha256_hex(wasm))).unwrap();
+    let entry = |wasm: &[u8]| {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&lockstep::sandbox::artifact::sha256_hex(wasm))
+            })
+            .unwrap()
+    };
     std::fs::copy(entry(&busy), entry(&noop)).unwrap();
-    let reloaded = runner.load(&noop, Some(&sha256_of(&component_path("noop")))).unwrap();
-    assert_eq!(reloaded.provenance, lockstep::sandbox::artifact::Provenance::Compiled, "the swapped entry's seal names the busy loop, so the noop was recompiled");
+    let reloaded = runner
+        .load(&noop, Some(&sha256_of(&component_path("noop"))))
+        .unwrap();
+    assert_eq!(
+        reloaded.provenance,
+        lockstep::sandbox::artifact::Provenance::Compiled,
+        "the swapped entry's seal names the busy loop, so the noop was recompiled"
+    );
 }
 
 // ---- 2. Run steps are confined -------------------------------------------------------------
@@ -77,44 +133,88 @@ fn another_components_compiled_code_swapped_into_a_pinned_components_entry_is_ne
 #[test]
 fn a_run_step_cannot_read_host_secrets_or_the_runners_home() {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let ran = run_blocking(&pipeline_with_steps(&probe("snoop", &format!("cat /etc/shadow; ls {home}; ls /run /var/run; ls /sys"))), "", &[]);
+    let ran = run_blocking(
+        &pipeline_with_steps(&probe(
+            "snoop",
+            &format!("cat /etc/shadow; ls {home}; ls /run /var/run; ls /sys"),
+        )),
+        "",
+        &[],
+    );
     let result = probed(&ran, "snoop");
     assert!(!result.contains("root:"), "{result}");
-    assert_eq!(result.matches("No such file or directory").count(), 5, "{result}");
+    assert_eq!(
+        result.matches("No such file or directory").count(),
+        5,
+        "{result}"
+    );
 }
 
 #[test]
 fn a_run_step_writes_only_its_workspace_and_its_private_tmp() {
     let outside = tempfile::tempdir().unwrap();
-    let script = format!("touch {0}/planted; touch /usr/planted; touch /planted; echo ok > /tmp/scratch && cat /tmp/scratch; touch inside", outside.path().display());
+    let script = format!(
+        "touch {0}/planted; touch /usr/planted; touch /planted; echo ok > /tmp/scratch && cat /tmp/scratch; touch inside",
+        outside.path().display()
+    );
     let ran = run_blocking(&pipeline_with_steps(&probe("writer", &script)), "", &[]);
     let result = probed(&ran, "writer");
     assert!(!outside.path().join("planted").exists(), "{result}");
-    assert!(!Path::new("/usr/planted").exists() && !Path::new("/planted").exists(), "{result}");
+    assert!(
+        !Path::new("/usr/planted").exists() && !Path::new("/planted").exists(),
+        "{result}"
+    );
     assert!(result.contains("ok"), "its /tmp is writable: {result}");
-    assert!(ran.dir.path().join("workspace/s/inside").exists(), "its workspace is writable");
+    assert!(
+        ran.dir.path().join("workspace/s/inside").exists(),
+        "its workspace is writable"
+    );
 }
 
 #[test]
 fn a_run_step_cannot_read_another_stages_workspace() {
-    let stages = stage("first", &run_step("keep", "echo stage-secret > notes", ""), "") + &stage("second", &probe("peek", "cat ../first/notes; ls .."), "");
+    let stages = stage(
+        "first",
+        &run_step("keep", "echo stage-secret > notes", ""),
+        "",
+    ) + &stage("second", &probe("peek", "cat ../first/notes; ls .."), "");
     let ran = run_blocking(&pipeline_with_stages(&stages), "", &[]);
     let result = probed(&ran, "peek");
-    assert!(!result.contains("stage-secret") && !result.lines().any(|l| l == "first"), "{result}");
+    assert!(
+        !result.contains("stage-secret") && !result.lines().any(|l| l == "first"),
+        "{result}"
+    );
 }
 
 #[test]
 fn a_run_step_has_no_network_and_no_database_without_a_grant() {
-    let ran = run_blocking(&pipeline_with_steps(&probe("net", "exec 3<>/dev/tcp/127.0.0.1/5432 && echo reached-postgres; ls /var/run/postgresql; exec 4<>/dev/tcp/127.0.0.1/4222 && echo reached-nats")), "", &[]);
+    let ran = run_blocking(
+        &pipeline_with_steps(&probe(
+            "net",
+            "exec 3<>/dev/tcp/127.0.0.1/5432 && echo reached-postgres; ls /var/run/postgresql; exec 4<>/dev/tcp/127.0.0.1/4222 && echo reached-nats",
+        )),
+        "",
+        &[],
+    );
     let result = probed(&ran, "net");
     assert!(!result.contains("reached"), "{result}");
-    assert!(result.contains("Connection refused") || result.contains("Network is unreachable"), "{result}");
+    assert!(
+        result.contains("Connection refused") || result.contains("Network is unreachable"),
+        "{result}"
+    );
 }
 
 #[test]
 fn the_operator_can_give_scripts_the_hosts_network() {
     let config = "processSandbox:\n  network: host\n";
-    let ran = run_blocking(&pipeline_with_steps(&probe("net", "exec 3<>/dev/tcp/127.0.0.1/5432 && echo reached-postgres")), config, &[]);
+    let ran = run_blocking(
+        &pipeline_with_steps(&probe(
+            "net",
+            "exec 3<>/dev/tcp/127.0.0.1/5432 && echo reached-postgres",
+        )),
+        config,
+        &[],
+    );
     assert!(probed(&ran, "net").contains("reached-postgres"));
 }
 
@@ -123,23 +223,46 @@ fn a_run_step_sees_neither_the_runners_environment_nor_a_parallel_steps() {
     // SAFETY: set before the run reads anything; no other test uses this variable.
     unsafe { std::env::set_var("LOCKSTEP_HOSTILE_RUNNER_SECRET", "runner-secret-value") };
     let waiting = "- step:\n    type: Run\n    name: holder\n    identifier: holder\n    spec:\n      shell: Bash\n      envVariables:\n        TOKEN: parallel-secret-value\n      command: sleep 2\n";
-    let snoop = probe("snoop", &format!("sleep 0.5; cat /proc/*/environ | tr '\\0' '\\n' | grep -c secret-value; ls /proc | grep -c '^[0-9]'; test -e /proc/{}/environ && echo runner-visible", std::process::id()));
-    let ran = run_blocking(&pipeline_with_steps(&parallel(&(waiting.to_string() + &snoop))), "", &[]);
+    let snoop = probe(
+        "snoop",
+        &format!(
+            "sleep 0.5; cat /proc/*/environ | tr '\\0' '\\n' | grep -c secret-value; ls /proc | grep -c '^[0-9]'; test -e /proc/{}/environ && echo runner-visible",
+            std::process::id()
+        ),
+    );
+    let ran = run_blocking(
+        &pipeline_with_steps(&parallel(&(waiting.to_string() + &snoop))),
+        "",
+        &[],
+    );
     let result = probed(&ran, "snoop");
     let counts: Vec<&str> = result.lines().collect();
-    assert_eq!(counts[0], "0", "no secret of the runner or the parallel step: {result}");
-    assert!(counts[1].parse::<u32>().unwrap() < 10, "only its own processes: {result}");
+    assert_eq!(
+        counts[0], "0",
+        "no secret of the runner or the parallel step: {result}"
+    );
+    assert!(
+        counts[1].parse::<u32>().unwrap() < 10,
+        "only its own processes: {result}"
+    );
     assert!(!result.contains("runner-visible"), "{result}");
 }
 
 #[test]
 fn a_daemonised_child_does_not_outlive_its_step() {
     let script = "setsid sh -c 'sleep 1; touch escaped' > /dev/null 2>&1 &\nnohup sh -c 'sleep 1; touch nohup' > /dev/null 2>&1 &\necho started";
-    let ran = run_blocking(&pipeline_with_steps(&run_step("daemon", script, "")), "", &[]);
+    let ran = run_blocking(
+        &pipeline_with_steps(&run_step("daemon", script, "")),
+        "",
+        &[],
+    );
     assert_eq!(ran.status("daemon"), Status::Success);
     std::thread::sleep(std::time::Duration::from_millis(1600));
     let workspace = ran.dir.path().join("workspace/s");
-    assert!(!workspace.join("escaped").exists() && !workspace.join("nohup").exists(), "a child of the finished step kept running");
+    assert!(
+        !workspace.join("escaped").exists() && !workspace.join("nohup").exists(),
+        "a child of the finished step kept running"
+    );
 }
 
 #[test]
@@ -147,12 +270,27 @@ fn processes_and_file_sizes_are_bounded_by_the_operators_limits() {
     let config = "processSandbox:\n  limits: { processes: 32, fileSize: 1Mi }\n";
     let forks = run_step("forks", "for i in $(seq 1 64); do sleep 5 & done; wait", "");
     let ran = run_blocking(&pipeline_with_steps(&forks), config, &[]);
-    assert_eq!(ran.status("forks"), Status::Failed, "64 processes in a budget of 32");
-    assert!(ran.logs_of("forks").iter().any(|l| l.contains("fork") || l.contains("Resource temporarily unavailable")), "{:?}", ran.logs_of("forks"));
+    assert_eq!(
+        ran.status("forks"),
+        Status::Failed,
+        "64 processes in a budget of 32"
+    );
+    assert!(
+        ran.logs_of("forks")
+            .iter()
+            .any(|l| l.contains("fork") || l.contains("Resource temporarily unavailable")),
+        "{:?}",
+        ran.logs_of("forks")
+    );
     let big = run_step("big", "head -c 2097152 /dev/zero > big", "");
     let ran = run_blocking(&pipeline_with_steps(&big), config, &[]);
     assert_eq!(ran.status("big"), Status::Failed);
-    assert!(std::fs::metadata(ran.dir.path().join("workspace/s/big")).unwrap().len() <= 1 << 20);
+    assert!(
+        std::fs::metadata(ran.dir.path().join("workspace/s/big"))
+            .unwrap()
+            .len()
+            <= 1 << 20
+    );
 }
 
 #[test]
@@ -160,24 +298,52 @@ fn a_link_made_by_a_run_step_does_not_lead_a_wasm_step_outside_the_workspace() {
     let links = probe("links", "ln /etc/hostname hard; ln -s /etc soft; ls");
     let read_hard = custom("read_hard", "read-file", "path: /workspace/hard");
     let read_soft = "- step:\n    type: ReadFile\n    name: read_soft\n    identifier: read_soft\n    spec:\n      path: /etc-through-link/hostname\n";
-    let config = step_types(&[("read-file", "    grants:\n      files:\n        - { path: ., readOnly: true }\n        - { path: soft, guestPath: /etc-through-link, readOnly: true }\n")]);
-    let ran = run_blocking(&pipeline_with_steps(&(links + &parallel(&(read_hard + read_soft)))), &config, &[]);
+    let config = step_types(&[(
+        "read-file",
+        "    grants:\n      files:\n        - { path: ., readOnly: true }\n        - { path: soft, guestPath: /etc-through-link, readOnly: true }\n",
+    )]);
+    let ran = run_blocking(
+        &pipeline_with_steps(&(links + &parallel(&(read_hard + read_soft)))),
+        &config,
+        &[],
+    );
     let result = probed(&ran, "links");
-    assert!(!ran.dir.path().join("workspace/s/hard").exists(), "the hard link to a file outside was refused: {result}");
+    assert!(
+        !ran.dir.path().join("workspace/s/hard").exists(),
+        "the hard link to a file outside was refused: {result}"
+    );
     assert_eq!(ran.status("read_hard"), Status::Failed);
     let error = error_of(&ran, "read_soft");
-    assert!(error.message.contains("symlink"), "the grant does not follow the planted symlink: {}", error.message);
+    assert!(
+        error.message.contains("symlink"),
+        "the grant does not follow the planted symlink: {}",
+        error.message
+    );
 }
 
 #[test]
 fn where_the_operator_turned_confinement_off_every_run_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.yaml"), pipeline_with_steps(&run_step("x", "true", ""))).unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        pipeline_with_steps(&run_step("x", "true", "")),
+    )
+    .unwrap();
     let config = dir.path().join("operator.yaml");
     std::fs::write(&config, "processSandbox: { confinement: off }\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("run").arg(dir.path().join("p.yaml")).arg("--config").arg(&config).output().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .arg("run")
+        .arg(dir.path().join("p.yaml"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("Run steps are NOT confined"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Run steps are NOT confined"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 // ---- 3. repository content cannot grant ----------------------------------------------------
@@ -187,45 +353,104 @@ fn a_lockstep_yaml_shipped_in_the_repository_is_not_read() {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("stolen");
     std::fs::write(&secret_file, "operator-only").unwrap();
-    let repository_config = format!("secrets:\n  loot: {{ file: {} }}\n{}", secret_file.display(), step_types(&[("needs-process", "    grants:\n      process: true\n")]));
+    let repository_config = format!(
+        "secrets:\n  loot: {{ file: {} }}\n{}",
+        secret_file.display(),
+        step_types(&[("needs-process", "    grants:\n      process: true\n")])
+    );
     std::fs::write(dir.path().join("lockstep.yaml"), repository_config).unwrap();
-    std::fs::write(dir.path().join("pipeline.yaml"), pipeline_with_steps(&custom("grab", "needs-process", ""))).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("run").arg("pipeline.yaml").current_dir(dir.path()).env_remove("LOCKSTEP_CONFIG").env("HOME", dir.path()).output().unwrap();
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        pipeline_with_steps(&custom("grab", "needs-process", "")),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .arg("run")
+        .arg("pipeline.yaml")
+        .current_dir(dir.path())
+        .env_remove("LOCKSTEP_CONFIG")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("lockstep.yaml is not read") && stderr.contains("--config"), "{stderr}");
-    assert!(stderr.contains("step type `NeedsProcess` is not known"), "{stderr}");
-    let db = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "status", "--instance", "main"]).current_dir(dir.path()).env_remove("LOCKSTEP_CONFIG").env("HOME", dir.path()).output().unwrap();
+    assert!(
+        stderr.contains("lockstep.yaml is not read") && stderr.contains("--config"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("step type `NeedsProcess` is not known"),
+        "{stderr}"
+    );
+    let db = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["db", "status", "--instance", "main"])
+        .current_dir(dir.path())
+        .env_remove("LOCKSTEP_CONFIG")
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
     assert_eq!(db.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&db.stderr).contains("say which lockstep.yaml with --config"), "{}", String::from_utf8_lossy(&db.stderr));
+    assert!(
+        String::from_utf8_lossy(&db.stderr).contains("say which lockstep.yaml with --config"),
+        "{}",
+        String::from_utf8_lossy(&db.stderr)
+    );
 }
 
 fn kube_config(double: &ApiServerDouble, dir: &Path, connector: &str, extra: &str) -> String {
-    format!("  {connector}: {{ type: Kubernetes, kubeconfig: '{}', context: double{extra} }}\n", double.kubeconfig(dir).display())
+    format!(
+        "  {connector}: {{ type: Kubernetes, kubeconfig: '{}', context: double{extra} }}\n",
+        double.kubeconfig(dir).display()
+    )
 }
 
 fn k8s_group(connector: &str, namespace: &str, steps: &str) -> String {
-    group("deploy", steps, &format!("  stepGroupInfra:\n    type: KubernetesDirect\n    spec:\n      connectorRef: {connector}\n      namespace: {namespace}\n"))
+    group(
+        "deploy",
+        steps,
+        &format!(
+            "  stepGroupInfra:\n    type: KubernetesDirect\n    spec:\n      connectorRef: {connector}\n      namespace: {namespace}\n"
+        ),
+    )
 }
 
 fn apply(spec: &str) -> String {
-    format!("- step:\n    type: K8sApply\n    name: apply\n    identifier: apply\n    spec:\n{}", indent(spec, 6))
+    format!(
+        "- step:\n    type: K8sApply\n    name: apply\n    identifier: apply\n    spec:\n{}",
+        indent(spec, 6)
+    )
 }
 
 fn write_manifests(manifests: &str) -> String {
-    run_step("write", &format!("mkdir -p app\ncat > app/m.yml <<'EOF'\n{manifests}EOF\n"), "")
+    run_step(
+        "write",
+        &format!("mkdir -p app\ncat > app/m.yml <<'EOF'\n{manifests}EOF\n"),
+        "",
+    )
 }
 
 #[test]
 fn a_pipeline_cannot_deploy_to_a_namespace_the_operator_did_not_allow() {
     let double = ApiServerDouble::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = format!("connectors:\n{}", kube_config(&double, dir.path(), "prod", ", namespaces: [shop]"));
-    let pipeline = pipeline_with_steps(&(write_manifests(APP_MANIFESTS) + &k8s_group("prod", "kube-system", &apply("filePaths: [app]\n"))));
+    let config = format!(
+        "connectors:\n{}",
+        kube_config(&double, dir.path(), "prod", ", namespaces: [shop]")
+    );
+    let pipeline = pipeline_with_steps(
+        &(write_manifests(APP_MANIFESTS)
+            + &k8s_group("prod", "kube-system", &apply("filePaths: [app]\n"))),
+    );
     let ran = run_blocking(&pipeline, &config, &[]);
     let error = error_of(&ran, "apply");
     assert_eq!(error.error_type, "Authorization");
-    assert!(error.message.contains("namespace `kube-system` is not allowed for connector `prod` (allowed: shop)") && error.message.contains("connectors.prod.namespaces"), "{}", error.message);
+    assert!(
+        error.message.contains(
+            "namespace `kube-system` is not allowed for connector `prod` (allowed: shop)"
+        ) && error.message.contains("connectors.prod.namespaces"),
+        "{}",
+        error.message
+    );
     assert!(double.requests().is_empty(), "{:?}", double.requests());
 }
 
@@ -234,12 +459,41 @@ fn a_steps_own_connector_ref_does_not_override_its_groups_cluster() {
     let (group_cluster, other) = (ApiServerDouble::start(), ApiServerDouble::start());
     let dir = tempfile::tempdir().unwrap();
     let other_dir = tempfile::tempdir().unwrap();
-    let config = format!("connectors:\n{}{}", kube_config(&group_cluster, dir.path(), "staging", ", namespaces: [shop]"), kube_config(&other, other_dir.path(), "prod", ", namespaces: ['*']"));
-    let pipeline = pipeline_with_steps(&(write_manifests(APP_MANIFESTS) + &k8s_group("staging", "shop", &apply("connectorRef: prod\nfilePaths: [app]\n"))));
+    let config = format!(
+        "connectors:\n{}{}",
+        kube_config(
+            &group_cluster,
+            dir.path(),
+            "staging",
+            ", namespaces: [shop]"
+        ),
+        kube_config(&other, other_dir.path(), "prod", ", namespaces: ['*']")
+    );
+    let pipeline = pipeline_with_steps(
+        &(write_manifests(APP_MANIFESTS)
+            + &k8s_group(
+                "staging",
+                "shop",
+                &apply("connectorRef: prod\nfilePaths: [app]\n"),
+            )),
+    );
     let ran = run_blocking(&pipeline, &config, &[]);
-    assert_eq!(ran.status("apply"), Status::Success, "{:?}", ran.node("apply").error);
-    assert!(group_cluster.object("configmaps", "shop", "app-settings").is_some());
-    assert!(other.requests().is_empty(), "the step's connectorRef reached another cluster: {:?}", other.requests());
+    assert_eq!(
+        ran.status("apply"),
+        Status::Success,
+        "{:?}",
+        ran.node("apply").error
+    );
+    assert!(
+        group_cluster
+            .object("configmaps", "shop", "app-settings")
+            .is_some()
+    );
+    assert!(
+        other.requests().is_empty(),
+        "the step's connectorRef reached another cluster: {:?}",
+        other.requests()
+    );
 }
 
 const ROLE_BINDING: &str = "apiVersion: rbac.authorization.k8s.io/v1
@@ -255,11 +509,27 @@ roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster
 fn an_rbac_object_in_the_manifests_needs_a_kind_the_operator_named() {
     let double = ApiServerDouble::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = format!("connectors:\n{}", kube_config(&double, dir.path(), "db", ", namespaces: [shop]"));
-    let ran = run_blocking(&pipeline_with_steps(&(write_manifests(ROLE_BINDING) + &k8s_group("db", "shop", &apply("filePaths: [app]\n")))), &config, &[]);
+    let config = format!(
+        "connectors:\n{}",
+        kube_config(&double, dir.path(), "db", ", namespaces: [shop]")
+    );
+    let ran = run_blocking(
+        &pipeline_with_steps(
+            &(write_manifests(ROLE_BINDING)
+                + &k8s_group("db", "shop", &apply("filePaths: [app]\n"))),
+        ),
+        &config,
+        &[],
+    );
     let error = error_of(&ran, "apply");
     assert_eq!(error.error_type, "Authorization");
-    assert!(error.message.contains("RBAC kinds need a grant that names `RoleBinding`"), "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("RBAC kinds need a grant that names `RoleBinding`"),
+        "{}",
+        error.message
+    );
     assert!(double.requests().is_empty(), "{:?}", double.requests());
 }
 
@@ -269,30 +539,88 @@ fn an_rbac_object_in_the_manifests_needs_a_kind_the_operator_named() {
 fn a_kube_list_without_a_namespace_and_a_cluster_scoped_kind_are_refused_before_any_request() {
     let double = ApiServerDouble::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = format!("connectors:\n{}{}", kube_config(&double, dir.path(), "db", ""), step_types(&[("kube-get", "    grants:\n      kube: [{ connector: db, namespaces: [shop], kinds: ['*'], verbs: [get, list] }]\n")]));
-    let steps = parallel(&(custom("lister", "kube-get", "connector: db\nlist: true\n") + &custom("namespaces", "kube-get", "connector: db\napiVersion: v1\nkind: Namespace\nname: kube-system\n")));
+    let config = format!(
+        "connectors:\n{}{}",
+        kube_config(&double, dir.path(), "db", ""),
+        step_types(&[(
+            "kube-get",
+            "    grants:\n      kube: [{ connector: db, namespaces: [shop], kinds: ['*'], verbs: [get, list] }]\n"
+        )])
+    );
+    let steps = parallel(
+        &(custom("lister", "kube-get", "connector: db\nlist: true\n")
+            + &custom(
+                "namespaces",
+                "kube-get",
+                "connector: db\napiVersion: v1\nkind: Namespace\nname: kube-system\n",
+            )),
+    );
     let ran = run_blocking(&pipeline_with_steps(&steps), &config, &[]);
-    assert!(error_of(&ran, "lister").message.contains("listing every namespace is not granted (granted: shop)"), "{}", error_of(&ran, "lister").message);
-    assert!(error_of(&ran, "namespaces").message.contains("`Namespace` is cluster-scoped: a grant must name it"), "{}", error_of(&ran, "namespaces").message);
-    assert!(double.requests().is_empty(), "not even discovery: {:?}", double.requests());
+    assert!(
+        error_of(&ran, "lister")
+            .message
+            .contains("listing every namespace is not granted (granted: shop)"),
+        "{}",
+        error_of(&ran, "lister").message
+    );
+    assert!(
+        error_of(&ran, "namespaces")
+            .message
+            .contains("`Namespace` is cluster-scoped: a grant must name it"),
+        "{}",
+        error_of(&ran, "namespaces").message
+    );
+    assert!(
+        double.requests().is_empty(),
+        "not even discovery: {:?}",
+        double.requests()
+    );
 }
 
 #[test]
 fn a_run_steps_kubectl_reaches_only_its_groups_namespace() {
     let double = ApiServerDouble::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = format!("connectors:\n{}", kube_config(&double, dir.path(), "db", ", namespaces: [shop, billing]"));
-    let kubectl = probe("kubectl", "kubectl get configmaps -n billing; kubectl get secrets; kubectl get configmaps -A; kubectl get namespaces");
-    let ran = run_blocking(&pipeline_with_steps(&k8s_group("db", "shop", &kubectl)), &config, &[]);
+    let config = format!(
+        "connectors:\n{}",
+        kube_config(&double, dir.path(), "db", ", namespaces: [shop, billing]")
+    );
+    let kubectl = probe(
+        "kubectl",
+        "kubectl get configmaps -n billing; kubectl get secrets; kubectl get configmaps -A; kubectl get namespaces",
+    );
+    let ran = run_blocking(
+        &pipeline_with_steps(&k8s_group("db", "shop", &kubectl)),
+        &config,
+        &[],
+    );
     let result = probed(&ran, "kubectl");
-    for refused in ["namespace `billing` is not granted", "Secrets need a grant", "listing every namespace is not granted", "`Namespace` is cluster-scoped"] {
+    for refused in [
+        "namespace `billing` is not granted",
+        "Secrets need a grant",
+        "listing every namespace is not granted",
+        "`Namespace` is cluster-scoped",
+    ] {
         assert!(result.contains(refused), "{refused}: {result}");
     }
-    assert!(!double.object_requests().iter().any(|r| r.contains("/namespaces/billing/") || r.contains("/secrets") || r.ends_with("/api/v1/namespaces")), "{:?}", double.object_requests());
+    assert!(
+        !double
+            .object_requests()
+            .iter()
+            .any(|r| r.contains("/namespaces/billing/")
+                || r.contains("/secrets")
+                || r.ends_with("/api/v1/namespaces")),
+        "{:?}",
+        double.object_requests()
+    );
 }
 
 fn sqlite_instance(db: &TestDb, step: &str) -> String {
-    format!("connectors:\n{}dbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n{}", db.connector("db"), step_types(&[(step, "    grants:\n      db: [main]\n")]))
+    format!(
+        "connectors:\n{}dbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n{}",
+        db.connector("db"),
+        step_types(&[(step, "    grants:\n      db: [main]\n")])
+    )
 }
 
 #[test]
@@ -300,31 +628,80 @@ fn sqlite_attach_and_vacuum_into_cannot_reach_another_file_from_a_step_or_a_chan
     let db = TestDb::sqlite();
     let elsewhere = tempfile::tempdir().unwrap();
     let target = |name: &str| elsewhere.path().join(name).display().to_string();
-    let steps = custom("attach", "open-db", &format!("instance: main\nsql: \"ATTACH DATABASE '{}' AS other\"\n", target("attached.db")))
-        + &custom("vacuum", "open-db", &format!("instance: main\nsql: \"VACUUM INTO '{}'\"\n", target("copy.db")));
-    let changelog = format!("--liquibase formatted sql\n--changeset mallory:1\nATTACH DATABASE '{}' AS other;\n", target("from-changelog.db"));
+    let steps = custom(
+        "attach",
+        "open-db",
+        &format!(
+            "instance: main\nsql: \"ATTACH DATABASE '{}' AS other\"\n",
+            target("attached.db")
+        ),
+    ) + &custom(
+        "vacuum",
+        "open-db",
+        &format!(
+            "instance: main\nsql: \"VACUUM INTO '{}'\"\n",
+            target("copy.db")
+        ),
+    );
+    let changelog = format!(
+        "--liquibase formatted sql\n--changeset mallory:1\nATTACH DATABASE '{}' AS other;\n",
+        target("from-changelog.db")
+    );
     let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
-    let ran = run_blocking(&pipeline_with_steps(&parallel(&(steps + apply))), &sqlite_instance(&db, "open-db"), &[("db/changelog.sql", &changelog)]);
+    let ran = run_blocking(
+        &pipeline_with_steps(&parallel(&(steps + apply))),
+        &sqlite_instance(&db, "open-db"),
+        &[("db/changelog.sql", &changelog)],
+    );
     for step in ["attach", "vacuum", "apply"] {
         let error = error_of(&ran, step);
-        assert!(error.message.contains("SQLite refused the statement"), "{step}: {}", error.message);
+        assert!(
+            error.message.contains("SQLite refused the statement"),
+            "{step}: {}",
+            error.message
+        );
     }
-    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0, "no other file was created");
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "no other file was created"
+    );
 }
 
 #[test]
 fn a_postgresql_superuser_connector_is_refused_unless_the_instance_allows_it() {
     let db = TestDb::postgres();
     let marker = tempfile::tempdir().unwrap().path().join("ran");
-    let superuser = format!("connectors:\n  db: {{ type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/{}' }}\ndbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n", db.role());
-    let changelog = format!("--liquibase formatted sql\n--changeset mallory:1\nCOPY (SELECT 1) TO PROGRAM 'touch {}';\n", marker.display());
+    let superuser = format!(
+        "connectors:\n  db: {{ type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/{}' }}\ndbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n",
+        db.role()
+    );
+    let changelog = format!(
+        "--liquibase formatted sql\n--changeset mallory:1\nCOPY (SELECT 1) TO PROGRAM 'touch {}';\n",
+        marker.display()
+    );
     let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
-    let ran = run_blocking(&pipeline_with_steps(apply), &superuser, &[("db/changelog.sql", &changelog)]);
+    let ran = run_blocking(
+        &pipeline_with_steps(apply),
+        &superuser,
+        &[("db/changelog.sql", &changelog)],
+    );
     let error = error_of(&ran, "apply");
     assert_eq!(error.error_type, "Authorization", "{}", error.message);
-    assert!(error.message.contains("connects as `postgres`, a superuser") && error.message.contains("allowSuperuser: true"), "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("connects as `postgres`, a superuser")
+            && error.message.contains("allowSuperuser: true"),
+        "{}",
+        error.message
+    );
     assert!(!marker.exists(), "no host program ran");
-    assert_eq!(db.count("SELECT COUNT(*) FROM pg_tables WHERE tablename = 'databasechangelog'"), 0, "nothing was written");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pg_tables WHERE tablename = 'databasechangelog'"),
+        0,
+        "nothing was written"
+    );
 }
 
 #[test]
@@ -336,11 +713,27 @@ fn a_mongodb_step_cannot_write_another_database() {
         step_types(&[("mongo-command", "    grants:\n      db: [main]\n")])
     );
     let command = r#"{"aggregate": "people", "pipeline": [{"$match": {}}, {"$out": {"db": "billing", "coll": "stolen"}}], "cursor": {}}"#;
-    let ran = run_blocking(&pipeline_with_steps(&custom("exfiltrate", "mongo-command", &format!("instance: main\ncommand: '{command}'\n"))), &config, &[]);
+    let ran = run_blocking(
+        &pipeline_with_steps(&custom(
+            "exfiltrate",
+            "mongo-command",
+            &format!("instance: main\ncommand: '{command}'\n"),
+        )),
+        &config,
+        &[],
+    );
     let error = error_of(&ran, "exfiltrate");
     assert_eq!(error.error_type, "Authorization");
-    assert!(error.message.contains("names database `billing`"), "{}", error.message);
-    assert!(MongoSession::open(&mongo, "billing", false).collections().is_empty());
+    assert!(
+        error.message.contains("names database `billing`"),
+        "{}",
+        error.message
+    );
+    assert!(
+        MongoSession::open(&mongo, "billing", false)
+            .collections()
+            .is_empty()
+    );
 }
 
 fn origin_with(root: &Path, name: &str, files: &[(&str, &str)]) -> Origin {
@@ -350,18 +743,41 @@ fn origin_with(root: &Path, name: &str, files: &[(&str, &str)]) -> Origin {
 }
 
 fn clone_step(id: &str, spec: &str) -> String {
-    format!("- step:\n    type: GitClone\n    name: {id}\n    identifier: {id}\n    spec:\n{}", indent(spec, 6))
+    format!(
+        "- step:\n    type: GitClone\n    name: {id}\n    identifier: {id}\n    spec:\n{}",
+        indent(spec, 6)
+    )
 }
 
 #[test]
 fn a_repo_name_cannot_climb_out_of_an_account_connectors_prefix() {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("team")).unwrap();
-    origin_with(&root.path().join("private"), "r", &[("secret.txt", "private\n")]);
-    let config = format!("connectors:\n  team: {{ type: Git, url: 'file://{}/team', connectionType: Account }}\n", root.path().display());
-    let ran = run_blocking(&pipeline_with_steps(&clone_step("steal", "connectorRef: team\nrepoName: ../private/r\ncloneDirectory: loot\nbuild: { type: branch, spec: { branch: main } }\n")), &config, &[]);
+    origin_with(
+        &root.path().join("private"),
+        "r",
+        &[("secret.txt", "private\n")],
+    );
+    let config = format!(
+        "connectors:\n  team: {{ type: Git, url: 'file://{}/team', connectionType: Account }}\n",
+        root.path().display()
+    );
+    let ran = run_blocking(
+        &pipeline_with_steps(&clone_step(
+            "steal",
+            "connectorRef: team\nrepoName: ../private/r\ncloneDirectory: loot\nbuild: { type: branch, spec: { branch: main } }\n",
+        )),
+        &config,
+        &[],
+    );
     let error = error_of(&ran, "steal");
-    assert!(error.message.contains("repoName `../private/r` must be a repository path"), "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("repoName `../private/r` must be a repository path"),
+        "{}",
+        error.message
+    );
     assert!(!ran.dir.path().join("workspace/s/loot").exists());
 }
 
@@ -377,28 +793,69 @@ fn a_symlink_committed_in_one_clone_does_not_lead_another_clone_outside_the_work
     index.write().unwrap();
     trap.commit("a symlink out", &[]);
     origin_with(root.path(), "payload", &[("evil.sh", "echo owned\n")]);
-    let config = format!("connectors:\n  git: {{ type: Git, url: 'file://{}', connectionType: Account }}\n", root.path().display());
-    let steps = clone_step("first", "connectorRef: git\nrepoName: trap\nbuild: { type: branch, spec: { branch: main } }\n") + &clone_step("second", "connectorRef: git\nrepoName: payload\ncloneDirectory: trap/escape/payload\nbuild: { type: branch, spec: { branch: main } }\n");
+    let config = format!(
+        "connectors:\n  git: {{ type: Git, url: 'file://{}', connectionType: Account }}\n",
+        root.path().display()
+    );
+    let steps = clone_step(
+        "first",
+        "connectorRef: git\nrepoName: trap\nbuild: { type: branch, spec: { branch: main } }\n",
+    ) + &clone_step(
+        "second",
+        "connectorRef: git\nrepoName: payload\ncloneDirectory: trap/escape/payload\nbuild: { type: branch, spec: { branch: main } }\n",
+    );
     let ran = run_blocking(&pipeline_with_steps(&steps), &config, &[]);
-    assert_eq!(ran.status("first"), Status::Success, "{:?}", ran.node("first").error);
-    assert!(std::fs::symlink_metadata(ran.dir.path().join("workspace/s/trap/escape")).unwrap().file_type().is_symlink(), "the clone kept its symlink");
+    assert_eq!(
+        ran.status("first"),
+        Status::Success,
+        "{:?}",
+        ran.node("first").error
+    );
+    assert!(
+        std::fs::symlink_metadata(ran.dir.path().join("workspace/s/trap/escape"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the clone kept its symlink"
+    );
     let error = error_of(&ran, "second");
-    assert!(error.message.contains("goes through a symlink"), "{}", error.message);
-    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing was written outside the workspace");
+    assert!(
+        error.message.contains("goes through a symlink"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing was written outside the workspace"
+    );
 }
 
 #[test]
 fn a_step_cannot_hold_more_connections_or_handles_than_its_limits() {
     let db = TestDb::sqlite();
     let config = sqlite_instance(&db, "open-db") + &step_type("hog-handles", "");
-    let steps = custom("pool", "open-db", "instance: main\nconnections: 99\n") + &custom("handles", "hog-handles", "count: 5000\n");
+    let steps = custom("pool", "open-db", "instance: main\nconnections: 99\n")
+        + &custom("handles", "hog-handles", "count: 5000\n");
     let ran = run_blocking(&pipeline_with_steps(&parallel(&steps)), &config, &[]);
     let pool = error_of(&ran, "pool");
     assert_eq!(pool.error_type, "ResourceLimitsFailure", "{}", pool.message);
-    assert!(pool.message.contains("at most 8 connections"), "{}", pool.message);
+    assert!(
+        pool.message.contains("at most 8 connections"),
+        "{}",
+        pool.message
+    );
     let handles = error_of(&ran, "handles");
-    assert_eq!(handles.error_type, "ResourceLimitsFailure", "{}", handles.message);
-    assert!(handles.message.contains("too many handles"), "{}", handles.message);
+    assert_eq!(
+        handles.error_type, "ResourceLimitsFailure",
+        "{}",
+        handles.message
+    );
+    assert!(
+        handles.message.contains("too many handles"),
+        "{}",
+        handles.message
+    );
 }
 
 // ---- 5. secrets and terminal output ---------------------------------------------------------
@@ -413,32 +870,77 @@ fn a_secret_reached_only_through_a_connectors_password_ref_is_masked_in_every_fo
         db.role()
     );
     let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
-    let leak = run_step_with_outputs("leak", "P='pw-0f3e/9+x'\necho \"plain $P\"\necho \"base64 $(printf %s \"$P\" | base64)\"\necho \"url pw-0f3e%2F9%2Bx\"\nOUT=$P", &["OUT"], "");
-    let ran = run_blocking(&pipeline_with_steps(&(apply.to_string() + &leak)), &config, &[("db/changelog.sql", "--liquibase formatted sql\n")]);
-    assert_eq!(ran.status("apply"), Status::Success, "{:?}", ran.node("apply").error);
+    let leak = run_step_with_outputs(
+        "leak",
+        "P='pw-0f3e/9+x'\necho \"plain $P\"\necho \"base64 $(printf %s \"$P\" | base64)\"\necho \"url pw-0f3e%2F9%2Bx\"\nOUT=$P",
+        &["OUT"],
+        "",
+    );
+    let ran = run_blocking(
+        &pipeline_with_steps(&(apply.to_string() + &leak)),
+        &config,
+        &[("db/changelog.sql", "--liquibase formatted sql\n")],
+    );
+    assert_eq!(
+        ran.status("apply"),
+        Status::Success,
+        "{:?}",
+        ran.node("apply").error
+    );
     let logs = ran.logs_of("leak").join("\n");
     for form in ["pw-0f3e/9+x", "cHctMGYzZS85K3g=", "pw-0f3e%2F9%2Bx"] {
         assert!(!logs.contains(form), "{form} in {logs}");
     }
     assert_eq!(logs.matches("**************").count(), 3, "{logs}");
-    assert_eq!(ran.report()["nodes"].as_array().unwrap().iter().find(|n| n["identifier"] == "leak").unwrap()["outputs"]["OUT"], "**************");
+    assert_eq!(
+        ran.report()["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["identifier"] == "leak")
+            .unwrap()["outputs"]["OUT"],
+        "**************"
+    );
 }
 
 #[test]
 fn a_custom_steps_summary_and_error_are_masked_and_stripped_of_control_sequences() {
     // SAFETY: set before the run reads it; no other test uses this variable.
     unsafe { std::env::set_var("LOCKSTEP_HOSTILE_TOKEN", "tok-8c1d2e") };
-    let config = "secrets:\n  tok: { env: LOCKSTEP_HOSTILE_TOKEN }\n".to_string() + &step_types(&[("echo-spec", "")]);
-    let steps = custom("summary", "echo-spec", "summary: \"done <+secrets.getValue(\\\"tok\\\")> \\e]0;pwned\\a\\e[2J\"\n") + &custom("failure", "echo-spec", "fail: \"bad <+secrets.getValue(\\\"tok\\\")> \\e[31mred\"\n");
+    let config = "secrets:\n  tok: { env: LOCKSTEP_HOSTILE_TOKEN }\n".to_string()
+        + &step_types(&[("echo-spec", "")]);
+    let steps = custom(
+        "summary",
+        "echo-spec",
+        "summary: \"done <+secrets.getValue(\\\"tok\\\")> \\e]0;pwned\\a\\e[2J\"\n",
+    ) + &custom(
+        "failure",
+        "echo-spec",
+        "fail: \"bad <+secrets.getValue(\\\"tok\\\")> \\e[31mred\"\n",
+    );
     let ran = run_blocking(&pipeline_with_steps(&parallel(&steps)), &config, &[]);
     let report = ran.report();
-    let node = |id: &str| report["nodes"].as_array().unwrap().iter().find(|n| n["identifier"] == id).unwrap().clone();
+    let node = |id: &str| {
+        report["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["identifier"] == id)
+            .unwrap()
+            .clone()
+    };
     let summary = node("summary")["summary"].as_str().unwrap().to_string();
     assert_eq!(summary, "done ************** ", "{summary:?}");
-    let message = node("failure")["error"]["message"].as_str().unwrap().to_string();
+    let message = node("failure")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(message, "bad ************** red", "{message:?}");
     let recorded = ran.node("summary").summary.clone().unwrap();
-    assert!(!recorded.contains('\u{1b}') && !recorded.contains("tok-8c1d2e"), "{recorded:?}");
+    assert!(
+        !recorded.contains('\u{1b}') && !recorded.contains("tok-8c1d2e"),
+        "{recorded:?}"
+    );
 }
 
 // ---- 6. version confusion -------------------------------------------------------------------
@@ -446,7 +948,16 @@ fn a_custom_steps_summary_and_error_are_masked_and_stripped_of_control_sequences
 #[test]
 fn a_component_built_for_a_newer_step_api_says_which_versions_this_lockstep_provides() {
     let wasm = std::fs::read(component_path("future-step")).unwrap();
-    let error = sandbox().load(&wasm, None).err().expect("a component for lockstep:step@0.2.0 was loaded");
+    let error = sandbox()
+        .load(&wasm, None)
+        .err()
+        .expect("a component for lockstep:step@0.2.0 was loaded");
     let message = error.to_string();
-    assert!(message.contains("lockstep:step/host@0.2.0") && message.contains("built for lockstep:step@0.2.0") && message.contains("provides lockstep:step@0.1.0") && message.contains("upgrade Lockstep"), "{message}");
+    assert!(
+        message.contains("lockstep:step/host@0.2.0")
+            && message.contains("built for lockstep:step@0.2.0")
+            && message.contains("provides lockstep:step@0.1.0")
+            && message.contains("upgrade Lockstep"),
+        "{message}"
+    );
 }

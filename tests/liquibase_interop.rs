@@ -17,7 +17,12 @@ fn liquibase() -> &'static Path {
         let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/liquibase");
         let cli = prefix.join("node_modules/liquibase/dist/liquibase/liquibase");
         if !cli.exists() {
-            let status = Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&prefix).arg("liquibase@4.28.1").status().expect("npm is needed to install Liquibase for the interop tests");
+            let status = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .arg("liquibase@4.28.1")
+                .status()
+                .expect("npm is needed to install Liquibase for the interop tests");
             assert!(status.success(), "`npm install liquibase@4.28.1` failed");
         }
         cli
@@ -46,9 +51,15 @@ impl Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("db")).unwrap();
         std::fs::write(dir.path().join(path), changelog).unwrap();
-        let config = format!("connectors:\n{}dbSchemas:\n  app: {{ changelog: {path} }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n", db.connector("db"));
+        let config = format!(
+            "connectors:\n{}dbSchemas:\n  app: {{ changelog: {path} }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n",
+            db.connector("db")
+        );
         std::fs::write(dir.path().join("lockstep.yaml"), config).unwrap();
-        Project { dir, changelog: path.to_string() }
+        Project {
+            dir,
+            changelog: path.to_string(),
+        }
     }
 
     fn write_changelog(&self, changelog: &str) {
@@ -58,22 +69,50 @@ impl Project {
     /// Runs Liquibase from the project root, as a team would (so FILENAME is `db/changelog.sql`).
     fn liquibase(&self, db: &TestDb, args: &[&str]) -> String {
         let output = Command::new(liquibase())
-            .arg(format!("--url=jdbc:postgresql://127.0.0.1:5432/{}", database_name(db)))
+            .arg(format!(
+                "--url=jdbc:postgresql://127.0.0.1:5432/{}",
+                database_name(db)
+            ))
             .arg(format!("--username={}", db.role()))
-            .args([&format!("--changelog-file={}", self.changelog), "--show-banner=false", "--log-level=SEVERE"])
+            .args([
+                &format!("--changelog-file={}", self.changelog),
+                "--show-banner=false",
+                "--log-level=SEVERE",
+            ])
             .args(args)
             .current_dir(self.dir.path())
             .output()
             .expect("running Liquibase (needs Java)");
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "liquibase {args:?} failed:\n{text}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "liquibase {args:?} failed:\n{text}"
+        );
         text
     }
 
     fn lockstep(&self, args: &[&str]) -> String {
-        let output = Command::new(env!("CARGO_BIN_EXE_lockstep")).arg("db").args(args).args(["--instance", "main"]).args(["--config", "lockstep.yaml"]).current_dir(self.dir.path()).output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "lockstep db {args:?} failed:\n{text}");
+        let output = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .arg("db")
+            .args(args)
+            .args(["--instance", "main"])
+            .args(["--config", "lockstep.yaml"])
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "lockstep db {args:?} failed:\n{text}"
+        );
         text
     }
 }
@@ -82,14 +121,42 @@ impl Project {
 fn history(db: &TestDb) -> Vec<String> {
     use lockstep_changelog::db::Sql;
     let rows = db.session().query("SELECT ID, AUTHOR, FILENAME, CAST(ORDEREXECUTED AS TEXT), EXECTYPE, MD5SUM, DESCRIPTION, COMMENTS, TAG, LIQUIBASE, CONTEXTS, LABELS FROM DATABASECHANGELOG ORDER BY ORDEREXECUTED", &[]).unwrap();
-    rows.rows.iter().map(|r| r.iter().map(|v| v.as_text().unwrap_or("NULL").to_string()).collect::<Vec<_>>().join("|")).collect()
+    rows.rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| v.as_text().unwrap_or("NULL").to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
 }
 
 /// `pg_dump --schema-only` without comments and pg_dump's per-run random `\restrict` token.
 fn schema(db: &TestDb) -> String {
-    let output = Command::new("pg_dump").args(["-h", "127.0.0.1", "-U", "postgres", "--schema-only", "--no-owner", database_name(db)]).output().expect("pg_dump");
+    let output = Command::new("pg_dump")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "--schema-only",
+            "--no-owner",
+            database_name(db),
+        ])
+        .output()
+        .expect("pg_dump");
     assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout).lines().filter(|l| !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict") && !l.trim().is_empty()).collect::<Vec<_>>().join("\n")
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("--")
+                && !l.starts_with("\\restrict")
+                && !l.starts_with("\\unrestrict")
+                && !l.trim().is_empty()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 const CHANGELOG: &str = "--liquibase formatted sql
@@ -138,14 +205,26 @@ fn lockstep_continues_and_rolls_back_what_liquibase_applied() {
     let project = Project::new(&db, CHANGELOG);
     project.liquibase(&db, &["update-count", "--count=2"]);
     project.liquibase(&db, &["tag", "--tag=v1"]);
-    assert!(project.lockstep(&["update"]).contains("3 changeset(s) applied to main"));
+    assert!(
+        project
+            .lockstep(&["update"])
+            .contains("3 changeset(s) applied to main")
+    );
     assert!(project.lockstep(&["status"]).contains("main is up to date"));
-    assert!(project.lockstep(&["rollback", "--tag", "v1"]).contains("3 changeset(s) rolled back on main"));
+    assert!(
+        project
+            .lockstep(&["rollback", "--tag", "v1"])
+            .contains("3 changeset(s) rolled back on main")
+    );
     assert_eq!(history(&db).len(), 2);
     let reference = TestDb::postgres();
     let reference_project = Project::new(&reference, CHANGELOG);
     reference_project.liquibase(&reference, &["update-count", "--count=2"]);
-    assert_eq!(schema(&db), schema(&reference), "back to the schema of the first two changesets");
+    assert_eq!(
+        schema(&db),
+        schema(&reference),
+        "back to the schema of the first two changesets"
+    );
 }
 
 #[test]
@@ -155,18 +234,39 @@ fn liquibase_accepts_and_rolls_back_what_lockstep_applied() {
     project.lockstep(&["update"]);
     project.lockstep(&["tag", "v1"]);
     let status = project.liquibase(&db, &["status"]);
-    assert!(status.contains("is up to date"), "Liquibase validated Lockstep's checksums and found nothing to do:\n{status}");
+    assert!(
+        status.contains("is up to date"),
+        "Liquibase validated Lockstep's checksums and found nothing to do:\n{status}"
+    );
     project.liquibase(&db, &["rollback-count", "--count=2"]);
     assert_eq!(history(&db).len(), 3);
-    assert!(project.lockstep(&["update"]).contains("2 changeset(s) applied to main"));
+    assert!(
+        project
+            .lockstep(&["update"])
+            .contains("2 changeset(s) applied to main")
+    );
 
     // A runOnChange changeset edited later is re-run by Lockstep, and Liquibase agrees.
-    let edited = CHANGELOG.replace("create or replace view person_names as select name from person;", "create or replace view person_names as select name, email from person;");
+    let edited = CHANGELOG.replace(
+        "create or replace view person_names as select name from person;",
+        "create or replace view person_names as select name, email from person;",
+    );
     project.write_changelog(&edited);
-    assert!(project.lockstep(&["update"]).contains("1 changeset(s) applied to main"));
-    assert!(history(&db)[4].starts_with("view|bob|db/changelog.sql|6|RERAN|"), "{:?}", history(&db));
+    assert!(
+        project
+            .lockstep(&["update"])
+            .contains("1 changeset(s) applied to main")
+    );
+    assert!(
+        history(&db)[4].starts_with("view|bob|db/changelog.sql|6|RERAN|"),
+        "{:?}",
+        history(&db)
+    );
     let status = project.liquibase(&db, &["status"]);
-    assert!(status.contains("is up to date"), "Liquibase accepts the re-run's checksum:\n{status}");
+    assert!(
+        status.contains("is up to date"),
+        "Liquibase accepts the re-run's checksum:\n{status}"
+    );
 }
 
 const YAML_CHANGELOG: &str = "databaseChangeLog:
@@ -254,12 +354,20 @@ fn a_yaml_changelog_of_structured_changes_matches_liquibase_forwards_and_backwar
     lockstep_project.lockstep(&["update"]);
     let expected = history(&by_liquibase);
     assert_eq!(expected.len(), 7);
-    assert_eq!(history(&by_lockstep), expected, "checksums, descriptions and tags as Liquibase writes them");
+    assert_eq!(
+        history(&by_lockstep),
+        expected,
+        "checksums, descriptions and tags as Liquibase writes them"
+    );
     assert_eq!(schema(&by_lockstep), schema(&by_liquibase));
 
     // Rolling back to the tag undoes the later changesets and the tagDatabase changeset itself.
     liquibase_project.liquibase(&by_liquibase, &["rollback", "--tag=v1"]);
-    assert!(lockstep_project.lockstep(&["rollback", "--tag", "v1"]).contains("3 changeset(s) rolled back"));
+    assert!(
+        lockstep_project
+            .lockstep(&["rollback", "--tag", "v1"])
+            .contains("3 changeset(s) rolled back")
+    );
     assert_eq!(history(&by_lockstep), history(&by_liquibase));
     assert_eq!(schema(&by_lockstep), schema(&by_liquibase));
 
@@ -299,7 +407,8 @@ const XML_CHANGELOG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 #[test]
 fn an_xml_changelog_matches_liquibase() {
     let (by_liquibase, by_lockstep) = (TestDb::postgres(), TestDb::postgres());
-    Project::with_file(&by_liquibase, "db/changelog.xml", XML_CHANGELOG).liquibase(&by_liquibase, &["update"]);
+    Project::with_file(&by_liquibase, "db/changelog.xml", XML_CHANGELOG)
+        .liquibase(&by_liquibase, &["update"]);
     let lockstep_project = Project::with_file(&by_lockstep, "db/changelog.xml", XML_CHANGELOG);
     lockstep_project.lockstep(&["update"]);
     assert_eq!(history(&by_lockstep), history(&by_liquibase));

@@ -19,7 +19,10 @@ pub fn build_components(workspace: &Path) -> Result<PathBuf, String> {
     let target_dir = guest_target_dir();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
-    command.current_dir(workspace).args(["build", "--release", "--target", TARGET, "--target-dir"]).arg(&target_dir);
+    command
+        .current_dir(workspace)
+        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .arg(&target_dir);
     // The outer build's settings (flags, target, profile) must not leak into the guest build.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
@@ -30,20 +33,34 @@ pub fn build_components(workspace: &Path) -> Result<PathBuf, String> {
             command.env_remove(key.as_ref());
         }
     }
-    let output = command.output().map_err(|e| format!("could not run cargo to build {}: {e}", workspace.display()))?;
+    let output = command
+        .output()
+        .map_err(|e| format!("could not run cargo to build {}: {e}", workspace.display()))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let first_error = stderr.lines().find(|l| l.starts_with("error")).unwrap_or("see the output above");
+        let first_error = stderr
+            .lines()
+            .find(|l| l.starts_with("error"))
+            .unwrap_or("see the output above");
         for line in stderr.lines() {
             println!("cargo::warning={line}");
         }
-        return Err(format!("building the components in {} failed: {first_error}", workspace.display()));
+        return Err(format!(
+            "building the components in {} failed: {first_error}",
+            workspace.display()
+        ));
     }
     Ok(target_dir.join(TARGET).join("release"))
 }
 
 /// `<target dir>/wasm-guests`. A separate directory: the outer cargo holds the lock on its own.
 fn guest_target_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("build-support sits in the repository root").to_path_buf();
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("wasm-guests")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("build-support sits in the repository root")
+        .to_path_buf();
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("wasm-guests")
 }

@@ -16,7 +16,10 @@ pub fn ensure_target() -> Result<(), String> {
     // build, where cargo does not show what it prints.
     let added = std::env::temp_dir().join(format!("lockstep-rustup-target-added-{}", user_id()));
     if let Ok(toolchain) = std::fs::read_to_string(&added) {
-        println!("cargo::warning=added the {TARGET} target to toolchain {} with rustup", toolchain.trim());
+        println!(
+            "cargo::warning=added the {TARGET} target to toolchain {} with rustup",
+            toolchain.trim()
+        );
         let _ = std::fs::remove_file(&added);
     }
     if target_installed(&rustc) {
@@ -25,26 +28,51 @@ pub fn ensure_target() -> Result<(), String> {
     let fix = format!("run `rustup target add {TARGET}` and build again");
     let toolchain = std::env::var("RUSTUP_TOOLCHAIN")
         .map_err(|_| format!("the {TARGET} target is not installed and this toolchain is not managed by rustup; {fix}"))?;
-    println!("cargo::warning=the {TARGET} target is not installed for toolchain {toolchain}; adding it with rustup (once)");
-    let added = Command::new("rustup").args(["target", "add", TARGET, "--toolchain", &toolchain]).output();
+    println!(
+        "cargo::warning=the {TARGET} target is not installed for toolchain {toolchain}; adding it with rustup (once)"
+    );
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET, "--toolchain", &toolchain])
+        .output();
     match added {
         Ok(output) if output.status.success() && target_installed(&rustc) => Ok(()),
         Ok(output) => Err(format!(
             "`rustup target add {TARGET}` failed: {}; {fix}",
-            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default()
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
         )),
-        Err(e) => Err(format!("the {TARGET} target is not installed and rustup could not be run ({e}); {fix}")),
+        Err(e) => Err(format!(
+            "the {TARGET} target is not installed and rustup could not be run ({e}); {fix}"
+        )),
     }
 }
 
 /// The user id, as `id -u` prints it (read from /proc, to keep this crate dependency-free).
 fn user_id() -> String {
-    std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|ids| ids.split_whitespace().next().unwrap_or_default().to_string()))).unwrap_or_default()
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:").map(|ids| {
+                    ids.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+            })
+        })
+        .unwrap_or_default()
 }
 
 fn target_installed(rustc: &str) -> bool {
-    let Ok(output) = Command::new(rustc).args(["--print", "sysroot"]).output() else { return true };
+    let Ok(output) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
+        return true;
+    };
     let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    Path::new(&sysroot).join("lib/rustlib").join(TARGET).exists()
+    Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .exists()
 }
-

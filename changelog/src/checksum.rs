@@ -43,7 +43,10 @@ impl CheckSum {
     }
 
     fn finish(version: ChecksumVersion, md5: Md5) -> Self {
-        CheckSum { version: version.number(), hex: hex(&md5.finalize()) }
+        CheckSum {
+            version: version.number(),
+            hex: hex(&md5.finalize()),
+        }
     }
 
     /// Parses a stored value; one without a `N:` prefix is version 1, as in Liquibase.
@@ -55,7 +58,10 @@ impl CheckSum {
         if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(InvalidCheckSum(text.into()));
         }
-        Ok(CheckSum { version, hex: hex.to_ascii_lowercase() })
+        Ok(CheckSum {
+            version,
+            hex: hex.to_ascii_lowercase(),
+        })
     }
 
     /// The version this checksum was computed with, if Lockstep can compute it too.
@@ -90,7 +96,13 @@ fn normalize(text: &str) -> Cow<'_, str> {
     if text.is_ascii() && !text.contains('\r') {
         return Cow::Borrowed(text);
     }
-    Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n").replace('\u{FFFD}', "").nfc().collect())
+    Cow::Owned(
+        text.replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .replace('\u{FFFD}', "")
+            .nfc()
+            .collect(),
+    )
 }
 
 /// The checksum of a `sql` change or a formatted-SQL body.
@@ -107,7 +119,10 @@ pub fn sql(version: ChecksumVersion, text: &str, settings: &SqlSettings) -> Chec
             CheckSum::finish(version, md5)
         }
         ChecksumVersion::V8 => {
-            let collapsed = normalize(text).split_whitespace().collect::<Vec<_>>().join(" ");
+            let collapsed = normalize(text)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             let header = format!(
                 "{}:{}:{}:",
                 settings.end_delimiter.as_deref().unwrap_or("null"),
@@ -129,7 +144,11 @@ pub struct SqlSettings {
 
 impl Default for SqlSettings {
     fn default() -> Self {
-        SqlSettings { end_delimiter: None, split_statements: true, strip_comments: true }
+        SqlSettings {
+            end_delimiter: None,
+            split_statements: true,
+            strip_comments: true,
+        }
     }
 }
 
@@ -157,13 +176,20 @@ pub enum Serialized {
 
 /// The checksum of a structured change (`createTable`, `addColumn`, …): the MD5 of its
 /// serializer text, `name:[` then its fields sorted as whole lines, indented four spaces a level.
-pub fn structured(version: ChecksumVersion, change_name: &str, fields: &[(String, Serialized)]) -> CheckSum {
+pub fn structured(
+    version: ChecksumVersion,
+    change_name: &str,
+    fields: &[(String, Serialized)],
+) -> CheckSum {
     let text = format!("{change_name}:[\n{}\n]", object_body(fields, 1));
     CheckSum::of(version, normalize(&text).as_bytes())
 }
 
 fn object_body(fields: &[(String, Serialized)], depth: usize) -> String {
-    let mut lines: Vec<String> = fields.iter().map(|(name, value)| field(name, value, depth)).collect();
+    let mut lines: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| field(name, value, depth))
+        .collect();
     lines.sort();
     lines.join("\n")
 }
@@ -172,8 +198,13 @@ fn field(name: &str, value: &Serialized, depth: usize) -> String {
     let indent = "    ".repeat(depth);
     match value {
         Serialized::Scalar(text) => format!("{indent}{name}=\"{text}\""),
-        Serialized::List(items) => format!("{indent}{name}=[\n{}\n{indent}]", list_body(items, depth + 1)),
-        Serialized::Object(fields) => format!("{indent}[\n{}\n{indent}]", object_body(fields, depth + 1)),
+        Serialized::List(items) => format!(
+            "{indent}{name}=[\n{}\n{indent}]",
+            list_body(items, depth + 1)
+        ),
+        Serialized::Object(fields) => {
+            format!("{indent}[\n{}\n{indent}]", object_body(fields, depth + 1))
+        }
     }
 }
 
@@ -183,8 +214,12 @@ fn list_body(items: &[Serialized], depth: usize) -> String {
         .iter()
         .map(|item| match item {
             Serialized::Scalar(text) => format!("{indent}\"{text}\""),
-            Serialized::List(inner) => format!("{indent}[\n{}\n{indent}]", list_body(inner, depth + 1)),
-            Serialized::Object(fields) => format!("{indent}[\n{}\n{indent}]", object_body(fields, depth + 1)),
+            Serialized::List(inner) => {
+                format!("{indent}[\n{}\n{indent}]", list_body(inner, depth + 1))
+            }
+            Serialized::Object(fields) => {
+                format!("{indent}[\n{}\n{indent}]", object_body(fields, depth + 1))
+            }
         })
         .collect::<Vec<_>>()
         .join(",\n")
@@ -214,50 +249,94 @@ mod tests {
     /// Golden vectors from liquibase-changelogs.md §4, verified against Liquibase 4.28.0.
     #[test]
     fn formatted_sql_changesets_match_liquibase() {
-        let create = changeset(V9, &[sql9("create table t1 (id int primary key, name text);")]);
+        let create = changeset(
+            V9,
+            &[sql9("create table t1 (id int primary key, name text);")],
+        );
         assert_eq!(create.to_string(), "9:71e9465eb9023b52374c5c6ee43c39e0");
         let alter = "alter table t1 add column x int;";
-        assert_eq!(changeset(V9, &[sql9(alter)]).to_string(), "9:661738456b595edcd9f303ca0bc59b50");
+        assert_eq!(
+            changeset(V9, &[sql9(alter)]).to_string(),
+            "9:661738456b595edcd9f303ca0bc59b50"
+        );
         let alter8 = sql(V8, alter, &SqlSettings::default());
-        assert_eq!(changeset(V8, &[alter8]).to_string(), "8:ef379d7efb5971401937506695f21c22");
+        assert_eq!(
+            changeset(V8, &[alter8]).to_string(),
+            "8:ef379d7efb5971401937506695f21c22"
+        );
     }
 
     #[test]
     fn a_yaml_sql_change_matches_liquibase() {
         let change = sql9("insert into person(id,name) values (1,'x')");
         assert_eq!(change.to_string(), "9:83f87cfeae8d7cc52041e917e9c76d48");
-        assert_eq!(changeset(V9, &[change]).to_string(), "9:14a5dbbef2f55fbd6efeaa8be6c6b53d");
+        assert_eq!(
+            changeset(V9, &[change]).to_string(),
+            "9:14a5dbbef2f55fbd6efeaa8be6c6b53d"
+        );
     }
 
     #[test]
     fn a_create_table_change_matches_liquibase() {
         let scalar = |s: &str| Serialized::Scalar(s.to_string());
         let column = |name: &str, ty: &str, constraints: Option<Vec<(String, Serialized)>>| {
-            let mut fields = vec![("name".to_string(), scalar(name)), ("type".to_string(), scalar(ty))];
+            let mut fields = vec![
+                ("name".to_string(), scalar(name)),
+                ("type".to_string(), scalar(ty)),
+            ];
             if let Some(c) = constraints {
                 fields.push(("constraints".to_string(), Serialized::Object(c)));
             }
             Serialized::Object(fields)
         };
-        let id = column("id", "int", Some(vec![("primaryKey".into(), scalar("true")), ("nullable".into(), scalar("false"))]));
+        let id = column(
+            "id",
+            "int",
+            Some(vec![
+                ("primaryKey".into(), scalar("true")),
+                ("nullable".into(), scalar("false")),
+            ]),
+        );
         let name = column("name", "varchar(50)", None);
-        let fields = vec![("tableName".to_string(), scalar("person")), ("columns".to_string(), Serialized::List(vec![id, name]))];
+        let fields = vec![
+            ("tableName".to_string(), scalar("person")),
+            ("columns".to_string(), Serialized::List(vec![id, name])),
+        ];
         let change = structured(V9, "createTable", &fields);
         assert_eq!(change.to_string(), "9:857e96ee29abba5e0630248942cd5a47");
-        assert_eq!(changeset(V9, &[change]).to_string(), "9:3d828f93c7594c31e5da979cbc268032");
+        assert_eq!(
+            changeset(V9, &[change]).to_string(),
+            "9:3d828f93c7594c31e5da979cbc268032"
+        );
     }
 
     #[test]
     fn mongo_insert_one_matches_liquibase_mongodb() {
-        let results = mongo(V9, &[Some("results"), Some("{ info: \"notExistsAnyDocumentInCollection1\" }"), None]);
-        assert_eq!(changeset(V9, &[results]).to_string(), "9:af9b299cda217428f9d082b71472c7c2");
+        let results = mongo(
+            V9,
+            &[
+                Some("results"),
+                Some("{ info: \"notExistsAnyDocumentInCollection1\" }"),
+                None,
+            ],
+        );
+        assert_eq!(
+            changeset(V9, &[results]).to_string(),
+            "9:af9b299cda217428f9d082b71472c7c2"
+        );
         let one = mongo(V9, &[Some("collection1"), Some("{ id: 1 }"), None]);
-        assert_eq!(changeset(V9, &[one]).to_string(), "9:dea86a555a8faa2df648fc3d5b0a26ab");
+        assert_eq!(
+            changeset(V9, &[one]).to_string(),
+            "9:dea86a555a8faa2df648fc3d5b0a26ab"
+        );
     }
 
     #[test]
     fn an_empty_changeset_is_the_md5_of_nothing() {
-        assert_eq!(changeset(V9, &[]).to_string(), "9:d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            changeset(V9, &[]).to_string(),
+            "9:d41d8cd98f00b204e9800998ecf8427e"
+        );
     }
 
     #[test]
@@ -272,7 +351,10 @@ mod tests {
     fn text_is_hashed_in_nfc_with_lf_line_endings_and_without_replacement_characters() {
         let composed = sql9("insert into t values ('caf\u{e9}');");
         assert_eq!(sql9("insert into t values ('cafe\u{301}');"), composed);
-        assert_eq!(sql9("insert into t values ('caf\u{e9}\u{FFFD}');"), composed);
+        assert_eq!(
+            sql9("insert into t values ('caf\u{e9}\u{FFFD}');"),
+            composed
+        );
         let v8 = |text: &str| sql(V8, text, &SqlSettings::default());
         assert_eq!(v8("select 1;\r\nselect 2;"), v8("select 1;\nselect 2;"));
         assert_eq!(text(V9, "a\r\nb\rc"), text(V9, "a\nb\nc"));
@@ -280,9 +362,24 @@ mod tests {
 
     #[test]
     fn stored_values_parse_with_their_version() {
-        assert_eq!(CheckSum::parse("9:71E9465EB9023B52374C5C6EE43C39E0").unwrap().to_string(), "9:71e9465eb9023b52374c5c6ee43c39e0");
-        assert_eq!(CheckSum::parse("71e9465eb9023b52374c5c6ee43c39e0").unwrap().version, 1);
-        assert_eq!(CheckSum::parse("8:ef379d7efb5971401937506695f21c22").unwrap().computable_version(), Some(V8));
+        assert_eq!(
+            CheckSum::parse("9:71E9465EB9023B52374C5C6EE43C39E0")
+                .unwrap()
+                .to_string(),
+            "9:71e9465eb9023b52374c5c6ee43c39e0"
+        );
+        assert_eq!(
+            CheckSum::parse("71e9465eb9023b52374c5c6ee43c39e0")
+                .unwrap()
+                .version,
+            1
+        );
+        assert_eq!(
+            CheckSum::parse("8:ef379d7efb5971401937506695f21c22")
+                .unwrap()
+                .computable_version(),
+            Some(V8)
+        );
         assert!(CheckSum::parse("9:xyz").is_err());
     }
 }

@@ -30,11 +30,21 @@ pub enum EngineError {
     #[error("nothing was changed, because:\n{}", .0.join("\n"))]
     Invalid(Vec<String>),
     /// Changesets before this one stay applied; this one left nothing behind (in a transaction).
-    #[error("changeset {changeset} failed: {error} ({applied} changeset(s) before it were applied and stay)")]
-    ChangeSetFailed { changeset: String, error: DbError, applied: usize },
-    #[error("could not acquire the changelog lock: it is held by {by} since {since}\n  help: if that process is gone for good, run `lockstep db release-locks`")]
+    #[error(
+        "changeset {changeset} failed: {error} ({applied} changeset(s) before it were applied and stay)"
+    )]
+    ChangeSetFailed {
+        changeset: String,
+        error: DbError,
+        applied: usize,
+    },
+    #[error(
+        "could not acquire the changelog lock: it is held by {by} since {since}\n  help: if that process is gone for good, run `lockstep db release-locks`"
+    )]
     Locked { by: String, since: String },
-    #[error("could not acquire the changelog lock: another Lockstep runner holds it and is still connected")]
+    #[error(
+        "could not acquire the changelog lock: another Lockstep runner holds it and is still connected"
+    )]
     HeldByRunner,
     #[error("tag `{tag}` is not in DATABASECHANGELOG (tags there: {known})")]
     UnknownTag { tag: String, known: String },
@@ -56,7 +66,12 @@ pub struct RunSettings {
 
 impl Default for RunSettings {
     fn default() -> Self {
-        RunSettings { contexts: vec![], label_filter: None, holder: "runner".into(), lock_wait: Duration::from_secs(300) }
+        RunSettings {
+            contexts: vec![],
+            label_filter: None,
+            holder: "runner".into(),
+            lock_wait: Duration::from_secs(300),
+        }
     }
 }
 
@@ -92,7 +107,9 @@ pub struct Engine<'d> {
 }
 
 fn epoch_millis() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
 
 fn new_deployment_id() -> String {
@@ -102,12 +119,20 @@ fn new_deployment_id() -> String {
 impl<'d> Engine<'d> {
     /// An engine over a SQL database (PostgreSQL, SQLite).
     pub fn sql(db: &'d mut dyn Sql, settings: RunSettings) -> Self {
-        Engine { store: Box::new(SqlStore::new(db)), settings, notes: vec![] }
+        Engine {
+            store: Box::new(SqlStore::new(db)),
+            settings,
+            notes: vec![],
+        }
     }
 
     /// An engine over a MongoDB database.
     pub fn mongo(db: &'d mut dyn Mongo, settings: RunSettings) -> Self {
-        Engine { store: Box::new(MongoStore::new(db)), settings, notes: vec![] }
+        Engine {
+            store: Box::new(MongoStore::new(db)),
+            settings,
+            notes: vec![],
+        }
     }
 
     /// DATABASECHANGELOG in execution order (empty when it does not exist yet).
@@ -117,19 +142,34 @@ impl<'d> Engine<'d> {
 
     fn selected<'c>(&self, changelog: &'c Changelog) -> impl Iterator<Item = &'c ChangeSet> {
         let dbms = self.store.dbms();
-        let (contexts, labels) = (self.settings.contexts.clone(), self.settings.label_filter.clone());
+        let (contexts, labels) = (
+            self.settings.contexts.clone(),
+            self.settings.label_filter.clone(),
+        );
         changelog.changesets.iter().filter(move |cs| {
-            !cs.ignore && filters::dbms_matches(cs.dbms.as_deref(), dbms) && filters::context_matches(cs.context.as_deref(), &contexts) && filters::labels_match(labels.as_deref(), cs.labels.as_deref())
+            !cs.ignore
+                && filters::dbms_matches(cs.dbms.as_deref(), dbms)
+                && filters::context_matches(cs.context.as_deref(), &contexts)
+                && filters::labels_match(labels.as_deref(), cs.labels.as_deref())
         })
     }
 
     /// The changesets an update would run, and every reason it cannot run.
-    fn pending<'c>(&self, changelog: &'c Changelog, history: &[HistoryRow]) -> (Vec<Pending<'c>>, Vec<String>) {
-        let ran: HashMap<(&str, &str, &str), &HistoryRow> = history.iter().map(|r| (r.key(), r)).collect();
+    fn pending<'c>(
+        &self,
+        changelog: &'c Changelog,
+        history: &[HistoryRow],
+    ) -> (Vec<Pending<'c>>, Vec<String>) {
+        let ran: HashMap<(&str, &str, &str), &HistoryRow> =
+            history.iter().map(|r| (r.key(), r)).collect();
         let mut pending = vec![];
         let mut problems = vec![];
         for changeset in self.selected(changelog) {
-            let rerun = match ran.get(&(changeset.file.as_str(), changeset.id.as_str(), changeset.author.as_str())) {
+            let rerun = match ran.get(&(
+                changeset.file.as_str(),
+                changeset.id.as_str(),
+                changeset.author.as_str(),
+            )) {
                 None => false,
                 Some(_) if changeset.run_always => true,
                 Some(row) => match checksum_verdict(changeset, row.md5sum.as_deref()) {
@@ -146,7 +186,12 @@ impl<'d> Engine<'d> {
             };
             for change in &changeset.changes {
                 if let Err(problem) = self.store.check(change) {
-                    problems.push(format!("{}:{}: changeset {}: {problem}", changeset.file, changeset.line, changeset.identifier()));
+                    problems.push(format!(
+                        "{}:{}: changeset {}: {problem}",
+                        changeset.file,
+                        changeset.line,
+                        changeset.identifier()
+                    ));
                 }
             }
             pending.push(Pending { changeset, rerun });
@@ -155,7 +200,10 @@ impl<'d> Engine<'d> {
     }
 
     /// Changesets not yet applied (after filters), in changelog order. Takes no lock.
-    pub fn status<'c>(&mut self, changelog: &'c Changelog) -> Result<Vec<&'c ChangeSet>, EngineError> {
+    pub fn status<'c>(
+        &mut self,
+        changelog: &'c Changelog,
+    ) -> Result<Vec<&'c ChangeSet>, EngineError> {
         let history = self.history()?;
         let (pending, problems) = self.pending(changelog, &history);
         if !problems.is_empty() {
@@ -167,7 +215,12 @@ impl<'d> Engine<'d> {
     /// Runs pending changesets in changelog order (at most `count`). With `mark_failed_as_ran`,
     /// a failing changeset is recorded as EXECUTED (Liquibase's mark-next-changeset-ran) before
     /// the error is returned.
-    pub fn update(&mut self, changelog: &Changelog, count: Option<usize>, mark_failed_as_ran: bool) -> Result<UpdateReport, EngineError> {
+    pub fn update(
+        &mut self,
+        changelog: &Changelog,
+        count: Option<usize>,
+        mark_failed_as_ran: bool,
+    ) -> Result<UpdateReport, EngineError> {
         let history = self.history()?;
         let (pending, problems) = self.pending(changelog, &history);
         if !problems.is_empty() {
@@ -215,20 +268,48 @@ impl<'d> Engine<'d> {
     }
 
     /// The history record of a pending changeset: an insert, or for a re-run an update.
-    fn record(&self, step: &Pending<'_>, exec_type: &'static str, order: i64, deployment_id: &str) -> Record<'static> {
-        let row = new_row(step.changeset, exec_type, order, deployment_id, &self.settings.contexts);
-        if step.rerun { Record::Update(row) } else { Record::Insert(row) }
+    fn record(
+        &self,
+        step: &Pending<'_>,
+        exec_type: &'static str,
+        order: i64,
+        deployment_id: &str,
+    ) -> Record<'static> {
+        let row = new_row(
+            step.changeset,
+            exec_type,
+            order,
+            deployment_id,
+            &self.settings.contexts,
+        );
+        if step.rerun {
+            Record::Update(row)
+        } else {
+            Record::Insert(row)
+        }
     }
 
     /// Runs one changeset and writes its row, in one transaction when it runs in one.
-    fn apply(&mut self, step: &Pending<'_>, order: i64, deployment_id: &str) -> Result<Applied, DbError> {
+    fn apply(
+        &mut self,
+        step: &Pending<'_>,
+        order: i64,
+        deployment_id: &str,
+    ) -> Result<Applied, DbError> {
         let changeset = step.changeset;
         if let Some(preconditions) = &changeset.preconditions {
             match self.all_hold(&preconditions.checks) {
                 Ok(true) => {}
                 outcome => {
-                    let action = if outcome.is_ok() { preconditions.on_fail } else { preconditions.on_error };
-                    let why = outcome.err().map_or_else(|| "a precondition does not hold".to_string(), |e| format!("a precondition could not be checked: {e}"));
+                    let action = if outcome.is_ok() {
+                        preconditions.on_fail
+                    } else {
+                        preconditions.on_error
+                    };
+                    let why = outcome.err().map_or_else(
+                        || "a precondition does not hold".to_string(),
+                        |e| format!("a precondition could not be checked: {e}"),
+                    );
                     match action {
                         OnPrecondition::Halt => return Err(DbError::Failed(why)),
                         OnPrecondition::Continue => return Ok(Applied::Skipped),
@@ -237,13 +318,22 @@ impl<'d> Engine<'d> {
                             self.store.run(&[], &record, false)?;
                             return Ok(Applied::MarkedRan);
                         }
-                        OnPrecondition::Warn => self.notes.push(format!("changeset {}: {why}; it runs anyway (WARN)", changeset.identifier())),
+                        OnPrecondition::Warn => self.notes.push(format!(
+                            "changeset {}: {why}; it runs anyway (WARN)",
+                            changeset.identifier()
+                        )),
                     }
                 }
             }
         }
-        let record = self.record(step, if step.rerun { "RERAN" } else { "EXECUTED" }, order, deployment_id);
-        self.store.run(&changeset.changes, &record, changeset.run_in_transaction)?;
+        let record = self.record(
+            step,
+            if step.rerun { "RERAN" } else { "EXECUTED" },
+            order,
+            deployment_id,
+        );
+        self.store
+            .run(&changeset.changes, &record, changeset.run_in_transaction)?;
         Ok(Applied::Ran)
     }
 
@@ -258,7 +348,11 @@ impl<'d> Engine<'d> {
 
     fn holds(&mut self, check: &Precondition) -> Result<bool, DbError> {
         Ok(match check {
-            Precondition::ChangeSetExecuted { id, author, file } => self.store.history()?.iter().any(|r| r.key() == (file.as_str(), id.as_str(), author.as_str())),
+            Precondition::ChangeSetExecuted { id, author, file } => self
+                .store
+                .history()?
+                .iter()
+                .any(|r| r.key() == (file.as_str(), id.as_str(), author.as_str())),
             Precondition::Dbms { dbms } => filters::dbms_matches(Some(dbms), self.store.dbms()),
             Precondition::And(checks) => self.all_hold(checks)?,
             Precondition::Or(checks) => {
@@ -283,7 +377,11 @@ impl<'d> Engine<'d> {
 
     /// The SQL `update` would run, in order, without writing anything — not even the tracking
     /// tables (Liquibase's update-sql). The lock is not taken.
-    pub fn update_sql(&mut self, changelog: &Changelog, count: Option<usize>) -> Result<Vec<String>, EngineError> {
+    pub fn update_sql(
+        &mut self,
+        changelog: &Changelog,
+        count: Option<usize>,
+    ) -> Result<Vec<String>, EngineError> {
         let history = self.history()?;
         let (pending, problems) = self.pending(changelog, &history);
         if !problems.is_empty() {
@@ -298,29 +396,57 @@ impl<'d> Engine<'d> {
         for step in pending.iter().take(count.unwrap_or(usize::MAX)) {
             order += 1;
             out.push(format!("-- Changeset {}", step.changeset.identifier()));
-            let record = self.record(step, if step.rerun { "RERAN" } else { "EXECUTED" }, order, &deployment_id);
-            out.extend(self.store.script(&step.changeset.changes, &record).map_err(no_script)?);
+            let record = self.record(
+                step,
+                if step.rerun { "RERAN" } else { "EXECUTED" },
+                order,
+                &deployment_id,
+            );
+            out.extend(
+                self.store
+                    .script(&step.changeset.changes, &record)
+                    .map_err(no_script)?,
+            );
         }
         Ok(out)
     }
 
     /// The SQL `rollback` would run, newest first, without writing anything.
-    pub fn rollback_sql(&mut self, changelog: &Changelog, target: &RollbackTarget) -> Result<Vec<String>, EngineError> {
+    pub fn rollback_sql(
+        &mut self,
+        changelog: &Changelog,
+        target: &RollbackTarget,
+    ) -> Result<Vec<String>, EngineError> {
         let history = self.history()?;
         let mut out = vec![];
         for step in self.rollback_plan(changelog, &history, target)? {
             out.push(format!("-- Rolling back {}", step.name()));
-            out.extend(self.store.script(&step.changes, &Record::Delete(&step.row)).map_err(no_script)?);
+            out.extend(
+                self.store
+                    .script(&step.changes, &Record::Delete(&step.row))
+                    .map_err(no_script)?,
+            );
         }
         Ok(out)
     }
 
     /// Rewrites NULL and older checksums of ran changesets to V9.
-    fn upgrade_checksums(&mut self, changelog: &Changelog, history: &[HistoryRow]) -> Result<(), DbError> {
-        let by_key: HashMap<(&str, &str, &str), &ChangeSet> = changelog.changesets.iter().map(|c| ((c.file.as_str(), c.id.as_str(), c.author.as_str()), c)).collect();
+    fn upgrade_checksums(
+        &mut self,
+        changelog: &Changelog,
+        history: &[HistoryRow],
+    ) -> Result<(), DbError> {
+        let by_key: HashMap<(&str, &str, &str), &ChangeSet> = changelog
+            .changesets
+            .iter()
+            .map(|c| ((c.file.as_str(), c.id.as_str(), c.author.as_str()), c))
+            .collect();
         let mut updates = vec![];
         for row in history {
-            let stale = row.md5sum.as_deref().is_none_or(|s| CheckSum::parse(s).map_or(true, |c| c.version != 9));
+            let stale = row
+                .md5sum
+                .as_deref()
+                .is_none_or(|s| CheckSum::parse(s).map_or(true, |c| c.version != 9));
             if let (true, Some(changeset)) = (stale, by_key.get(&row.key())) {
                 updates.push((row, changeset.checksum(ChecksumVersion::V9).to_string()));
             }
@@ -330,13 +456,23 @@ impl<'d> Engine<'d> {
         }
         self.store.set_checksums(&updates)?;
         for (row, checksum) in &updates {
-            self.notes.push(format!("upgraded the checksum of {}::{}::{} from {} to {checksum}", row.filename, row.id, row.author, row.md5sum.as_deref().unwrap_or("NULL")));
+            self.notes.push(format!(
+                "upgraded the checksum of {}::{}::{} from {} to {checksum}",
+                row.filename,
+                row.id,
+                row.author,
+                row.md5sum.as_deref().unwrap_or("NULL")
+            ));
         }
         Ok(())
     }
 
     /// Rolls back the newest changesets (by count) or everything after a tag, newest first.
-    pub fn rollback(&mut self, changelog: &Changelog, target: &RollbackTarget) -> Result<RollbackReport, EngineError> {
+    pub fn rollback(
+        &mut self,
+        changelog: &Changelog,
+        target: &RollbackTarget,
+    ) -> Result<RollbackReport, EngineError> {
         let history = self.history()?;
         let plan = self.rollback_plan(changelog, &history, target)?;
         if plan.is_empty() {
@@ -345,8 +481,16 @@ impl<'d> Engine<'d> {
         self.with_lock(|engine| {
             let mut report = RollbackReport::default();
             for step in plan {
-                if let Err(error) = engine.store.run(&step.changes, &Record::Delete(&step.row), true) {
-                    return Err(EngineError::ChangeSetFailed { changeset: step.name(), error, applied: report.rolled_back.len() });
+                if let Err(error) =
+                    engine
+                        .store
+                        .run(&step.changes, &Record::Delete(&step.row), true)
+                {
+                    return Err(EngineError::ChangeSetFailed {
+                        changeset: step.name(),
+                        error,
+                        applied: report.rolled_back.len(),
+                    });
                 }
                 if let Some(changeset) = step.changeset {
                     report.rolled_back.push(changeset);
@@ -358,46 +502,110 @@ impl<'d> Engine<'d> {
 
     /// Each row a rollback removes (newest first), the changeset it belongs to, and the changes
     /// that undo it. Every changeset that cannot be undone is reported at once.
-    fn rollback_plan(&self, changelog: &Changelog, history: &[HistoryRow], target: &RollbackTarget) -> Result<Vec<RollbackStep>, EngineError> {
-        let by_key: HashMap<(&str, &str, &str), &ChangeSet> = changelog.changesets.iter().map(|c| ((c.file.as_str(), c.id.as_str(), c.author.as_str()), c)).collect();
+    fn rollback_plan(
+        &self,
+        changelog: &Changelog,
+        history: &[HistoryRow],
+        target: &RollbackTarget,
+    ) -> Result<Vec<RollbackStep>, EngineError> {
+        let by_key: HashMap<(&str, &str, &str), &ChangeSet> = changelog
+            .changesets
+            .iter()
+            .map(|c| ((c.file.as_str(), c.id.as_str(), c.author.as_str()), c))
+            .collect();
         let mut plan = vec![];
         let mut problems = vec![];
         for row in self.rollback_rows(changelog, history, target)? {
             match by_key.get(&row.key()).copied() {
-                Some(changeset) => match rollback_changes(changeset, changelog).and_then(|changes| self.checked(changeset, changes)) {
-                    Ok(changes) => plan.push(RollbackStep { row, changeset: Some(changeset.identifier()), changes }),
+                Some(changeset) => match rollback_changes(changeset, changelog)
+                    .and_then(|changes| self.checked(changeset, changes))
+                {
+                    Ok(changes) => plan.push(RollbackStep {
+                        row,
+                        changeset: Some(changeset.identifier()),
+                        changes,
+                    }),
                     Err(problem) => problems.push(problem),
                 },
                 // A row the runner wrote itself (a synthetic tag row): just removed.
-                None => plan.push(RollbackStep { row, changeset: None, changes: vec![] }),
+                None => plan.push(RollbackStep {
+                    row,
+                    changeset: None,
+                    changes: vec![],
+                }),
             }
         }
-        if problems.is_empty() { Ok(plan) } else { Err(EngineError::Invalid(problems)) }
+        if problems.is_empty() {
+            Ok(plan)
+        } else {
+            Err(EngineError::Invalid(problems))
+        }
     }
 
     /// `changes` (undoing `changeset`) if every one of them can run on this database.
     fn checked(&self, changeset: &ChangeSet, changes: Vec<Change>) -> Result<Vec<Change>, String> {
         for change in &changes {
-            self.store.check(change).map_err(|problem| format!("{}:{}: the rollback of changeset {}: {problem}", changeset.file, changeset.line, changeset.identifier()))?;
+            self.store.check(change).map_err(|problem| {
+                format!(
+                    "{}:{}: the rollback of changeset {}: {problem}",
+                    changeset.file,
+                    changeset.line,
+                    changeset.identifier()
+                )
+            })?;
         }
         Ok(changes)
     }
 
     /// The rows a rollback removes, newest first.
-    fn rollback_rows(&self, changelog: &Changelog, history: &[HistoryRow], target: &RollbackTarget) -> Result<Vec<HistoryRow>, EngineError> {
-        let known: HashSet<(&str, &str, &str)> = changelog.changesets.iter().map(|c| (c.file.as_str(), c.id.as_str(), c.author.as_str())).collect();
+    fn rollback_rows(
+        &self,
+        changelog: &Changelog,
+        history: &[HistoryRow],
+        target: &RollbackTarget,
+    ) -> Result<Vec<HistoryRow>, EngineError> {
+        let known: HashSet<(&str, &str, &str)> = changelog
+            .changesets
+            .iter()
+            .map(|c| (c.file.as_str(), c.id.as_str(), c.author.as_str()))
+            .collect();
         let synthetic = |row: &HistoryRow| row.filename == "liquibase-internal";
         match target {
-            RollbackTarget::Count(n) => Ok(history.iter().rev().filter(|r| known.contains(&r.key())).take(*n).cloned().collect()),
+            RollbackTarget::Count(n) => Ok(history
+                .iter()
+                .rev()
+                .filter(|r| known.contains(&r.key()))
+                .take(*n)
+                .cloned()
+                .collect()),
             RollbackTarget::Tag(tag) => {
-                let Some(position) = history.iter().rposition(|r| r.tag.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(tag))) else {
-                    let mut tags: Vec<&str> = history.iter().filter_map(|r| r.tag.as_deref()).collect();
+                let Some(position) = history.iter().rposition(|r| {
+                    r.tag
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case(tag))
+                }) else {
+                    let mut tags: Vec<&str> =
+                        history.iter().filter_map(|r| r.tag.as_deref()).collect();
                     tags.dedup();
-                    return Err(EngineError::UnknownTag { tag: tag.clone(), known: if tags.is_empty() { "none".into() } else { tags.join(", ") } });
+                    return Err(EngineError::UnknownTag {
+                        tag: tag.clone(),
+                        known: if tags.is_empty() {
+                            "none".into()
+                        } else {
+                            tags.join(", ")
+                        },
+                    });
                 };
                 let tagged = &history[position];
-                let mut rows: Vec<HistoryRow> = history[position + 1..].iter().rev().filter(|r| known.contains(&r.key()) || synthetic(r)).cloned().collect();
-                if tagged.description.as_deref() == Some("tagDatabase") && known.contains(&tagged.key()) {
+                let mut rows: Vec<HistoryRow> = history[position + 1..]
+                    .iter()
+                    .rev()
+                    .filter(|r| known.contains(&r.key()) || synthetic(r))
+                    .cloned()
+                    .collect();
+                if tagged.description.as_deref() == Some("tagDatabase")
+                    && known.contains(&tagged.key())
+                {
                     rows.push(tagged.clone());
                 }
                 Ok(rows)
@@ -411,13 +619,21 @@ impl<'d> Engine<'d> {
             engine.store.ensure_history()?;
             match engine.history()?.last() {
                 Some(newest) => engine.store.set_tag(newest, tag)?,
-                None => engine.insert_synthetic(&epoch_millis().to_string(), "liquibase", tag, 1)?,
+                None => {
+                    engine.insert_synthetic(&epoch_millis().to_string(), "liquibase", tag, 1)?
+                }
             }
             Ok(())
         })
     }
 
-    fn insert_synthetic(&mut self, id: &str, author: &str, tag: &str, order: i64) -> Result<(), DbError> {
+    fn insert_synthetic(
+        &mut self,
+        id: &str,
+        author: &str,
+        tag: &str,
+        order: i64,
+    ) -> Result<(), DbError> {
         let row = NewRow {
             id: id.to_string(),
             author: author.to_string(),
@@ -449,7 +665,12 @@ impl<'d> Engine<'d> {
     /// Harness's post-deployment tag. After changesets ran, it tags the newest row. When none ran it
     /// tags only with `always` (`tagDatabaseChangeSet`): kept if the newest row has it, set on an
     /// untagged newest row, else written on a synthetic row `harness_<tag>` by `harness`.
-    pub fn tag_after_apply(&mut self, tag: &str, applied: usize, always: bool) -> Result<(), EngineError> {
+    pub fn tag_after_apply(
+        &mut self,
+        tag: &str,
+        applied: usize,
+        always: bool,
+    ) -> Result<(), EngineError> {
         if applied > 0 {
             return self.tag(tag);
         }
@@ -463,7 +684,12 @@ impl<'d> Engine<'d> {
             _ => self.with_lock(|engine| {
                 engine.store.ensure_history()?;
                 let order = history.iter().map(|r| r.order_executed).max().unwrap_or(0) + 1;
-                let id: String = format!("harness_{}", tag.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>());
+                let id: String = format!(
+                    "harness_{}",
+                    tag.chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                        .collect::<String>()
+                );
                 engine.insert_synthetic(&id, "harness", tag, order)?;
                 Ok(())
             }),
@@ -476,7 +702,10 @@ impl<'d> Engine<'d> {
     }
 
     /// Runs `work` holding the changelog lock, and releases it whatever happens.
-    fn with_lock<T>(&mut self, work: impl FnOnce(&mut Self) -> Result<T, EngineError>) -> Result<T, EngineError> {
+    fn with_lock<T>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
         let me = format!("{LOCKED_BY_PREFIX}{}", self.settings.holder);
         self.lock(&me)?;
         let result = work(self);
@@ -524,14 +753,44 @@ struct RollbackStep {
 
 impl RollbackStep {
     fn name(&self) -> String {
-        self.changeset.clone().unwrap_or_else(|| format!("{}::{}::{}", self.row.filename, self.row.id, self.row.author))
+        self.changeset.clone().unwrap_or_else(|| {
+            format!(
+                "{}::{}::{}",
+                self.row.filename, self.row.id, self.row.author
+            )
+        })
     }
 }
 
 /// The DATABASECHANGELOG row for `changeset`, with the columns Liquibase 4.28 writes.
-fn new_row(changeset: &ChangeSet, exec_type: &'static str, order: i64, deployment_id: &str, contexts: &[String]) -> NewRow {
-    let description = if changeset.changes.is_empty() { "empty".to_string() } else { changeset.changes.iter().map(Change::description).collect::<Vec<_>>().join("; ") };
-    let labels = changeset.labels.as_deref().map(|l| l.split(',').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(",")).filter(|l| !l.is_empty());
+fn new_row(
+    changeset: &ChangeSet,
+    exec_type: &'static str,
+    order: i64,
+    deployment_id: &str,
+    contexts: &[String],
+) -> NewRow {
+    let description = if changeset.changes.is_empty() {
+        "empty".to_string()
+    } else {
+        changeset
+            .changes
+            .iter()
+            .map(Change::description)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let labels = changeset
+        .labels
+        .as_deref()
+        .map(|l| {
+            l.split(',')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|l| !l.is_empty());
     NewRow {
         id: changeset.id.clone(),
         author: changeset.author.clone(),
@@ -542,7 +801,11 @@ fn new_row(changeset: &ChangeSet, exec_type: &'static str, order: i64, deploymen
         description,
         comments: changeset.comment.clone().unwrap_or_default(),
         // A tagDatabase change tags its own row.
-        tag: changeset.changes.iter().find_map(Change::tag).map(str::to_string),
+        tag: changeset
+            .changes
+            .iter()
+            .find_map(Change::tag)
+            .map(str::to_string),
         contexts: contexts_column(contexts, changeset.context.as_deref()),
         labels,
         liquibase: LIQUIBASE_VERSION,
@@ -560,34 +823,66 @@ enum Verdict {
     Same,
     /// Different, but a validCheckSum accepts it (or the stored value is NULL or legacy).
     Accepted,
-    Changed { stored: String, now: String },
+    Changed {
+        stored: String,
+        now: String,
+    },
 }
 
 /// Compares a ran changeset with its stored checksum, recomputed at the stored version.
 fn checksum_verdict(changeset: &ChangeSet, stored: Option<&str>) -> Verdict {
-    let Some(stored) = stored else { return Verdict::Accepted };
-    let Some((parsed, version)) = CheckSum::parse(stored).ok().and_then(|c| c.computable_version().map(|v| (c, v))) else { return Verdict::Accepted };
+    let Some(stored) = stored else {
+        return Verdict::Accepted;
+    };
+    let Some((parsed, version)) = CheckSum::parse(stored)
+        .ok()
+        .and_then(|c| c.computable_version().map(|v| (c, v)))
+    else {
+        return Verdict::Accepted;
+    };
     if changeset.checksum(version) == parsed {
         return Verdict::Same;
     }
     let current = changeset.checksum(ChecksumVersion::V9).to_string();
     let accepted = changeset.valid_checksums.iter().any(|v| {
         let v = v.trim();
-        matches!(v.to_ascii_lowercase().as_str(), "any" | "1:any" | "1:all" | "1:*") || v.eq_ignore_ascii_case(stored) || v.eq_ignore_ascii_case(&current)
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "any" | "1:any" | "1:all" | "1:*"
+        ) || v.eq_ignore_ascii_case(stored)
+            || v.eq_ignore_ascii_case(&current)
     });
-    if accepted { Verdict::Accepted } else { Verdict::Changed { stored: stored.to_string(), now: current } }
+    if accepted {
+        Verdict::Accepted
+    } else {
+        Verdict::Changed {
+            stored: stored.to_string(),
+            now: current,
+        }
+    }
 }
 
 /// The changes that undo `changeset`; an error names it when it cannot be undone.
 fn rollback_changes(changeset: &ChangeSet, changelog: &Changelog) -> Result<Vec<Change>, String> {
-    let at = |problem: String| format!("{}:{}: the rollback of changeset {}: {problem}", changeset.file, changeset.line, changeset.identifier());
+    let at = |problem: String| {
+        format!(
+            "{}:{}: the rollback of changeset {}: {problem}",
+            changeset.file,
+            changeset.line,
+            changeset.identifier()
+        )
+    };
     match &changeset.rollback {
         Rollback::Empty => Ok(vec![]),
         Rollback::Sql(sql) => Ok(vec![Change::Sql(sql.clone())]),
         Rollback::Changes(changes) => Ok(changes.clone()),
-        Rollback::Reference { id, author, path } => match changelog.changesets.iter().find(|c| &c.id == id && &c.author == author && path.as_ref().is_none_or(|p| p == &c.file)) {
+        Rollback::Reference { id, author, path } => match changelog.changesets.iter().find(|c| {
+            &c.id == id && &c.author == author && path.as_ref().is_none_or(|p| p == &c.file)
+        }) {
             Some(referenced) => Ok(referenced.changes.clone()),
-            None => Err(at(format!("it refers to changeset {id} by {author}, which is not in the changelog"))),
+            None => Err(at(format!(
+                "it refers to changeset {id} by {author}, which is not in the changelog"
+            ))),
         },
         Rollback::Automatic => {
             // Inverses run in reverse change order.
@@ -597,15 +892,24 @@ fn rollback_changes(changeset: &ChangeSet, changelog: &Changelog) -> Result<Vec<
                     Change::Sql(_) => {
                         return Err(format!(
                             "{}:{}: changeset {} has no rollback, and raw SQL has no automatic inverse\n  help: add a rollback (`--rollback <sql>`, or `rollback:` in YAML; `empty` if nothing needs undoing)",
-                            changeset.file, changeset.line, changeset.identifier()
+                            changeset.file,
+                            changeset.line,
+                            changeset.identifier()
                         ));
                     }
                     Change::Structured(structured) => {
-                        if let Some(inverse) = structured.inverse().map_err(|e| at(format!("{e}; write one")))? {
+                        if let Some(inverse) = structured
+                            .inverse()
+                            .map_err(|e| at(format!("{e}; write one")))?
+                        {
                             out.extend(inverse.into_iter().map(Change::Structured));
                         }
                     }
-                    Change::Mongo(mongo) => out.push(Change::Mongo(mongo.inverse().map_err(|e| at(format!("{e}; write one under `rollback:`")))?)),
+                    Change::Mongo(mongo) => out.push(Change::Mongo(
+                        mongo
+                            .inverse()
+                            .map_err(|e| at(format!("{e}; write one under `rollback:`")))?,
+                    )),
                 }
             }
             Ok(out)
@@ -623,7 +927,11 @@ fn contexts_column(runtime: &[String], changeset: Option<&str>) -> Option<String
         if part.is_empty() {
             continue;
         }
-        parts.push(if part.contains(' ') || part.contains(',') { format!("({part})") } else { part.to_string() });
+        parts.push(if part.contains(' ') || part.contains(',') {
+            format!("({part})")
+        } else {
+            part.to_string()
+        });
     }
     (!parts.is_empty()).then(|| parts.join(" AND "))
 }

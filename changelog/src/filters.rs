@@ -4,19 +4,35 @@
 /// Whether a changeset's `context` expression admits the run's contexts. With no runtime
 /// contexts every changeset matches, except one whose expression names an `@`-prefixed context.
 pub fn context_matches(expression: Option<&str>, runtime: &[String]) -> bool {
-    let Some(expression) = expression.map(str::trim).filter(|e| !e.is_empty()) else { return true };
+    let Some(expression) = expression.map(str::trim).filter(|e| !e.is_empty()) else {
+        return true;
+    };
     if runtime.is_empty() {
         return !expression.contains('@');
     }
-    let runtime: Vec<String> = runtime.iter().map(|c| c.trim().trim_start_matches('@').to_lowercase()).collect();
-    evaluate(expression, &|token| runtime.iter().any(|r| r == &token.trim_start_matches('@').to_lowercase()))
+    let runtime: Vec<String> = runtime
+        .iter()
+        .map(|c| c.trim().trim_start_matches('@').to_lowercase())
+        .collect();
+    evaluate(expression, &|token| {
+        runtime
+            .iter()
+            .any(|r| r == &token.trim_start_matches('@').to_lowercase())
+    })
 }
 
 /// Whether a run's label filter admits a changeset's labels. No filter admits everything, and
 /// (as in Liquibase) a changeset without labels runs whatever the filter.
 pub fn labels_match(filter: Option<&str>, labels: Option<&str>) -> bool {
-    let Some(filter) = filter.map(str::trim).filter(|f| !f.is_empty()) else { return true };
-    let labels: Vec<String> = labels.unwrap_or_default().split(',').map(|l| l.trim().to_lowercase()).filter(|l| !l.is_empty()).collect();
+    let Some(filter) = filter.map(str::trim).filter(|f| !f.is_empty()) else {
+        return true;
+    };
+    let labels: Vec<String> = labels
+        .unwrap_or_default()
+        .split(',')
+        .map(|l| l.trim().to_lowercase())
+        .filter(|l| !l.is_empty())
+        .collect();
     if labels.is_empty() {
         return true;
     }
@@ -25,19 +41,34 @@ pub fn labels_match(filter: Option<&str>, labels: Option<&str>) -> bool {
 
 /// Whether a `dbms` attribute (`postgresql`, `!h2`, `postgresql, sqlite`) admits `dbms`.
 pub fn dbms_matches(attribute: Option<&str>, dbms: &str) -> bool {
-    let Some(attribute) = attribute.map(str::trim).filter(|a| !a.is_empty() && *a != "all") else { return true };
+    let Some(attribute) = attribute
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && *a != "all")
+    else {
+        return true;
+    };
     let entries: Vec<&str> = attribute.split(',').map(str::trim).collect();
-    if entries.iter().any(|e| e.strip_prefix('!').is_some_and(|n| n.eq_ignore_ascii_case(dbms))) {
+    if entries.iter().any(|e| {
+        e.strip_prefix('!')
+            .is_some_and(|n| n.eq_ignore_ascii_case(dbms))
+    }) {
         return false;
     }
     let positive: Vec<&&str> = entries.iter().filter(|e| !e.starts_with('!')).collect();
-    positive.is_empty() || positive.iter().any(|e| e.eq_ignore_ascii_case(dbms) || e.eq_ignore_ascii_case("all"))
+    positive.is_empty()
+        || positive
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(dbms) || e.eq_ignore_ascii_case("all"))
 }
 
 /// Evaluates `and`/`or`/`,`/`!`/`not`/parentheses over tokens, asking `holds` for each token.
 fn evaluate(expression: &str, holds: &dyn Fn(&str) -> bool) -> bool {
     let tokens = tokenize(expression);
-    let mut parser = Parser { tokens: &tokens, at: 0, holds };
+    let mut parser = Parser {
+        tokens: &tokens,
+        at: 0,
+        holds,
+    };
     parser.or()
 }
 
@@ -104,7 +135,9 @@ impl Parser<'_> {
     }
 
     fn atom(&mut self) -> bool {
-        let Some(token) = self.tokens.get(self.at) else { return true };
+        let Some(token) = self.tokens.get(self.at) else {
+            return true;
+        };
         self.at += 1;
         if token == "(" {
             let value = self.or();
@@ -128,12 +161,24 @@ mod tests {
     #[test]
     fn contexts_follow_liquibase() {
         assert!(context_matches(None, &ctx(&["prod"])));
-        assert!(context_matches(Some("prod"), &[]), "no runtime contexts: everything runs");
-        assert!(!context_matches(Some("@prod"), &[]), "except @-prefixed ones");
+        assert!(
+            context_matches(Some("prod"), &[]),
+            "no runtime contexts: everything runs"
+        );
+        assert!(
+            !context_matches(Some("@prod"), &[]),
+            "except @-prefixed ones"
+        );
         assert!(context_matches(Some("prod and !test"), &ctx(&["PROD"])));
-        assert!(!context_matches(Some("prod and !test"), &ctx(&["prod", "test"])));
+        assert!(!context_matches(
+            Some("prod and !test"),
+            &ctx(&["prod", "test"])
+        ));
         assert!(context_matches(Some("dev, test"), &ctx(&["test"])));
-        assert!(context_matches(Some("(dev or test) and not eu"), &ctx(&["dev"])));
+        assert!(context_matches(
+            Some("(dev or test) and not eu"),
+            &ctx(&["dev"])
+        ));
         assert!(!context_matches(Some("qa"), &ctx(&["prod"])));
     }
 
@@ -142,7 +187,10 @@ mod tests {
         assert!(labels_match(None, Some("a")));
         assert!(labels_match(Some("a or b"), Some("b,c")));
         assert!(!labels_match(Some("a and b"), Some("b,c")));
-        assert!(labels_match(Some("a"), None), "a changeset without labels always runs");
+        assert!(
+            labels_match(Some("a"), None),
+            "a changeset without labels always runs"
+        );
     }
 
     #[test]

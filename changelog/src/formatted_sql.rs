@@ -12,11 +12,26 @@ use crate::properties;
 
 /// Parses `source`. `file` is the changelog's FILENAME (its path relative to the search root);
 /// `given` properties (from the instance or the command line) win over `--property` lines.
-pub fn parse(file: &str, source: &str, given: &BTreeMap<String, String>) -> Result<Changelog, Vec<ChangelogError>> {
-    let mut parser = Parser { file: file.to_string(), errors: vec![], properties: BTreeMap::new() };
+pub fn parse(
+    file: &str,
+    source: &str,
+    given: &BTreeMap<String, String>,
+) -> Result<Changelog, Vec<ChangelogError>> {
+    let mut parser = Parser {
+        file: file.to_string(),
+        errors: vec![],
+        properties: BTreeMap::new(),
+    };
     parser.collect_properties(source, given);
     let changesets = parser.changesets(source);
-    if parser.errors.is_empty() { Ok(Changelog { path: file.to_string(), changesets }) } else { Err(parser.errors) }
+    if parser.errors.is_empty() {
+        Ok(Changelog {
+            path: file.to_string(),
+            changesets,
+        })
+    } else {
+        Err(parser.errors)
+    }
 }
 
 struct Parser {
@@ -37,12 +52,19 @@ struct Open {
 /// The keyword and the rest of a `--keyword rest` line, keyword lower-cased.
 fn directive(line: &str) -> Option<(String, &str)> {
     let rest = line.strip_prefix("--")?.trim_start();
-    let end = rest.find(|c: char| c.is_whitespace() || c == ':').unwrap_or(rest.len());
-    Some((rest[..end].to_ascii_lowercase(), rest[end..].trim_start_matches(':').trim()))
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == ':')
+        .unwrap_or(rest.len());
+    Some((
+        rest[..end].to_ascii_lowercase(),
+        rest[end..].trim_start_matches(':').trim(),
+    ))
 }
 
 fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
-    text.as_bytes().get(..prefix.len()).is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// `key:value` pairs; a value may be `"quoted"` to hold spaces.
@@ -78,7 +100,12 @@ fn flag(value: &str) -> Option<bool> {
 
 impl Parser {
     fn error(&mut self, line: usize, message: impl Into<String>, help: impl Into<String>) {
-        self.errors.push(ChangelogError { file: self.file.clone(), line, message: message.into(), help: Some(help.into()) });
+        self.errors.push(ChangelogError {
+            file: self.file.clone(),
+            line,
+            message: message.into(),
+            help: Some(help.into()),
+        });
     }
 
     fn expand(&self, text: &str) -> String {
@@ -94,23 +121,39 @@ impl Parser {
                 let attrs: BTreeMap<String, String> = attributes(rest).into_iter().collect();
                 match (attrs.get("name"), attrs.get("value")) {
                     (Some(name), Some(value)) => {
-                        self.properties.entry(name.clone()).or_insert_with(|| value.clone());
+                        self.properties
+                            .entry(name.clone())
+                            .or_insert_with(|| value.clone());
                     }
-                    _ => self.error(index + 1, "a --property line needs `name:` and `value:`", "write `--property name:schema value:app`"),
+                    _ => self.error(
+                        index + 1,
+                        "a --property line needs `name:` and `value:`",
+                        "write `--property name:schema value:app`",
+                    ),
                 }
             }
         }
-        self.properties.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.properties
+            .extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 
     fn changesets(&mut self, source: &str) -> Vec<ChangeSet> {
-        let mut lines = source.lines().enumerate().map(|(i, l)| (i + 1, l)).peekable();
+        let mut lines = source
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l))
+            .peekable();
         while lines.peek().is_some_and(|(_, l)| l.trim().is_empty()) {
             lines.next();
         }
         let logical_path = match lines.peek().and_then(|(_, l)| directive(l)) {
-            Some((keyword, rest)) if keyword == "liquibase" && starts_with_ignoring_case(rest, "formatted sql") => {
-                let path = attributes(&rest["formatted sql".len()..]).into_iter().find(|(k, _)| k.eq_ignore_ascii_case("logicalFilePath")).map(|(_, v)| v);
+            Some((keyword, rest))
+                if keyword == "liquibase" && starts_with_ignoring_case(rest, "formatted sql") =>
+            {
+                let path = attributes(&rest["formatted sql".len()..])
+                    .into_iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("logicalFilePath"))
+                    .map(|(_, v)| v);
                 lines.next();
                 path
             }
@@ -141,13 +184,18 @@ impl Parser {
             }
             if ignoring > 0 || ignoring_block {
                 ignoring = ignoring.saturating_sub(1);
-                if ignoring_block && directive(line).is_some_and(|(k, r)| k == "ignorelines" && r.eq_ignore_ascii_case("end")) {
+                if ignoring_block
+                    && directive(line)
+                        .is_some_and(|(k, r)| k == "ignorelines" && r.eq_ignore_ascii_case("end"))
+                {
                     ignoring_block = false;
                 }
                 continue;
             }
             let trimmed = line.trim_start();
-            if starts_with_ignoring_case(trimmed, "/* liquibase rollback") || starts_with_ignoring_case(trimmed, "/*liquibase rollback") {
+            if starts_with_ignoring_case(trimmed, "/* liquibase rollback")
+                || starts_with_ignoring_case(trimmed, "/*liquibase rollback")
+            {
                 let after = trimmed.split_once("rollback").map_or("", |(_, r)| r);
                 match after.find("*/") {
                     Some(end) => {
@@ -167,7 +215,11 @@ impl Parser {
             let Some((keyword, rest)) = directive(line) else {
                 match open.as_mut() {
                     Some(o) => o.body.push(line.to_string()),
-                    None if !line.trim().is_empty() => self.error(number, "this SQL is not inside a changeset", "start the changeset with `--changeset author:id` above it"),
+                    None if !line.trim().is_empty() => self.error(
+                        number,
+                        "this SQL is not inside a changeset",
+                        "start the changeset with `--changeset author:id` above it",
+                    ),
                     None => {}
                 }
                 continue;
@@ -239,7 +291,14 @@ impl Parser {
         let mut seen = HashSet::new();
         for cs in &done {
             if !seen.insert((cs.id.clone(), cs.author.clone())) {
-                self.error(cs.line, format!("duplicate identifiers: changeset `{}` by `{}` appears twice", cs.id, cs.author), "give each changeset its own id");
+                self.error(
+                    cs.line,
+                    format!(
+                        "duplicate identifiers: changeset `{}` by `{}` appears twice",
+                        cs.id, cs.author
+                    ),
+                    "give each changeset its own id",
+                );
             }
         }
         done
@@ -248,14 +307,25 @@ impl Parser {
     /// A file without the header is one changeset holding the whole file, unsplit.
     fn raw(&self, source: &str) -> ChangeSet {
         let mut changeset = ChangeSet::new("raw", "includeAll", self.file.clone(), 1);
-        let settings = SqlSettings { end_delimiter: None, split_statements: false, strip_comments: false };
-        changeset.changes.push(Change::Sql(SqlChange { sql: self.expand(source), settings }));
+        let settings = SqlSettings {
+            end_delimiter: None,
+            split_statements: false,
+            strip_comments: false,
+        };
+        changeset.changes.push(Change::Sql(SqlChange {
+            sql: self.expand(source),
+            settings,
+        }));
         changeset
     }
 
     fn start(&mut self, number: usize, rest: &str, default_file: &str) -> Option<Open> {
         let Some((author, id, attrs)) = author_and_id(rest) else {
-            self.error(number, format!("`--changeset {rest}` does not name an author and an id"), "write `--changeset author:id`, quoting either if it holds spaces or colons");
+            self.error(
+                number,
+                format!("`--changeset {rest}` does not name an author and an id"),
+                "write `--changeset author:id`, quoting either if it holds spaces or colons",
+            );
             return None;
         };
         let mut changeset = ChangeSet::new(id, author, default_file, number);
@@ -265,7 +335,12 @@ impl Parser {
             let value = self.expand(&value);
             let mut boolean = |target: &mut bool| match flag(&value) {
                 Some(b) => *target = b,
-                None => self.errors.push(ChangelogError { file: self.file.clone(), line: number, message: format!("`{key}:{value}` must be true or false"), help: Some(format!("write `{key}:true` or `{key}:false`")) }),
+                None => self.errors.push(ChangelogError {
+                    file: self.file.clone(),
+                    line: number,
+                    message: format!("`{key}:{value}` must be true or false"),
+                    help: Some(format!("write `{key}:true` or `{key}:false`")),
+                }),
             };
             match key.as_str() {
                 "runOnChange" => boolean(&mut changeset.run_on_change),
@@ -286,14 +361,28 @@ impl Parser {
                 _ => {}
             }
         }
-        Some(Open { changeset, body: vec![], rollback: vec![], settings, rollback_settings })
+        Some(Open {
+            changeset,
+            body: vec![],
+            rollback: vec![],
+            settings,
+            rollback_settings,
+        })
     }
 
     fn close(&mut self, open: Open) -> ChangeSet {
-        let Open { mut changeset, body, rollback, settings, rollback_settings } = open;
+        let Open {
+            mut changeset,
+            body,
+            rollback,
+            settings,
+            rollback_settings,
+        } = open;
         let sql = self.expand(body.join("\n").trim());
         if !sql.is_empty() {
-            changeset.changes.push(Change::Sql(SqlChange { sql, settings }));
+            changeset
+                .changes
+                .push(Change::Sql(SqlChange { sql, settings }));
         }
         changeset.rollback = self.rollback(&rollback, rollback_settings);
         changeset
@@ -308,41 +397,83 @@ impl Parser {
         if text.is_empty() || lower == "empty" || lower == "not required" {
             return Rollback::Empty;
         }
-        let attrs: BTreeMap<String, String> = attributes(&text).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        let attrs: BTreeMap<String, String> = attributes(&text)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
         if let (Some(id), Some(author)) = (attrs.get("changesetid"), attrs.get("changesetauthor")) {
-            return Rollback::Reference { id: id.clone(), author: author.clone(), path: attrs.get("changesetpath").cloned() };
+            return Rollback::Reference {
+                id: id.clone(),
+                author: author.clone(),
+                path: attrs.get("changesetpath").cloned(),
+            };
         }
-        Rollback::Sql(SqlChange { sql: text, settings })
+        Rollback::Sql(SqlChange {
+            sql: text,
+            settings,
+        })
     }
 
     fn precondition(&mut self, number: usize, kind: &str, rest: &str) -> Option<Precondition> {
         match kind {
             "sql-check" => {
                 let Some(after) = rest.strip_prefix("expectedResult:") else {
-                    self.error(number, "--precondition-sql-check needs `expectedResult:`", "write `--precondition-sql-check expectedResult:0 select count(*) from t`");
+                    self.error(
+                        number,
+                        "--precondition-sql-check needs `expectedResult:`",
+                        "write `--precondition-sql-check expectedResult:0 select count(*) from t`",
+                    );
                     return None;
                 };
                 let (expected, sql) = match after.strip_prefix('"') {
-                    Some(quoted) => quoted.split_once('"').map(|(e, s)| (e.to_string(), s.trim().to_string()))?,
-                    None => after.split_once(char::is_whitespace).map(|(e, s)| (e.to_string(), s.trim().to_string()))?,
+                    Some(quoted) => quoted
+                        .split_once('"')
+                        .map(|(e, s)| (e.to_string(), s.trim().to_string()))?,
+                    None => after
+                        .split_once(char::is_whitespace)
+                        .map(|(e, s)| (e.to_string(), s.trim().to_string()))?,
                 };
-                Some(Precondition::SqlCheck { expected, sql: self.expand(&sql) })
+                Some(Precondition::SqlCheck {
+                    expected,
+                    sql: self.expand(&sql),
+                })
             }
             "table-exists" | "view-exists" => {
-                let attrs: BTreeMap<String, String> = attributes(rest).into_iter().map(|(k, v)| (k.to_ascii_lowercase(), self.expand(&v))).collect();
+                let attrs: BTreeMap<String, String> = attributes(rest)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), self.expand(&v)))
+                    .collect();
                 let schema = attrs.get("schema").cloned();
-                let (key, name) = if kind == "table-exists" { ("table", attrs.get("table")) } else { ("view", attrs.get("view")) };
+                let (key, name) = if kind == "table-exists" {
+                    ("table", attrs.get("table"))
+                } else {
+                    ("view", attrs.get("view"))
+                };
                 match (kind, name) {
-                    ("table-exists", Some(table)) => Some(Precondition::TableExists { table: table.clone(), schema }),
-                    (_, Some(view)) => Some(Precondition::ViewExists { view: view.clone(), schema }),
+                    ("table-exists", Some(table)) => Some(Precondition::TableExists {
+                        table: table.clone(),
+                        schema,
+                    }),
+                    (_, Some(view)) => Some(Precondition::ViewExists {
+                        view: view.clone(),
+                        schema,
+                    }),
                     (_, None) => {
-                        self.error(number, format!("--precondition-{kind} needs `{key}:`"), format!("write `--precondition-{kind} {key}:name`"));
+                        self.error(
+                            number,
+                            format!("--precondition-{kind} needs `{key}:`"),
+                            format!("write `--precondition-{kind} {key}:name`"),
+                        );
                         None
                     }
                 }
             }
             other => {
-                self.error(number, format!("`--precondition-{other}` is not a precondition of formatted SQL"), "formatted SQL supports sql-check, table-exists and view-exists");
+                self.error(
+                    number,
+                    format!("`--precondition-{other}` is not a precondition of formatted SQL"),
+                    "formatted SQL supports sql-check, table-exists and view-exists",
+                );
                 None
             }
         }
@@ -354,7 +485,10 @@ fn author_and_id(text: &str) -> Option<(String, String, &str)> {
     let (author, after) = match text.strip_prefix('"') {
         Some(quoted) => {
             let end = quoted.find('"')?;
-            (quoted[..end].to_string(), quoted[end + 1..].strip_prefix(':')?)
+            (
+                quoted[..end].to_string(),
+                quoted[end + 1..].strip_prefix(':')?,
+            )
         }
         None => {
             let colon = text.find(':')?;
@@ -380,7 +514,15 @@ mod tests {
     use crate::checksum::ChecksumVersion::V9;
 
     fn parse_ok(source: &str) -> Changelog {
-        parse("db/changelog.sql", source, &BTreeMap::new()).unwrap_or_else(|e| panic!("{}", e.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+        parse("db/changelog.sql", source, &BTreeMap::new()).unwrap_or_else(|e| {
+            panic!(
+                "{}",
+                e.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })
     }
 
     fn sql_of(changeset: &ChangeSet) -> &str {
@@ -392,58 +534,131 @@ mod tests {
 
     #[test]
     fn changesets_carry_author_id_body_and_the_liquibase_checksum() {
-        let log = parse_ok("--liquibase formatted sql\n\n--changeset alice:1\ncreate table t1 (id int primary key, name text);\n\n-- changeset bob:2\nalter table t1 add column x int;\n--rollback alter table t1 drop column x;\n");
+        let log = parse_ok(
+            "--liquibase formatted sql\n\n--changeset alice:1\ncreate table t1 (id int primary key, name text);\n\n-- changeset bob:2\nalter table t1 add column x int;\n--rollback alter table t1 drop column x;\n",
+        );
         assert_eq!(log.changesets.len(), 2);
         let (first, second) = (&log.changesets[0], &log.changesets[1]);
-        assert_eq!((first.author.as_str(), first.id.as_str(), first.file.as_str(), first.line), ("alice", "1", "db/changelog.sql", 3));
-        assert_eq!(first.checksum(V9).to_string(), "9:71e9465eb9023b52374c5c6ee43c39e0");
-        assert_eq!(second.checksum(V9).to_string(), "9:661738456b595edcd9f303ca0bc59b50");
+        assert_eq!(
+            (
+                first.author.as_str(),
+                first.id.as_str(),
+                first.file.as_str(),
+                first.line
+            ),
+            ("alice", "1", "db/changelog.sql", 3)
+        );
+        assert_eq!(
+            first.checksum(V9).to_string(),
+            "9:71e9465eb9023b52374c5c6ee43c39e0"
+        );
+        assert_eq!(
+            second.checksum(V9).to_string(),
+            "9:661738456b595edcd9f303ca0bc59b50"
+        );
         assert_eq!(first.rollback, Rollback::Automatic);
-        assert!(matches!(&second.rollback, Rollback::Sql(s) if s.sql == "alter table t1 drop column x;"));
+        assert!(
+            matches!(&second.rollback, Rollback::Sql(s) if s.sql == "alter table t1 drop column x;")
+        );
     }
 
     #[test]
     fn attributes_quoted_names_and_logical_file_path() {
-        let log = parse_ok("--liquibase formatted sql logicalFilePath:app/changes\n--changeset \"Jane Doe\":\"id with space\" runOnChange:true runAlways:TRUE failOnError:false splitStatements:false endDelimiter:GO context:\"prod and !test\" labels:a,b dbms:postgresql runInTransaction:false\nselect 1;\n");
+        let log = parse_ok(
+            "--liquibase formatted sql logicalFilePath:app/changes\n--changeset \"Jane Doe\":\"id with space\" runOnChange:true runAlways:TRUE failOnError:false splitStatements:false endDelimiter:GO context:\"prod and !test\" labels:a,b dbms:postgresql runInTransaction:false\nselect 1;\n",
+        );
         let cs = &log.changesets[0];
-        assert_eq!((cs.author.as_str(), cs.id.as_str(), cs.file.as_str()), ("Jane Doe", "id with space", "app/changes"));
+        assert_eq!(
+            (cs.author.as_str(), cs.id.as_str(), cs.file.as_str()),
+            ("Jane Doe", "id with space", "app/changes")
+        );
         assert!(cs.run_on_change && cs.run_always && !cs.fail_on_error && !cs.run_in_transaction);
         assert_eq!(cs.context.as_deref(), Some("prod and !test"));
         assert_eq!(cs.labels.as_deref(), Some("a,b"));
         assert_eq!(cs.dbms.as_deref(), Some("postgresql"));
-        let Change::Sql(sql) = &cs.changes[0] else { panic!() };
-        assert_eq!(sql.settings, SqlSettings { end_delimiter: Some("GO".into()), split_statements: false, strip_comments: true });
+        let Change::Sql(sql) = &cs.changes[0] else {
+            panic!()
+        };
+        assert_eq!(
+            sql.settings,
+            SqlSettings {
+                end_delimiter: Some("GO".into()),
+                split_statements: false,
+                strip_comments: true
+            }
+        );
     }
 
     #[test]
     fn body_comments_count_towards_the_checksum() {
-        let plain = parse_ok("--liquibase formatted sql\n--changeset a:1\ncreate table t1 (id int primary key, name text);\n");
-        let commented = parse_ok("--liquibase formatted sql\n--changeset a:1\n-- the person table\ncreate table t1 (id int primary key, name text);\n");
-        assert_eq!(sql_of(&commented.changesets[0]), "-- the person table\ncreate table t1 (id int primary key, name text);");
-        assert_ne!(plain.changesets[0].checksum(V9), commented.changesets[0].checksum(V9));
+        let plain = parse_ok(
+            "--liquibase formatted sql\n--changeset a:1\ncreate table t1 (id int primary key, name text);\n",
+        );
+        let commented = parse_ok(
+            "--liquibase formatted sql\n--changeset a:1\n-- the person table\ncreate table t1 (id int primary key, name text);\n",
+        );
+        assert_eq!(
+            sql_of(&commented.changesets[0]),
+            "-- the person table\ncreate table t1 (id int primary key, name text);"
+        );
+        assert_ne!(
+            plain.changesets[0].checksum(V9),
+            commented.changesets[0].checksum(V9)
+        );
     }
 
     #[test]
     fn every_rollback_form() {
-        let log = parse_ok("--liquibase formatted sql\n--changeset a:1\nselect 1;\n--rollback empty\n--changeset a:2\nselect 2;\n--rollback not required\n--changeset a:3\nselect 3;\n--rollback changesetId:1 changesetAuthor:a\n--changeset a:4\nselect 4;\n--rollback delete from t\n--rollback where id = 4;\n--changeset a:5\nselect 5;\n/* liquibase rollback\ndrop table five;\n*/\n");
+        let log = parse_ok(
+            "--liquibase formatted sql\n--changeset a:1\nselect 1;\n--rollback empty\n--changeset a:2\nselect 2;\n--rollback not required\n--changeset a:3\nselect 3;\n--rollback changesetId:1 changesetAuthor:a\n--changeset a:4\nselect 4;\n--rollback delete from t\n--rollback where id = 4;\n--changeset a:5\nselect 5;\n/* liquibase rollback\ndrop table five;\n*/\n",
+        );
         let rollbacks: Vec<&Rollback> = log.changesets.iter().map(|c| &c.rollback).collect();
         assert_eq!(rollbacks[0], &Rollback::Empty);
         assert_eq!(rollbacks[1], &Rollback::Empty);
-        assert_eq!(rollbacks[2], &Rollback::Reference { id: "1".into(), author: "a".into(), path: None });
-        assert!(matches!(rollbacks[3], Rollback::Sql(s) if s.sql == "delete from t\nwhere id = 4;"));
+        assert_eq!(
+            rollbacks[2],
+            &Rollback::Reference {
+                id: "1".into(),
+                author: "a".into(),
+                path: None
+            }
+        );
+        assert!(
+            matches!(rollbacks[3], Rollback::Sql(s) if s.sql == "delete from t\nwhere id = 4;")
+        );
         assert!(matches!(rollbacks[4], Rollback::Sql(s) if s.sql == "drop table five;"));
     }
 
     #[test]
     fn comments_valid_checksums_and_preconditions() {
-        let log = parse_ok("--liquibase formatted sql\n--changeset a:1\n--comment: makes the table\n--validCheckSum: 9:71e9465eb9023b52374c5c6ee43c39e0\n--validCheckSum: ANY\n--preconditions onFail:MARK_RAN onError:WARN\n--precondition-sql-check expectedResult:0 select count(*) from information_schema.tables where table_name = 't'\n--precondition-table-exists table:other schema:public\ncreate table t (id int);\n");
+        let log = parse_ok(
+            "--liquibase formatted sql\n--changeset a:1\n--comment: makes the table\n--validCheckSum: 9:71e9465eb9023b52374c5c6ee43c39e0\n--validCheckSum: ANY\n--preconditions onFail:MARK_RAN onError:WARN\n--precondition-sql-check expectedResult:0 select count(*) from information_schema.tables where table_name = 't'\n--precondition-table-exists table:other schema:public\ncreate table t (id int);\n",
+        );
         let cs = &log.changesets[0];
         assert_eq!(cs.comment.as_deref(), Some("makes the table"));
-        assert_eq!(cs.valid_checksums, ["9:71e9465eb9023b52374c5c6ee43c39e0", "ANY"]);
+        assert_eq!(
+            cs.valid_checksums,
+            ["9:71e9465eb9023b52374c5c6ee43c39e0", "ANY"]
+        );
         let pre = cs.preconditions.as_ref().unwrap();
-        assert_eq!((pre.on_fail, pre.on_error), (OnPrecondition::MarkRan, OnPrecondition::Warn));
-        assert_eq!(pre.checks[0], Precondition::SqlCheck { expected: "0".into(), sql: "select count(*) from information_schema.tables where table_name = 't'".into() });
-        assert_eq!(pre.checks[1], Precondition::TableExists { table: "other".into(), schema: Some("public".into()) });
+        assert_eq!(
+            (pre.on_fail, pre.on_error),
+            (OnPrecondition::MarkRan, OnPrecondition::Warn)
+        );
+        assert_eq!(
+            pre.checks[0],
+            Precondition::SqlCheck {
+                expected: "0".into(),
+                sql: "select count(*) from information_schema.tables where table_name = 't'".into()
+            }
+        );
+        assert_eq!(
+            pre.checks[1],
+            Precondition::TableExists {
+                table: "other".into(),
+                schema: Some("public".into())
+            }
+        );
         assert_eq!(sql_of(cs), "create table t (id int);");
     }
 
@@ -453,13 +668,18 @@ mod tests {
         let given = BTreeMap::from([("suffix".to_string(), "given".to_string())]);
         let log = parse("c.sql", source, &given).unwrap();
         let cs = &log.changesets[0];
-        assert_eq!(cs.checksum(V9).to_string(), "9:71e9465eb9023b52374c5c6ee43c39e0");
+        assert_eq!(
+            cs.checksum(V9).to_string(),
+            "9:71e9465eb9023b52374c5c6ee43c39e0"
+        );
         assert!(matches!(&cs.rollback, Rollback::Sql(s) if s.sql == "drop table t1_given;"));
     }
 
     #[test]
     fn ignore_lines_skip_what_they_cover() {
-        let log = parse_ok("--liquibase formatted sql\n--changeset a:1\n--ignoreLines:start\nthis is not sql\n--ignoreLines:end\ncreate table t (id int);\n--ignoreLines:1\nskipped\n");
+        let log = parse_ok(
+            "--liquibase formatted sql\n--changeset a:1\n--ignoreLines:start\nthis is not sql\n--ignoreLines:end\ncreate table t (id int);\n--ignoreLines:1\nskipped\n",
+        );
         assert_eq!(sql_of(&log.changesets[0]), "create table t (id int);");
     }
 
@@ -468,7 +688,9 @@ mod tests {
         let log = parse_ok("create table a (id int);\n-- keep me\ncreate table b (id int);\n");
         let cs = &log.changesets[0];
         assert_eq!((cs.id.as_str(), cs.author.as_str()), ("raw", "includeAll"));
-        let Change::Sql(sql) = &cs.changes[0] else { panic!() };
+        let Change::Sql(sql) = &cs.changes[0] else {
+            panic!()
+        };
         assert!(!sql.settings.split_statements && !sql.settings.strip_comments);
         assert!(sql.sql.contains("-- keep me"));
     }
@@ -477,10 +699,28 @@ mod tests {
     fn problems_name_the_file_and_line() {
         let errors = parse("db/c.sql", "--liquibase formatted sql\nselect 0;\n--changeset nobody\nselect 1;\n--changeset a:1 runAlways:sometimes\nselect 2;\n--changeset a:1\nselect 3;\n--changeset a:2\n--precondition-row-count table:t\n", &BTreeMap::new()).unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert!(text[0].starts_with("db/c.sql:2: error: this SQL is not inside a changeset"), "{text:#?}");
-        assert!(text.iter().any(|t| t.starts_with("db/c.sql:3: error: `--changeset nobody` does not name an author and an id")), "{text:#?}");
-        assert!(text.iter().any(|t| t.starts_with("db/c.sql:5: error: `runAlways:sometimes` must be true or false")), "{text:#?}");
+        assert!(
+            text[0].starts_with("db/c.sql:2: error: this SQL is not inside a changeset"),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter().any(|t| t.starts_with(
+                "db/c.sql:3: error: `--changeset nobody` does not name an author and an id"
+            )),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t
+                    .starts_with("db/c.sql:5: error: `runAlways:sometimes` must be true or false")),
+            "{text:#?}"
+        );
         assert!(text.iter().any(|t| t.starts_with("db/c.sql:10: error: `--precondition-row-count` is not a precondition of formatted SQL")), "{text:#?}");
-        assert!(text.iter().any(|t| t.starts_with("db/c.sql:7: error: duplicate identifiers: changeset `1` by `a` appears twice")), "{text:#?}");
+        assert!(
+            text.iter().any(|t| t.starts_with(
+                "db/c.sql:7: error: duplicate identifiers: changeset `1` by `a` appears twice"
+            )),
+            "{text:#?}"
+        );
     }
 }

@@ -20,8 +20,8 @@ mod sql_store;
 pub mod statements;
 mod store;
 pub mod xml_changelog;
-pub mod yaml_changelog;
 pub mod yaml;
+pub mod yaml_changelog;
 
 pub use checksum::{CheckSum, ChecksumVersion};
 pub use model::{Change, ChangeSet, Rollback};

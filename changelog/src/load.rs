@@ -11,12 +11,26 @@ use crate::yaml_changelog::{self, Entry};
 
 /// Reads and parses `changelog` (a path relative to `root`, which becomes FILENAME) and its
 /// includes, expanding `${}` with `properties`. Every problem names the file and line.
-pub fn load(root: &Path, changelog: &str, properties: &BTreeMap<String, String>) -> Result<Changelog, Vec<ChangelogError>> {
-    let mut loader = Loader { root, properties, changesets: vec![], errors: vec![], chain: vec![] };
+pub fn load(
+    root: &Path,
+    changelog: &str,
+    properties: &BTreeMap<String, String>,
+) -> Result<Changelog, Vec<ChangelogError>> {
+    let mut loader = Loader {
+        root,
+        properties,
+        changesets: vec![],
+        errors: vec![],
+        chain: vec![],
+    };
     loader.file(&normalize(changelog), changelog, 0);
     let mut seen = HashSet::new();
     for changeset in &loader.changesets {
-        if !seen.insert((changeset.file.as_str(), changeset.id.as_str(), changeset.author.as_str())) {
+        if !seen.insert((
+            changeset.file.as_str(),
+            changeset.id.as_str(),
+            changeset.author.as_str(),
+        )) {
             loader.errors.push(ChangelogError {
                 file: changeset.file.clone(),
                 line: changeset.line,
@@ -25,7 +39,14 @@ pub fn load(root: &Path, changelog: &str, properties: &BTreeMap<String, String>)
             });
         }
     }
-    if loader.errors.is_empty() { Ok(Changelog { path: changelog.to_string(), changesets: loader.changesets }) } else { Err(loader.errors) }
+    if loader.errors.is_empty() {
+        Ok(Changelog {
+            path: changelog.to_string(),
+            changesets: loader.changesets,
+        })
+    } else {
+        Err(loader.errors)
+    }
 }
 
 struct Loader<'a> {
@@ -41,13 +62,26 @@ const EXTENSIONS: &[&str] = &[".sql", ".yaml", ".yml", ".json", ".xml"];
 
 impl Loader<'_> {
     fn problem(&mut self, file: &str, line: usize, message: String, help: &str) {
-        self.errors.push(ChangelogError { file: file.to_string(), line, message, help: Some(help.to_string()) });
+        self.errors.push(ChangelogError {
+            file: file.to_string(),
+            line,
+            message,
+            help: Some(help.to_string()),
+        });
     }
 
     /// Loads `path` (normalised, relative to the root); `from`/`line` say who asked, for errors.
     fn file(&mut self, path: &str, from: &str, line: usize) {
         if self.chain.iter().any(|p| p == path) {
-            self.problem(from, line, format!("{path} includes itself (through {})", self.chain.join(" → ")), "remove the circular include");
+            self.problem(
+                from,
+                line,
+                format!(
+                    "{path} includes itself (through {})",
+                    self.chain.join(" → ")
+                ),
+                "remove the circular include",
+            );
             return;
         }
         let source = match std::fs::read_to_string(self.root.join(path)) {
@@ -61,25 +95,48 @@ impl Loader<'_> {
                 Err(errors) => self.errors.extend(errors),
             }
         } else if EXTENSIONS.iter().any(|e| path.ends_with(e)) {
-            let parsed = if path.ends_with(".xml") { xml_changelog::parse(path, &source, self.properties) } else { yaml_changelog::parse(path, &source, self.properties) };
+            let parsed = if path.ends_with(".xml") {
+                xml_changelog::parse(path, &source, self.properties)
+            } else {
+                yaml_changelog::parse(path, &source, self.properties)
+            };
             match parsed {
                 Ok(entries) => self.entries(path, entries),
                 Err(errors) => self.errors.extend(errors),
             }
         } else {
-            self.problem(from, line.max(1), format!("{path} is not a changelog Lockstep reads"), "use .sql (formatted SQL), .yaml, .yml, .json or .xml");
+            self.problem(
+                from,
+                line.max(1),
+                format!("{path} is not a changelog Lockstep reads"),
+                "use .sql (formatted SQL), .yaml, .yml, .json or .xml",
+            );
         }
         self.chain.pop();
     }
 
     fn entries(&mut self, path: &str, entries: Vec<Entry>) {
         let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-        let resolve = |target: &str, relative: bool| normalize(&if relative && !dir.is_empty() { format!("{dir}/{target}") } else { target.to_string() });
+        let resolve = |target: &str, relative: bool| {
+            normalize(&if relative && !dir.is_empty() {
+                format!("{dir}/{target}")
+            } else {
+                target.to_string()
+            })
+        };
         for entry in entries {
             match entry {
                 Entry::ChangeSet(changeset) => self.changesets.push(*changeset),
-                Entry::Include { file, relative, line } => self.file(&resolve(&file, relative), path, line),
-                Entry::IncludeAll { path: target, relative, line } => {
+                Entry::Include {
+                    file,
+                    relative,
+                    line,
+                } => self.file(&resolve(&file, relative), path, line),
+                Entry::IncludeAll {
+                    path: target,
+                    relative,
+                    line,
+                } => {
                     let base = resolve(&target, relative);
                     let mut found = vec![];
                     collect(self.root, base.trim_end_matches('/'), &mut found);
@@ -98,10 +155,16 @@ impl Loader<'_> {
 
 /// Changelog files under `dir` (relative to `root`), recursively.
 fn collect(root: &Path, dir: &str, out: &mut Vec<String>) {
-    let Ok(read) = std::fs::read_dir(root.join(dir)) else { return };
+    let Ok(read) = std::fs::read_dir(root.join(dir)) else {
+        return;
+    };
     for entry in read.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let relative = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
+        let relative = if dir.is_empty() {
+            name.clone()
+        } else {
+            format!("{dir}/{name}")
+        };
         match entry.file_type() {
             Ok(t) if t.is_dir() => collect(root, &relative, out),
             Ok(_) if EXTENSIONS.iter().any(|e| name.ends_with(e)) => out.push(relative),
@@ -139,39 +202,92 @@ mod tests {
     }
 
     fn cs(id: &str) -> String {
-        format!("  - changeSet:\n      id: {id}\n      author: a\n      changes: [{{empty: {{}}}}]\n")
+        format!(
+            "  - changeSet:\n      id: {id}\n      author: a\n      changes: [{{empty: {{}}}}]\n"
+        )
     }
 
     #[test]
     fn includes_resolve_and_filenames_stay_relative_to_the_root() {
         let dir = std::env::temp_dir().join(format!("lockstep-load-{}", std::process::id()));
-        write(&dir, &[
-            ("db/master.yaml", &format!("databaseChangeLog:\n{}  - include: {{file: parts/one.yaml, relativeToChangelogFile: true}}\n  - include: {{file: db/two.sql}}\n  - includeAll: {{path: all/, relativeToChangelogFile: true}}\n", cs("m"))),
-            ("db/parts/one.yaml", &format!("databaseChangeLog:\n{}", cs("one"))),
-            ("db/two.sql", "--liquibase formatted sql\n--changeset a:two\nselect 2;\n"),
-            ("db/all/b.yaml", &format!("databaseChangeLog:\n{}", cs("b"))),
-            ("db/all/a/x.json", r#"{"databaseChangeLog": [{"changeSet": {"id": "x", "author": "a", "changes": []}}]}"#),
-            ("db/all/readme.txt", "not a changelog"),
-        ]);
-        let log = load(&dir, "./db/master.yaml", &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}"));
+        write(
+            &dir,
+            &[
+                (
+                    "db/master.yaml",
+                    &format!(
+                        "databaseChangeLog:\n{}  - include: {{file: parts/one.yaml, relativeToChangelogFile: true}}\n  - include: {{file: db/two.sql}}\n  - includeAll: {{path: all/, relativeToChangelogFile: true}}\n",
+                        cs("m")
+                    ),
+                ),
+                (
+                    "db/parts/one.yaml",
+                    &format!("databaseChangeLog:\n{}", cs("one")),
+                ),
+                (
+                    "db/two.sql",
+                    "--liquibase formatted sql\n--changeset a:two\nselect 2;\n",
+                ),
+                ("db/all/b.yaml", &format!("databaseChangeLog:\n{}", cs("b"))),
+                (
+                    "db/all/a/x.json",
+                    r#"{"databaseChangeLog": [{"changeSet": {"id": "x", "author": "a", "changes": []}}]}"#,
+                ),
+                ("db/all/readme.txt", "not a changelog"),
+            ],
+        );
+        let log =
+            load(&dir, "./db/master.yaml", &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}"));
         let names: Vec<String> = log.changesets.iter().map(ChangeSet::identifier).collect();
-        assert_eq!(names, ["db/master.yaml::m::a", "db/parts/one.yaml::one::a", "db/two.sql::two::a", "db/all/a/x.json::x::a", "db/all/b.yaml::b::a"]);
+        assert_eq!(
+            names,
+            [
+                "db/master.yaml::m::a",
+                "db/parts/one.yaml::one::a",
+                "db/two.sql::two::a",
+                "db/all/a/x.json::x::a",
+                "db/all/b.yaml::b::a"
+            ]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn circular_and_duplicate_includes_are_errors() {
-        let dir = std::env::temp_dir().join(format!("lockstep-load-circular-{}", std::process::id()));
-        write(&dir, &[
-            ("a.yaml", "databaseChangeLog:\n  - include: {file: b.yaml}\n"),
-            ("b.yaml", "databaseChangeLog:\n  - include: {file: a.yaml}\n"),
-            ("twice.yaml", "databaseChangeLog:\n  - include: {file: one.yaml}\n  - include: {file: one.yaml}\n"),
-            ("one.yaml", &format!("databaseChangeLog:\n{}", cs("1"))),
-        ]);
+        let dir =
+            std::env::temp_dir().join(format!("lockstep-load-circular-{}", std::process::id()));
+        write(
+            &dir,
+            &[
+                (
+                    "a.yaml",
+                    "databaseChangeLog:\n  - include: {file: b.yaml}\n",
+                ),
+                (
+                    "b.yaml",
+                    "databaseChangeLog:\n  - include: {file: a.yaml}\n",
+                ),
+                (
+                    "twice.yaml",
+                    "databaseChangeLog:\n  - include: {file: one.yaml}\n  - include: {file: one.yaml}\n",
+                ),
+                ("one.yaml", &format!("databaseChangeLog:\n{}", cs("1"))),
+            ],
+        );
         let errors = load(&dir, "a.yaml", &BTreeMap::new()).unwrap_err();
-        assert!(errors[0].message.contains("a.yaml includes itself (through a.yaml → b.yaml)"), "{errors:?}");
+        assert!(
+            errors[0]
+                .message
+                .contains("a.yaml includes itself (through a.yaml → b.yaml)"),
+            "{errors:?}"
+        );
         let errors = load(&dir, "twice.yaml", &BTreeMap::new()).unwrap_err();
-        assert!(errors[0].message.contains("duplicate identifiers: changeset one.yaml::1::a appears twice"), "{errors:?}");
+        assert!(
+            errors[0]
+                .message
+                .contains("duplicate identifiers: changeset one.yaml::1::a appears twice"),
+            "{errors:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -50,7 +50,12 @@ pub struct ChangeSet {
 
 impl ChangeSet {
     /// A changeset with Liquibase's attribute defaults and no changes.
-    pub fn new(id: impl Into<String>, author: impl Into<String>, file: impl Into<String>, line: usize) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        author: impl Into<String>,
+        file: impl Into<String>,
+        line: usize,
+    ) -> Self {
         ChangeSet {
             id: id.into(),
             author: author.into(),
@@ -114,7 +119,11 @@ impl Change {
         match self {
             Change::Sql(sql) => Ok(statements::split(&sql.sql, &sql.settings)),
             Change::Structured(change) => change.statements(dialect),
-            Change::Mongo(change) => Err(format!("{} is a MongoDB change; it cannot run on {}", change.name(), dialect.dbms_name())),
+            Change::Mongo(change) => Err(format!(
+                "{} is a MongoDB change; it cannot run on {}",
+                change.name(),
+                dialect.dbms_name()
+            )),
         }
     }
 
@@ -145,7 +154,11 @@ pub enum Rollback {
     /// Changes given explicitly, run in the order given.
     Changes(Vec<Change>),
     /// The forward changes of another changeset.
-    Reference { id: String, author: String, path: Option<String> },
+    Reference {
+        id: String,
+        author: String,
+        path: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,22 +191,56 @@ impl OnPrecondition {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Precondition {
-    SqlCheck { expected: String, sql: String },
-    TableExists { table: String, schema: Option<String> },
-    ViewExists { view: String, schema: Option<String> },
-    ColumnExists { table: String, column: String },
-    IndexExists { index: String },
-    RowCount { table: String, expected: i64 },
-    TableIsEmpty { table: String },
-    ChangeSetExecuted { id: String, author: String, file: String },
+    SqlCheck {
+        expected: String,
+        sql: String,
+    },
+    TableExists {
+        table: String,
+        schema: Option<String>,
+    },
+    ViewExists {
+        view: String,
+        schema: Option<String>,
+    },
+    ColumnExists {
+        table: String,
+        column: String,
+    },
+    IndexExists {
+        index: String,
+    },
+    RowCount {
+        table: String,
+        expected: i64,
+    },
+    TableIsEmpty {
+        table: String,
+    },
+    ChangeSetExecuted {
+        id: String,
+        author: String,
+        file: String,
+    },
     /// `type` as in a `dbms` attribute (`postgresql`, `!sqlite`, …).
-    Dbms { dbms: String },
+    Dbms {
+        dbms: String,
+    },
     /// MongoDB: the collection exists.
-    CollectionExists { collection: String },
+    CollectionExists {
+        collection: String,
+    },
     /// MongoDB: at least one document matches `filter` (shell-style JSON; all when absent).
-    DocumentExists { collection: String, filter: Option<String> },
+    DocumentExists {
+        collection: String,
+        filter: Option<String>,
+    },
     /// MongoDB: exactly `expected` documents match `filter`.
-    ExpectedDocumentCount { collection: String, filter: Option<String>, expected: i64 },
+    ExpectedDocumentCount {
+        collection: String,
+        filter: Option<String>,
+        expected: i64,
+    },
     And(Vec<Precondition>),
     Or(Vec<Precondition>),
     Not(Vec<Precondition>),

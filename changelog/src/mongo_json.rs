@@ -9,7 +9,10 @@ use serde_json::{Map, Value, json};
 
 /// Parses `text`; an error says where it stopped and why.
 pub fn parse(text: &str) -> Result<Value, String> {
-    let mut reader = Reader { chars: text.chars().collect(), at: 0 };
+    let mut reader = Reader {
+        chars: text.chars().collect(),
+        at: 0,
+    };
     let value = reader.value()?;
     reader.skip_blank();
     if reader.at < reader.chars.len() {
@@ -33,7 +36,11 @@ struct Reader {
 
 impl Reader {
     fn error(&self, what: &str) -> String {
-        let line = self.chars[..self.at.min(self.chars.len())].iter().filter(|c| **c == '\n').count() + 1;
+        let line = self.chars[..self.at.min(self.chars.len())]
+            .iter()
+            .filter(|c| **c == '\n')
+            .count()
+            + 1;
         format!("{what} (line {line} of the JSON)")
     }
 
@@ -52,7 +59,10 @@ impl Reader {
                 }
                 (Some('/'), Some('*')) => {
                     self.at += 2;
-                    while self.at < self.chars.len() && !(self.chars[self.at] == '*' && self.chars.get(self.at + 1) == Some(&'/')) {
+                    while self.at < self.chars.len()
+                        && !(self.chars[self.at] == '*'
+                            && self.chars.get(self.at + 1) == Some(&'/'))
+                    {
                         self.at += 1;
                     }
                     self.at += 2;
@@ -102,7 +112,10 @@ impl Reader {
 
     fn word(&mut self) -> String {
         let start = self.at;
-        while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        {
             self.at += 1;
         }
         self.chars[start..self.at].iter().collect()
@@ -171,12 +184,16 @@ impl Reader {
         self.at += 1;
         let mut out = String::new();
         loop {
-            let Some(c) = self.peek() else { return Err(self.error("a string is not closed")) };
+            let Some(c) = self.peek() else {
+                return Err(self.error("a string is not closed"));
+            };
             self.at += 1;
             match c {
                 c if c == quote => return Ok(out),
                 '\\' => {
-                    let Some(escaped) = self.peek() else { return Err(self.error("a string is not closed")) };
+                    let Some(escaped) = self.peek() else {
+                        return Err(self.error("a string is not closed"));
+                    };
                     self.at += 1;
                     out.push(match escaped {
                         'n' => '\n',
@@ -185,9 +202,16 @@ impl Reader {
                         'b' => '\u{8}',
                         'f' => '\u{c}',
                         'u' => {
-                            let hex: String = self.chars.get(self.at..self.at + 4).map(|h| h.iter().collect()).unwrap_or_default();
+                            let hex: String = self
+                                .chars
+                                .get(self.at..self.at + 4)
+                                .map(|h| h.iter().collect())
+                                .unwrap_or_default();
                             self.at += 4;
-                            u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).ok_or_else(|| self.error("a \\u escape needs four hex digits"))?
+                            u32::from_str_radix(&hex, 16)
+                                .ok()
+                                .and_then(char::from_u32)
+                                .ok_or_else(|| self.error("a \\u escape needs four hex digits"))?
                         }
                         other => other,
                     });
@@ -199,12 +223,19 @@ impl Reader {
 
     fn number(&mut self) -> Result<Value, String> {
         let start = self.at;
-        while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.')) {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'))
+        {
             self.at += 1;
         }
         let text: String = self.chars[start..self.at].iter().collect();
         if let Ok(integer) = text.parse::<i64>() {
-            return Ok(if i32::try_from(integer).is_ok() { json!(integer) } else { json!({ "$numberLong": integer.to_string() }) });
+            return Ok(if i32::try_from(integer).is_ok() {
+                json!(integer)
+            } else {
+                json!({ "$numberLong": integer.to_string() })
+            });
         }
         match text.parse::<f64>() {
             Ok(float) if float.is_finite() => Ok(json!(float)),
@@ -225,7 +256,9 @@ impl Reader {
                 }
                 Some(quote @ ('"' | '\'')) => arguments.push(self.string(quote)?),
                 _ => arguments.push(match self.number()? {
-                    Value::Object(long) => long["$numberLong"].as_str().unwrap_or_default().to_string(),
+                    Value::Object(long) => {
+                        long["$numberLong"].as_str().unwrap_or_default().to_string()
+                    }
                     number => number.to_string(),
                 }),
             }
@@ -237,7 +270,9 @@ impl Reader {
     }
 
     fn constructor(&mut self, name: &str) -> Result<Value, String> {
-        let arguments = self.arguments().map_err(|e| format!("{e} — `{name}` is not a JSON value; quote strings"))?;
+        let arguments = self
+            .arguments()
+            .map_err(|e| format!("{e} — `{name}` is not a JSON value; quote strings"))?;
         let first = || arguments.first().cloned().unwrap_or_default();
         Ok(match name {
             "ObjectId" => json!({ "$oid": first() }),
@@ -249,10 +284,19 @@ impl Reader {
             "NumberLong" => json!({ "$numberLong": first() }),
             "NumberDecimal" => json!({ "$numberDecimal": first() }),
             "Timestamp" => {
-                let number = |i: usize| arguments.get(i).and_then(|a| a.parse::<u32>().ok()).unwrap_or(0);
+                let number = |i: usize| {
+                    arguments
+                        .get(i)
+                        .and_then(|a| a.parse::<u32>().ok())
+                        .unwrap_or(0)
+                };
                 json!({ "$timestamp": { "t": number(0), "i": number(1) } })
             }
-            other => return Err(self.error(&format!("`{other}(…)` is not a value Lockstep can read; use Extended JSON"))),
+            other => {
+                return Err(self.error(&format!(
+                    "`{other}(…)` is not a value Lockstep can read; use Extended JSON"
+                )));
+            }
         })
     }
 }
@@ -273,13 +317,23 @@ mod tests {
     #[test]
     fn strict_json_and_extended_json_pass_through() {
         let text = r#"{"a": {"$date": {"$numberLong": "0"}}, "b": [1.5, null, "s\"q"]}"#;
-        assert_eq!(parse(text).unwrap(), serde_json::from_str::<Value>(text).unwrap());
+        assert_eq!(
+            parse(text).unwrap(),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
     }
 
     #[test]
     fn errors_say_where() {
-        assert_eq!(parse("{ a: 1,\n b: }").unwrap_err(), "expected a value (line 2 of the JSON)");
-        assert!(parse("{ a: 1 } x").unwrap_err().starts_with("unexpected text"));
+        assert_eq!(
+            parse("{ a: 1,\n b: }").unwrap_err(),
+            "expected a value (line 2 of the JSON)"
+        );
+        assert!(
+            parse("{ a: 1 } x")
+                .unwrap_err()
+                .starts_with("unexpected text")
+        );
         assert!(parse_document("[1]").is_err());
     }
 }

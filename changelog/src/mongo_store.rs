@@ -34,7 +34,9 @@ pub struct MongoStore<'d> {
 }
 
 fn now() -> Value {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     json!({ "$date": { "$numberLong": millis.to_string() } })
 }
 
@@ -80,7 +82,11 @@ fn lock_validator() -> Value {
 fn date_text(value: &Value) -> String {
     match value.get("$date") {
         Some(Value::String(iso)) => iso.clone(),
-        Some(Value::Object(long)) => long.get("$numberLong").and_then(Value::as_str).unwrap_or_default().to_string(),
+        Some(Value::Object(long)) => long
+            .get("$numberLong")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         Some(other) => other.to_string(),
         None => String::new(),
     }
@@ -89,18 +95,27 @@ fn date_text(value: &Value) -> String {
 fn integer(value: Option<&Value>) -> Option<i64> {
     match value? {
         Value::Number(n) => n.as_i64(),
-        Value::Object(wrapped) => wrapped.get("$numberInt").or(wrapped.get("$numberLong")).and_then(Value::as_str).and_then(|s| s.parse().ok()),
+        Value::Object(wrapped) => wrapped
+            .get("$numberInt")
+            .or(wrapped.get("$numberLong"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok()),
         _ => None,
     }
 }
 
 fn string(document: &Value, field: &str) -> Option<String> {
-    document.get(field).and_then(Value::as_str).map(str::to_string)
+    document
+        .get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// The server's code of a command error, if the message carries one (`… (11000): …`).
 fn error_code(error: &DbError) -> Option<i64> {
-    let DbError::Failed(message) = error else { return None };
+    let DbError::Failed(message) = error else {
+        return None;
+    };
     let open = message.find('(')?;
     let close = message[open..].find(')')? + open;
     message[open + 1..close].parse().ok()
@@ -119,26 +134,49 @@ impl<'d> MongoStore<'d> {
 
     fn run_change(&mut self, command: MongoCommand) -> Result<(), DbError> {
         let text = Value::Object(command.body).to_string();
-        let reply = if command.admin { self.db.run_admin_command(&text)? } else { self.db.run_command(&text)? };
+        let reply = if command.admin {
+            self.db.run_admin_command(&text)?
+        } else {
+            self.db.run_command(&text)?
+        };
         checked(&reply).map(drop)
     }
 
     /// Every document of a `find`, following the cursor.
-    fn find(&mut self, collection: &str, filter: Value, sort: Value) -> Result<Vec<Value>, DbError> {
-        let reply = self.command(json!({ "find": collection, "filter": filter, "sort": sort, "batchSize": 10_000 }))?;
-        let mut documents = reply["cursor"]["firstBatch"].as_array().cloned().unwrap_or_default();
+    fn find(
+        &mut self,
+        collection: &str,
+        filter: Value,
+        sort: Value,
+    ) -> Result<Vec<Value>, DbError> {
+        let reply = self.command(
+            json!({ "find": collection, "filter": filter, "sort": sort, "batchSize": 10_000 }),
+        )?;
+        let mut documents = reply["cursor"]["firstBatch"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut cursor = integer(reply["cursor"].get("id")).unwrap_or(0);
         while cursor != 0 {
             let more = self.command(json!({ "getMore": { "$numberLong": cursor.to_string() }, "collection": collection, "batchSize": 10_000 }))?;
-            documents.extend(more["cursor"]["nextBatch"].as_array().cloned().unwrap_or_default());
+            documents.extend(
+                more["cursor"]["nextBatch"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
             cursor = integer(more["cursor"].get("id")).unwrap_or(0);
         }
         Ok(documents)
     }
 
     fn collection_exists(&mut self, name: &str) -> Result<bool, DbError> {
-        let reply = self.command(json!({ "listCollections": 1, "filter": { "name": name }, "nameOnly": true }))?;
-        Ok(reply["cursor"]["firstBatch"].as_array().is_some_and(|found| !found.is_empty()))
+        let reply = self.command(
+            json!({ "listCollections": 1, "filter": { "name": name }, "nameOnly": true }),
+        )?;
+        Ok(reply["cursor"]["firstBatch"]
+            .as_array()
+            .is_some_and(|found| !found.is_empty()))
     }
 
     /// Creates a collection with a validator; one that already exists is left as it is.
@@ -152,7 +190,10 @@ impl<'d> MongoStore<'d> {
 
     fn count(&mut self, collection: &str, filter: &Option<String>) -> Result<i64, DbError> {
         let query = match filter {
-            Some(text) => Value::Object(mongo_json::parse_document(text).map_err(|e| DbError::Invalid(format!("the precondition's `filter`: {e}")))?),
+            Some(text) => Value::Object(
+                mongo_json::parse_document(text)
+                    .map_err(|e| DbError::Invalid(format!("the precondition's `filter`: {e}")))?,
+            ),
             None => json!({}),
         };
         let reply = self.command(json!({ "count": collection, "query": query }))?;
@@ -180,13 +221,30 @@ impl<'d> MongoStore<'d> {
 
 /// The reply of a command, with write errors turned into errors.
 fn checked(reply: &str) -> Result<Value, DbError> {
-    let reply: Value = serde_json::from_str(reply).map_err(|e| DbError::Failed(format!("the server's reply is not JSON: {e}")))?;
-    if let Some(error) = reply.get("writeErrors").and_then(Value::as_array).and_then(|errors| errors.first()) {
+    let reply: Value = serde_json::from_str(reply)
+        .map_err(|e| DbError::Failed(format!("the server's reply is not JSON: {e}")))?;
+    if let Some(error) = reply
+        .get("writeErrors")
+        .and_then(Value::as_array)
+        .and_then(|errors| errors.first())
+    {
         let code = integer(error.get("code")).unwrap_or_default();
-        return Err(DbError::Failed(format!("write error ({code}): {}", error.get("errmsg").and_then(Value::as_str).unwrap_or("(no message)"))));
+        return Err(DbError::Failed(format!(
+            "write error ({code}): {}",
+            error
+                .get("errmsg")
+                .and_then(Value::as_str)
+                .unwrap_or("(no message)")
+        )));
     }
     if let Some(error) = reply.get("writeConcernError") {
-        return Err(DbError::Failed(format!("write concern error: {}", error.get("errmsg").and_then(Value::as_str).unwrap_or("(no message)"))));
+        return Err(DbError::Failed(format!(
+            "write concern error: {}",
+            error
+                .get("errmsg")
+                .and_then(Value::as_str)
+                .unwrap_or("(no message)")
+        )));
     }
     Ok(reply)
 }
@@ -201,7 +259,10 @@ fn command_of(change: &Change) -> Result<Option<MongoCommand>, String> {
         Change::Mongo(change) => change.command().map(Some),
         Change::Structured(Structured::TagDatabase { .. } | Structured::Empty) => Ok(None),
         Change::Sql(_) => Err("a `sql` change cannot run on MongoDB".into()),
-        Change::Structured(change) => Err(format!("`{}` is a SQL change; it cannot run on MongoDB", change.name())),
+        Change::Structured(change) => Err(format!(
+            "`{}` is a SQL change; it cannot run on MongoDB",
+            change.name()
+        )),
     }
 }
 
@@ -224,7 +285,10 @@ fn document(row: &NewRow) -> Value {
     fields.insert("contexts".into(), json!(row.contexts));
     fields.insert("labels".into(), json!(row.labels));
     fields.insert("deploymentId".into(), json!(row.deployment_id));
-    fields.insert("orderExecuted".into(), json!({ "$numberInt": row.order_executed.to_string() }));
+    fields.insert(
+        "orderExecuted".into(),
+        json!({ "$numberInt": row.order_executed.to_string() }),
+    );
     fields.insert("liquibase".into(), json!(row.liquibase));
     Value::Object(fields)
 }
@@ -237,7 +301,6 @@ impl Store for MongoStore<'_> {
     fn check(&self, change: &Change) -> Result<(), String> {
         command_of(change).map(drop)
     }
-
 
     fn history(&mut self) -> Result<Vec<HistoryRow>, DbError> {
         let documents = self.find(HISTORY, json!({}), json!({ "orderExecuted": 1 }))?;
@@ -267,7 +330,12 @@ impl Store for MongoStore<'_> {
             .map(drop)
     }
 
-    fn run(&mut self, changes: &[Change], record: &Record<'_>, _atomic: bool) -> Result<(), DbError> {
+    fn run(
+        &mut self,
+        changes: &[Change],
+        record: &Record<'_>,
+        _atomic: bool,
+    ) -> Result<(), DbError> {
         for change in changes {
             if let Some(command) = command_of(change).map_err(DbError::Invalid)? {
                 self.run_change(command)?;
@@ -279,15 +347,27 @@ impl Store for MongoStore<'_> {
     fn holds(&mut self, check: &Precondition) -> Result<bool, DbError> {
         Ok(match check {
             Precondition::CollectionExists { collection } => self.collection_exists(collection)?,
-            Precondition::DocumentExists { collection, filter } => self.count(collection, filter)? > 0,
-            Precondition::ExpectedDocumentCount { collection, filter, expected } => self.count(collection, filter)? == *expected,
-            other => return Err(DbError::Invalid(format!("precondition `{}` cannot be checked on MongoDB", other.name()))),
+            Precondition::DocumentExists { collection, filter } => {
+                self.count(collection, filter)? > 0
+            }
+            Precondition::ExpectedDocumentCount {
+                collection,
+                filter,
+                expected,
+            } => self.count(collection, filter)? == *expected,
+            other => {
+                return Err(DbError::Invalid(format!(
+                    "precondition `{}` cannot be checked on MongoDB",
+                    other.name()
+                )));
+            }
         })
     }
 
     fn set_checksums(&mut self, updates: &[(&HistoryRow, String)]) -> Result<(), DbError> {
         let updates: Vec<Value> = updates.iter().map(|(row, checksum)| json!({ "q": key(&row.filename, &row.author, &row.id), "u": { "$set": { "md5sum": checksum } } })).collect();
-        self.command(json!({ "update": HISTORY, "updates": updates })).map(drop)
+        self.command(json!({ "update": HISTORY, "updates": updates }))
+            .map(drop)
     }
 
     fn set_tag(&mut self, row: &HistoryRow, tag: &str) -> Result<(), DbError> {
@@ -310,7 +390,10 @@ impl Store for MongoStore<'_> {
         };
         Ok(LockAttempt::Held {
             by: string(lock, "lockedBy").unwrap_or_else(|| "(unknown)".into()),
-            since: lock.get("lockGranted").map(date_text).unwrap_or_else(|| "(unknown)".into()),
+            since: lock
+                .get("lockGranted")
+                .map(date_text)
+                .unwrap_or_else(|| "(unknown)".into()),
         })
     }
 
@@ -326,7 +409,11 @@ impl Store for MongoStore<'_> {
         Err(no_script())
     }
 
-    fn script(&mut self, _changes: &[Change], _record: &Record<'_>) -> Result<Vec<String>, DbError> {
+    fn script(
+        &mut self,
+        _changes: &[Change],
+        _record: &Record<'_>,
+    ) -> Result<Vec<String>, DbError> {
         Err(no_script())
     }
 }

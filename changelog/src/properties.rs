@@ -38,6 +38,9 @@ mod tests {
     #[test]
     fn known_names_expand_and_unknown_ones_stay() {
         let props = BTreeMap::from([("schema".to_string(), "app".to_string())]);
-        assert_eq!(expand("create table ${schema}.t (${missing} int) ${", &props), "create table app.t (${missing} int) ${");
+        assert_eq!(
+            expand("create table ${schema}.t (${missing} int) ${", &props),
+            "create table app.t (${missing} int) ${"
+        );
     }
 }

@@ -14,7 +14,8 @@ const ADVISORY_KEY: i64 = 0x4c6f_636b_7374_6570;
 
 const CREATE_CHANGELOG: &str = "CREATE TABLE DATABASECHANGELOG (ID VARCHAR(255) NOT NULL, AUTHOR VARCHAR(255) NOT NULL, FILENAME VARCHAR(255) NOT NULL, DATEEXECUTED TIMESTAMP NOT NULL, ORDEREXECUTED INTEGER NOT NULL, EXECTYPE VARCHAR(10) NOT NULL, MD5SUM VARCHAR(35), DESCRIPTION VARCHAR(255), COMMENTS VARCHAR(255), TAG VARCHAR(255), LIQUIBASE VARCHAR(20), CONTEXTS VARCHAR(255), LABELS VARCHAR(255), DEPLOYMENT_ID VARCHAR(10))";
 const CREATE_LOCK: &str = "CREATE TABLE DATABASECHANGELOGLOCK (ID INTEGER NOT NULL, LOCKED BOOLEAN NOT NULL, LOCKGRANTED TIMESTAMP, LOCKEDBY VARCHAR(255), CONSTRAINT DATABASECHANGELOGLOCK_PKEY PRIMARY KEY (ID))";
-const DELETE_ROW: &str = "DELETE FROM DATABASECHANGELOG WHERE ID = $1 AND AUTHOR = $2 AND FILENAME = $3";
+const DELETE_ROW: &str =
+    "DELETE FROM DATABASECHANGELOG WHERE ID = $1 AND AUTHOR = $2 AND FILENAME = $3";
 const CLEAR_LOCK: &str = "UPDATE DATABASECHANGELOGLOCK SET LOCKED = FALSE, LOCKEDBY = NULL, LOCKGRANTED = NULL WHERE ID = 1";
 
 pub struct SqlStore<'d> {
@@ -28,20 +29,35 @@ impl<'d> SqlStore<'d> {
 
     fn table_exists(&mut self, name: &str) -> Result<bool, DbError> {
         let sql = match self.db.dialect() {
-            Dialect::Postgresql => "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
-            Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND lower(name) = $1",
+            Dialect::Postgresql => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+            }
+            Dialect::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND lower(name) = $1"
+            }
         };
         Ok(self.count(sql, &[Value::from(name)])? > 0)
     }
 
     fn count(&mut self, sql: &str, params: &[Value]) -> Result<i64, DbError> {
-        Ok(self.db.query(sql, params)?.rows.first().and_then(|r| r.first()).and_then(Value::as_integer).unwrap_or(0))
+        Ok(self
+            .db
+            .query(sql, params)?
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_integer)
+            .unwrap_or(0))
     }
 
     fn statements(&self, changes: &[Change]) -> Result<Vec<String>, DbError> {
         let mut out = vec![];
         for change in changes {
-            out.extend(change.statements(self.db.dialect()).map_err(DbError::Invalid)?);
+            out.extend(
+                change
+                    .statements(self.db.dialect())
+                    .map_err(DbError::Invalid)?,
+            );
         }
         Ok(out)
     }
@@ -64,8 +80,14 @@ impl<'d> SqlStore<'d> {
         }
         let rows = self.db.query("SELECT LOCKEDBY, CAST(LOCKGRANTED AS VARCHAR(40)) FROM DATABASECHANGELOGLOCK WHERE ID = 1", &[])?;
         let mut row = rows.rows.into_iter().next().unwrap_or_default().into_iter();
-        let by = row.next().and_then(text).unwrap_or_else(|| "(unknown)".into());
-        let since = row.next().and_then(text).unwrap_or_else(|| "(unknown)".into());
+        let by = row
+            .next()
+            .and_then(text)
+            .unwrap_or_else(|| "(unknown)".into());
+        let since = row
+            .next()
+            .and_then(text)
+            .unwrap_or_else(|| "(unknown)".into());
         if by.starts_with(LOCKED_BY_PREFIX) {
             // We hold the advisory lock, so the Lockstep runner that wrote this row is gone.
             self.db.execute("UPDATE DATABASECHANGELOGLOCK SET LOCKEDBY = $1, LOCKGRANTED = CURRENT_TIMESTAMP WHERE ID = 1", &[Value::from(me)])?;
@@ -100,8 +122,24 @@ impl Store for SqlStore<'_> {
         rows.rows
             .into_iter()
             .map(|row| {
-                let columns: [Value; 10] = row.try_into().map_err(|row: Vec<Value>| DbError::Invalid(format!("a DATABASECHANGELOG query returned {} columns instead of 10", row.len())))?;
-                let [id, author, filename, date_executed, order_executed, exec_type, md5sum, description, tag, deployment_id] = columns;
+                let columns: [Value; 10] = row.try_into().map_err(|row: Vec<Value>| {
+                    DbError::Invalid(format!(
+                        "a DATABASECHANGELOG query returned {} columns instead of 10",
+                        row.len()
+                    ))
+                })?;
+                let [
+                    id,
+                    author,
+                    filename,
+                    date_executed,
+                    order_executed,
+                    exec_type,
+                    md5sum,
+                    description,
+                    tag,
+                    deployment_id,
+                ] = columns;
                 Ok(HistoryRow {
                     id: text(id).unwrap_or_default(),
                     author: text(author).unwrap_or_default(),
@@ -125,7 +163,12 @@ impl Store for SqlStore<'_> {
         Ok(())
     }
 
-    fn run(&mut self, changes: &[Change], record: &Record<'_>, atomic: bool) -> Result<(), DbError> {
+    fn run(
+        &mut self,
+        changes: &[Change],
+        record: &Record<'_>,
+        atomic: bool,
+    ) -> Result<(), DbError> {
         let statements = self.statements(changes)?;
         if atomic {
             self.db.batch("BEGIN")?;
@@ -153,7 +196,14 @@ impl Store for SqlStore<'_> {
         let lower = |name: &str| Value::Text(name.to_lowercase());
         Ok(match check {
             Precondition::SqlCheck { expected, sql } => {
-                let value = self.db.query(sql, &[])?.rows.first().and_then(|r| r.first()).cloned().unwrap_or(Value::Null);
+                let value = self
+                    .db
+                    .query(sql, &[])?
+                    .rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 let actual = match value {
                     Value::Integer(i) => i.to_string(),
                     Value::Text(t) => t,
@@ -166,28 +216,51 @@ impl Store for SqlStore<'_> {
             Precondition::TableExists { table, .. } => self.table_exists(&table.to_lowercase())?,
             Precondition::ViewExists { view, .. } => {
                 let sql = match dialect {
-                    Dialect::Postgresql => "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = current_schema() AND table_name = $1",
-                    Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND lower(name) = $1",
+                    Dialect::Postgresql => {
+                        "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = current_schema() AND table_name = $1"
+                    }
+                    Dialect::Sqlite => {
+                        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND lower(name) = $1"
+                    }
                 };
                 self.count(sql, &[lower(view)])? > 0
             }
             Precondition::ColumnExists { table, column } => {
                 let sql = match dialect {
-                    Dialect::Postgresql => "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
-                    Dialect::Sqlite => "SELECT COUNT(*) FROM pragma_table_info($1) WHERE lower(name) = $2",
+                    Dialect::Postgresql => {
+                        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2"
+                    }
+                    Dialect::Sqlite => {
+                        "SELECT COUNT(*) FROM pragma_table_info($1) WHERE lower(name) = $2"
+                    }
                 };
                 self.count(sql, &[lower(table), lower(column)])? > 0
             }
             Precondition::IndexExists { index } => {
                 let sql = match dialect {
-                    Dialect::Postgresql => "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
-                    Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND lower(name) = $1",
+                    Dialect::Postgresql => {
+                        "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1"
+                    }
+                    Dialect::Sqlite => {
+                        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND lower(name) = $1"
+                    }
                 };
                 self.count(sql, &[lower(index)])? > 0
             }
-            Precondition::RowCount { table, expected } => self.count(&format!("SELECT COUNT(*) FROM {}", identifier(table)?), &[])? == *expected,
-            Precondition::TableIsEmpty { table } => self.count(&format!("SELECT COUNT(*) FROM {}", identifier(table)?), &[])? == 0,
-            other => return Err(DbError::Invalid(format!("precondition `{}` cannot be checked on {}", other.name(), dialect.dbms_name()))),
+            Precondition::RowCount { table, expected } => {
+                self.count(&format!("SELECT COUNT(*) FROM {}", identifier(table)?), &[])?
+                    == *expected
+            }
+            Precondition::TableIsEmpty { table } => {
+                self.count(&format!("SELECT COUNT(*) FROM {}", identifier(table)?), &[])? == 0
+            }
+            other => {
+                return Err(DbError::Invalid(format!(
+                    "precondition `{}` cannot be checked on {}",
+                    other.name(),
+                    dialect.dbms_name()
+                )));
+            }
         })
     }
 
@@ -200,7 +273,15 @@ impl Store for SqlStore<'_> {
     }
 
     fn set_tag(&mut self, row: &HistoryRow, tag: &str) -> Result<(), DbError> {
-        self.db.execute("UPDATE DATABASECHANGELOG SET TAG = $1 WHERE ID = $2 AND AUTHOR = $3 AND FILENAME = $4", &[Value::from(tag), Value::from(row.id.as_str()), Value::from(row.author.as_str()), Value::from(row.filename.as_str())])?;
+        self.db.execute(
+            "UPDATE DATABASECHANGELOG SET TAG = $1 WHERE ID = $2 AND AUTHOR = $3 AND FILENAME = $4",
+            &[
+                Value::from(tag),
+                Value::from(row.id.as_str()),
+                Value::from(row.author.as_str()),
+                Value::from(row.filename.as_str()),
+            ],
+        )?;
         Ok(())
     }
 
@@ -209,7 +290,10 @@ impl Store for SqlStore<'_> {
             return Ok(LockAttempt::HeldByRunner);
         }
         let attempt = self.claim_lock_row(me);
-        if !matches!(attempt, Ok(LockAttempt::Acquired | LockAttempt::TookOver { .. })) {
+        if !matches!(
+            attempt,
+            Ok(LockAttempt::Acquired | LockAttempt::TookOver { .. })
+        ) {
             self.db.advisory_unlock(ADVISORY_KEY)?;
         }
         attempt
@@ -228,11 +312,19 @@ impl Store for SqlStore<'_> {
     }
 
     fn script_setup(&mut self) -> Result<Vec<String>, DbError> {
-        Ok(if self.table_exists("databasechangelog")? { vec![] } else { vec![format!("{CREATE_CHANGELOG};")] })
+        Ok(if self.table_exists("databasechangelog")? {
+            vec![]
+        } else {
+            vec![format!("{CREATE_CHANGELOG};")]
+        })
     }
 
     fn script(&mut self, changes: &[Change], record: &Record<'_>) -> Result<Vec<String>, DbError> {
-        let mut out: Vec<String> = self.statements(changes)?.into_iter().map(|s| format!("{s};")).collect();
+        let mut out: Vec<String> = self
+            .statements(changes)?
+            .into_iter()
+            .map(|s| format!("{s};"))
+            .collect();
         let (sql, params) = record_statement(record);
         out.push(format!("{};", with_literals(sql, &params)));
         Ok(out)
@@ -243,10 +335,33 @@ impl Store for SqlStore<'_> {
 /// for a re-run, or a DELETE. Columns as Liquibase 4.28 writes them.
 fn record_statement(record: &Record<'_>) -> (&'static str, Vec<Value>) {
     let row = match record {
-        Record::Delete(row) => return (DELETE_ROW, vec![Value::from(row.id.as_str()), Value::from(row.author.as_str()), Value::from(row.filename.as_str())]),
+        Record::Delete(row) => {
+            return (
+                DELETE_ROW,
+                vec![
+                    Value::from(row.id.as_str()),
+                    Value::from(row.author.as_str()),
+                    Value::from(row.filename.as_str()),
+                ],
+            );
+        }
         Record::Insert(row) | Record::Update(row) => row,
     };
-    let NewRow { id, author, filename, order_executed, exec_type, md5sum, description, comments, tag, contexts, labels, liquibase, deployment_id } = row;
+    let NewRow {
+        id,
+        author,
+        filename,
+        order_executed,
+        exec_type,
+        md5sum,
+        description,
+        comments,
+        tag,
+        contexts,
+        labels,
+        liquibase,
+        deployment_id,
+    } = row;
     let params = vec![
         Value::Integer(*order_executed),
         Value::Text(md5sum.clone()),
@@ -289,6 +404,14 @@ fn with_literals(sql: &str, params: &[Value]) -> String {
 
 /// A table name to put into SQL: letters, digits, `_` and one optional `schema.` prefix only.
 fn identifier(name: &str) -> Result<&str, DbError> {
-    let ok = !name.is_empty() && name.split('.').count() <= 2 && name.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-    if ok { Ok(name) } else { Err(DbError::Invalid(format!("`{name}` is not a table name"))) }
+    let ok = !name.is_empty()
+        && name.split('.').count() <= 2
+        && name.split('.').all(|part| {
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    if ok {
+        Ok(name)
+    } else {
+        Err(DbError::Invalid(format!("`{name}` is not a table name")))
+    }
 }

@@ -7,10 +7,18 @@
 use crate::checksum::SqlSettings;
 
 pub fn split(sql: &str, settings: &SqlSettings) -> Vec<String> {
-    let text = if settings.strip_comments { strip_comments(sql) } else { sql.to_string() };
+    let text = if settings.strip_comments {
+        strip_comments(sql)
+    } else {
+        sql.to_string()
+    };
     if !settings.split_statements {
         let whole = text.trim();
-        return if whole.is_empty() { vec![] } else { vec![whole.to_string()] };
+        return if whole.is_empty() {
+            vec![]
+        } else {
+            vec![whole.to_string()]
+        };
     }
     let delimiter = settings.end_delimiter.as_deref().unwrap_or(";");
     let mut statements = vec![];
@@ -52,7 +60,8 @@ fn push(statements: &mut Vec<String>, current: &mut String) {
 }
 
 fn at_line_start(current: &str) -> bool {
-    current.trim_end_matches([' ', '\t']).is_empty() || current.trim_end_matches([' ', '\t']).ends_with('\n')
+    current.trim_end_matches([' ', '\t']).is_empty()
+        || current.trim_end_matches([' ', '\t']).ends_with('\n')
 }
 
 /// The length of a quoted string or dollar-quoted body starting `text`, if one does.
@@ -79,7 +88,10 @@ fn quoted_length(text: &str) -> Option<usize> {
         }
         let tag = &text[..=tag_end];
         let body = &text[tag.len()..];
-        return Some(body.find(tag).map_or(text.len(), |end| tag.len() + end + tag.len()));
+        return Some(
+            body.find(tag)
+                .map_or(text.len(), |end| tag.len() + end + tag.len()),
+        );
     }
     None
 }
@@ -114,29 +126,63 @@ mod tests {
 
     #[test]
     fn splits_at_semicolons_and_go_lines() {
-        assert_eq!(default_split("create table a (id int);\ninsert into a values (1);\ngo\nselect 1\n"), ["create table a (id int)", "insert into a values (1)", "select 1"]);
+        assert_eq!(
+            default_split("create table a (id int);\ninsert into a values (1);\ngo\nselect 1\n"),
+            [
+                "create table a (id int)",
+                "insert into a values (1)",
+                "select 1"
+            ]
+        );
     }
 
     #[test]
     fn quotes_and_dollar_bodies_are_never_split() {
         let function = "create function f() returns int as $$ select 1; $$ language sql;";
-        assert_eq!(default_split(function), ["create function f() returns int as $$ select 1; $$ language sql"]);
-        assert_eq!(default_split("insert into t values ('a;b', 'it''s;');"), ["insert into t values ('a;b', 'it''s;')"]);
-        assert_eq!(default_split("do $body$ begin perform 1; end $body$;"), ["do $body$ begin perform 1; end $body$"]);
+        assert_eq!(
+            default_split(function),
+            ["create function f() returns int as $$ select 1; $$ language sql"]
+        );
+        assert_eq!(
+            default_split("insert into t values ('a;b', 'it''s;');"),
+            ["insert into t values ('a;b', 'it''s;')"]
+        );
+        assert_eq!(
+            default_split("do $body$ begin perform 1; end $body$;"),
+            ["do $body$ begin perform 1; end $body$"]
+        );
     }
 
     #[test]
     fn comments_are_stripped_unless_asked_to_keep_them() {
-        assert_eq!(default_split("-- note; with a semicolon\nselect 1; /* a; b */ select 2;"), ["select 1", "select 2"]);
-        let keep = SqlSettings { strip_comments: false, ..SqlSettings::default() };
+        assert_eq!(
+            default_split("-- note; with a semicolon\nselect 1; /* a; b */ select 2;"),
+            ["select 1", "select 2"]
+        );
+        let keep = SqlSettings {
+            strip_comments: false,
+            ..SqlSettings::default()
+        };
         assert_eq!(split("-- note\nselect 1;", &keep), ["-- note\nselect 1"]);
     }
 
     #[test]
     fn end_delimiter_and_no_splitting() {
-        let custom = SqlSettings { end_delimiter: Some("GO".into()), ..SqlSettings::default() };
-        assert_eq!(split("select 1; select 2 GO select 3", &custom), ["select 1; select 2", "select 3"]);
-        let whole = SqlSettings { split_statements: false, ..SqlSettings::default() };
-        assert_eq!(split("select 1; select 2;", &whole), ["select 1; select 2;"]);
+        let custom = SqlSettings {
+            end_delimiter: Some("GO".into()),
+            ..SqlSettings::default()
+        };
+        assert_eq!(
+            split("select 1; select 2 GO select 3", &custom),
+            ["select 1; select 2", "select 3"]
+        );
+        let whole = SqlSettings {
+            split_statements: false,
+            ..SqlSettings::default()
+        };
+        assert_eq!(
+            split("select 1; select 2;", &whole),
+            ["select 1; select 2;"]
+        );
     }
 }

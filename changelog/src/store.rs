@@ -65,9 +65,15 @@ pub enum Record<'a> {
 pub enum LockAttempt {
     Acquired,
     /// Acquired by taking over a lock its holder, another Lockstep runner, can no longer hold.
-    TookOver { by: String, since: String },
+    TookOver {
+        by: String,
+        since: String,
+    },
     /// Held by someone who may still be working (Liquibase, or a runner that is alive).
-    Held { by: String, since: String },
+    Held {
+        by: String,
+        since: String,
+    },
     /// Held by a Lockstep runner that is still connected.
     HeldByRunner,
 }
@@ -83,7 +89,8 @@ pub trait Store {
     fn ensure_history(&mut self) -> Result<(), DbError>;
     /// Runs `changes` in order and then `record`, as one transaction when `atomic` and the
     /// database has transactions.
-    fn run(&mut self, changes: &[Change], record: &Record<'_>, atomic: bool) -> Result<(), DbError>;
+    fn run(&mut self, changes: &[Change], record: &Record<'_>, atomic: bool)
+    -> Result<(), DbError>;
     /// Whether a precondition that reads the database holds. The engine itself evaluates
     /// `and`/`or`/`not`, `dbms` and `changeSetExecuted`.
     fn holds(&mut self, check: &Precondition) -> Result<bool, DbError>;

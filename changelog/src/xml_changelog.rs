@@ -8,25 +8,62 @@ use crate::model::ChangelogError;
 use crate::yaml::{Node, Pos, Value};
 use crate::yaml_changelog::{self, Entry};
 
-pub fn parse(file: &str, source: &str, given: &BTreeMap<String, String>) -> Result<Vec<Entry>, Vec<ChangelogError>> {
+pub fn parse(
+    file: &str,
+    source: &str,
+    given: &BTreeMap<String, String>,
+) -> Result<Vec<Entry>, Vec<ChangelogError>> {
     let document = roxmltree::Document::parse(source).map_err(|e| {
-        vec![ChangelogError { file: file.to_string(), line: e.pos().row as usize, message: format!("this is not valid XML: {e}"), help: Some("check that every element is closed and attributes are quoted".into()) }]
+        vec![ChangelogError {
+            file: file.to_string(),
+            line: e.pos().row as usize,
+            message: format!("this is not valid XML: {e}"),
+            help: Some("check that every element is closed and attributes are quoted".into()),
+        }]
     })?;
     let root = document.root_element();
     if root.tag_name().name() != "databaseChangeLog" {
-        return Err(vec![ChangelogError { file: file.to_string(), line: 1, message: format!("the root element is <{}>, not <databaseChangeLog>", root.tag_name().name()), help: Some("an XML changelog's root element is <databaseChangeLog>".into()) }]);
+        return Err(vec![ChangelogError {
+            file: file.to_string(),
+            line: 1,
+            message: format!(
+                "the root element is <{}>, not <databaseChangeLog>",
+                root.tag_name().name()
+            ),
+            help: Some("an XML changelog's root element is <databaseChangeLog>".into()),
+        }]);
     }
     let pos = |node: roxmltree::Node<'_, '_>| {
         let at = document.text_pos_at(node.range().start);
-        Pos { line: at.row as usize, col: at.col as usize }
+        Pos {
+            line: at.row as usize,
+            col: at.col as usize,
+        }
     };
-    let items: Vec<Node> = root.children().filter(roxmltree::Node::is_element).map(|child| single(child.tag_name().name(), element(child, &pos), pos(child))).collect();
-    let shaped = single("databaseChangeLog", Node { value: Value::Seq(items), pos: pos(root) }, pos(root));
+    let items: Vec<Node> = root
+        .children()
+        .filter(roxmltree::Node::is_element)
+        .map(|child| single(child.tag_name().name(), element(child, &pos), pos(child)))
+        .collect();
+    let shaped = single(
+        "databaseChangeLog",
+        Node {
+            value: Value::Seq(items),
+            pos: pos(root),
+        },
+        pos(root),
+    );
     yaml_changelog::entries(file, &shaped, given)
 }
 
 fn scalar(text: &str, pos: Pos) -> Node {
-    Node { value: Value::Scalar { text: text.to_string(), quoted: true }, pos }
+    Node {
+        value: Value::Scalar {
+            text: text.to_string(),
+            quoted: true,
+        },
+        pos,
+    }
 }
 
 fn key(name: &str, pos: Pos) -> Node {
@@ -35,7 +72,10 @@ fn key(name: &str, pos: Pos) -> Node {
 
 /// `{name: value}`
 fn single(name: &str, value: Node, pos: Pos) -> Node {
-    Node { value: Value::Map(vec![(key(name, pos), value)]), pos }
+    Node {
+        value: Value::Map(vec![(key(name, pos), value)]),
+        pos,
+    }
 }
 
 /// The children that are lists in the YAML shape, whichever element holds them.
@@ -44,18 +84,39 @@ const LIST_CHILDREN: &[&str] = &["column"];
 fn element(node: roxmltree::Node<'_, '_>, pos: &dyn Fn(roxmltree::Node<'_, '_>) -> Pos) -> Node {
     let at = pos(node);
     let name = node.tag_name().name();
-    let children: Vec<roxmltree::Node<'_, '_>> = node.children().filter(roxmltree::Node::is_element).collect();
-    let text: String = node.children().filter(roxmltree::Node::is_text).filter_map(|t| t.text()).collect();
-    let attributes: Vec<(Node, Node)> = node.attributes().map(|a| (key(a.name(), at), scalar(a.value(), at))).collect();
+    let children: Vec<roxmltree::Node<'_, '_>> = node
+        .children()
+        .filter(roxmltree::Node::is_element)
+        .collect();
+    let text: String = node
+        .children()
+        .filter(roxmltree::Node::is_text)
+        .filter_map(|t| t.text())
+        .collect();
+    let attributes: Vec<(Node, Node)> = node
+        .attributes()
+        .map(|a| (key(a.name(), at), scalar(a.value(), at)))
+        .collect();
 
     // Text-only elements: `<comment>`, `<validCheckSum>`, a `<rollback>` of SQL, `<sql>` bodies.
     if children.is_empty() && attributes.is_empty() {
-        return if text.trim().is_empty() { Node { value: Value::Null, pos: at } } else { scalar(&text, at) };
+        return if text.trim().is_empty() {
+            Node {
+                value: Value::Null,
+                pos: at,
+            }
+        } else {
+            scalar(&text, at)
+        };
     }
     let mut entries = attributes;
     match name {
         "sql" | "createView" | "sqlCheck" => {
-            let field = if name == "createView" { "selectQuery" } else { "sql" };
+            let field = if name == "createView" {
+                "selectQuery"
+            } else {
+                "sql"
+            };
             if !text.trim().is_empty() {
                 entries.push((key(field, at), scalar(text.trim(), at)));
             }
@@ -65,23 +126,59 @@ fn element(node: roxmltree::Node<'_, '_>, pos: &dyn Fn(roxmltree::Node<'_, '_>) 
             let mut checksums = vec![];
             for child in &children {
                 match child.tag_name().name() {
-                    "comment" | "rollback" | "preConditions" => entries.push((key(child.tag_name().name(), pos(*child)), element(*child, pos))),
+                    "comment" | "rollback" | "preConditions" => entries.push((
+                        key(child.tag_name().name(), pos(*child)),
+                        element(*child, pos),
+                    )),
                     "validCheckSum" => checksums.push(element(*child, pos)),
                     change => changes.push(single(change, element(*child, pos), pos(*child))),
                 }
             }
-            entries.push((key("changes", at), Node { value: Value::Seq(changes), pos: at }));
+            entries.push((
+                key("changes", at),
+                Node {
+                    value: Value::Seq(changes),
+                    pos: at,
+                },
+            ));
             if !checksums.is_empty() {
-                entries.push((key("validCheckSum", at), Node { value: Value::Seq(checksums), pos: at }));
+                entries.push((
+                    key("validCheckSum", at),
+                    Node {
+                        value: Value::Seq(checksums),
+                        pos: at,
+                    },
+                ));
             }
-            return Node { value: Value::Map(entries), pos: at };
+            return Node {
+                value: Value::Map(entries),
+                pos: at,
+            };
         }
         "rollback" => {
             if children.is_empty() {
-                return if text.trim().is_empty() && entries.is_empty() { Node { value: Value::Null, pos: at } } else if entries.is_empty() { scalar(&text, at) } else { Node { value: Value::Map(entries), pos: at } };
+                return if text.trim().is_empty() && entries.is_empty() {
+                    Node {
+                        value: Value::Null,
+                        pos: at,
+                    }
+                } else if entries.is_empty() {
+                    scalar(&text, at)
+                } else {
+                    Node {
+                        value: Value::Map(entries),
+                        pos: at,
+                    }
+                };
             }
-            let changes = children.iter().map(|c| single(c.tag_name().name(), element(*c, pos), pos(*c))).collect();
-            return Node { value: Value::Seq(changes), pos: at };
+            let changes = children
+                .iter()
+                .map(|c| single(c.tag_name().name(), element(*c, pos), pos(*c)))
+                .collect();
+            return Node {
+                value: Value::Seq(changes),
+                pos: at,
+            };
         }
         _ => {}
     }
@@ -89,15 +186,28 @@ fn element(node: roxmltree::Node<'_, '_>, pos: &dyn Fn(roxmltree::Node<'_, '_>) 
     for child in &children {
         let child_name = child.tag_name().name();
         if LIST_CHILDREN.contains(&child_name) {
-            lists.entry(child_name).or_default().push(single(child_name, element(*child, pos), pos(*child)));
+            lists.entry(child_name).or_default().push(single(
+                child_name,
+                element(*child, pos),
+                pos(*child),
+            ));
         } else {
             entries.push((key(child_name, pos(*child)), element(*child, pos)));
         }
     }
     for (child_name, items) in lists {
-        entries.push((key(&format!("{child_name}s"), at), Node { value: Value::Seq(items), pos: at }));
+        entries.push((
+            key(&format!("{child_name}s"), at),
+            Node {
+                value: Value::Seq(items),
+                pos: at,
+            },
+        ));
     }
-    Node { value: Value::Map(entries), pos: at }
+    Node {
+        value: Value::Map(entries),
+        pos: at,
+    }
 }
 
 #[cfg(test)]
@@ -107,15 +217,20 @@ mod tests {
     use crate::model::{ChangeSet, Rollback};
 
     fn changesets(source: &str) -> Vec<ChangeSet> {
-        parse("db/changelog.xml", source, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}")).into_iter().filter_map(|e| match e {
-            Entry::ChangeSet(c) => Some(*c),
-            _ => None,
-        }).collect()
+        parse("db/changelog.xml", source, &BTreeMap::new())
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::ChangeSet(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
     fn xml_changesets_match_liquibases_golden_checksums() {
-        let cs = changesets(r#"<?xml version="1.0" encoding="UTF-8"?>
+        let cs = changesets(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
 <databaseChangeLog xmlns="http://www.liquibase.org/xml/ns/dbchangelog">
     <changeSet id="1" author="a">
         <sql>insert into person(id,name) values (1,'x')</sql>
@@ -135,10 +250,19 @@ mod tests {
         <rollback/>
     </changeSet>
     <include file="more.xml" relativeToChangelogFile="true"/>
-</databaseChangeLog>"#);
-        assert_eq!(cs[0].checksum(V9).to_string(), "9:14a5dbbef2f55fbd6efeaa8be6c6b53d");
-        assert!(matches!(&cs[0].rollback, Rollback::Sql(s) if s.sql == "delete from person where id = 1"));
-        assert_eq!(cs[1].checksum(V9).to_string(), "9:3d828f93c7594c31e5da979cbc268032");
+</databaseChangeLog>"#,
+        );
+        assert_eq!(
+            cs[0].checksum(V9).to_string(),
+            "9:14a5dbbef2f55fbd6efeaa8be6c6b53d"
+        );
+        assert!(
+            matches!(&cs[0].rollback, Rollback::Sql(s) if s.sql == "delete from person where id = 1")
+        );
+        assert_eq!(
+            cs[1].checksum(V9).to_string(),
+            "9:3d828f93c7594c31e5da979cbc268032"
+        );
         assert!(cs[1].run_on_change);
         assert_eq!(cs[1].comment.as_deref(), Some("people"));
         assert_eq!(cs[2].rollback, Rollback::Empty);
@@ -148,7 +272,8 @@ mod tests {
     /// liquibase-mongodb's XML: namespaced change elements, JSON in child elements.
     #[test]
     fn mongodb_xml_changelogs_read_like_liquibase_mongodb_s() {
-        let cs = changesets(r#"<databaseChangeLog xmlns="http://www.liquibase.org/xml/ns/dbchangelog" xmlns:mongodb="http://www.liquibase.org/xml/ns/mongodb">
+        let cs = changesets(
+            r#"<databaseChangeLog xmlns="http://www.liquibase.org/xml/ns/dbchangelog" xmlns:mongodb="http://www.liquibase.org/xml/ns/mongodb">
     <changeSet id="1" author="it">
         <mongodb:insertOne collectionName="results">
             <mongodb:document>
@@ -162,14 +287,25 @@ mod tests {
             <mongodb:options>{ unique: true, name: "ix_info" }</mongodb:options>
         </mongodb:createIndex>
     </changeSet>
-</databaseChangeLog>"#);
-        assert_eq!(cs[0].checksum(V9).to_string(), "9:af9b299cda217428f9d082b71472c7c2");
-        assert!(matches!(&cs[1].changes[0], crate::model::Change::Mongo(crate::mongo_changes::MongoChange::CreateIndex { keys, .. }) if keys == "{ info: 1 }"));
+</databaseChangeLog>"#,
+        );
+        assert_eq!(
+            cs[0].checksum(V9).to_string(),
+            "9:af9b299cda217428f9d082b71472c7c2"
+        );
+        assert!(
+            matches!(&cs[1].changes[0], crate::model::Change::Mongo(crate::mongo_changes::MongoChange::CreateIndex { keys, .. }) if keys == "{ info: 1 }")
+        );
     }
 
     #[test]
     fn malformed_xml_names_the_line() {
-        let errors = parse("c.xml", "<databaseChangeLog>\n  <changeSet id=\"1\" author=\"a\">\n</databaseChangeLog>\n", &BTreeMap::new()).unwrap_err();
+        let errors = parse(
+            "c.xml",
+            "<databaseChangeLog>\n  <changeSet id=\"1\" author=\"a\">\n</databaseChangeLog>\n",
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         assert_eq!(errors[0].line, 3, "{errors:?}");
         assert!(errors[0].message.starts_with("this is not valid XML"));
     }

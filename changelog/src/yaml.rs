@@ -23,7 +23,10 @@ pub struct SyntaxError {
 pub enum Value {
     Null,
     /// A scalar's text. `quoted` scalars are always strings; plain ones may read as bool/number.
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -71,7 +74,10 @@ impl Node {
 
     /// The value of `key` in a map node.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
     }
 
     /// Converts to JSON following YAML 1.2 core-schema typing of plain scalars.
@@ -80,7 +86,10 @@ impl Node {
         match &self.value {
             Value::Null => J::Null,
             Value::Scalar { text, quoted: true } => J::String(text.clone()),
-            Value::Scalar { text, quoted: false } => plain_scalar_to_json(text),
+            Value::Scalar {
+                text,
+                quoted: false,
+            } => plain_scalar_to_json(text),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
             Value::Map(entries) => J::Object(
                 entries
@@ -118,7 +127,15 @@ pub fn parse(source: &str) -> Result<Vec<Node>, SyntaxError> {
     for event in Parser::new_from_str(source) {
         match event {
             Ok((event, span)) => builder.on_event(event, span),
-            Err(e) => return Err(SyntaxError { pos: Pos { line: e.marker().line(), col: e.marker().col() + 1 }, message: e.info().to_string() }),
+            Err(e) => {
+                return Err(SyntaxError {
+                    pos: Pos {
+                        line: e.marker().line(),
+                        col: e.marker().col() + 1,
+                    },
+                    message: e.info().to_string(),
+                });
+            }
         }
     }
     Ok(builder.documents)
@@ -134,29 +151,57 @@ struct Builder {
 
 impl Builder {
     fn on_event(&mut self, event: Event<'_>, span: Span) {
-        let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
+        let pos = Pos {
+            line: span.start.line(),
+            col: span.start.col() + 1,
+        };
         match event {
             Event::Scalar(text, style, anchor, _) => {
                 let quoted = !matches!(style, ScalarStyle::Plain);
-                let value = if !quoted && matches!(text.as_ref(), "~" | "null" | "Null" | "NULL" | "") {
-                    Value::Null
-                } else {
-                    Value::Scalar { text: text.into_owned(), quoted }
-                };
+                let value =
+                    if !quoted && matches!(text.as_ref(), "~" | "null" | "Null" | "NULL" | "") {
+                        Value::Null
+                    } else {
+                        Value::Scalar {
+                            text: text.into_owned(),
+                            quoted,
+                        }
+                    };
                 self.finish(Node { value, pos }, anchor);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push((Node { value: Value::Seq(vec![]), pos }, None, anchor)),
-            Event::MappingStart(anchor, _) => self.stack.push((Node { value: Value::Map(vec![]), pos }, None, anchor)),
+            Event::SequenceStart(anchor, _) => self.stack.push((
+                Node {
+                    value: Value::Seq(vec![]),
+                    pos,
+                },
+                None,
+                anchor,
+            )),
+            Event::MappingStart(anchor, _) => self.stack.push((
+                Node {
+                    value: Value::Map(vec![]),
+                    pos,
+                },
+                None,
+                anchor,
+            )),
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((node, _, anchor)) = self.stack.pop() {
                     self.finish(node, anchor);
                 }
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node { value: Value::Null, pos });
+                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
+                    value: Value::Null,
+                    pos,
+                });
                 self.finish(node, 0);
             }
-            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => {}
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(_)
+            | Event::DocumentEnd
+            | Event::Nothing => {}
         }
     }
 
@@ -166,8 +211,22 @@ impl Builder {
         }
         match self.stack.last_mut() {
             None => self.documents.push(node),
-            Some((Node { value: Value::Seq(items), .. }, _, _)) => items.push(node),
-            Some((Node { value: Value::Map(entries), .. }, pending, _)) => match pending.take() {
+            Some((
+                Node {
+                    value: Value::Seq(items),
+                    ..
+                },
+                _,
+                _,
+            )) => items.push(node),
+            Some((
+                Node {
+                    value: Value::Map(entries),
+                    ..
+                },
+                pending,
+                _,
+            )) => match pending.take() {
                 None => *pending = Some(node),
                 Some(key) => entries.push((key, node)),
             },
@@ -187,13 +246,19 @@ mod tests {
         let b = root.get("a").unwrap().get("b").unwrap();
         assert_eq!(b.pos, Pos { line: 2, col: 6 });
         assert_eq!(b.as_seq().unwrap()[1].pos, Pos { line: 2, col: 10 });
-        assert_eq!(root.get("a").unwrap().get("c").unwrap().to_json(), serde_json::json!("q"));
+        assert_eq!(
+            root.get("a").unwrap().get("c").unwrap().to_json(),
+            serde_json::json!("q")
+        );
     }
 
     #[test]
     fn plain_scalars_are_typed_like_yaml_1_2() {
         let roots = parse("[true, 3, 1.5, '3', x, ~]").unwrap();
-        assert_eq!(roots[0].to_json(), serde_json::json!([true, 3, 1.5, "3", "x", null]));
+        assert_eq!(
+            roots[0].to_json(),
+            serde_json::json!([true, 3, 1.5, "3", "x", null])
+        );
     }
 
     #[test]
@@ -205,6 +270,9 @@ mod tests {
     #[test]
     fn aliases_copy_their_anchor() {
         let roots = parse("a: &x {k: v}\nb: *x\n").unwrap();
-        assert_eq!(roots[0].get("b").unwrap().get("k").unwrap().as_str(), Some("v"));
+        assert_eq!(
+            roots[0].get("b").unwrap().get("k").unwrap().as_str(),
+            Some("v")
+        );
     }
 }

@@ -14,8 +14,16 @@ use crate::yaml::{self, Node, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     ChangeSet(Box<ChangeSet>),
-    Include { file: String, relative: bool, line: usize },
-    IncludeAll { path: String, relative: bool, line: usize },
+    Include {
+        file: String,
+        relative: bool,
+        line: usize,
+    },
+    IncludeAll {
+        path: String,
+        relative: bool,
+        line: usize,
+    },
 }
 
 struct Reader<'a> {
@@ -25,19 +33,49 @@ struct Reader<'a> {
 }
 
 /// Parses one YAML or JSON changelog file. `file` is its FILENAME.
-pub fn parse(file: &str, source: &str, given: &BTreeMap<String, String>) -> Result<Vec<Entry>, Vec<ChangelogError>> {
-    let roots = yaml::parse(source).map_err(|e| vec![ChangelogError { file: file.to_string(), line: e.pos.line, message: format!("this is not valid YAML or JSON: {}", e.message), help: Some("check the indentation and quoting on this line".into()) }])?;
-    let root = roots.into_iter().next().unwrap_or(Node { value: Value::Null, pos: yaml::Pos { line: 1, col: 1 } });
+pub fn parse(
+    file: &str,
+    source: &str,
+    given: &BTreeMap<String, String>,
+) -> Result<Vec<Entry>, Vec<ChangelogError>> {
+    let roots = yaml::parse(source).map_err(|e| {
+        vec![ChangelogError {
+            file: file.to_string(),
+            line: e.pos.line,
+            message: format!("this is not valid YAML or JSON: {}", e.message),
+            help: Some("check the indentation and quoting on this line".into()),
+        }]
+    })?;
+    let root = roots.into_iter().next().unwrap_or(Node {
+        value: Value::Null,
+        pos: yaml::Pos { line: 1, col: 1 },
+    });
     entries(file, &root, given)
 }
 
 /// Reads a changelog already in the YAML shape (`databaseChangeLog:` → items); XML changelogs
 /// are converted to this shape first.
-pub fn entries(file: &str, root: &Node, given: &BTreeMap<String, String>) -> Result<Vec<Entry>, Vec<ChangelogError>> {
+pub fn entries(
+    file: &str,
+    root: &Node,
+    given: &BTreeMap<String, String>,
+) -> Result<Vec<Entry>, Vec<ChangelogError>> {
     let Some(items) = root.get("databaseChangeLog").and_then(Node::as_seq) else {
-        return Err(vec![ChangelogError { file: file.to_string(), line: 1, message: "there is no `databaseChangeLog` list".into(), help: Some("a changelog starts with `databaseChangeLog:` followed by `- changeSet:` items".into()) }]);
+        return Err(vec![ChangelogError {
+            file: file.to_string(),
+            line: 1,
+            message: "there is no `databaseChangeLog` list".into(),
+            help: Some(
+                "a changelog starts with `databaseChangeLog:` followed by `- changeSet:` items"
+                    .into(),
+            ),
+        }]);
     };
-    let mut reader = Reader { file, properties: BTreeMap::new(), errors: vec![] };
+    let mut reader = Reader {
+        file,
+        properties: BTreeMap::new(),
+        errors: vec![],
+    };
     // Properties first, wherever they are; given ones (the instance's) win.
     for item in items {
         if let Some(property) = item.get("property") {
@@ -45,16 +83,26 @@ pub fn entries(file: &str, root: &Node, given: &BTreeMap<String, String>) -> Res
                 (Some(name), Some(value)) => {
                     reader.properties.entry(name).or_insert(value);
                 }
-                _ => reader.error(property, "a property needs `name` and `value`", "write `- property: { name: schema, value: app }`"),
+                _ => reader.error(
+                    property,
+                    "a property needs `name` and `value`",
+                    "write `- property: { name: schema, value: app }`",
+                ),
             }
         }
     }
-    reader.properties.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+    reader
+        .properties
+        .extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut logical_path = None;
     let mut entries = vec![];
     for item in items {
         let Some([(key, body)]) = item.as_map() else {
-            reader.error(item, "each item of `databaseChangeLog` has exactly one key", "write `- changeSet:`, `- include:` or `- includeAll:`");
+            reader.error(
+                item,
+                "each item of `databaseChangeLog` has exactly one key",
+                "write `- changeSet:`, `- include:` or `- includeAll:`",
+            );
             continue;
         };
         match key.as_str().unwrap_or_default() {
@@ -64,19 +112,43 @@ pub fn entries(file: &str, root: &Node, given: &BTreeMap<String, String>) -> Res
                 }
             }
             "include" => match reader.string(body, "file") {
-                Some(path) => entries.push(Entry::Include { file: path, relative: reader.flag(body, "relativeToChangelogFile", false), line: body.pos.line }),
-                None => reader.error(body, "an include needs `file`", "write `- include: { file: db/more.yaml }`"),
+                Some(path) => entries.push(Entry::Include {
+                    file: path,
+                    relative: reader.flag(body, "relativeToChangelogFile", false),
+                    line: body.pos.line,
+                }),
+                None => reader.error(
+                    body,
+                    "an include needs `file`",
+                    "write `- include: { file: db/more.yaml }`",
+                ),
             },
             "includeAll" => match reader.string(body, "path") {
-                Some(path) => entries.push(Entry::IncludeAll { path, relative: reader.flag(body, "relativeToChangelogFile", false), line: body.pos.line }),
-                None => reader.error(body, "an includeAll needs `path`", "write `- includeAll: { path: db/changes/ }`"),
+                Some(path) => entries.push(Entry::IncludeAll {
+                    path,
+                    relative: reader.flag(body, "relativeToChangelogFile", false),
+                    line: body.pos.line,
+                }),
+                None => reader.error(
+                    body,
+                    "an includeAll needs `path`",
+                    "write `- includeAll: { path: db/changes/ }`",
+                ),
             },
             "logicalFilePath" => logical_path = text(Some(body)),
             "property" | "preConditions" | "objectQuotingStrategy" => {}
-            other => reader.error(key, &format!("`{other}` cannot appear in `databaseChangeLog`"), "use changeSet, include, includeAll or property"),
+            other => reader.error(
+                key,
+                &format!("`{other}` cannot appear in `databaseChangeLog`"),
+                "use changeSet, include, includeAll or property",
+            ),
         }
     }
-    if reader.errors.is_empty() { Ok(entries) } else { Err(reader.errors) }
+    if reader.errors.is_empty() {
+        Ok(entries)
+    } else {
+        Err(reader.errors)
+    }
 }
 
 fn text(node: Option<&Node>) -> Option<String> {
@@ -88,7 +160,12 @@ fn text(node: Option<&Node>) -> Option<String> {
 
 impl Reader<'_> {
     fn error(&mut self, node: &Node, message: &str, help: &str) {
-        self.errors.push(ChangelogError { file: self.file.to_string(), line: node.pos.line, message: message.to_string(), help: Some(help.to_string()) });
+        self.errors.push(ChangelogError {
+            file: self.file.to_string(),
+            line: node.pos.line,
+            message: message.to_string(),
+            help: Some(help.to_string()),
+        });
     }
 
     /// A string field, with `${}` expanded.
@@ -103,7 +180,11 @@ impl Reader<'_> {
             Some("false") => false,
             Some(other) => {
                 let at = node.get(key).unwrap_or(node).clone();
-                self.error(&at, &format!("`{key}: {other}` must be true or false"), &format!("write `{key}: true` or `{key}: false`"));
+                self.error(
+                    &at,
+                    &format!("`{key}: {other}` must be true or false"),
+                    &format!("write `{key}: true` or `{key}: false`"),
+                );
                 default
             }
         }
@@ -114,25 +195,44 @@ impl Reader<'_> {
     }
 
     fn changeset(&mut self, body: &Node, logical_path: Option<&str>) -> Option<ChangeSet> {
-        let (Some(id), Some(author)) = (self.string(body, "id"), self.string(body, "author")) else {
-            self.error(body, "a changeSet needs `id` and `author`", "add `id:` and `author:`");
+        let (Some(id), Some(author)) = (self.string(body, "id"), self.string(body, "author"))
+        else {
+            self.error(
+                body,
+                "a changeSet needs `id` and `author`",
+                "add `id:` and `author:`",
+            );
             return None;
         };
-        let file = self.string(body, "logicalFilePath").or(logical_path.map(String::from)).unwrap_or_else(|| self.file.to_string());
+        let file = self
+            .string(body, "logicalFilePath")
+            .or(logical_path.map(String::from))
+            .unwrap_or_else(|| self.file.to_string());
         let mut changeset = ChangeSet::new(id, author, file, body.pos.line);
-        changeset.run_always = self.flag(body, "runAlways", false) || self.flag(body, "alwaysRun", false);
+        changeset.run_always =
+            self.flag(body, "runAlways", false) || self.flag(body, "alwaysRun", false);
         changeset.run_on_change = self.flag(body, "runOnChange", false);
         changeset.fail_on_error = self.flag(body, "failOnError", true);
         changeset.run_in_transaction = self.flag(body, "runInTransaction", true);
         changeset.ignore = self.flag(body, "ignore", false);
-        changeset.context = self.string(body, "context").or_else(|| self.string(body, "contextFilter"));
+        changeset.context = self
+            .string(body, "context")
+            .or_else(|| self.string(body, "contextFilter"));
         changeset.labels = self.string(body, "labels");
         changeset.dbms = self.string(body, "dbms");
         changeset.comment = self.string(body, "comment");
         self.valid_checksums(body, &mut changeset);
-        for item in body.get("changes").and_then(Node::as_seq).unwrap_or_default() {
+        for item in body
+            .get("changes")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+        {
             let Some([(key, change)]) = item.as_map() else {
-                self.error(item, "each item of `changes` has exactly one key, the change type", "write e.g. `- createTable: {...}`");
+                self.error(
+                    item,
+                    "each item of `changes` has exactly one key, the change type",
+                    "write e.g. `- createTable: {...}`",
+                );
                 continue;
             };
             // Liquibase accepts these inside `changes:` too.
@@ -160,15 +260,25 @@ impl Reader<'_> {
     /// `preConditions`: a list of single-key items (YAML, JSON) or a map (XML), holding
     /// `onFail` / `onError` and the checks, which must all hold.
     fn preconditions(&mut self, node: &Node) -> Option<Preconditions> {
-        let mut preconditions = Preconditions { on_fail: OnPrecondition::Halt, on_error: OnPrecondition::Halt, checks: vec![] };
+        let mut preconditions = Preconditions {
+            on_fail: OnPrecondition::Halt,
+            on_error: OnPrecondition::Halt,
+            checks: vec![],
+        };
         for (key, value) in entries_of(node) {
             let name = key.as_str().unwrap_or_default();
             match name {
-                "onFail" | "onError" => match text(Some(value)).as_deref().and_then(OnPrecondition::parse) {
-                    Some(action) if name == "onFail" => preconditions.on_fail = action,
-                    Some(action) => preconditions.on_error = action,
-                    None => self.error(value, &format!("`{name}` must be HALT, CONTINUE, MARK_RAN or WARN"), "write e.g. `onFail: MARK_RAN`"),
-                },
+                "onFail" | "onError" => {
+                    match text(Some(value)).as_deref().and_then(OnPrecondition::parse) {
+                        Some(action) if name == "onFail" => preconditions.on_fail = action,
+                        Some(action) => preconditions.on_error = action,
+                        None => self.error(
+                            value,
+                            &format!("`{name}` must be HALT, CONTINUE, MARK_RAN or WARN"),
+                            "write e.g. `onFail: MARK_RAN`",
+                        ),
+                    }
+                }
                 "onFailMessage" | "onErrorMessage" | "onSqlOutput" => {}
                 _ => preconditions.checks.extend(self.precondition(name, value)),
             }
@@ -177,36 +287,79 @@ impl Reader<'_> {
     }
 
     fn precondition(&mut self, name: &str, node: &Node) -> Option<Precondition> {
-        let nested = |reader: &mut Self| entries_of(node).into_iter().filter_map(|(k, v)| reader.precondition(k.as_str().unwrap_or_default(), v)).collect::<Vec<_>>();
+        let nested = |reader: &mut Self| {
+            entries_of(node)
+                .into_iter()
+                .filter_map(|(k, v)| reader.precondition(k.as_str().unwrap_or_default(), v))
+                .collect::<Vec<_>>()
+        };
         Some(match name {
             "and" => Precondition::And(nested(self)),
             "or" => Precondition::Or(nested(self)),
             "not" => Precondition::Not(nested(self)),
-            "tableExists" => Precondition::TableExists { table: self.required(node, name, "tableName")?, schema: self.string(node, "schemaName") },
-            "viewExists" => Precondition::ViewExists { view: self.required(node, name, "viewName")?, schema: self.string(node, "schemaName") },
-            "columnExists" => Precondition::ColumnExists { table: self.required(node, name, "tableName")?, column: self.required(node, name, "columnName")? },
-            "indexExists" => Precondition::IndexExists { index: self.required(node, name, "indexName")? },
-            "sqlCheck" => Precondition::SqlCheck { expected: self.required(node, name, "expectedResult")?, sql: self.required(node, name, "sql")? },
+            "tableExists" => Precondition::TableExists {
+                table: self.required(node, name, "tableName")?,
+                schema: self.string(node, "schemaName"),
+            },
+            "viewExists" => Precondition::ViewExists {
+                view: self.required(node, name, "viewName")?,
+                schema: self.string(node, "schemaName"),
+            },
+            "columnExists" => Precondition::ColumnExists {
+                table: self.required(node, name, "tableName")?,
+                column: self.required(node, name, "columnName")?,
+            },
+            "indexExists" => Precondition::IndexExists {
+                index: self.required(node, name, "indexName")?,
+            },
+            "sqlCheck" => Precondition::SqlCheck {
+                expected: self.required(node, name, "expectedResult")?,
+                sql: self.required(node, name, "sql")?,
+            },
             "rowCount" => {
                 let expected = self.required(node, name, "expectedRows")?;
                 let Ok(expected) = expected.parse() else {
-                    self.error(node, &format!("rowCount's expectedRows `{expected}` is not a whole number"), "write e.g. `expectedRows: 0`");
+                    self.error(
+                        node,
+                        &format!("rowCount's expectedRows `{expected}` is not a whole number"),
+                        "write e.g. `expectedRows: 0`",
+                    );
                     return None;
                 };
-                Precondition::RowCount { table: self.required(node, name, "tableName")?, expected }
+                Precondition::RowCount {
+                    table: self.required(node, name, "tableName")?,
+                    expected,
+                }
             }
-            "tableIsEmpty" => Precondition::TableIsEmpty { table: self.required(node, name, "tableName")? },
-            "changeSetExecuted" => Precondition::ChangeSetExecuted { id: self.required(node, name, "id")?, author: self.required(node, name, "author")?, file: self.required(node, name, "changeLogFile")? },
-            "dbms" => Precondition::Dbms { dbms: self.required(node, name, "type")? },
-            "collectionExists" => Precondition::CollectionExists { collection: self.required(node, name, "collectionName")? },
-            "documentExists" => Precondition::DocumentExists { collection: self.required(node, name, "collectionName")?, filter: self.json(node, "filter") },
+            "tableIsEmpty" => Precondition::TableIsEmpty {
+                table: self.required(node, name, "tableName")?,
+            },
+            "changeSetExecuted" => Precondition::ChangeSetExecuted {
+                id: self.required(node, name, "id")?,
+                author: self.required(node, name, "author")?,
+                file: self.required(node, name, "changeLogFile")?,
+            },
+            "dbms" => Precondition::Dbms {
+                dbms: self.required(node, name, "type")?,
+            },
+            "collectionExists" => Precondition::CollectionExists {
+                collection: self.required(node, name, "collectionName")?,
+            },
+            "documentExists" => Precondition::DocumentExists {
+                collection: self.required(node, name, "collectionName")?,
+                filter: self.json(node, "filter"),
+            },
             "expectedDocumentCount" => {
                 let expected = self.required(node, name, "expectedCount")?;
                 let Ok(expected) = expected.parse() else {
                     self.error(node, &format!("expectedDocumentCount's expectedCount `{expected}` is not a whole number"), "write e.g. `expectedCount: 0`");
                     return None;
                 };
-                Precondition::ExpectedDocumentCount { collection: self.required(node, name, "collectionName")?, filter: self.json(node, "filter"), expected }
+                Precondition::ExpectedDocumentCount {
+                    collection: self.required(node, name, "collectionName")?,
+                    filter: self.json(node, "filter"),
+                    expected,
+                }
             }
             other => {
                 self.error(node, &format!("precondition `{other}` is not supported by Lockstep"), "supported: tableExists, viewExists, columnExists, indexExists, sqlCheck, rowCount, tableIsEmpty, changeSetExecuted, dbms, and, or, not; for MongoDB: collectionExists, documentExists, expectedDocumentCount");
@@ -217,7 +370,12 @@ impl Reader<'_> {
 
     fn valid_checksums(&mut self, node: &Node, changeset: &mut ChangeSet) {
         match node.get("validCheckSum") {
-            Some(Node { value: Value::Seq(items), .. }) => changeset.valid_checksums.extend(items.iter().filter_map(|i| text(Some(i)))),
+            Some(Node {
+                value: Value::Seq(items),
+                ..
+            }) => changeset
+                .valid_checksums
+                .extend(items.iter().filter_map(|i| text(Some(i)))),
             Some(single) => changeset.valid_checksums.extend(text(Some(single))),
             None => {}
         }
@@ -231,7 +389,10 @@ impl Reader<'_> {
                 if sql.trim().is_empty() || sql.trim().eq_ignore_ascii_case("empty") {
                     Rollback::Empty
                 } else {
-                    Rollback::Sql(SqlChange { sql, settings: yaml_sql_settings() })
+                    Rollback::Sql(SqlChange {
+                        sql,
+                        settings: yaml_sql_settings(),
+                    })
                 }
             }
             Value::Seq(items) if items.is_empty() => Rollback::Empty,
@@ -241,27 +402,51 @@ impl Reader<'_> {
                     .filter_map(|item| match item.as_map() {
                         Some([(key, body)]) => self.change(key.as_str().unwrap_or_default(), body),
                         _ => {
-                            self.error(item, "each rollback item has exactly one key, the change type", "write e.g. `- dropTable: {tableName: t}`");
+                            self.error(
+                                item,
+                                "each rollback item has exactly one key, the change type",
+                                "write e.g. `- dropTable: {tableName: t}`",
+                            );
                             None
                         }
                     })
                     .collect(),
             ),
-            Value::Map(_) if node.get("changeSetId").is_some() => match (self.string(node, "changeSetId"), self.string(node, "changeSetAuthor")) {
-                (Some(id), Some(author)) => Rollback::Reference { id, author, path: self.string(node, "changeSetPath") },
+            Value::Map(_) if node.get("changeSetId").is_some() => match (
+                self.string(node, "changeSetId"),
+                self.string(node, "changeSetAuthor"),
+            ) {
+                (Some(id), Some(author)) => Rollback::Reference {
+                    id,
+                    author,
+                    path: self.string(node, "changeSetPath"),
+                },
                 _ => {
-                    self.error(node, "a rollback reference needs `changeSetId` and `changeSetAuthor`", "add `changeSetAuthor:`");
+                    self.error(
+                        node,
+                        "a rollback reference needs `changeSetId` and `changeSetAuthor`",
+                        "add `changeSetAuthor:`",
+                    );
                     Rollback::Automatic
                 }
             },
-            Value::Map(entries) => Rollback::Changes(entries.iter().filter_map(|(k, v)| self.change(k.as_str().unwrap_or_default(), v)).collect()),
+            Value::Map(entries) => Rollback::Changes(
+                entries
+                    .iter()
+                    .filter_map(|(k, v)| self.change(k.as_str().unwrap_or_default(), v))
+                    .collect(),
+            ),
         }
     }
 
     fn required(&mut self, node: &Node, change: &str, key: &str) -> Option<String> {
         let value = self.string(node, key);
         if value.is_none() {
-            self.error(node, &format!("{change} needs `{key}`"), &format!("add `{key}:` to the {change}"));
+            self.error(
+                node,
+                &format!("{change} needs `{key}`"),
+                &format!("add `{key}:` to the {change}"),
+            );
         }
         value
     }
@@ -275,14 +460,22 @@ impl Reader<'_> {
         }
         let value = self.string(node, key);
         if value.is_none() {
-            self.error(field, &format!("`{key}` must be a string of JSON or {{\"$rawJson\": …}}"), &format!("write `{key}: |` followed by the JSON on the next lines"));
+            self.error(
+                field,
+                &format!("`{key}` must be a string of JSON or {{\"$rawJson\": …}}"),
+                &format!("write `{key}: |` followed by the JSON on the next lines"),
+            );
         }
         value
     }
 
     fn required_json(&mut self, node: &Node, change: &str, key: &str) -> Option<String> {
         if node.get(key).is_none() {
-            self.error(node, &format!("{change} needs `{key}`"), &format!("add `{key}:` to the {change}"));
+            self.error(
+                node,
+                &format!("{change} needs `{key}`"),
+                &format!("add `{key}:` to the {change}"),
+            );
             return None;
         }
         self.json(node, key)
@@ -293,21 +486,59 @@ impl Reader<'_> {
         let is_mongo_index = node.get("collectionName").is_some();
         let collection = |reader: &mut Self| reader.required(node, name, "collectionName");
         Some(match name {
-            "createCollection" => (|| Some(MongoChange::CreateCollection { collection: collection(self)?, options: self.json(node, "options") }))(),
-            "dropCollection" => collection(self).map(|collection| MongoChange::DropCollection { collection }),
-            "createIndex" if is_mongo_index => (|| Some(MongoChange::CreateIndex { collection: collection(self)?, keys: self.required_json(node, name, "keys")?, options: self.json(node, "options") }))(),
-            "dropIndex" if is_mongo_index => (|| Some(MongoChange::DropIndex { collection: collection(self)?, keys: self.required_json(node, name, "keys")? }))(),
-            "insertOne" => (|| Some(MongoChange::InsertOne { collection: collection(self)?, document: self.required_json(node, name, "document")?, options: self.json(node, "options") }))(),
-            "insertMany" => (|| Some(MongoChange::InsertMany { collection: collection(self)?, documents: self.required_json(node, name, "documents")?, options: self.json(node, "options") }))(),
-            "runCommand" => self.required_json(node, name, "command").map(|command| MongoChange::RunCommand { command }),
-            "adminCommand" => self.required_json(node, name, "command").map(|command| MongoChange::AdminCommand { command }),
+            "createCollection" => (|| {
+                Some(MongoChange::CreateCollection {
+                    collection: collection(self)?,
+                    options: self.json(node, "options"),
+                })
+            })(),
+            "dropCollection" => {
+                collection(self).map(|collection| MongoChange::DropCollection { collection })
+            }
+            "createIndex" if is_mongo_index => (|| {
+                Some(MongoChange::CreateIndex {
+                    collection: collection(self)?,
+                    keys: self.required_json(node, name, "keys")?,
+                    options: self.json(node, "options"),
+                })
+            })(),
+            "dropIndex" if is_mongo_index => (|| {
+                Some(MongoChange::DropIndex {
+                    collection: collection(self)?,
+                    keys: self.required_json(node, name, "keys")?,
+                })
+            })(),
+            "insertOne" => (|| {
+                Some(MongoChange::InsertOne {
+                    collection: collection(self)?,
+                    document: self.required_json(node, name, "document")?,
+                    options: self.json(node, "options"),
+                })
+            })(),
+            "insertMany" => (|| {
+                Some(MongoChange::InsertMany {
+                    collection: collection(self)?,
+                    documents: self.required_json(node, name, "documents")?,
+                    options: self.json(node, "options"),
+                })
+            })(),
+            "runCommand" => self
+                .required_json(node, name, "command")
+                .map(|command| MongoChange::RunCommand { command }),
+            "adminCommand" => self
+                .required_json(node, name, "command")
+                .map(|command| MongoChange::AdminCommand { command }),
             _ => return None,
         })
     }
 
     fn columns(&mut self, node: &Node, change: &str) -> Vec<Column> {
         let Some(items) = node.get("columns").and_then(Node::as_seq) else {
-            self.error(node, &format!("{change} needs `columns`"), "add `columns:` with `- column: {name: …, type: …}` items");
+            self.error(
+                node,
+                &format!("{change} needs `columns`"),
+                "add `columns:` with `- column: {name: …, type: …}` items",
+            );
             return vec![];
         };
         items
@@ -323,7 +554,14 @@ impl Reader<'_> {
                 Some(Column {
                     name,
                     column_type: self.string(column, "type"),
-                    default: ["defaultValue", "defaultValueNumeric", "defaultValueBoolean", "defaultValueComputed"].iter().find_map(|key| self.string(column, key).map(|v| (key.to_string(), v))),
+                    default: [
+                        "defaultValue",
+                        "defaultValueNumeric",
+                        "defaultValueBoolean",
+                        "defaultValueComputed",
+                    ]
+                    .iter()
+                    .find_map(|key| self.string(column, key).map(|v| (key.to_string(), v))),
                     auto_increment: self.optional_flag(column, "autoIncrement"),
                     constraints,
                 })
@@ -338,7 +576,10 @@ impl Reader<'_> {
         let structured = match name {
             "sql" => {
                 return match &node.value {
-                    Value::Scalar { text, .. } => Some(Change::Sql(SqlChange { sql: properties::expand(text, &self.properties), settings: yaml_sql_settings() })),
+                    Value::Scalar { text, .. } => Some(Change::Sql(SqlChange {
+                        sql: properties::expand(text, &self.properties),
+                        settings: yaml_sql_settings(),
+                    })),
                     _ => {
                         let sql = self.required(node, "sql", "sql")?;
                         let settings = SqlSettings {
@@ -350,29 +591,67 @@ impl Reader<'_> {
                     }
                 };
             }
-            "createTable" => Structured::CreateTable { table: self.required(node, name, "tableName")?, columns: self.columns(node, name) },
-            "addColumn" => Structured::AddColumn { table: self.required(node, name, "tableName")?, columns: self.columns(node, name) },
+            "createTable" => Structured::CreateTable {
+                table: self.required(node, name, "tableName")?,
+                columns: self.columns(node, name),
+            },
+            "addColumn" => Structured::AddColumn {
+                table: self.required(node, name, "tableName")?,
+                columns: self.columns(node, name),
+            },
             "createIndex" => Structured::CreateIndex {
                 table: self.required(node, name, "tableName")?,
                 index: self.string(node, "indexName"),
-                columns: self.columns(node, name).into_iter().map(|c| c.name).collect(),
+                columns: self
+                    .columns(node, name)
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect(),
                 unique: self.optional_flag(node, "unique"),
             },
-            "dropTable" => Structured::DropTable { table: self.required(node, name, "tableName")?, cascade: self.optional_flag(node, "cascadeConstraints") },
-            "dropColumn" => Structured::DropColumn { table: self.required(node, name, "tableName")?, column: self.required(node, name, "columnName")? },
-            "dropIndex" => Structured::DropIndex { table: self.string(node, "tableName"), index: self.required(node, name, "indexName")? },
-            "renameTable" => Structured::RenameTable { old: self.required(node, name, "oldTableName")?, new: self.required(node, name, "newTableName")? },
+            "dropTable" => Structured::DropTable {
+                table: self.required(node, name, "tableName")?,
+                cascade: self.optional_flag(node, "cascadeConstraints"),
+            },
+            "dropColumn" => Structured::DropColumn {
+                table: self.required(node, name, "tableName")?,
+                column: self.required(node, name, "columnName")?,
+            },
+            "dropIndex" => Structured::DropIndex {
+                table: self.string(node, "tableName"),
+                index: self.required(node, name, "indexName")?,
+            },
+            "renameTable" => Structured::RenameTable {
+                old: self.required(node, name, "oldTableName")?,
+                new: self.required(node, name, "newTableName")?,
+            },
             "renameColumn" => Structured::RenameColumn {
                 table: self.required(node, name, "tableName")?,
                 old: self.required(node, name, "oldColumnName")?,
                 new: self.required(node, name, "newColumnName")?,
                 column_type: self.string(node, "columnDataType"),
             },
-            "addNotNullConstraint" => Structured::AddNotNullConstraint { table: self.required(node, name, "tableName")?, column: self.required(node, name, "columnName")?, column_type: self.string(node, "columnDataType") },
-            "dropNotNullConstraint" => Structured::DropNotNullConstraint { table: self.required(node, name, "tableName")?, column: self.required(node, name, "columnName")?, column_type: self.string(node, "columnDataType") },
-            "createView" => Structured::CreateView { view: self.required(node, name, "viewName")?, query: self.required(node, name, "selectQuery")?, replace: self.optional_flag(node, "replaceIfExists") },
-            "dropView" => Structured::DropView { view: self.required(node, name, "viewName")? },
-            "tagDatabase" => Structured::TagDatabase { tag: self.required(node, name, "tag")? },
+            "addNotNullConstraint" => Structured::AddNotNullConstraint {
+                table: self.required(node, name, "tableName")?,
+                column: self.required(node, name, "columnName")?,
+                column_type: self.string(node, "columnDataType"),
+            },
+            "dropNotNullConstraint" => Structured::DropNotNullConstraint {
+                table: self.required(node, name, "tableName")?,
+                column: self.required(node, name, "columnName")?,
+                column_type: self.string(node, "columnDataType"),
+            },
+            "createView" => Structured::CreateView {
+                view: self.required(node, name, "viewName")?,
+                query: self.required(node, name, "selectQuery")?,
+                replace: self.optional_flag(node, "replaceIfExists"),
+            },
+            "dropView" => Structured::DropView {
+                view: self.required(node, name, "viewName")?,
+            },
+            "tagDatabase" => Structured::TagDatabase {
+                tag: self.required(node, name, "tag")?,
+            },
             "empty" => Structured::Empty,
             other => {
                 self.error(node, &format!("change type `{other}` is not supported by Lockstep yet"), "supported: sql, createTable, addColumn, createIndex, dropTable, dropColumn, dropIndex, renameTable, renameColumn, addNotNullConstraint, dropNotNullConstraint, createView, dropView, tagDatabase, empty; for MongoDB: createCollection, dropCollection, createIndex, dropIndex, insertOne, insertMany, runCommand, adminCommand");
@@ -386,7 +665,11 @@ impl Reader<'_> {
 /// The (key, value) entries of a list of single-key maps (YAML) or of a map (XML).
 fn entries_of(node: &Node) -> Vec<(&Node, &Node)> {
     match &node.value {
-        Value::Seq(items) => items.iter().filter_map(|i| i.as_map()).flat_map(|m| m.iter().map(|(k, v)| (k, v))).collect(),
+        Value::Seq(items) => items
+            .iter()
+            .filter_map(|i| i.as_map())
+            .flat_map(|m| m.iter().map(|(k, v)| (k, v)))
+            .collect(),
         Value::Map(entries) => entries.iter().map(|(k, v)| (k, v)).collect(),
         _ => vec![],
     }
@@ -394,7 +677,10 @@ fn entries_of(node: &Node) -> Vec<(&Node, &Node)> {
 
 /// A `sql` change in YAML, JSON or XML keeps its comments (formatted SQL strips them).
 fn yaml_sql_settings() -> SqlSettings {
-    SqlSettings { strip_comments: false, ..SqlSettings::default() }
+    SqlSettings {
+        strip_comments: false,
+        ..SqlSettings::default()
+    }
 }
 
 #[cfg(test)]
@@ -403,45 +689,88 @@ mod tests {
     use crate::checksum::ChecksumVersion::V9;
 
     fn changesets(source: &str) -> Vec<ChangeSet> {
-        parse("db/changelog.yaml", source, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}")).into_iter().filter_map(|e| match e {
-            Entry::ChangeSet(c) => Some(*c),
-            _ => None,
-        }).collect()
+        parse("db/changelog.yaml", source, &BTreeMap::new())
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::ChangeSet(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
     fn yaml_changesets_match_liquibases_golden_checksums() {
-        let cs = changesets("databaseChangeLog:\n  - changeSet:\n      id: 1\n      author: a\n      changes:\n        - sql: insert into person(id,name) values (1,'x')\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - createTable:\n            tableName: person\n            columns:\n              - column:\n                  name: id\n                  type: int\n                  constraints:\n                    primaryKey: true\n                    nullable: false\n              - column:\n                  name: name\n                  type: varchar(50)\n");
-        assert_eq!(cs[0].checksum(V9).to_string(), "9:14a5dbbef2f55fbd6efeaa8be6c6b53d");
-        assert_eq!(cs[1].checksum(V9).to_string(), "9:3d828f93c7594c31e5da979cbc268032");
-        assert_eq!(cs[1].changes[0].description(), "createTable tableName=person");
+        let cs = changesets(
+            "databaseChangeLog:\n  - changeSet:\n      id: 1\n      author: a\n      changes:\n        - sql: insert into person(id,name) values (1,'x')\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - createTable:\n            tableName: person\n            columns:\n              - column:\n                  name: id\n                  type: int\n                  constraints:\n                    primaryKey: true\n                    nullable: false\n              - column:\n                  name: name\n                  type: varchar(50)\n",
+        );
+        assert_eq!(
+            cs[0].checksum(V9).to_string(),
+            "9:14a5dbbef2f55fbd6efeaa8be6c6b53d"
+        );
+        assert_eq!(
+            cs[1].checksum(V9).to_string(),
+            "9:3d828f93c7594c31e5da979cbc268032"
+        );
+        assert_eq!(
+            cs[1].changes[0].description(),
+            "createTable tableName=person"
+        );
     }
 
     #[test]
     fn json_is_read_too() {
-        let cs = changesets(r#"{"databaseChangeLog": [{"changeSet": {"id": "1", "author": "a", "changes": [{"sql": "insert into person(id,name) values (1,'x')"}]}}]}"#);
-        assert_eq!(cs[0].checksum(V9).to_string(), "9:14a5dbbef2f55fbd6efeaa8be6c6b53d");
+        let cs = changesets(
+            r#"{"databaseChangeLog": [{"changeSet": {"id": "1", "author": "a", "changes": [{"sql": "insert into person(id,name) values (1,'x')"}]}}]}"#,
+        );
+        assert_eq!(
+            cs[0].checksum(V9).to_string(),
+            "9:14a5dbbef2f55fbd6efeaa8be6c6b53d"
+        );
     }
 
     #[test]
     fn rollback_forms_and_entries() {
         let entries = parse("c.yaml", "databaseChangeLog:\n  - property: {name: t, value: people}\n  - changeSet:\n      id: 1\n      author: a\n      changes:\n        - sql: create table ${t} (id int)\n        - rollback: drop table ${t}\n  - changeSet:\n      id: 2\n      author: a\n      changes: [{empty: {}}]\n      rollback: []\n  - changeSet:\n      id: 3\n      author: a\n      changes: [{tagDatabase: {tag: v1}}]\n      rollback:\n        - dropTable: {tableName: people}\n  - include: {file: more.yaml, relativeToChangelogFile: true}\n  - includeAll: {path: changes/}\n", &BTreeMap::new()).unwrap();
-        let Entry::ChangeSet(first) = &entries[0] else { panic!() };
+        let Entry::ChangeSet(first) = &entries[0] else {
+            panic!()
+        };
         assert!(matches!(&first.rollback, Rollback::Sql(s) if s.sql == "drop table people"));
-        let Entry::ChangeSet(second) = &entries[1] else { panic!() };
+        let Entry::ChangeSet(second) = &entries[1] else {
+            panic!()
+        };
         assert_eq!(second.rollback, Rollback::Empty);
-        let Entry::ChangeSet(third) = &entries[2] else { panic!() };
+        let Entry::ChangeSet(third) = &entries[2] else {
+            panic!()
+        };
         assert!(matches!(&third.rollback, Rollback::Changes(c) if c.len() == 1));
         assert_eq!(third.changes[0].tag(), Some("v1"));
-        assert_eq!(entries[3], Entry::Include { file: "more.yaml".into(), relative: true, line: 20 });
-        assert!(matches!(&entries[4], Entry::IncludeAll { path, relative: false, .. } if path == "changes/"));
+        assert_eq!(
+            entries[3],
+            Entry::Include {
+                file: "more.yaml".into(),
+                relative: true,
+                line: 20
+            }
+        );
+        assert!(
+            matches!(&entries[4], Entry::IncludeAll { path, relative: false, .. } if path == "changes/")
+        );
     }
 
     #[test]
     fn problems_name_the_line() {
         let errors = parse("c.yaml", "databaseChangeLog:\n  - changeSet:\n      id: 1\n      changes: []\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - mergeColumns: {}\n", &BTreeMap::new()).unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert!(text[0].starts_with("c.yaml:3: error: a changeSet needs `id` and `author`"), "{text:#?}");
-        assert!(text[1].starts_with("c.yaml:9: error: change type `mergeColumns` is not supported by Lockstep yet"), "{text:#?}");
+        assert!(
+            text[0].starts_with("c.yaml:3: error: a changeSet needs `id` and `author`"),
+            "{text:#?}"
+        );
+        assert!(
+            text[1].starts_with(
+                "c.yaml:9: error: change type `mergeColumns` is not supported by Lockstep yet"
+            ),
+            "{text:#?}"
+        );
     }
 }

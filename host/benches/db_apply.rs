@@ -17,7 +17,10 @@ use std::time::Duration;
 use support::{median, npm_tool, timed};
 
 fn psql(sql: &str) {
-    let status = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-qAtc", sql]).status().expect("psql");
+    let status = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-qAtc", sql])
+        .status()
+        .expect("psql");
     assert!(status.success(), "{sql}");
 }
 
@@ -48,30 +51,52 @@ fn project(dir: &Path, database: &str, changelog: &str) {
 
 fn lockstep(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lockstep"));
-    command.arg("db").args(args).args(["--instance", "main", "--config", "lockstep.yaml"]).current_dir(dir);
+    command
+        .arg("db")
+        .args(args)
+        .args(["--instance", "main", "--config", "lockstep.yaml"])
+        .current_dir(dir);
     command
 }
 
 fn main() {
     let work = tempfile::tempdir().unwrap();
     let changelog = mixed_changelog();
-    let liquibase = npm_tool("liquibase", "liquibase@4.28.1", "node_modules/liquibase/dist/liquibase/liquibase");
+    let liquibase = npm_tool(
+        "liquibase",
+        "liquibase@4.28.1",
+        "node_modules/liquibase/dist/liquibase/liquibase",
+    );
 
     let mut lockstep_times = vec![];
     let mut liquibase_times = vec![];
     let mut server_times = vec![];
     for round in 0..3 {
-        let (lockstep_db, liquibase_db) = (format!("bench_lockstep_{round}"), format!("bench_liquibase_{round}"));
+        let (lockstep_db, liquibase_db) = (
+            format!("bench_lockstep_{round}"),
+            format!("bench_liquibase_{round}"),
+        );
         fresh_database(&lockstep_db);
         fresh_database(&liquibase_db);
-        let (a, b) = (work.path().join(format!("lockstep{round}")), work.path().join(format!("liquibase{round}")));
+        let (a, b) = (
+            work.path().join(format!("lockstep{round}")),
+            work.path().join(format!("liquibase{round}")),
+        );
         project(&a, &lockstep_db, &changelog);
         project(&b, &liquibase_db, &changelog);
         lockstep_times.push(timed(&mut lockstep(&a, &["update"])));
         liquibase_times.push(timed(
             Command::new(&liquibase)
-                .arg(format!("--url=jdbc:postgresql://127.0.0.1:5432/{liquibase_db}"))
-                .args(["--username=postgres", "--changelog-file=db/changelog.yaml", "--show-banner=false", "--log-level=SEVERE", "update"])
+                .arg(format!(
+                    "--url=jdbc:postgresql://127.0.0.1:5432/{liquibase_db}"
+                ))
+                .args([
+                    "--username=postgres",
+                    "--changelog-file=db/changelog.yaml",
+                    "--show-banner=false",
+                    "--log-level=SEVERE",
+                    "update",
+                ])
                 .current_dir(&b),
         ));
         psql(&format!("DROP DATABASE {lockstep_db} WITH (FORCE)"));
@@ -82,21 +107,53 @@ fn main() {
         let script = lockstep(&a, &["update-sql"]).output().unwrap().stdout;
         let script_path = work.path().join(format!("update{round}.sql"));
         std::fs::write(&script_path, script).unwrap();
-        server_times.push(timed(Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", &lockstep_db, "-f"]).arg(&script_path)));
+        server_times.push(timed(
+            Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-q",
+                    "-1",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-d",
+                    &lockstep_db,
+                    "-f",
+                ])
+                .arg(&script_path),
+        ));
         psql(&format!("DROP DATABASE {lockstep_db} WITH (FORCE)"));
     }
     let (ours, theirs) = (median(lockstep_times), median(liquibase_times));
-    println!("apply 1,000 changesets (createTable, addColumn, createIndex, sql) to an empty PostgreSQL database, median of 3:");
-    println!("  lockstep db update   {:>8.0} ms", ours.as_secs_f64() * 1e3);
-    println!("  liquibase update     {:>8.0} ms", theirs.as_secs_f64() * 1e3);
-    println!("  PostgreSQL alone     {:>8.0} ms  (the same SQL in one psql transaction: the floor for any tool)", median(server_times).as_secs_f64() * 1e3);
+    println!(
+        "apply 1,000 changesets (createTable, addColumn, createIndex, sql) to an empty PostgreSQL database, median of 3:"
+    );
+    println!(
+        "  lockstep db update   {:>8.0} ms",
+        ours.as_secs_f64() * 1e3
+    );
+    println!(
+        "  liquibase update     {:>8.0} ms",
+        theirs.as_secs_f64() * 1e3
+    );
+    println!(
+        "  PostgreSQL alone     {:>8.0} ms  (the same SQL in one psql transaction: the floor for any tool)",
+        median(server_times).as_secs_f64() * 1e3
+    );
     let ratio = theirs.as_secs_f64() / ours.as_secs_f64();
-    println!("  Lockstep is {ratio:.1}× faster (target ≥ 10×: {})", if ratio >= 10.0 { "meets" } else { "MISSES" });
+    println!(
+        "  Lockstep is {ratio:.1}× faster (target ≥ 10×: {})",
+        if ratio >= 10.0 { "meets" } else { "MISSES" }
+    );
 
     // `status` on an up-to-date 10,000-changeset changelog.
     let mut big = String::from("--liquibase formatted sql\n");
     for i in 0..10_000 {
-        big.push_str(&format!("--changeset bench:{i}\nselect {i};\n--rollback select 0;\n"));
+        big.push_str(&format!(
+            "--changeset bench:{i}\nselect {i};\n--rollback select 0;\n"
+        ));
     }
     fresh_database("bench_status");
     let dir = work.path().join("status");
@@ -104,8 +161,22 @@ fn main() {
     std::fs::write(dir.join("db/changelog.sql"), &big).unwrap();
     std::fs::write(dir.join("lockstep.yaml"), "connectors:\n  db: { type: Postgres, url: 'postgres://postgres@127.0.0.1:5432/bench_status' }\ndbSchemas:\n  app: { changelog: db/changelog.sql }\ndbInstances:\n  main: { schema: app, connector: db, allowSuperuser: true }\n").unwrap();
     timed(&mut lockstep(&dir, &["update"]));
-    let status = median((0..7).map(|_| timed(&mut lockstep(&dir, &["status"]))).collect());
+    let status = median(
+        (0..7)
+            .map(|_| timed(&mut lockstep(&dir, &["status"])))
+            .collect(),
+    );
     psql("DROP DATABASE bench_status WITH (FORCE)");
-    println!("lockstep db status, up-to-date 10,000-changeset changelog (whole process), median of 7:");
-    println!("  {:.0} ms (target ≤ 100 ms: {})", status.as_secs_f64() * 1e3, if status <= Duration::from_millis(100) { "meets" } else { "MISSES" });
+    println!(
+        "lockstep db status, up-to-date 10,000-changeset changelog (whole process), median of 7:"
+    );
+    println!(
+        "  {:.0} ms (target ≤ 100 ms: {})",
+        status.as_secs_f64() * 1e3,
+        if status <= Duration::from_millis(100) {
+            "meets"
+        } else {
+            "MISSES"
+        }
+    );
 }

@@ -39,24 +39,37 @@ fn migrations(dir: &Path) {
     for i in 0..CHANGESETS / 4 {
         let bodies = [
             format!("await db.createCollection('c{i}');"),
-            format!("await db.collection('c{i}').createIndex({{ email: 1 }}, {{ unique: true, name: 'ix_email' }});"),
-            format!("await db.collection('c{i}').insertOne({{ _id: 1, email: 'r{i}@example.com' }});"),
-            format!("await db.collection('c{i}').updateOne({{ _id: 1 }}, {{ $set: {{ active: true }} }});"),
+            format!(
+                "await db.collection('c{i}').createIndex({{ email: 1 }}, {{ unique: true, name: 'ix_email' }});"
+            ),
+            format!(
+                "await db.collection('c{i}').insertOne({{ _id: 1, email: 'r{i}@example.com' }});"
+            ),
+            format!(
+                "await db.collection('c{i}').updateOne({{ _id: 1 }}, {{ $set: {{ active: true }} }});"
+            ),
         ];
         for (k, body) in bodies.iter().enumerate() {
             let name = format!("{:014}-m{i}-{k}.js", i * 4 + k);
-            std::fs::write(dir.join("migrations").join(name), format!("module.exports = {{\n  async up(db) {{ {body} }},\n  async down() {{}}\n}};\n")).unwrap();
+            std::fs::write(
+                dir.join("migrations").join(name),
+                format!(
+                    "module.exports = {{\n  async up(db) {{ {body} }},\n  async down() {{}}\n}};\n"
+                ),
+            )
+            .unwrap();
         }
     }
 }
 
-
-
-
 fn main() {
     let server = Secantus::start();
     let work = tempfile::tempdir().unwrap();
-    let migrate_mongo = npm_tool("migrate-mongo", "migrate-mongo@11", "node_modules/.bin/migrate-mongo");
+    let migrate_mongo = npm_tool(
+        "migrate-mongo",
+        "migrate-mongo@11",
+        "node_modules/.bin/migrate-mongo",
+    );
     let changelog = changelog();
 
     let (mut ours, mut theirs) = (vec![], vec![]);
@@ -69,7 +82,18 @@ fn main() {
             format!("connectors:\n  mongo: {{ type: MongoDB, uri: '{}/lockstep{round}' }}\ndbSchemas:\n  app: {{ changelog: db/changelog.yaml }}\ndbInstances:\n  main: {{ schema: app, connector: mongo }}\n", server.uri()),
         )
         .unwrap();
-        ours.push(timed(Command::new(env!("CARGO_BIN_EXE_lockstep")).args(["db", "update", "--instance", "main", "--config", "lockstep.yaml"]).current_dir(&lockstep_dir)));
+        ours.push(timed(
+            Command::new(env!("CARGO_BIN_EXE_lockstep"))
+                .args([
+                    "db",
+                    "update",
+                    "--instance",
+                    "main",
+                    "--config",
+                    "lockstep.yaml",
+                ])
+                .current_dir(&lockstep_dir),
+        ));
 
         let migrate_dir = work.path().join(format!("migrate{round}"));
         migrations(&migrate_dir);
@@ -78,11 +102,26 @@ fn main() {
             format!("module.exports = {{ mongodb: {{ url: '{}', databaseName: 'migrate{round}' }}, migrationsDir: 'migrations', changelogCollectionName: 'changelog', migrationFileExtension: '.js', useFileHash: false, moduleSystem: 'commonjs' }};\n", server.uri()),
         )
         .unwrap();
-        theirs.push(timed(Command::new(&migrate_mongo).arg("up").current_dir(&migrate_dir)));
+        theirs.push(timed(
+            Command::new(&migrate_mongo)
+                .arg("up")
+                .current_dir(&migrate_dir),
+        ));
     }
     let (ours, theirs) = (median(ours), median(theirs));
-    println!("apply {CHANGESETS} changesets (createCollection, createIndex, insertOne, runCommand) to a fresh database of one SecantusDB server, median of 3:");
-    println!("  lockstep db update   {:>8.0} ms", ours.as_secs_f64() * 1e3);
-    println!("  migrate-mongo up     {:>8.0} ms", theirs.as_secs_f64() * 1e3);
-    println!("  ratio (migrate-mongo / Lockstep): {:.2}", theirs.as_secs_f64() / ours.as_secs_f64());
+    println!(
+        "apply {CHANGESETS} changesets (createCollection, createIndex, insertOne, runCommand) to a fresh database of one SecantusDB server, median of 3:"
+    );
+    println!(
+        "  lockstep db update   {:>8.0} ms",
+        ours.as_secs_f64() * 1e3
+    );
+    println!(
+        "  migrate-mongo up     {:>8.0} ms",
+        theirs.as_secs_f64() * 1e3
+    );
+    println!(
+        "  ratio (migrate-mongo / Lockstep): {:.2}",
+        theirs.as_secs_f64() / ours.as_secs_f64()
+    );
 }

@@ -55,13 +55,20 @@ fn invocation(workspace: &Path) -> Invocation {
 }
 
 /// (instantiate + call, whole lifecycle including the store drop) for each run.
-async fn step_samples(sandbox: &Sandbox, noop: &StepComponent, workspace: &Path, runs: usize) -> (Vec<Duration>, Vec<Duration>) {
+async fn step_samples(
+    sandbox: &Sandbox,
+    noop: &StepComponent,
+    workspace: &Path,
+    runs: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
     let mut critical = Vec::with_capacity(runs);
     let mut whole = Vec::with_capacity(runs);
     for _ in 0..runs {
         let invocation = invocation(workspace);
         let start = Instant::now();
-        let mut prepared = sandbox.prepare(noop, invocation).unwrap_or_else(|f| panic!("{}", f.kind));
+        let mut prepared = sandbox
+            .prepare(noop, invocation)
+            .unwrap_or_else(|f| panic!("{}", f.kind));
         prepared.call().await;
         let called = start.elapsed();
         prepared.finish().unwrap_or_else(|f| panic!("{}", f.kind));
@@ -75,7 +82,9 @@ fn process_samples(runs: usize) -> Vec<Duration> {
     (0..runs)
         .map(|_| {
             let start = Instant::now();
-            std::process::Command::new("/bin/true").status().expect("running /bin/true");
+            std::process::Command::new("/bin/true")
+                .status()
+                .expect("running /bin/true");
             start.elapsed()
         })
         .collect()
@@ -84,7 +93,10 @@ fn process_samples(runs: usize) -> Vec<Duration> {
 fn thousand_step_pipeline(dir: &Path) -> (String, String) {
     let noop = lockstep_test_components::path("noop");
     let digest = lockstep::sandbox::artifact::sha256_hex(&std::fs::read(&noop).unwrap());
-    let config = format!("stepTypes:\n  Noop:\n    component: {}\n    sha256: {digest}\n", noop.display());
+    let config = format!(
+        "stepTypes:\n  Noop:\n    component: {}\n    sha256: {digest}\n",
+        noop.display()
+    );
     let mut steps = String::new();
     for group in 0..100 {
         steps.push_str("              - parallel:\n");
@@ -92,7 +104,9 @@ fn thousand_step_pipeline(dir: &Path) -> (String, String) {
             steps.push_str(&format!("                  - step:\n                      type: Noop\n                      name: n{group}_{i}\n                      identifier: n{group}_{i}\n"));
         }
     }
-    let pipeline = format!("pipeline:\n  name: Thousand\n  identifier: thousand\n  stages:\n    - stage:\n        name: S\n        identifier: s\n        type: Custom\n        spec:\n          execution:\n            steps:\n{steps}");
+    let pipeline = format!(
+        "pipeline:\n  name: Thousand\n  identifier: thousand\n  stages:\n    - stage:\n        name: S\n        identifier: s\n        type: Custom\n        spec:\n          execution:\n            steps:\n{steps}"
+    );
     std::fs::write(dir.join("lockstep.yaml"), &config).unwrap();
     (pipeline, config)
 }
@@ -101,10 +115,28 @@ async fn pipeline_once(sandbox: &Sandbox, dir: &Path, pipeline: &str, config: &C
     let start = Instant::now();
     let parsed = lockstep::pipeline::parse_pipeline(&dir.join("p.yaml"), pipeline).unwrap();
     let mask = SecretMask::default();
-    let meta = Meta { name: "t".into(), identifier: "t".into(), execution_id: "bench".into(), sequence_id: 1, start_ts: 0 };
-    let (root, variables) = exec::prepare(&parsed.pipeline, &BTreeMap::new(), config, &mask, &meta).unwrap();
-    let components = exec::load_components(&root, config, sandbox).unwrap_or_else(|e| panic!("{e:?}"));
-    let run = Run::new(&root, meta, variables, sandbox, config, components, Arc::new(Quiet), mask, dir.join("workspace"));
+    let meta = Meta {
+        name: "t".into(),
+        identifier: "t".into(),
+        execution_id: "bench".into(),
+        sequence_id: 1,
+        start_ts: 0,
+    };
+    let (root, variables) =
+        exec::prepare(&parsed.pipeline, &BTreeMap::new(), config, &mask, &meta).unwrap();
+    let components =
+        exec::load_components(&root, config, sandbox).unwrap_or_else(|e| panic!("{e:?}"));
+    let run = Run::new(
+        &root,
+        meta,
+        variables,
+        sandbox,
+        config,
+        components,
+        Arc::new(Quiet),
+        mask,
+        dir.join("workspace"),
+    );
     let outcome = run.execute(Cancel::default()).await;
     assert_eq!(outcome.status, lockstep::exec::status::Status::Success);
     assert_eq!(outcome.records.len(), 1002);
@@ -117,12 +149,17 @@ fn verdict(value: Duration, target: Duration) -> &'static str {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = Sandbox::new(32, dir.path().join("cache"), &|w| eprintln!("warning: {w}")).unwrap();
+    let sandbox =
+        Sandbox::new(32, dir.path().join("cache"), &|w| eprintln!("warning: {w}")).unwrap();
     println!("allocator: {:?}", sandbox.allocator());
     let wasm = std::fs::read(lockstep_test_components::path("noop")).unwrap();
     let noop = sandbox.load(&wasm, None).unwrap();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (mut critical, mut whole) = runtime.block_on(async {
         step_samples(&sandbox, &noop, dir.path(), 2_000).await; // warm-up
         step_samples(&sandbox, &noop, dir.path(), RUNS).await
@@ -140,16 +177,45 @@ fn main() {
         times
     });
 
-    let (c50, c99) = (percentile(&mut critical, 0.50), percentile(&mut critical, 0.99));
+    let (c50, c99) = (
+        percentile(&mut critical, 0.50),
+        percentile(&mut critical, 0.99),
+    );
     let (w50, w99) = (percentile(&mut whole, 0.50), percentile(&mut whole, 0.99));
-    let (p50, p99) = (percentile(&mut process, 0.50), percentile(&mut process, 0.99));
+    let (p50, p99) = (
+        percentile(&mut process, 0.50),
+        percentile(&mut process, 0.99),
+    );
     let pipeline_median = percentile(&mut pipeline_times, 0.50);
     println!("no-op step, {RUNS} runs:");
-    println!("  instantiate + call   p50 {:>10}  p99 {:>10}  (target p50 ≤ 20 µs: {})", micros(c50), micros(c99), verdict(c50, Duration::from_micros(20)));
-    println!("  whole lifecycle      p50 {:>10}  p99 {:>10}  (target p50 ≤ 60 µs: {})", micros(w50), micros(w99), verdict(w50, Duration::from_micros(60)));
+    println!(
+        "  instantiate + call   p50 {:>10}  p99 {:>10}  (target p50 ≤ 20 µs: {})",
+        micros(c50),
+        micros(c99),
+        verdict(c50, Duration::from_micros(20))
+    );
+    println!(
+        "  whole lifecycle      p50 {:>10}  p99 {:>10}  (target p50 ≤ 60 µs: {})",
+        micros(w50),
+        micros(w99),
+        verdict(w50, Duration::from_micros(60))
+    );
     println!("/bin/true, {PROCESS_RUNS} spawns:");
-    println!("  spawn + wait         p50 {:>10}  p99 {:>10}", micros(p50), micros(p99));
-    println!("  a process costs {:.0}× a whole step lifecycle (p50)", p50.as_secs_f64() / w50.as_secs_f64());
-    println!("1,000 no-op steps in parallel groups of 10 (parse, plan, run), median of {PIPELINE_RUNS}:");
-    println!("  {:.1} ms  (target ≤ 200 ms: {})", pipeline_median.as_secs_f64() * 1e3, verdict(pipeline_median, Duration::from_millis(200)));
+    println!(
+        "  spawn + wait         p50 {:>10}  p99 {:>10}",
+        micros(p50),
+        micros(p99)
+    );
+    println!(
+        "  a process costs {:.0}× a whole step lifecycle (p50)",
+        p50.as_secs_f64() / w50.as_secs_f64()
+    );
+    println!(
+        "1,000 no-op steps in parallel groups of 10 (parse, plan, run), median of {PIPELINE_RUNS}:"
+    );
+    println!(
+        "  {:.1} ms  (target ≤ 200 ms: {})",
+        pipeline_median.as_secs_f64() * 1e3,
+        verdict(pipeline_median, Duration::from_millis(200))
+    );
 }

@@ -84,17 +84,32 @@ pub struct SchemaFetch {
 impl SchemaFetch {
     /// Clones the repository into `into` (a fresh directory). Blocking: run it off the async workers.
     pub fn fetch(&self, into: &Path) -> Result<(), String> {
-        crate::capability::git::clone(&self.remote, &self.url, &self.reference, 1, into).map(drop).map_err(|e| self.failed(e))
+        crate::capability::git::clone(&self.remote, &self.url, &self.reference, 1, into)
+            .map(drop)
+            .map_err(|e| self.failed(e))
     }
 
     /// Clones the repository into `directory` of a stage workspace, the way GitClone does (no
     /// symlink a step left there is followed). Blocking.
     pub fn fetch_into_workspace(&self, workspace: &Path, directory: &Path) -> Result<(), String> {
-        crate::capability::git::clone_into_workspace(&self.remote, &self.url, &self.reference, 1, workspace, &directory.to_string_lossy()).map(drop).map_err(|e| self.failed(e))
+        crate::capability::git::clone_into_workspace(
+            &self.remote,
+            &self.url,
+            &self.reference,
+            1,
+            workspace,
+            &directory.to_string_lossy(),
+        )
+        .map(drop)
+        .map_err(|e| self.failed(e))
     }
 
     fn failed(&self, error: crate::sandbox::bindings::WitError) -> String {
-        format!("fetching the schema from {}: {}", self.url, crate::sandbox::describe_wit_error(&error))
+        format!(
+            "fetching the schema from {}: {}",
+            self.url,
+            crate::sandbox::describe_wit_error(&error)
+        )
     }
 }
 
@@ -148,9 +163,17 @@ pub enum ConnectorSpec {
         /// Kinds the built-in K8s steps and Run steps may touch (`*` by default; see the grant).
         kinds: Vec<String>,
     },
-    MongoDB { uri: String, password_ref: Option<String> },
-    Postgres { url: String, password_ref: Option<String> },
-    Sqlite { path: PathBuf },
+    MongoDB {
+        uri: String,
+        password_ref: Option<String>,
+    },
+    Postgres {
+        url: String,
+        password_ref: Option<String>,
+    },
+    Sqlite {
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +249,10 @@ impl ConfigSource {
         if let Some(path) = std::env::var_os(CONFIG_VARIABLE).filter(|p| !p.is_empty()) {
             return ConfigSource::Variable(PathBuf::from(path));
         }
-        let dir = std::env::var_os("XDG_CONFIG_HOME").filter(|p| !p.is_empty()).map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        let dir = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
         match dir.map(|d| d.join("lockstep").join("lockstep.yaml")) {
             Some(path) if path.is_file() => ConfigSource::UserConfigDir(path),
             _ => ConfigSource::None,
@@ -235,7 +261,9 @@ impl ConfigSource {
 
     pub fn path(&self) -> Option<&Path> {
         match self {
-            ConfigSource::Flag(p) | ConfigSource::Variable(p) | ConfigSource::UserConfigDir(p) => Some(p),
+            ConfigSource::Flag(p) | ConfigSource::Variable(p) | ConfigSource::UserConfigDir(p) => {
+                Some(p)
+            }
             ConfigSource::None => None,
         }
     }
@@ -254,7 +282,9 @@ impl Config {
     pub fn load(path: &Path, required: bool) -> anyhow::Result<Config> {
         match std::fs::read_to_string(path) {
             Ok(source) => Ok(Config::parse(path, &source)?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Config::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(Config::default())
+            }
             Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
         }
     }
@@ -263,14 +293,25 @@ impl Config {
         let doc = yaml::parse(path, source).map_err(|d| InvalidInput(vec![d]))?;
         // Paths in the file are relative to it; made absolute once, so nothing later depends on
         // the working directory (preopens, SQLite files, component paths).
-        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let base = &std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
         let mut errors = vec![];
-        let mut config = Config { path: Some(path.to_path_buf()), ..Config::default() };
-        let Some(root) = doc.roots.first().filter(|r| !r.is_null()) else { return Ok(config) };
+        let mut config = Config {
+            path: Some(path.to_path_buf()),
+            ..Config::default()
+        };
+        let Some(root) = doc.roots.first().filter(|r| !r.is_null()) else {
+            return Ok(config);
+        };
         let loc = |node: &Node, yaml_path: &str| doc.location(node.pos, yaml_path);
         let Some(entries) = root.as_map() else {
-            return Err(InvalidInput(vec![Diagnostic::error(loc(root, ""), "lockstep.yaml must be a map").with_help("its keys are connectors, secrets and stepTypes")]));
+            return Err(InvalidInput(vec![
+                Diagnostic::error(loc(root, ""), "lockstep.yaml must be a map")
+                    .with_help("its keys are connectors, secrets and stepTypes"),
+            ]));
         };
         for (key, value) in entries {
             match key.as_str().unwrap_or_default() {
@@ -324,7 +365,11 @@ impl Config {
             }
         }
         config.check_db_references(&mut errors);
-        if errors.is_empty() { Ok(config) } else { Err(InvalidInput(errors)) }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(InvalidInput(errors))
+        }
     }
 
     /// Every instance names a schema and a database connector that exist.
@@ -340,7 +385,23 @@ impl Config {
         for (id, instance) in &self.db_instances {
             if !self.db_schemas.contains_key(&instance.schema) {
                 let known: Vec<&str> = self.db_schemas.keys().map(String::as_str).collect();
-                errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` names schema `{}`, which is not under `dbSchemas`", instance.schema)).with_help(format!("known schemas: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })));
+                errors.push(
+                    Diagnostic::error(
+                        instance.location.clone(),
+                        format!(
+                            "db instance `{id}` names schema `{}`, which is not under `dbSchemas`",
+                            instance.schema
+                        ),
+                    )
+                    .with_help(format!(
+                        "known schemas: {}",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    )),
+                );
             }
             match self.connectors.get(&instance.connector).map(Connector::kind) {
                 Some(ConnectorKind::Postgres | ConnectorKind::Sqlite | ConnectorKind::MongoDB) => {}
@@ -353,50 +414,98 @@ impl Config {
     /// The schema's Git source, resolved: the remote (with its token), the repository URL and the
     /// reference. `None` for a schema whose changelog is under its `root`.
     pub fn schema_fetch(&self, schema: &str) -> Result<Option<SchemaFetch>, String> {
-        let Some(git) = self.db_schemas.get(schema).and_then(|s| s.git.as_ref()) else { return Ok(None) };
-        let remote = self.git_remote(&git.connector).map_err(|e| format!("db schema `{schema}`: {e}"))?;
-        let url = remote.repository_url(git.repo_name.as_deref()).map_err(|e| format!("db schema `{schema}`: connector `{}`: {e}", git.connector))?;
-        Ok(Some(SchemaFetch { remote, url, reference: git.reference.clone() }))
+        let Some(git) = self.db_schemas.get(schema).and_then(|s| s.git.as_ref()) else {
+            return Ok(None);
+        };
+        let remote = self
+            .git_remote(&git.connector)
+            .map_err(|e| format!("db schema `{schema}`: {e}"))?;
+        let url = remote
+            .repository_url(git.repo_name.as_deref())
+            .map_err(|e| format!("db schema `{schema}`: connector `{}`: {e}", git.connector))?;
+        Ok(Some(SchemaFetch {
+            remote,
+            url,
+            reference: git.reference.clone(),
+        }))
     }
 
     /// Where the database of `instance` is, with its password filled in from its secret.
     pub fn db_target(&self, instance: &str) -> Result<crate::capability::db::DbTarget, String> {
         use crate::capability::db::DbTarget;
-        let db = self.db_instances.get(instance).ok_or_else(|| format!("db instance `{instance}` is not defined in lockstep.yaml"))?;
+        let db = self
+            .db_instances
+            .get(instance)
+            .ok_or_else(|| format!("db instance `{instance}` is not defined in lockstep.yaml"))?;
         let connector = &self.connectors[&db.connector];
         match &connector.spec {
             ConnectorSpec::Postgres { url, password_ref } => {
-                let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("connector `{}`: `url` is not a PostgreSQL URL: {e}", db.connector))?;
+                let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+                    format!(
+                        "connector `{}`: `url` is not a PostgreSQL URL: {e}",
+                        db.connector
+                    )
+                })?;
                 if let Some(database) = &db.database {
                     config.dbname(database);
                 }
                 if let Some(secret) = password_ref {
                     config.password(self.secret(secret)?);
                 }
-                Ok(DbTarget::Postgres { config: Box::new(config), allow_superuser: db.allow_superuser })
+                Ok(DbTarget::Postgres {
+                    config: Box::new(config),
+                    allow_superuser: db.allow_superuser,
+                })
             }
             ConnectorSpec::Sqlite { path } => Ok(DbTarget::Sqlite { path: path.clone() }),
             ConnectorSpec::MongoDB { uri, password_ref } => {
                 // The instance's `database`, else the one the URI names (`mongodb://host/app`).
-                let from_uri = uri.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map(|(_, path)| path.split('?').next().unwrap_or_default().to_string()).filter(|d| !d.is_empty());
+                let from_uri = uri
+                    .split_once("://")
+                    .and_then(|(_, rest)| rest.split_once('/'))
+                    .map(|(_, path)| path.split('?').next().unwrap_or_default().to_string())
+                    .filter(|d| !d.is_empty());
                 let database = db.database.clone().or(from_uri).ok_or_else(|| format!("db instance `{instance}`: say which MongoDB database, with `database:` on the instance or in the connector's `uri`"))?;
-                let password = password_ref.as_ref().map(|secret| self.secret(secret)).transpose()?;
-                Ok(DbTarget::Mongo { uri: uri.clone(), database, password, admin_commands: db.admin_commands })
+                let password = password_ref
+                    .as_ref()
+                    .map(|secret| self.secret(secret))
+                    .transpose()?;
+                Ok(DbTarget::Mongo {
+                    uri: uri.clone(),
+                    database,
+                    password,
+                    admin_commands: db.admin_commands,
+                })
             }
-            _ => Err(format!("db instance `{instance}` uses a {:?} connector, not a database one", connector.kind())),
+            _ => Err(format!(
+                "db instance `{instance}` uses a {:?} connector, not a database one",
+                connector.kind()
+            )),
         }
     }
 
     /// The directory relative paths in this file are relative to (absolute).
     pub fn base(&self) -> PathBuf {
-        let parent = self.path.as_deref().and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = self
+            .path
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
     }
 
     fn connector(&self, name: &str, kind: ConnectorKind) -> Result<&ConnectorSpec, String> {
-        let connector = self.connectors.get(name).ok_or_else(|| format!("connector `{name}` is not defined; add it under `connectors:` in lockstep.yaml"))?;
+        let connector = self.connectors.get(name).ok_or_else(|| {
+            format!(
+                "connector `{name}` is not defined; add it under `connectors:` in lockstep.yaml"
+            )
+        })?;
         if connector.kind() != kind {
-            return Err(format!("connector `{name}` is a {:?} connector, not a {kind:?} one", connector.kind()));
+            return Err(format!(
+                "connector `{name}` is a {:?} connector, not a {kind:?} one",
+                connector.kind()
+            ));
         }
         Ok(&connector.spec)
     }
@@ -413,25 +522,63 @@ impl Config {
     /// steps: the group's namespace, else the kubeconfig context's, only if the operator allows
     /// it for the connector (`namespaces:`; by default the context's namespace alone), with the
     /// operator's `kinds:`. Returns the grant and the namespace.
-    pub fn kube_group_grant(&self, connector: &str, namespace: Option<&str>, verbs: Vec<crate::capability::kube::Verb>) -> Result<(crate::capability::kube::KubeGrant, String), Refusal> {
-        let ConnectorSpec::Kubernetes { cluster, namespaces, kinds } = self.connector(connector, ConnectorKind::Kubernetes)? else { unreachable!("checked to be a Kubernetes connector") };
-        let context_namespace = cluster.default_namespace().map_err(|e| Refusal::Configuration(format!("connector `{connector}`: {e}")))?;
+    pub fn kube_group_grant(
+        &self,
+        connector: &str,
+        namespace: Option<&str>,
+        verbs: Vec<crate::capability::kube::Verb>,
+    ) -> Result<(crate::capability::kube::KubeGrant, String), Refusal> {
+        let ConnectorSpec::Kubernetes {
+            cluster,
+            namespaces,
+            kinds,
+        } = self.connector(connector, ConnectorKind::Kubernetes)?
+        else {
+            unreachable!("checked to be a Kubernetes connector")
+        };
+        let context_namespace = cluster
+            .default_namespace()
+            .map_err(|e| Refusal::Configuration(format!("connector `{connector}`: {e}")))?;
         let namespace = namespace.map_or_else(|| context_namespace.clone(), str::to_string);
-        let allowed = namespaces.clone().unwrap_or_else(|| vec![context_namespace]);
+        let allowed = namespaces
+            .clone()
+            .unwrap_or_else(|| vec![context_namespace]);
         if !allowed.iter().any(|n| n == "*" || *n == namespace) {
             return Err(Refusal::Denied(format!(
                 "the step group's namespace `{namespace}` is not allowed for connector `{connector}` (allowed: {}); the operator allows namespaces with `connectors.{connector}.namespaces` in lockstep.yaml",
                 allowed.join(", ")
             )));
         }
-        let grant = crate::capability::kube::KubeGrant { connector: connector.to_string(), cluster: cluster.clone(), namespaces: vec![namespace.clone()], kinds: kinds.clone(), verbs };
+        let grant = crate::capability::kube::KubeGrant {
+            connector: connector.to_string(),
+            cluster: cluster.clone(),
+            namespaces: vec![namespace.clone()],
+            kinds: kinds.clone(),
+            verbs,
+        };
         Ok((grant, namespace))
     }
 
     /// The Git connector `name`, with its token read from its secret.
     pub fn git_remote(&self, name: &str) -> Result<crate::capability::git::GitRemote, String> {
-        let ConnectorSpec::Git { url, account, username, token_ref } = self.connector(name, ConnectorKind::Git)? else { unreachable!("checked to be a Git connector") };
-        Ok(crate::capability::git::GitRemote { url: url.clone(), account: *account, username: username.clone(), token: token_ref.as_ref().map(|secret| self.secret(secret)).transpose()? })
+        let ConnectorSpec::Git {
+            url,
+            account,
+            username,
+            token_ref,
+        } = self.connector(name, ConnectorKind::Git)?
+        else {
+            unreachable!("checked to be a Git connector")
+        };
+        Ok(crate::capability::git::GitRemote {
+            url: url.clone(),
+            account: *account,
+            username: username.clone(),
+            token: token_ref
+                .as_ref()
+                .map(|secret| self.secret(secret))
+                .transpose()?,
+        })
     }
 
     /// Reads a secret's value and adds it to the run's mask, so that it is masked wherever it
@@ -439,8 +586,12 @@ impl Config {
     /// to provide it.
     pub fn secret(&self, id: &str) -> Result<String, String> {
         let value = match self.secrets.get(id) {
-            None => Err(format!("secret `{id}` is not defined; add `{id}: {{ env: VARIABLE }}` under `secrets:` in lockstep.yaml")),
-            Some(SecretSource::Env(var)) => std::env::var(var).map_err(|_| format!("secret `{id}` reads environment variable {var}, which is not set")),
+            None => Err(format!(
+                "secret `{id}` is not defined; add `{id}: {{ env: VARIABLE }}` under `secrets:` in lockstep.yaml"
+            )),
+            Some(SecretSource::Env(var)) => std::env::var(var).map_err(|_| {
+                format!("secret `{id}` reads environment variable {var}, which is not set")
+            }),
             Some(SecretSource::File(path)) => std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
                 .map_err(|e| format!("secret `{id}` reads {}: {e}", path.display())),
@@ -469,19 +620,39 @@ impl From<String> for Refusal {
 
 type Loc<'a> = dyn Fn(&Node, &str) -> Location + 'a;
 
-fn for_each_entry(value: &Node, section: &str, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>, mut f: impl FnMut(&str, &Node, &str, &mut Vec<Diagnostic>)) {
+fn for_each_entry(
+    value: &Node,
+    section: &str,
+    loc: &Loc<'_>,
+    errors: &mut Vec<Diagnostic>,
+    mut f: impl FnMut(&str, &Node, &str, &mut Vec<Diagnostic>),
+) {
     if value.is_null() {
         return;
     }
     let Some(entries) = value.as_map() else {
-        errors.push(Diagnostic::error(loc(value, section), format!("`{section}` must be a map of id → settings")).with_help(format!("write `{section}:` then one `id: {{...}}` per line")));
+        errors.push(
+            Diagnostic::error(
+                loc(value, section),
+                format!("`{section}` must be a map of id → settings"),
+            )
+            .with_help(format!(
+                "write `{section}:` then one `id: {{...}}` per line"
+            )),
+        );
         return;
     };
     for (key, node) in entries {
         let id = key.as_str().unwrap_or_default();
         let path = format!("{section}.{id}");
         if node.as_map().is_none() {
-            errors.push(Diagnostic::error(loc(node, &path), format!("`{id}` must be a map of settings")).with_help("write its settings as `key: value` lines under it"));
+            errors.push(
+                Diagnostic::error(
+                    loc(node, &path),
+                    format!("`{id}` must be a map of settings"),
+                )
+                .with_help("write its settings as `key: value` lines under it"),
+            );
             continue;
         }
         f(id, node, &path, errors);
@@ -490,23 +661,62 @@ fn for_each_entry(value: &Node, section: &str, loc: &Loc<'_>, errors: &mut Vec<D
 
 /// A schema's Git source: `connectorRef`, optional `repoName`, and one of `branch`, `tag` or
 /// `commitSha`. `None` when the schema names no `connectorRef` (its changelog is under `root`).
-fn git_schema(node: &Node, path: &str, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>) -> Option<GitSchema> {
+fn git_schema(
+    node: &Node,
+    path: &str,
+    loc: &Loc<'_>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<GitSchema> {
     use crate::capability::git::Reference;
     let connector = node.get("connectorRef").and_then(Node::as_str)?.to_string();
     let text = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_string);
-    let references: Vec<Reference> = [text("branch").map(Reference::Branch), text("tag").map(Reference::Tag), text("commitSha").map(Reference::CommitSha)].into_iter().flatten().collect();
+    let references: Vec<Reference> = [
+        text("branch").map(Reference::Branch),
+        text("tag").map(Reference::Tag),
+        text("commitSha").map(Reference::CommitSha),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let [reference] = <[Reference; 1]>::try_from(references).map_err(|_| errors.push(Diagnostic::error(loc(node, path), "a schema in a Git repository needs exactly one of `branch`, `tag` or `commitSha`").with_help("write e.g. `branch: main`"))).ok()?;
-    Some(GitSchema { connector, repo_name: text("repoName"), reference })
+    Some(GitSchema {
+        connector,
+        repo_name: text("repoName"),
+        reference,
+    })
 }
 
-fn connector(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>) -> Option<Connector> {
+fn connector(
+    node: &Node,
+    path: &str,
+    base: &Path,
+    loc: &Loc<'_>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Connector> {
     let text = |key: &str| node.get(key).and_then(Node::as_str).map(str::to_string);
-    let list = |key: &str| node.get(key).map(|n| n.as_seq().unwrap_or_default().iter().filter_map(|i| i.as_str().map(str::to_string)).collect::<Vec<String>>());
+    let list = |key: &str| {
+        node.get(key).map(|n| {
+            n.as_seq()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect::<Vec<String>>()
+        })
+    };
     let at = |key: &str| loc(node.get(key).unwrap_or(node), &format!("{path}.{key}"));
     let kind = match node.get("type").and_then(Node::as_str) {
         Some(kind @ ("Git" | "Kubernetes" | "MongoDB" | "Postgres" | "Sqlite")) => kind,
         other => {
-            errors.push(Diagnostic::error(at("type"), format!("connector type {} is not known", other.map_or("(missing)".to_string(), |t| format!("`{t}`")))).with_help("use Git, Kubernetes, MongoDB, Postgres or Sqlite"));
+            errors.push(
+                Diagnostic::error(
+                    at("type"),
+                    format!(
+                        "connector type {} is not known",
+                        other.map_or("(missing)".to_string(), |t| format!("`{t}`"))
+                    ),
+                )
+                .with_help("use Git, Kubernetes, MongoDB, Postgres or Sqlite"),
+            );
             return None;
         }
     };
@@ -514,7 +724,13 @@ fn connector(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
     let required = |key: &str, example: &str, errors: &mut Vec<Diagnostic>| {
         let value = text(key);
         if value.is_none() {
-            errors.push(Diagnostic::error(loc(node, path), format!("this {kind} connector does not say where it points: it needs `{key}`")).with_help(format!("add `{example}`")));
+            errors.push(
+                Diagnostic::error(
+                    loc(node, path),
+                    format!("this {kind} connector does not say where it points: it needs `{key}`"),
+                )
+                .with_help(format!("add `{example}`")),
+            );
         }
         value
     };
@@ -533,7 +749,12 @@ fn connector(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
                     return None;
                 }
             };
-            ConnectorSpec::Git { url, account, username: text("username"), token_ref: text("tokenRef") }
+            ConnectorSpec::Git {
+                url,
+                account,
+                username: text("username"),
+                token_ref: text("tokenRef"),
+            }
         }
         "Kubernetes" => {
             use crate::capability::kube::KubeCluster;
@@ -541,10 +762,15 @@ fn connector(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
                 (_, Some("true")) => KubeCluster::InCluster,
                 (Some(file), _) => {
                     let file = match file.strip_prefix("~/") {
-                        Some(rest) => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest),
+                        Some(rest) => {
+                            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest)
+                        }
                         None => base.join(file),
                     };
-                    KubeCluster::Kubeconfig { path: file, context: text("context") }
+                    KubeCluster::Kubeconfig {
+                        path: file,
+                        context: text("context"),
+                    }
                 }
                 (None, _) => {
                     errors.push(Diagnostic::error(loc(node, path), "this Kubernetes connector does not say where it points: it needs `kubeconfig` or `inCluster: true`").with_help("add `kubeconfig: ~/.kube/config` (and `context:`)"));
@@ -556,21 +782,48 @@ fn connector(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
                 errors.push(Diagnostic::error(at("namespaces"), "`namespaces` must list the namespaces pipelines may deploy to with this connector").with_help("write e.g. `namespaces: [shop, staging]` (`*` for any)"));
             }
             let kinds = list("kinds").unwrap_or_else(|| vec!["*".into()]);
-            ConnectorSpec::Kubernetes { cluster, namespaces, kinds }
+            ConnectorSpec::Kubernetes {
+                cluster,
+                namespaces,
+                kinds,
+            }
         }
-        "MongoDB" => ConnectorSpec::MongoDB { uri: required("uri", "uri: mongodb://localhost:27017/app", errors)?, password_ref: text("passwordRef") },
-        "Postgres" => ConnectorSpec::Postgres { url: required("url", "url: postgres://app@127.0.0.1/app", errors)?, password_ref: text("passwordRef") },
-        _ => ConnectorSpec::Sqlite { path: base.join(required("path", "path: app.db", errors)?) },
+        "MongoDB" => ConnectorSpec::MongoDB {
+            uri: required("uri", "uri: mongodb://localhost:27017/app", errors)?,
+            password_ref: text("passwordRef"),
+        },
+        "Postgres" => ConnectorSpec::Postgres {
+            url: required("url", "url: postgres://app@127.0.0.1/app", errors)?,
+            password_ref: text("passwordRef"),
+        },
+        _ => ConnectorSpec::Sqlite {
+            path: base.join(required("path", "path: app.db", errors)?),
+        },
     };
-    Some(Connector { spec, location: loc(node, path) })
+    Some(Connector {
+        spec,
+        location: loc(node, path),
+    })
 }
 
-fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut Vec<Diagnostic>) -> Option<CustomStepType> {
+fn step_type(
+    node: &Node,
+    path: &str,
+    base: &Path,
+    loc: &Loc<'_>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<CustomStepType> {
     let before = errors.len();
     let component = node.get("component").and_then(Node::as_str);
     let sha256 = node.get("sha256").and_then(Node::as_str);
     if component.is_none() {
-        errors.push(Diagnostic::error(loc(node, &format!("{path}.component")), "a step type needs `component: path/to/step.wasm`").with_help("build the step for wasm32-wasip2 and point at the .wasm file"));
+        errors.push(
+            Diagnostic::error(
+                loc(node, &format!("{path}.component")),
+                "a step type needs `component: path/to/step.wasm`",
+            )
+            .with_help("build the step for wasm32-wasip2 and point at the .wasm file"),
+        );
     }
     match sha256 {
         Some(d) if d.len() == 64 && d.chars().all(|c| c.is_ascii_hexdigit()) => {}
@@ -582,11 +835,33 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
     let mut git_connectors = vec![];
     let mut kube = vec![];
     if let Some(g) = node.get("grants") {
-        git_connectors = g.get("git").and_then(Node::as_seq).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
-        for (i, k) in g.get("kube").and_then(Node::as_seq).unwrap_or_default().iter().enumerate() {
+        git_connectors = g
+            .get("git")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect();
+        for (i, k) in g
+            .get("kube")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let at = loc(k, &format!("{path}.grants.kube[{i}]"));
-            let list = |key: &str| k.get(key).and_then(Node::as_seq).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect::<Vec<String>>();
-            let verbs: Vec<Option<crate::capability::kube::Verb>> = list("verbs").iter().map(|v| crate::capability::kube::Verb::parse(v)).collect();
+            let list = |key: &str| {
+                k.get(key)
+                    .and_then(Node::as_seq)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_string))
+                    .collect::<Vec<String>>()
+            };
+            let verbs: Vec<Option<crate::capability::kube::Verb>> = list("verbs")
+                .iter()
+                .map(|v| crate::capability::kube::Verb::parse(v))
+                .collect();
             match k.get("connector").and_then(Node::as_str) {
                 Some(connector) if !list("namespaces").is_empty() && !list("kinds").is_empty() && !verbs.is_empty() && verbs.iter().all(Option::is_some) => {
                     kube.push(KubeGrantSpec { connector: connector.to_string(), namespaces: list("namespaces"), kinds: list("kinds"), verbs: verbs.into_iter().flatten().collect() });
@@ -595,28 +870,69 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
             }
         }
         process = g.get("process").and_then(Node::as_str) == Some("true");
-        db_instances = g.get("db").and_then(Node::as_seq).unwrap_or_default().iter().filter_map(|n| n.as_str().map(str::to_string)).collect();
+        db_instances = g
+            .get("db")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect();
         if let Some(env) = g.get("env").and_then(Node::as_map) {
-            grants.env = env.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect();
+            grants.env = env
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
+                .collect();
         }
-        for (i, f) in g.get("files").and_then(Node::as_seq).unwrap_or_default().iter().enumerate() {
+        for (i, f) in g
+            .get("files")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             match f.get("path").and_then(Node::as_str) {
-                Some(p) if !Path::new(p).is_absolute() && !p.split('/').any(|s| s == "..") => grants.files.push(FileGrant {
-                    host_path: PathBuf::from(p),
-                    guest_path: f.get("guestPath").and_then(Node::as_str).unwrap_or("/workspace").to_string(),
-                    read_only: f.get("readOnly").and_then(Node::as_str) != Some("false"),
-                }),
-                _ => errors.push(Diagnostic::error(loc(f, &format!("{path}.grants.files[{i}]")), "a file grant needs a `path` inside the stage workspace").with_help("use a relative path without `..`, e.g. `path: .`")),
+                Some(p) if !Path::new(p).is_absolute() && !p.split('/').any(|s| s == "..") => {
+                    grants.files.push(FileGrant {
+                        host_path: PathBuf::from(p),
+                        guest_path: f
+                            .get("guestPath")
+                            .and_then(Node::as_str)
+                            .unwrap_or("/workspace")
+                            .to_string(),
+                        read_only: f.get("readOnly").and_then(Node::as_str) != Some("false"),
+                    })
+                }
+                _ => errors.push(
+                    Diagnostic::error(
+                        loc(f, &format!("{path}.grants.files[{i}]")),
+                        "a file grant needs a `path` inside the stage workspace",
+                    )
+                    .with_help("use a relative path without `..`, e.g. `path: .`"),
+                ),
             }
         }
     }
     let mut limits = StepLimits::third_party();
     if let Some(l) = node.get("limits") {
-        for (key, field) in [("memory", &mut limits.memory_bytes), ("log", &mut limits.log_bytes), ("outputs", &mut limits.outputs_bytes)] {
+        for (key, field) in [
+            ("memory", &mut limits.memory_bytes),
+            ("log", &mut limits.log_bytes),
+            ("outputs", &mut limits.outputs_bytes),
+        ] {
             if let Some(v) = l.get(key) {
                 match v.as_str().and_then(parse_size) {
-                    Some(bytes) if key != "memory" || bytes <= crate::sandbox::limits::MAX_MEMORY_BYTES => *field = bytes,
-                    _ => errors.push(Diagnostic::error(loc(v, &format!("{path}.limits.{key}")), format!("`{key}` must be a size such as 64Mi, at most 1Gi for memory")).with_help("use the suffixes Ki, Mi or Gi")),
+                    Some(bytes)
+                        if key != "memory" || bytes <= crate::sandbox::limits::MAX_MEMORY_BYTES =>
+                    {
+                        *field = bytes
+                    }
+                    _ => errors.push(
+                        Diagnostic::error(
+                            loc(v, &format!("{path}.limits.{key}")),
+                            format!("`{key}` must be a size such as 64Mi, at most 1Gi for memory"),
+                        )
+                        .with_help("use the suffixes Ki, Mi or Gi"),
+                    ),
                 }
             }
         }
@@ -624,6 +940,15 @@ fn step_type(node: &Node, path: &str, base: &Path, loc: &Loc<'_>, errors: &mut V
     if errors.len() > before {
         return None;
     }
-    Some(CustomStepType { component: base.join(component?), sha256: sha256?.to_lowercase(), grants, process, db_instances, git_connectors, kube, limits, location: loc(node, path) })
+    Some(CustomStepType {
+        component: base.join(component?),
+        sha256: sha256?.to_lowercase(),
+        grants,
+        process,
+        db_instances,
+        git_connectors,
+        kube,
+        limits,
+        location: loc(node, path),
+    })
 }
-

@@ -86,7 +86,9 @@ fn invalid(message: impl std::fmt::Display) -> ExitCode {
 pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
     let source = ConfigSource::find(args.config.as_deref());
     let Some(config_path) = source.path().map(PathBuf::from) else {
-        return Ok(invalid(format!("say which lockstep.yaml with --config PATH (or set {CONFIG_VARIABLE}); a lockstep.yaml in the working directory is not read by itself, since a repository could ship one")));
+        return Ok(invalid(format!(
+            "say which lockstep.yaml with --config PATH (or set {CONFIG_VARIABLE}); a lockstep.yaml in the working directory is not read by itself, since a repository could ship one"
+        )));
     };
     let config = match source.load() {
         Ok(config) => config,
@@ -94,10 +96,21 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
     };
     let Some(instance_name) = args.instance.clone() else {
         let known: Vec<&str> = config.db_instances.keys().map(String::as_str).collect();
-        return Ok(invalid(format!("say which database with --instance NAME (instances in {}: {})", config_path.display(), if known.is_empty() { "none".into() } else { known.join(", ") })));
+        return Ok(invalid(format!(
+            "say which database with --instance NAME (instances in {}: {})",
+            config_path.display(),
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        )));
     };
     let Some(instance) = config.db_instances.get(&instance_name) else {
-        return Ok(invalid(format!("{} has no db instance `{instance_name}` under `dbInstances:`", config_path.display())));
+        return Ok(invalid(format!(
+            "{} has no db instance `{instance_name}` under `dbInstances:`",
+            config_path.display()
+        )));
     };
     let schema = &config.db_schemas[&instance.schema];
     // A schema in a Git repository is fetched into a temporary checkout first.
@@ -113,7 +126,9 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
         Ok(None) => None,
         Err(message) => return Ok(invalid(message)),
     };
-    let root = checkout.as_ref().map_or(schema.root.as_path(), |dir| dir.path());
+    let root = checkout
+        .as_ref()
+        .map_or(schema.root.as_path(), |dir| dir.path());
     let changelog = match load(root, &schema.changelog, &instance.substitute_properties) {
         Ok(changelog) => changelog,
         Err(errors) => {
@@ -127,10 +142,17 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
         Ok(target) => target,
         Err(message) => return Ok(invalid(message)),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let connection = match &target {
-        DbTarget::Mongo { .. } => runtime.block_on(MongoConnection::open(&target)).map(|c| Connection::Mongo(BlockingMongo::new(c, runtime.handle().clone()))),
-        _ => runtime.block_on(SqlConnection::open(&target)).map(|c| Connection::Sql(BlockingSql::new(c, runtime.handle().clone()))),
+        DbTarget::Mongo { .. } => runtime
+            .block_on(MongoConnection::open(&target))
+            .map(|c| Connection::Mongo(BlockingMongo::new(c, runtime.handle().clone()))),
+        _ => runtime
+            .block_on(SqlConnection::open(&target))
+            .map(|c| Connection::Sql(BlockingSql::new(c, runtime.handle().clone()))),
     };
     let mut connection = match connection {
         Ok(connection) => connection,
@@ -141,7 +163,15 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
     };
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     let settings = RunSettings {
-        contexts: instance.context.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect(),
+        contexts: instance
+            .context
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect(),
         label_filter: instance.labels.clone(),
         holder: format!("{host} pid {} (lockstep db)", std::process::id()),
         ..RunSettings::default()
@@ -164,14 +194,22 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn execute(engine: &mut Engine<'_>, command: &DbCommand, changelog: &lockstep_changelog::model::Changelog, instance: &str) -> Result<(), EngineError> {
+fn execute(
+    engine: &mut Engine<'_>,
+    command: &DbCommand,
+    changelog: &lockstep_changelog::model::Changelog,
+    instance: &str,
+) -> Result<(), EngineError> {
     match command {
         DbCommand::Status => {
             let pending = engine.status(changelog)?;
             if pending.is_empty() {
                 println!("{instance} is up to date");
             } else {
-                println!("{} changeset(s) have not been applied to {instance}:", pending.len());
+                println!(
+                    "{} changeset(s) have not been applied to {instance}:",
+                    pending.len()
+                );
                 for changeset in pending {
                     println!("  {}", changeset.identifier());
                 }
@@ -182,7 +220,10 @@ fn execute(engine: &mut Engine<'_>, command: &DbCommand, changelog: &lockstep_ch
             for applied in &report.applied {
                 println!("applied {applied}");
             }
-            println!("{} changeset(s) applied to {instance}", report.applied.len());
+            println!(
+                "{} changeset(s) applied to {instance}",
+                report.applied.len()
+            );
         }
         DbCommand::UpdateSql { count } => {
             for statement in engine.update_sql(changelog, *count)? {
@@ -194,7 +235,10 @@ fn execute(engine: &mut Engine<'_>, command: &DbCommand, changelog: &lockstep_ch
             for undone in &report.rolled_back {
                 println!("rolled back {undone}");
             }
-            println!("{} changeset(s) rolled back on {instance}", report.rolled_back.len());
+            println!(
+                "{} changeset(s) rolled back on {instance}",
+                report.rolled_back.len()
+            );
         }
         DbCommand::RollbackSql(target) => {
             for statement in engine.rollback_sql(changelog, &target.target())? {
@@ -207,14 +251,29 @@ fn execute(engine: &mut Engine<'_>, command: &DbCommand, changelog: &lockstep_ch
         }
         DbCommand::History => {
             let rows = engine.history()?;
-            println!("{:<12} {:<26} {:<40} {:<16} {:<24} TAG", "DEPLOYMENT", "DATE", "FILENAME", "AUTHOR", "ID");
+            println!(
+                "{:<12} {:<26} {:<40} {:<16} {:<24} TAG",
+                "DEPLOYMENT", "DATE", "FILENAME", "AUTHOR", "ID"
+            );
             for row in rows {
-                println!("{:<12} {:<26} {:<40} {:<16} {:<24} {}", row.deployment_id.unwrap_or_default(), row.date_executed, row.filename, row.author, row.id, row.tag.unwrap_or_default());
+                println!(
+                    "{:<12} {:<26} {:<40} {:<16} {:<24} {}",
+                    row.deployment_id.unwrap_or_default(),
+                    row.date_executed,
+                    row.filename,
+                    row.author,
+                    row.id,
+                    row.tag.unwrap_or_default()
+                );
             }
         }
         DbCommand::Validate => {
             let pending = engine.status(changelog)?.len();
-            println!("{} is valid: {} changeset(s), {pending} not yet applied to {instance}", changelog.path, changelog.changesets.len());
+            println!(
+                "{} is valid: {} changeset(s), {pending} not yet applied to {instance}",
+                changelog.path,
+                changelog.changesets.len()
+            );
         }
         DbCommand::ReleaseLocks => {
             engine.release_locks()?;

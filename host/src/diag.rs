@@ -20,13 +20,23 @@ pub struct Location {
 
 impl Location {
     pub fn new(file: impl Into<PathBuf>, pos: Pos, yaml_path: impl Into<String>) -> Self {
-        Location { file: Arc::from(file.into()), pos, yaml_path: yaml_path.into() }
+        Location {
+            file: Arc::from(file.into()),
+            pos,
+            yaml_path: yaml_path.into(),
+        }
     }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.pos.line, self.pos.col)
+        write!(
+            f,
+            "{}:{}:{}",
+            self.file.display(),
+            self.pos.line,
+            self.pos.col
+        )
     }
 }
 
@@ -47,11 +57,21 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(location: Location, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Error, location, message: message.into(), help: None }
+        Diagnostic {
+            severity: Severity::Error,
+            location,
+            message: message.into(),
+            help: None,
+        }
     }
 
     pub fn warning(location: Location, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, location, message: message.into(), help: None }
+        Diagnostic {
+            severity: Severity::Warning,
+            location,
+            message: message.into(),
+            help: None,
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -114,7 +134,8 @@ impl Diagnostics {
 
     /// Every diagnostic, in document order (the order they were found in where positions tie).
     pub fn into_vec(mut self) -> Vec<Diagnostic> {
-        self.items.sort_by_key(|d| (d.location.pos.line, d.location.pos.col));
+        self.items
+            .sort_by_key(|d| (d.location.pos.line, d.location.pos.col));
         self.items
     }
 }
@@ -127,7 +148,14 @@ pub struct InvalidInput(pub Vec<Diagnostic>);
 
 fn render(items: &[Diagnostic]) -> String {
     let errors = items.iter().filter(|d| d.is_error()).count();
-    let mut out = items.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
-    out.push_str(&format!("\n{errors} error{} found", if errors == 1 { "" } else { "s" }));
+    let mut out = items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    out.push_str(&format!(
+        "\n{errors} error{} found",
+        if errors == 1 { "" } else { "s" }
+    ));
     out
 }

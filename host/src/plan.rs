@@ -59,18 +59,42 @@ pub struct KubeInfra {
 impl KubeInfra {
     fn from_node(node: &crate::yaml::Node) -> Option<KubeInfra> {
         let spec = node.get("spec")?;
-        let text = |key: &str| spec.get(key).and_then(crate::yaml::Node::as_str).map(str::to_string);
-        Some(KubeInfra { connector: text("connectorRef")?, namespace: text("namespace") })
+        let text = |key: &str| {
+            spec.get(key)
+                .and_then(crate::yaml::Node::as_str)
+                .map(str::to_string)
+        };
+        Some(KubeInfra {
+            connector: text("connectorRef")?,
+            namespace: text("namespace"),
+        })
     }
 }
 
 impl PlanNode {
     fn new(kind: NodeKind, identifier: &str, name: &str, fqn: String) -> Self {
-        PlanNode { kind, identifier: identifier.into(), name: name.into(), fqn, common: None, step: None, variables: vec![], children: vec![], rollback: vec![], concurrency: None, strategy: None, infra: None }
+        PlanNode {
+            kind,
+            identifier: identifier.into(),
+            name: name.into(),
+            fqn,
+            common: None,
+            step: None,
+            variables: vec![],
+            children: vec![],
+            rollback: vec![],
+            concurrency: None,
+            strategy: None,
+            infra: None,
+        }
     }
 
     fn parallel(children: Vec<PlanNode>, concurrency: Option<usize>) -> Self {
-        PlanNode { concurrency, children, ..PlanNode::new(NodeKind::Parallel, "", "", String::new()) }
+        PlanNode {
+            concurrency,
+            children,
+            ..PlanNode::new(NodeKind::Parallel, "", "", String::new())
+        }
     }
 
     /// The step type, for steps; the node kind's name otherwise.
@@ -98,7 +122,12 @@ impl PlanNode {
 /// Builds the plan. `resolver` resolves expressions in strategy counts and items
 /// (pipeline variables and meta are known before the run).
 pub fn build(pipeline: &Pipeline, resolver: &dyn Resolver) -> Result<PlanNode, String> {
-    let mut root = PlanNode::new(NodeKind::Pipeline, &pipeline.identifier, &pipeline.name, "pipeline".into());
+    let mut root = PlanNode::new(
+        NodeKind::Pipeline,
+        &pipeline.identifier,
+        &pipeline.name,
+        "pipeline".into(),
+    );
     root.variables = pipeline.variables.clone();
     root.common = Some(Common {
         name: pipeline.name.clone(),
@@ -112,7 +141,13 @@ pub fn build(pipeline: &Pipeline, resolver: &dyn Resolver) -> Result<PlanNode, S
     for item in &pipeline.stages {
         root.children.push(match item {
             StageItem::Stage(stage) => stage_node(stage, resolver)?,
-            StageItem::Parallel(stages) => PlanNode::parallel(stages.iter().map(|s| stage_node(s, resolver)).collect::<Result<_, _>>()?, None),
+            StageItem::Parallel(stages) => PlanNode::parallel(
+                stages
+                    .iter()
+                    .map(|s| stage_node(s, resolver))
+                    .collect::<Result<_, _>>()?,
+                None,
+            ),
         });
     }
     Ok(root)
@@ -127,20 +162,35 @@ fn stage_node(stage: &Stage, resolver: &dyn Resolver) -> Result<PlanNode, String
         node.variables = stage.variables.clone();
         node.strategy = values;
         node.children = items(&stage.execution.steps, &format!("{exec}.steps"), resolver)?;
-        node.rollback = items(&stage.execution.rollback_steps, &format!("{exec}.rollbackSteps"), resolver)?;
+        node.rollback = items(
+            &stage.execution.rollback_steps,
+            &format!("{exec}.rollbackSteps"),
+            resolver,
+        )?;
         Ok(node)
     })
 }
 
-fn items(list: &[StepItem], prefix: &str, resolver: &dyn Resolver) -> Result<Vec<PlanNode>, String> {
-    list.iter().map(|item| step_item(item, prefix, resolver)).collect()
+fn items(
+    list: &[StepItem],
+    prefix: &str,
+    resolver: &dyn Resolver,
+) -> Result<Vec<PlanNode>, String> {
+    list.iter()
+        .map(|item| step_item(item, prefix, resolver))
+        .collect()
 }
 
 fn step_item(item: &StepItem, prefix: &str, resolver: &dyn Resolver) -> Result<PlanNode, String> {
     match item {
         StepItem::Parallel(inner) => Ok(PlanNode::parallel(items(inner, prefix, resolver)?, None)),
         StepItem::Step(step) => expand(&step.common, resolver, |id, values| {
-            let mut node = PlanNode::new(NodeKind::Step, id, &step.common.name, format!("{prefix}.{id}"));
+            let mut node = PlanNode::new(
+                NodeKind::Step,
+                id,
+                &step.common.name,
+                format!("{prefix}.{id}"),
+            );
             node.common = Some(step.common.clone());
             node.step = Some(step.clone());
             node.strategy = values;
@@ -153,7 +203,11 @@ fn step_item(item: &StepItem, prefix: &str, resolver: &dyn Resolver) -> Result<P
             node.variables = group.variables.clone();
             node.strategy = values;
             node.children = items(&group.steps, &format!("{fqn}.steps"), resolver)?;
-            node.rollback = items(&group.rollback_steps, &format!("{fqn}.rollbackSteps"), resolver)?;
+            node.rollback = items(
+                &group.rollback_steps,
+                &format!("{fqn}.rollbackSteps"),
+                resolver,
+            )?;
             node.infra = group.infra.as_ref().and_then(KubeInfra::from_node);
             Ok(node)
         }),
@@ -162,15 +216,32 @@ fn step_item(item: &StepItem, prefix: &str, resolver: &dyn Resolver) -> Result<P
 
 /// Calls `make` once for a node without a strategy, or once per copy (with a suffixed
 /// identifier and its values) wrapped in a `Parallel` honouring `maxConcurrency`.
-fn expand(common: &Common, resolver: &dyn Resolver, make: impl Fn(&str, Option<StrategyValues>) -> Result<PlanNode, String>) -> Result<PlanNode, String> {
-    let Some(strategy) = &common.strategy else { return make(&common.identifier, None) };
-    let (copies, concurrency) = copies(strategy, resolver).map_err(|e| format!("{}: strategy of `{}`: {e}", common.location, common.identifier))?;
+fn expand(
+    common: &Common,
+    resolver: &dyn Resolver,
+    make: impl Fn(&str, Option<StrategyValues>) -> Result<PlanNode, String>,
+) -> Result<PlanNode, String> {
+    let Some(strategy) = &common.strategy else {
+        return make(&common.identifier, None);
+    };
+    let (copies, concurrency) = copies(strategy, resolver).map_err(|e| {
+        format!(
+            "{}: strategy of `{}`: {e}",
+            common.location, common.identifier
+        )
+    })?;
     let iterations = copies.len();
     let nodes = copies
         .into_iter()
         .enumerate()
         .map(|(iteration, (postfix, matrix, item))| {
-            let values = StrategyValues { iteration, iterations, matrix, item, identifier_postfix: postfix.clone() };
+            let values = StrategyValues {
+                iteration,
+                iterations,
+                matrix,
+                item,
+                identifier_postfix: postfix.clone(),
+            };
             make(&format!("{}{postfix}", common.identifier), Some(values))
         })
         .collect::<Result<_, _>>()?;
@@ -179,10 +250,18 @@ fn expand(common: &Common, resolver: &dyn Resolver, make: impl Fn(&str, Option<S
 
 type Copy = (String, BTreeMap<String, Value>, Option<Value>);
 
-fn copies(strategy: &Strategy, resolver: &dyn Resolver) -> Result<(Vec<Copy>, Option<usize>), String> {
+fn copies(
+    strategy: &Strategy,
+    resolver: &dyn Resolver,
+) -> Result<(Vec<Copy>, Option<usize>), String> {
     match strategy {
-        Strategy::Matrix { axes, exclude, max_concurrency } => {
-            let mut combos: Vec<(Vec<usize>, BTreeMap<String, Value>)> = vec![(vec![], BTreeMap::new())];
+        Strategy::Matrix {
+            axes,
+            exclude,
+            max_concurrency,
+        } => {
+            let mut combos: Vec<(Vec<usize>, BTreeMap<String, Value>)> =
+                vec![(vec![], BTreeMap::new())];
             for (axis, values) in axes {
                 combos = combos
                     .into_iter()
@@ -197,27 +276,63 @@ fn copies(strategy: &Strategy, resolver: &dyn Resolver) -> Result<(Vec<Copy>, Op
                     })
                     .collect();
             }
-            combos.retain(|(_, combo)| !exclude.iter().any(|ex| ex.iter().all(|(k, v)| combo.get(k).is_some_and(|c| expr::to_text(c) == expr::to_text(v)))));
+            combos.retain(|(_, combo)| {
+                !exclude.iter().any(|ex| {
+                    ex.iter().all(|(k, v)| {
+                        combo
+                            .get(k)
+                            .is_some_and(|c| expr::to_text(c) == expr::to_text(v))
+                    })
+                })
+            });
             if combos.is_empty() {
                 return Err("`exclude` removes every combination".into());
             }
-            let copies = combos.into_iter().map(|(idx, combo)| (idx.iter().map(|i| format!("_{i}")).collect(), combo, None)).collect();
+            let copies = combos
+                .into_iter()
+                .map(|(idx, combo)| (idx.iter().map(|i| format!("_{i}")).collect(), combo, None))
+                .collect();
             Ok((copies, *max_concurrency))
         }
-        Strategy::Parallelism { count, max_concurrency } => {
+        Strategy::Parallelism {
+            count,
+            max_concurrency,
+        } => {
             let n = count_of(count, resolver)?;
-            Ok(((0..n).map(|i| (format!("_{i}"), BTreeMap::new(), None)).collect(), *max_concurrency))
+            Ok((
+                (0..n)
+                    .map(|i| (format!("_{i}"), BTreeMap::new(), None))
+                    .collect(),
+                *max_concurrency,
+            ))
         }
-        Strategy::Repeat { source, max_concurrency } => {
+        Strategy::Repeat {
+            source,
+            max_concurrency,
+        } => {
             let items: Vec<Option<Value>> = match source {
-                RepeatSource::Times(count) => (0..count_of(count, resolver)?).map(|_| None).collect(),
+                RepeatSource::Times(count) => {
+                    (0..count_of(count, resolver)?).map(|_| None).collect()
+                }
                 RepeatSource::Items(items) => items.iter().cloned().map(Some).collect(),
-                RepeatSource::ItemsExpression(text) => match expr::interpolate(text, resolver).map_err(|e| e.to_string())? {
-                    Value::Array(items) => items.into_iter().map(Some).collect(),
-                    other => expr::to_text(&other).split(',').map(|s| Some(Value::String(s.trim().to_string()))).collect(),
-                },
+                RepeatSource::ItemsExpression(text) => {
+                    match expr::interpolate(text, resolver).map_err(|e| e.to_string())? {
+                        Value::Array(items) => items.into_iter().map(Some).collect(),
+                        other => expr::to_text(&other)
+                            .split(',')
+                            .map(|s| Some(Value::String(s.trim().to_string())))
+                            .collect(),
+                    }
+                }
             };
-            Ok((items.into_iter().enumerate().map(|(i, item)| (format!("_{i}"), BTreeMap::new(), item)).collect(), *max_concurrency))
+            Ok((
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| (format!("_{i}"), BTreeMap::new(), item))
+                    .collect(),
+                *max_concurrency,
+            ))
         }
     }
 }
@@ -227,7 +342,12 @@ fn count_of(count: &Countable, resolver: &dyn Resolver) -> Result<usize, String>
         Countable::Fixed(n) => Ok(*n),
         Countable::Expression(text) => {
             let value = expr::interpolate(text, resolver).map_err(|e| e.to_string())?;
-            expr::to_text(&value).trim().parse().map_err(|_| format!("`{text}` gave `{}`, which is not a whole number", expr::to_text(&value)))
+            expr::to_text(&value).trim().parse().map_err(|_| {
+                format!(
+                    "`{text}` gave `{}`, which is not a whole number",
+                    expr::to_text(&value)
+                )
+            })
         }
     }
 }
@@ -253,16 +373,26 @@ fn tree_node(node: &PlanNode, indent: &str, last: bool, out: &mut String) {
             Some(n) => format!("parallel (at most {n} at a time)"),
             None => "parallel".to_string(),
         },
-        NodeKind::Stage => format!("stage {} ({})", node.identifier, node.common.as_ref().map_or("", |c| c.name.as_str())),
+        NodeKind::Stage => format!(
+            "stage {} ({})",
+            node.identifier,
+            node.common.as_ref().map_or("", |c| c.name.as_str())
+        ),
         NodeKind::StepGroup => format!("stepGroup {}", node.identifier),
         NodeKind::Step => format!("step {} ({})", node.identifier, node.type_name()),
         NodeKind::Pipeline => format!("pipeline {}", node.identifier),
     };
     let when = node.common.as_ref().and_then(|c| c.when.as_ref()).map(|w| {
-        let cond = w.condition.as_ref().map_or(String::new(), |c| format!(" if {c}"));
+        let cond = w
+            .condition
+            .as_ref()
+            .map_or(String::new(), |c| format!(" if {c}"));
         format!("  [when {:?}{cond}]", w.status)
     });
-    out.push_str(&format!("{indent}{branch}{label}{}\n", when.unwrap_or_default()));
+    out.push_str(&format!(
+        "{indent}{branch}{label}{}\n",
+        when.unwrap_or_default()
+    ));
     let child_indent = format!("{indent}{}", if last { "   " } else { "│  " });
     tree_children(&node.children, &child_indent, out);
     if !node.rollback.is_empty() {
@@ -273,7 +403,10 @@ fn tree_node(node: &PlanNode, indent: &str, last: bool, out: &mut String) {
 
 /// The plan as a Mermaid flowchart: stages and step groups are subgraphs, arrows show order.
 pub fn render_mermaid(root: &PlanNode) -> String {
-    let mut m = Mermaid { out: String::from("flowchart TD\n"), next: 0 };
+    let mut m = Mermaid {
+        out: String::from("flowchart TD\n"),
+        next: 0,
+    };
     m.sequence(&root.children, 1);
     m.out
 }
@@ -336,7 +469,11 @@ impl Mermaid {
                     self.line(depth + 1, "end");
                 }
                 self.line(depth, "end");
-                if ins.is_empty() { (vec![id.clone()], vec![id]) } else { (ins, outs) }
+                if ins.is_empty() {
+                    (vec![id.clone()], vec![id])
+                } else {
+                    (ins, outs)
+                }
             }
         }
     }

@@ -23,7 +23,9 @@ struct LiveState {
 }
 
 fn depth(fqn: &str) -> usize {
-    fqn.matches(".steps.").count() + fqn.matches(".rollbackSteps.").count() + usize::from(fqn.contains(".stages."))
+    fqn.matches(".steps.").count()
+        + fqn.matches(".rollbackSteps.").count()
+        + usize::from(fqn.contains(".stages."))
 }
 
 fn icon(status: Status) -> &'static str {
@@ -43,7 +45,10 @@ fn short(fqn: &str) -> String {
     if fqn == "pipeline" {
         return fqn.to_string();
     }
-    fqn.split('.').filter(|s| !matches!(*s, "pipeline" | "stages" | "spec" | "execution" | "steps")).collect::<Vec<_>>().join("/")
+    fqn.split('.')
+        .filter(|s| !matches!(*s, "pipeline" | "stages" | "spec" | "execution" | "steps"))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 impl Progress {
@@ -61,7 +66,12 @@ impl Progress {
                 (n.fqn.clone(), depth(&n.fqn), label)
             })
             .collect();
-        Arc::new(Progress { live: std::io::stderr().is_terminal(), rows, state: Mutex::default(), mask })
+        Arc::new(Progress {
+            live: std::io::stderr().is_terminal(),
+            rows,
+            state: Mutex::default(),
+            mask,
+        })
     }
 
     fn redraw(&self, state: &mut LiveState, out: &mut impl Write) {
@@ -69,7 +79,11 @@ impl Progress {
             let _ = write!(out, "\x1b[{}F\x1b[J", state.drawn);
         }
         for (fqn, depth, label) in &self.rows {
-            let (status, duration) = state.statuses.get(fqn).copied().unwrap_or((Status::Queued, None));
+            let (status, duration) = state
+                .statuses
+                .get(fqn)
+                .copied()
+                .unwrap_or((Status::Queued, None));
             let took = duration.map_or(String::new(), |d| format!(" {:.1}s", d.as_secs_f64()));
             let _ = writeln!(out, "{}{} {label}{took}", "  ".repeat(*depth), icon(status));
         }
@@ -78,18 +92,28 @@ impl Progress {
 
     fn event(&self, record: &Record) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.statuses.insert(record.fqn.clone(), (record.status, record.duration));
+        state
+            .statuses
+            .insert(record.fqn.clone(), (record.status, record.duration));
         let mut err = std::io::stderr().lock();
         if self.live {
             self.redraw(&mut state, &mut err);
             return;
         }
-        let mut line = format!("{} {} {:?}", icon(record.status), short(&record.fqn), record.status);
+        let mut line = format!(
+            "{} {} {:?}",
+            icon(record.status),
+            short(&record.fqn),
+            record.status
+        );
         if let Some(d) = record.duration {
             line.push_str(&format!(" ({:.1}s)", d.as_secs_f64()));
         }
         // Text from a step or the pipeline reaches the terminal only cleaned.
-        let clean = |text: &str| self.mask.apply(&lockstep::sandbox::log::strip_control_keeping_lines(text));
+        let clean = |text: &str| {
+            self.mask
+                .apply(&lockstep::sandbox::log::strip_control_keeping_lines(text))
+        };
         if let Some(e) = &record.error {
             line.push_str(&format!(": [{}] {}", e.error_type, clean(&e.message)));
         } else if let Some(s) = &record.summary {
@@ -100,13 +124,31 @@ impl Progress {
 
     /// Prints the final summary line.
     pub fn done(&self, outcome: &Outcome) {
-        let failed: Vec<&Record> = outcome.records.iter().filter(|r| r.kind == NodeKind::Step && r.status.is_failure()).collect();
+        let failed: Vec<&Record> = outcome
+            .records
+            .iter()
+            .filter(|r| r.kind == NodeKind::Step && r.status.is_failure())
+            .collect();
         for r in &failed {
             if let Some(e) = &r.error {
-                eprintln!("✘ {}: [{}] {}", short(&r.fqn), e.error_type, self.mask.apply(&lockstep::sandbox::log::strip_control_keeping_lines(&e.message)));
+                eprintln!(
+                    "✘ {}: [{}] {}",
+                    short(&r.fqn),
+                    e.error_type,
+                    self.mask
+                        .apply(&lockstep::sandbox::log::strip_control_keeping_lines(
+                            &e.message
+                        ))
+                );
             }
         }
-        eprintln!("pipeline {} ended {:?} in {:.1}s (execution {})", outcome.meta.identifier, outcome.status, outcome.duration.as_secs_f64(), outcome.meta.execution_id);
+        eprintln!(
+            "pipeline {} ended {:?} in {:.1}s (execution {})",
+            outcome.meta.identifier,
+            outcome.status,
+            outcome.duration.as_secs_f64(),
+            outcome.meta.execution_id
+        );
     }
 }
 

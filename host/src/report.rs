@@ -25,7 +25,12 @@ use crate::sandbox::log::SecretMask;
 pub const REPORT_VERSION: u32 = 1;
 
 pub fn build(outcome: &Outcome, mask: &SecretMask) -> Value {
-    let nodes: Vec<Value> = outcome.records.iter().filter(|r| r.fqn != "pipeline").map(|r| node(r, mask)).collect();
+    let nodes: Vec<Value> = outcome
+        .records
+        .iter()
+        .filter(|r| r.fqn != "pipeline")
+        .map(|r| node(r, mask))
+        .collect();
     json!({
         "reportVersion": REPORT_VERSION,
         "pipeline": {
@@ -43,7 +48,11 @@ pub fn build(outcome: &Outcome, mask: &SecretMask) -> Value {
 
 fn node(record: &Record, mask: &SecretMask) -> Value {
     let clean = |text: &str| mask.apply(&crate::sandbox::log::strip_control_keeping_lines(text));
-    let outputs: serde_json::Map<String, Value> = record.outputs.iter().map(|(k, v)| (k.clone(), Value::from(clean(v)))).collect();
+    let outputs: serde_json::Map<String, Value> = record
+        .outputs
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(clean(v))))
+        .collect();
     json!({
         "fqn": record.fqn,
         "identifier": record.identifier,
@@ -85,6 +94,9 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_801_000)), "2026-11-27T17:36:40Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_801_000)),
+            "2026-11-27T17:36:40Z"
+        );
     }
 }

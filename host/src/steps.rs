@@ -5,8 +5,8 @@ use crate::capability::db::DbGrant;
 use crate::capability::git::GitGrant;
 use crate::capability::kube::{KubeGrant, Verb};
 use crate::capability::process::{ClusterAccess, ProcessGrant};
-use crate::plan::KubeInfra;
 use crate::capability::{FileGrant, Grants};
+use crate::plan::KubeInfra;
 use std::path::PathBuf;
 
 use crate::config::{Config, CustomStepType, Refusal, SchemaFetch};
@@ -21,17 +21,50 @@ pub struct BuiltIn {
     pub wasm: &'static [u8],
 }
 
-const DB_SCHEMA_WASM: &[u8] = include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_db_schema.wasm"));
-const K8S_WASM: &[u8] = include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_k8s.wasm"));
+const DB_SCHEMA_WASM: &[u8] = include_bytes!(concat!(
+    env!("LOCKSTEP_GUEST_DIR"),
+    "/lockstep_step_db_schema.wasm"
+));
+const K8S_WASM: &[u8] = include_bytes!(concat!(
+    env!("LOCKSTEP_GUEST_DIR"),
+    "/lockstep_step_k8s.wasm"
+));
 
 pub const BUILT_INS: &[BuiltIn] = &[
-    BuiltIn { name: "Run", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_run.wasm")) },
-    BuiltIn { name: "DBSchemaApply", wasm: DB_SCHEMA_WASM },
-    BuiltIn { name: "DBSchemaRollback", wasm: DB_SCHEMA_WASM },
-    BuiltIn { name: "GitClone", wasm: include_bytes!(concat!(env!("LOCKSTEP_GUEST_DIR"), "/lockstep_step_git_clone.wasm")) },
-    BuiltIn { name: "K8sApply", wasm: K8S_WASM },
-    BuiltIn { name: "K8sRollingDeploy", wasm: K8S_WASM },
-    BuiltIn { name: "K8sRollingRollback", wasm: K8S_WASM },
+    BuiltIn {
+        name: "Run",
+        wasm: include_bytes!(concat!(
+            env!("LOCKSTEP_GUEST_DIR"),
+            "/lockstep_step_run.wasm"
+        )),
+    },
+    BuiltIn {
+        name: "DBSchemaApply",
+        wasm: DB_SCHEMA_WASM,
+    },
+    BuiltIn {
+        name: "DBSchemaRollback",
+        wasm: DB_SCHEMA_WASM,
+    },
+    BuiltIn {
+        name: "GitClone",
+        wasm: include_bytes!(concat!(
+            env!("LOCKSTEP_GUEST_DIR"),
+            "/lockstep_step_git_clone.wasm"
+        )),
+    },
+    BuiltIn {
+        name: "K8sApply",
+        wasm: K8S_WASM,
+    },
+    BuiltIn {
+        name: "K8sRollingDeploy",
+        wasm: K8S_WASM,
+    },
+    BuiltIn {
+        name: "K8sRollingRollback",
+        wasm: K8S_WASM,
+    },
 ];
 
 /// Where a Kubernetes step's stage workspace is preopened, read-only, to read its manifests.
@@ -42,7 +75,15 @@ pub const SCHEMA_MOUNT: &str = "/schema";
 
 /// Harness step types that Lockstep knows of but does not run yet.
 const NOT_YET_IMPLEMENTED: &[&str] = &[
-    "LiquibaseCommand", "DBSchemaUpdateSQL", "DBSchemaRollbackSQL", "Plugin", "Background", "ShellScript", "Http", "Wait", "HarnessApproval",
+    "LiquibaseCommand",
+    "DBSchemaUpdateSQL",
+    "DBSchemaRollbackSQL",
+    "Plugin",
+    "Background",
+    "ShellScript",
+    "Http",
+    "Wait",
+    "HarnessApproval",
 ];
 
 /// Where the code of a step type comes from.
@@ -61,12 +102,22 @@ pub fn source<'a>(config: &'a Config, step_type: &str) -> StepSource<'a> {
         return StepSource::BuiltIn(built_in);
     }
     if NOT_YET_IMPLEMENTED.contains(&step_type) {
-        return StepSource::Unavailable(format!("step type `{step_type}` is not implemented by Lockstep yet"));
+        return StepSource::Unavailable(format!(
+            "step type `{step_type}` is not implemented by Lockstep yet"
+        ));
     }
-    let mut known: Vec<&str> = BUILT_INS.iter().map(|b| b.name).chain(config.step_types.keys().map(String::as_str)).collect();
+    let mut known: Vec<&str> = BUILT_INS
+        .iter()
+        .map(|b| b.name)
+        .chain(config.step_types.keys().map(String::as_str))
+        .collect();
     known.sort();
-    let hint = crate::pipeline::closest(step_type, &known).map_or(String::new(), |g| format!(" (did you mean `{g}`?)"));
-    StepSource::Unavailable(format!("step type `{step_type}` is not known{hint}; define it under `stepTypes:` in lockstep.yaml, or use one of {}", known.join(", ")))
+    let hint = crate::pipeline::closest(step_type, &known)
+        .map_or(String::new(), |g| format!(" (did you mean `{g}`?)"));
+    StepSource::Unavailable(format!(
+        "step type `{step_type}` is not known{hint}; define it under `stepTypes:` in lockstep.yaml, or use one of {}",
+        known.join(", ")
+    ))
 }
 
 impl StepSource<'_> {
@@ -75,36 +126,79 @@ impl StepSource<'_> {
     /// `processSandbox`, and in a Kubernetes step group that cluster; the DB steps: their
     /// `dbInstance`, and their schema's directory read-only); custom steps get what lockstep.yaml
     /// says. `Err` says what in lockstep.yaml is missing, or what it does not allow.
-    pub fn bind(&self, spec: serde_json::Value, config: &Config, fqn: &str, execution_id: &str, infra: Option<&KubeInfra>) -> Result<Bound, Refusal> {
-        let plain = |(grants, spec)| Bound { grants, spec, schema_fetch: None };
+    pub fn bind(
+        &self,
+        spec: serde_json::Value,
+        config: &Config,
+        fqn: &str,
+        execution_id: &str,
+        infra: Option<&KubeInfra>,
+    ) -> Result<Bound, Refusal> {
+        let plain = |(grants, spec)| Bound {
+            grants,
+            spec,
+            schema_fetch: None,
+        };
         match self {
             StepSource::BuiltIn(b) if b.name == "Run" => {
                 let cluster = match infra {
                     Some(infra) => {
-                        let (grant, namespace) = config.kube_group_grant(&infra.connector, infra.namespace.as_deref(), Verb::ALL.to_vec())?;
+                        let (grant, namespace) = config.kube_group_grant(
+                            &infra.connector,
+                            infra.namespace.as_deref(),
+                            Verb::ALL.to_vec(),
+                        )?;
                         Some(ClusterAccess { grant, namespace })
                     }
                     None => None,
                 };
-                Ok(plain((Grants { process: Some(ProcessGrant { policy: config.process_policy.clone(), cluster }), ..Grants::default() }, spec)))
+                Ok(plain((
+                    Grants {
+                        process: Some(ProcessGrant {
+                            policy: config.process_policy.clone(),
+                            cluster,
+                        }),
+                        ..Grants::default()
+                    },
+                    spec,
+                )))
             }
-            StepSource::BuiltIn(b) if b.name == "GitClone" => Ok(plain(bind_git_clone(spec, config)?)),
-            StepSource::BuiltIn(b) if b.name.starts_with("K8s") => Ok(plain(bind_k8s_step(spec, config, infra)?)),
+            StepSource::BuiltIn(b) if b.name == "GitClone" => {
+                Ok(plain(bind_git_clone(spec, config)?))
+            }
+            StepSource::BuiltIn(b) if b.name.starts_with("K8s") => {
+                Ok(plain(bind_k8s_step(spec, config, infra)?))
+            }
             StepSource::BuiltIn(_) => Ok(bind_db_step(spec, config, fqn, execution_id)?),
             StepSource::Custom(c) => {
                 let mut grants = c.grants.clone();
                 if c.process {
-                    grants.process = Some(ProcessGrant { policy: config.process_policy.clone(), cluster: None });
+                    grants.process = Some(ProcessGrant {
+                        policy: config.process_policy.clone(),
+                        cluster: None,
+                    });
                 }
                 for instance in &c.db_instances {
-                    grants.db.push(DbGrant { instance: instance.clone(), target: config.db_target(instance)? });
+                    grants.db.push(DbGrant {
+                        instance: instance.clone(),
+                        target: config.db_target(instance)?,
+                    });
                 }
                 for connector in &c.git_connectors {
-                    grants.git.push(GitGrant { connector: connector.clone(), remote: config.git_remote(connector)? });
+                    grants.git.push(GitGrant {
+                        connector: connector.clone(),
+                        remote: config.git_remote(connector)?,
+                    });
                 }
                 for spec in &c.kube {
                     let cluster = config.kube_cluster(&spec.connector)?;
-                    grants.kube.push(KubeGrant { connector: spec.connector.clone(), cluster, namespaces: spec.namespaces.clone(), kinds: spec.kinds.clone(), verbs: spec.verbs.clone() });
+                    grants.kube.push(KubeGrant {
+                        connector: spec.connector.clone(),
+                        cluster,
+                        namespaces: spec.namespaces.clone(),
+                        kinds: spec.kinds.clone(),
+                        verbs: spec.verbs.clone(),
+                    });
                 }
                 Ok(plain((grants, spec)))
             }
@@ -136,24 +230,59 @@ pub struct Bound {
 /// runner: the step itself gets no Git grant). The spec gains a `lockstep` object with what the component
 /// needs from lockstep.yaml: the changelog path, contexts, label filter, properties, lock holder, and
 /// whether the database is SQL or MongoDB (`databaseKind`).
-fn bind_db_step(mut spec: serde_json::Value, config: &Config, fqn: &str, execution_id: &str) -> Result<Bound, String> {
-    let field = |name: &str| spec.get(name).and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| format!("the spec needs `{name}`"));
+fn bind_db_step(
+    mut spec: serde_json::Value,
+    config: &Config,
+    fqn: &str,
+    execution_id: &str,
+) -> Result<Bound, String> {
+    let field = |name: &str| {
+        spec.get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("the spec needs `{name}`"))
+    };
     let (schema_id, instance_id) = (field("dbSchema")?, field("dbInstance")?);
     let instance = config.db_instances.get(&instance_id).ok_or_else(|| format!("db instance `{instance_id}` is not defined; add it under `dbInstances:` in lockstep.yaml"))?;
     if instance.schema != schema_id {
-        return Err(format!("db instance `{instance_id}` belongs to schema `{}`, not `{schema_id}`", instance.schema));
+        return Err(format!(
+            "db instance `{instance_id}` belongs to schema `{}`, not `{schema_id}`",
+            instance.schema
+        ));
     }
     let schema = &config.db_schemas[&schema_id];
     let target = config.db_target(&instance_id)?;
-    let database_kind = if matches!(target, crate::capability::db::DbTarget::Mongo { .. }) { "mongodb" } else { "sql" };
-    let schema_fetch = config.schema_fetch(&schema_id)?.map(|fetch| (fetch, schema_checkout_dir(&schema_id, execution_id)));
-    let root = schema_fetch.as_ref().map_or_else(|| schema.root.clone(), |(_, dir)| dir.clone());
+    let database_kind = if matches!(target, crate::capability::db::DbTarget::Mongo { .. }) {
+        "mongodb"
+    } else {
+        "sql"
+    };
+    let schema_fetch = config
+        .schema_fetch(&schema_id)?
+        .map(|fetch| (fetch, schema_checkout_dir(&schema_id, execution_id)));
+    let root = schema_fetch
+        .as_ref()
+        .map_or_else(|| schema.root.clone(), |(_, dir)| dir.clone());
     let grants = Grants {
-        db: vec![DbGrant { instance: instance_id, target }],
-        files: vec![FileGrant { host_path: root, guest_path: SCHEMA_MOUNT.to_string(), read_only: true }],
+        db: vec![DbGrant {
+            instance: instance_id,
+            target,
+        }],
+        files: vec![FileGrant {
+            host_path: root,
+            guest_path: SCHEMA_MOUNT.to_string(),
+            read_only: true,
+        }],
         ..Grants::default()
     };
-    let contexts: Vec<&str> = instance.context.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+    let contexts: Vec<&str> = instance
+        .context
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
     let lockstep = serde_json::json!({
         "changelogFile": schema.changelog,
         "contexts": contexts,
@@ -165,27 +294,52 @@ fn bind_db_step(mut spec: serde_json::Value, config: &Config, fqn: &str, executi
     if let Some(map) = spec.as_object_mut() {
         map.insert("lockstep".into(), lockstep);
     }
-    Ok(Bound { grants, spec, schema_fetch })
+    Ok(Bound {
+        grants,
+        spec,
+        schema_fetch,
+    })
 }
 
 /// The Kubernetes steps' grants: the cluster of their step group's `stepGroupInfra`, in the
 /// group's namespace (else the kubeconfig context's) if the operator allows it for the connector,
 /// the operator's kinds for it, and the stage workspace read-only to read manifests. The spec
 /// gains `lockstep.connector` and `lockstep.namespace`.
-fn bind_k8s_step(mut spec: serde_json::Value, config: &Config, infra: Option<&KubeInfra>) -> Result<(Grants, serde_json::Value), Refusal> {
+fn bind_k8s_step(
+    mut spec: serde_json::Value,
+    config: &Config,
+    infra: Option<&KubeInfra>,
+) -> Result<(Grants, serde_json::Value), Refusal> {
     let infra = infra.ok_or_else(|| Refusal::Configuration("a Kubernetes step needs a cluster: run it in a step group with `stepGroupInfra: { type: KubernetesDirect, spec: { connectorRef: <Kubernetes connector>, namespace: … } }`".into()))?;
     // Pruning deletes what an earlier release had and this one does not.
-    let prunes = spec.get("pruningEnabled").is_some_and(|v| v == &serde_json::json!(true) || v.as_str().is_some_and(|t| t.eq_ignore_ascii_case("true")));
+    let prunes = spec.get("pruningEnabled").is_some_and(|v| {
+        v == &serde_json::json!(true) || v.as_str().is_some_and(|t| t.eq_ignore_ascii_case("true"))
+    });
     let mut verbs = vec![Verb::Get, Verb::List, Verb::Apply];
     if prunes {
         verbs.push(Verb::Delete);
     }
-    let (grant, namespace) = config.kube_group_grant(&infra.connector, infra.namespace.as_deref(), verbs)?;
+    let (grant, namespace) =
+        config.kube_group_grant(&infra.connector, infra.namespace.as_deref(), verbs)?;
     if let Some(map) = spec.as_object_mut() {
-        map.insert("lockstep".into(), serde_json::json!({ "connector": infra.connector, "namespace": namespace }));
+        map.insert(
+            "lockstep".into(),
+            serde_json::json!({ "connector": infra.connector, "namespace": namespace }),
+        );
     }
-    let files = vec![FileGrant { host_path: PathBuf::new(), guest_path: WORKSPACE_MOUNT.to_string(), read_only: true }];
-    Ok((Grants { kube: vec![grant], files, ..Grants::default() }, spec))
+    let files = vec![FileGrant {
+        host_path: PathBuf::new(),
+        guest_path: WORKSPACE_MOUNT.to_string(),
+        read_only: true,
+    }];
+    Ok((
+        Grants {
+            kube: vec![grant],
+            files,
+            ..Grants::default()
+        },
+        spec,
+    ))
 }
 
 /// Where a Git-hosted schema is checked out in the stage workspace: one directory per schema
@@ -198,28 +352,70 @@ fn schema_checkout_dir(schema: &str, execution_id: &str) -> PathBuf {
 /// GitClone's grant: its `connectorRef`, and nothing else (the host writes the checkout into the
 /// stage workspace). The spec gains `lockstep.directory`: where the checkout lands when the step
 /// names no `cloneDirectory` — `repoName`, else the URL's last segment without `.git`.
-fn bind_git_clone(mut spec: serde_json::Value, config: &Config) -> Result<(Grants, serde_json::Value), String> {
-    let connector = spec.get("connectorRef").and_then(|v| v.as_str()).ok_or("the spec needs `connectorRef`, a Git connector of lockstep.yaml")?.to_string();
+fn bind_git_clone(
+    mut spec: serde_json::Value,
+    config: &Config,
+) -> Result<(Grants, serde_json::Value), String> {
+    let connector = spec
+        .get("connectorRef")
+        .and_then(|v| v.as_str())
+        .ok_or("the spec needs `connectorRef`, a Git connector of lockstep.yaml")?
+        .to_string();
     let remote = config.git_remote(&connector)?;
-    let repo_name = spec.get("repoName").and_then(|v| v.as_str()).filter(|r| !r.is_empty());
-    let url = remote.repository_url(repo_name).map_err(|e| format!("connector `{connector}`: {e}"))?;
-    let directory = url.trim_end_matches('/').rsplit('/').next().unwrap_or_default().trim_end_matches(".git").to_string();
+    let repo_name = spec
+        .get("repoName")
+        .and_then(|v| v.as_str())
+        .filter(|r| !r.is_empty());
+    let url = remote
+        .repository_url(repo_name)
+        .map_err(|e| format!("connector `{connector}`: {e}"))?;
+    let directory = url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(".git")
+        .to_string();
     if let Some(map) = spec.as_object_mut() {
-        map.insert("lockstep".into(), serde_json::json!({ "directory": directory }));
+        map.insert(
+            "lockstep".into(),
+            serde_json::json!({ "directory": directory }),
+        );
     }
-    Ok((Grants { git: vec![GitGrant { connector, remote }], ..Grants::default() }, spec))
+    Ok((
+        Grants {
+            git: vec![GitGrant { connector, remote }],
+            ..Grants::default()
+        },
+        spec,
+    ))
 }
 
 /// Checks the `spec` of a step whose type Lockstep implements.
-pub fn check_spec(step: &Step, source: &StepSource<'_>, location: &Location, config: &Config) -> Vec<Diagnostic> {
+pub fn check_spec(
+    step: &Step,
+    source: &StepSource<'_>,
+    location: &Location,
+    config: &Config,
+) -> Vec<Diagnostic> {
     let mut out = vec![];
     match source {
         StepSource::BuiltIn(b) if b.name == "Run" => check_run(&step.spec, location, &mut out),
-        StepSource::BuiltIn(b) if b.name == "GitClone" => check_git_clone(&step.spec, location, config, &mut out),
-        StepSource::BuiltIn(b) if b.name == "K8sApply" || b.name == "K8sRollingDeploy" => check_manifest_paths(b.name, &step.spec, location, &mut out),
+        StepSource::BuiltIn(b) if b.name == "GitClone" => {
+            check_git_clone(&step.spec, location, config, &mut out)
+        }
+        StepSource::BuiltIn(b) if b.name == "K8sApply" || b.name == "K8sRollingDeploy" => {
+            check_manifest_paths(b.name, &step.spec, location, &mut out)
+        }
         StepSource::BuiltIn(b) if b.name == "K8sRollingRollback" => {}
         StepSource::BuiltIn(b) => check_db_step(b.name, &step.spec, location, config, &mut out),
-        StepSource::Unavailable(message) => out.push(Diagnostic::warning(location.clone(), format!("{message}; this pipeline validates, but `lockstep run` will refuse it")).with_help("run it once the step type is supported, or replace the step")),
+        StepSource::Unavailable(message) => out.push(
+            Diagnostic::warning(
+                location.clone(),
+                format!("{message}; this pipeline validates, but `lockstep run` will refuse it"),
+            )
+            .with_help("run it once the step type is supported, or replace the step"),
+        ),
         _ => {}
     }
     out
@@ -227,46 +423,112 @@ pub fn check_spec(step: &Step, source: &StepSource<'_>, location: &Location, con
 
 fn at(spec: &Node, location: &Location, key: &str) -> Location {
     let node = spec.get(key).unwrap_or(spec);
-    Location { pos: node.pos, yaml_path: format!("{}.spec.{key}", location.yaml_path), file: location.file.clone() }
+    Location {
+        pos: node.pos,
+        yaml_path: format!("{}.spec.{key}", location.yaml_path),
+        file: location.file.clone(),
+    }
 }
 
 fn check_run(spec: &Node, location: &Location, out: &mut Vec<Diagnostic>) {
     match spec.get("shell").and_then(Node::as_str) {
         Some("Sh" | "Bash") => {}
-        Some(other @ ("Powershell" | "Pwsh" | "Python")) => out.push(Diagnostic::error(at(spec, location, "shell"), format!("shell {other} is not supported for local runs")).with_help("use `shell: Sh` or `shell: Bash`")),
-        Some(other) => out.push(Diagnostic::error(at(spec, location, "shell"), format!("`{other}` is not a shell")).with_help("use `shell: Sh` or `shell: Bash`")),
-        None => out.push(Diagnostic::error(at(spec, location, "shell"), "a Run step needs `shell`").with_help("add `shell: Bash` (or Sh)")),
+        Some(other @ ("Powershell" | "Pwsh" | "Python")) => out.push(
+            Diagnostic::error(
+                at(spec, location, "shell"),
+                format!("shell {other} is not supported for local runs"),
+            )
+            .with_help("use `shell: Sh` or `shell: Bash`"),
+        ),
+        Some(other) => out.push(
+            Diagnostic::error(
+                at(spec, location, "shell"),
+                format!("`{other}` is not a shell"),
+            )
+            .with_help("use `shell: Sh` or `shell: Bash`"),
+        ),
+        None => out.push(
+            Diagnostic::error(at(spec, location, "shell"), "a Run step needs `shell`")
+                .with_help("add `shell: Bash` (or Sh)"),
+        ),
     }
     if spec.get("command").and_then(Node::as_str).is_none() {
-        out.push(Diagnostic::error(at(spec, location, "command"), "a Run step needs `command`, the script to run").with_help("add `command: |` followed by the script, indented"));
+        out.push(
+            Diagnostic::error(
+                at(spec, location, "command"),
+                "a Run step needs `command`, the script to run",
+            )
+            .with_help("add `command: |` followed by the script, indented"),
+        );
     }
     if let Some(env) = spec.get("envVariables").filter(|n| !n.is_null()) {
         match env.as_map() {
             Some(entries) => {
                 for (k, v) in entries {
                     let name = k.as_str().unwrap_or_default();
-                    if !crate::pipeline::is_identifier(name) || v.as_str().is_none() && !v.is_null() {
-                        out.push(Diagnostic::error(at(spec, location, "envVariables"), format!("`{name}` must be a variable name with a single value")).with_help("write `NAME: value`, one per line"));
+                    if !crate::pipeline::is_identifier(name) || v.as_str().is_none() && !v.is_null()
+                    {
+                        out.push(
+                            Diagnostic::error(
+                                at(spec, location, "envVariables"),
+                                format!("`{name}` must be a variable name with a single value"),
+                            )
+                            .with_help("write `NAME: value`, one per line"),
+                        );
                     }
                 }
             }
-            None => out.push(Diagnostic::error(at(spec, location, "envVariables"), "`envVariables` must be a map").with_help("write `NAME: value`, one per line")),
+            None => out.push(
+                Diagnostic::error(
+                    at(spec, location, "envVariables"),
+                    "`envVariables` must be a map",
+                )
+                .with_help("write `NAME: value`, one per line"),
+            ),
         }
     }
     if let Some(outputs) = spec.get("outputVariables").filter(|n| !n.is_null()) {
-        let ok = outputs.as_seq().is_some_and(|items| items.iter().all(|i| i.get("name").and_then(Node::as_str).is_some_and(crate::pipeline::is_identifier)));
+        let ok = outputs.as_seq().is_some_and(|items| {
+            items.iter().all(|i| {
+                i.get("name")
+                    .and_then(Node::as_str)
+                    .is_some_and(crate::pipeline::is_identifier)
+            })
+        });
         if !ok {
-            out.push(Diagnostic::error(at(spec, location, "outputVariables"), "`outputVariables` must be a list of `- name: VARIABLE`").with_help("each name is a shell variable whose final value becomes an output"));
+            out.push(
+                Diagnostic::error(
+                    at(spec, location, "outputVariables"),
+                    "`outputVariables` must be a list of `- name: VARIABLE`",
+                )
+                .with_help("each name is a shell variable whose final value becomes an output"),
+            );
         }
     }
     for unused in ["image", "connectorRef"] {
-        if spec.get(unused).is_some_and(|n| !matches!(n.value, Value::Null)) {
+        if spec
+            .get(unused)
+            .is_some_and(|n| !matches!(n.value, Value::Null))
+        {
             out.push(Diagnostic::warning(at(spec, location, unused), format!("`{unused}` is unused: Lockstep runs the command on this machine, not in a container")).with_help("nothing to do for local runs; the pipeline stays valid for Harness"));
         }
     }
-    for ignored in ["reports", "imagePullPolicy", "resources", "privileged", "runAsUser", "outputAlias"] {
+    for ignored in [
+        "reports",
+        "imagePullPolicy",
+        "resources",
+        "privileged",
+        "runAsUser",
+        "outputAlias",
+    ] {
         if spec.get(ignored).is_some() {
-            out.push(Diagnostic::warning(at(spec, location, ignored), format!("`{ignored}` is ignored for local runs")).with_help("nothing to do for local runs"));
+            out.push(
+                Diagnostic::warning(
+                    at(spec, location, ignored),
+                    format!("`{ignored}` is ignored for local runs"),
+                )
+                .with_help("nothing to do for local runs"),
+            );
         }
     }
 }
@@ -291,11 +553,29 @@ pub fn check_pipeline(pipeline: &crate::pipeline::Pipeline, config: &Config) -> 
         walk(&stage.execution.steps, &mut steps);
         walk(&stage.execution.rollback_steps, &mut steps);
     }
-    steps.iter().flat_map(|step| check_spec(step, &source(config, &step.step_type), &step.common.location, config)).collect()
+    steps
+        .iter()
+        .flat_map(|step| {
+            check_spec(
+                step,
+                &source(config, &step.step_type),
+                &step.common.location,
+                config,
+            )
+        })
+        .collect()
 }
 
-fn check_manifest_paths(step_type: &str, spec: &Node, location: &Location, out: &mut Vec<Diagnostic>) {
-    let listed = spec.get("filePaths").and_then(Node::as_seq).is_some_and(|paths| !paths.is_empty() && paths.iter().all(|p| p.as_str().is_some()));
+fn check_manifest_paths(
+    step_type: &str,
+    spec: &Node,
+    location: &Location,
+    out: &mut Vec<Diagnostic>,
+) {
+    let listed = spec
+        .get("filePaths")
+        .and_then(Node::as_seq)
+        .is_some_and(|paths| !paths.is_empty() && paths.iter().all(|p| p.as_str().is_some()));
     if !listed {
         out.push(Diagnostic::error(at(spec, location, "filePaths"), format!("a {step_type} step needs `filePaths`, a list of manifest files or directories in the stage workspace")).with_help("write e.g. `filePaths: [orkes/deployment.yml]`"));
     }
@@ -322,15 +602,48 @@ fn check_git_clone(spec: &Node, location: &Location, config: &Config, out: &mut 
             return;
         }
         _ => {
-            out.push(Diagnostic::error(at(spec, location, "build"), "a GitClone step needs `build.type`: branch, tag or commitSha").with_help("write `build: { type: branch, spec: { branch: main } }`"));
+            out.push(
+                Diagnostic::error(
+                    at(spec, location, "build"),
+                    "a GitClone step needs `build.type`: branch, tag or commitSha",
+                )
+                .with_help("write `build: { type: branch, spec: { branch: main } }`"),
+            );
             return;
         }
     };
     match build.and_then(|b| b.get("spec")).and_then(|s| s.get(field)) {
-        None => out.push(Diagnostic::error(at(spec, location, "build"), format!("`build.type: {field}` needs `build.spec.{field}`")).with_help(format!("write `build: {{ type: {field}, spec: {{ {field}: … }} }}`"))),
+        None => out.push(
+            Diagnostic::error(
+                at(spec, location, "build"),
+                format!("`build.type: {field}` needs `build.spec.{field}`"),
+            )
+            .with_help(format!(
+                "write `build: {{ type: {field}, spec: {{ {field}: … }} }}`"
+            )),
+        ),
         // YAML reads an unquoted `0123` as the number 123.
-        Some(Node { value: Value::Scalar { text, quoted: false }, .. }) if text.starts_with('0') && text.len() > 1 && text.chars().all(|c| c.is_ascii_digit()) => {
-            out.push(Diagnostic::warning(at(spec, location, "build"), format!("`{field}: {text}` reads as the number {}; its leading zero is lost", text.trim_start_matches('0'))).with_help(format!("quote it: `{field}: \"{text}\"`")));
+        Some(Node {
+            value:
+                Value::Scalar {
+                    text,
+                    quoted: false,
+                },
+            ..
+        }) if text.starts_with('0')
+            && text.len() > 1
+            && text.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            out.push(
+                Diagnostic::warning(
+                    at(spec, location, "build"),
+                    format!(
+                        "`{field}: {text}` reads as the number {}; its leading zero is lost",
+                        text.trim_start_matches('0')
+                    ),
+                )
+                .with_help(format!("quote it: `{field}: \"{text}\"`")),
+            );
         }
         Some(_) => {}
     }
@@ -338,22 +651,51 @@ fn check_git_clone(spec: &Node, location: &Location, config: &Config, out: &mut 
         && !depth.contains("<+")
         && depth.parse::<u32>().is_err()
     {
-        out.push(Diagnostic::error(at(spec, location, "depth"), format!("`{depth}` is not a whole number")).with_help("write e.g. `depth: 1` (0 fetches the whole history)"));
+        out.push(
+            Diagnostic::error(
+                at(spec, location, "depth"),
+                format!("`{depth}` is not a whole number"),
+            )
+            .with_help("write e.g. `depth: 1` (0 fetches the whole history)"),
+        );
     }
-    for ignored in ["fetchTags", "lfs", "sparseCheckout", "submoduleStrategy", "preFetchCommand", "sslVerify", "resources"] {
+    for ignored in [
+        "fetchTags",
+        "lfs",
+        "sparseCheckout",
+        "submoduleStrategy",
+        "preFetchCommand",
+        "sslVerify",
+        "resources",
+    ] {
         if spec.get(ignored).is_some() {
             out.push(Diagnostic::warning(at(spec, location, ignored), format!("`{ignored}` is ignored by Lockstep's GitClone")).with_help("the checkout is a plain clone of the reference; nothing to do unless the build depends on it"));
         }
     }
 }
 
-fn check_db_step(step_type: &str, spec: &Node, location: &Location, config: &Config, out: &mut Vec<Diagnostic>) {
+fn check_db_step(
+    step_type: &str,
+    spec: &Node,
+    location: &Location,
+    config: &Config,
+    out: &mut Vec<Diagnostic>,
+) {
     for required in ["dbSchema", "dbInstance"] {
         if spec.get(required).and_then(Node::as_str).is_none() {
-            out.push(Diagnostic::error(at(spec, location, required), format!("a {step_type} step needs `{required}`")).with_help(format!("add `{required}: <id from lockstep.yaml>`")));
+            out.push(
+                Diagnostic::error(
+                    at(spec, location, required),
+                    format!("a {step_type} step needs `{required}`"),
+                )
+                .with_help(format!("add `{required}: <id from lockstep.yaml>`")),
+            );
         }
     }
-    if let Some(instance) = spec.get("dbInstance").and_then(Node::as_str).filter(|i| !i.contains("<+"))
+    if let Some(instance) = spec
+        .get("dbInstance")
+        .and_then(Node::as_str)
+        .filter(|i| !i.contains("<+"))
         && !config.db_instances.contains_key(instance)
     {
         out.push(Diagnostic::warning(at(spec, location, "dbInstance"), format!("db instance `{instance}` is not in lockstep.yaml, so `lockstep run` will fail this step")).with_help(format!("add `{instance}: {{ schema: …, connector: … }}` under `dbInstances:` in lockstep.yaml")));
@@ -362,16 +704,39 @@ fn check_db_step(step_type: &str, spec: &Node, location: &Location, config: &Con
         if let Some(strategy) = spec.get("changeSetFailureStrategy").and_then(Node::as_str)
             && strategy != "MARK_NEXT_RUN"
         {
-            out.push(Diagnostic::error(at(spec, location, "changeSetFailureStrategy"), format!("`{strategy}` is not a changeSetFailureStrategy")).with_help("the only value is MARK_NEXT_RUN (today spelt `markNextChangeSetRun: true`)"));
+            out.push(
+                Diagnostic::error(
+                    at(spec, location, "changeSetFailureStrategy"),
+                    format!("`{strategy}` is not a changeSetFailureStrategy"),
+                )
+                .with_help(
+                    "the only value is MARK_NEXT_RUN (today spelt `markNextChangeSetRun: true`)",
+                ),
+            );
         }
         return;
     }
-    match (spec.get("tag").filter(|n| !n.is_null()), spec.get("changeSetCount").filter(|n| !n.is_null())) {
-        (Some(_), Some(_)) | (None, None) => out.push(Diagnostic::error(location.clone(), "a DBSchemaRollback step needs exactly one of `tag` or `changeSetCount`").with_help("write `tag: <+steps.apply.output.preStartTag>` or `changeSetCount: 1`")),
+    match (
+        spec.get("tag").filter(|n| !n.is_null()),
+        spec.get("changeSetCount").filter(|n| !n.is_null()),
+    ) {
+        (Some(_), Some(_)) | (None, None) => out.push(
+            Diagnostic::error(
+                location.clone(),
+                "a DBSchemaRollback step needs exactly one of `tag` or `changeSetCount`",
+            )
+            .with_help("write `tag: <+steps.apply.output.preStartTag>` or `changeSetCount: 1`"),
+        ),
         (None, Some(count)) => {
             let text = count.as_str().unwrap_or_default();
             if !text.contains("<+") && !text.parse::<u64>().is_ok_and(|n| n >= 1) {
-                out.push(Diagnostic::error(at(spec, location, "changeSetCount"), format!("`{text}` is not a whole number of at least 1")).with_help("write e.g. `changeSetCount: 1`"));
+                out.push(
+                    Diagnostic::error(
+                        at(spec, location, "changeSetCount"),
+                        format!("`{text}` is not a whole number of at least 1"),
+                    )
+                    .with_help("write e.g. `changeSetCount: 1`"),
+                );
             }
         }
         (Some(_), None) => {}

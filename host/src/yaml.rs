@@ -17,7 +17,11 @@ pub struct Document {
 
 impl Document {
     pub fn location(&self, pos: Pos, yaml_path: impl Into<String>) -> Location {
-        Location { file: self.file.clone(), pos, yaml_path: yaml_path.into() }
+        Location {
+            file: self.file.clone(),
+            pos,
+            yaml_path: yaml_path.into(),
+        }
     }
 }
 
@@ -26,8 +30,15 @@ pub fn parse(file: &Path, source: &str) -> Result<Document, Diagnostic> {
     let file: Arc<Path> = Arc::from(file);
     match lockstep_changelog::yaml::parse(source) {
         Ok(roots) => Ok(Document { file, roots }),
-        Err(e) => Err(Diagnostic::error(Location { file, pos: e.pos, yaml_path: String::new() }, format!("this is not valid YAML: {}", e.message))
-            .with_help("check the indentation and quoting on this line and the one before it")),
+        Err(e) => Err(Diagnostic::error(
+            Location {
+                file,
+                pos: e.pos,
+                yaml_path: String::new(),
+            },
+            format!("this is not valid YAML: {}", e.message),
+        )
+        .with_help("check the indentation and quoting on this line and the one before it")),
     }
 }
 

@@ -6,7 +6,10 @@ fn main() {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
     }
     match lockstep_build_support::build_components(&root.join("tests/components")) {
-        Ok(built) => println!("cargo::rustc-env=LOCKSTEP_TEST_COMPONENT_DIR={}", built.display()),
+        Ok(built) => println!(
+            "cargo::rustc-env=LOCKSTEP_TEST_COMPONENT_DIR={}",
+            built.display()
+        ),
         Err(message) => println!("cargo::error={message}"),
     }
 }

@@ -9,18 +9,34 @@ use lockstep_changelog::db::{Sql, Value};
 
 /// A database that exists for one test.
 pub enum TestDb {
-    Postgres { runtime: tokio::runtime::Runtime, name: String },
-    Sqlite { runtime: tokio::runtime::Runtime, _dir: tempfile::TempDir, path: std::path::PathBuf },
+    Postgres {
+        runtime: tokio::runtime::Runtime,
+        name: String,
+    },
+    Sqlite {
+        runtime: tokio::runtime::Runtime,
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+    },
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn admin_sql(runtime: &tokio::runtime::Runtime, statement: &str) {
     let statement = statement.to_string();
     runtime.block_on(async move {
-        let (client, driver) = tokio_postgres::connect("host=127.0.0.1 user=postgres dbname=postgres", tokio_postgres::NoTls).await.expect("PostgreSQL at 127.0.0.1:5432");
+        let (client, driver) = tokio_postgres::connect(
+            "host=127.0.0.1 user=postgres dbname=postgres",
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432");
         tokio::spawn(driver);
         // One at a time: CREATE and DROP DATABASE refuse to run in a (multi-statement) transaction.
         for statement in statement.split("; ") {
@@ -32,16 +48,27 @@ fn admin_sql(runtime: &tokio::runtime::Runtime, statement: &str) {
 impl TestDb {
     pub fn postgres() -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("lockstep_test_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "lockstep_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
         let runtime = runtime();
-        admin_sql(&runtime, &format!("CREATE ROLE {name} LOGIN; CREATE DATABASE {name} OWNER {name}"));
+        admin_sql(
+            &runtime,
+            &format!("CREATE ROLE {name} LOGIN; CREATE DATABASE {name} OWNER {name}"),
+        );
         TestDb::Postgres { runtime, name }
     }
 
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.db");
-        TestDb::Sqlite { runtime: runtime(), _dir: dir, path }
+        TestDb::Sqlite {
+            runtime: runtime(),
+            _dir: dir,
+            path,
+        }
     }
 
     pub fn both() -> [TestDb; 2] {
@@ -50,7 +77,14 @@ impl TestDb {
 
     pub fn target(&self) -> DbTarget {
         match self {
-            TestDb::Postgres { name, .. } => DbTarget::Postgres { config: Box::new(format!("host=127.0.0.1 user={name} dbname={name}").parse().unwrap()), allow_superuser: false },
+            TestDb::Postgres { name, .. } => DbTarget::Postgres {
+                config: Box::new(
+                    format!("host=127.0.0.1 user={name} dbname={name}")
+                        .parse()
+                        .unwrap(),
+                ),
+                allow_superuser: false,
+            },
             TestDb::Sqlite { path, .. } => DbTarget::Sqlite { path: path.clone() },
         }
     }
@@ -64,12 +98,21 @@ impl TestDb {
     /// A new session (as a new runner would open).
     pub fn session(&self) -> BlockingSql {
         let target = self.target();
-        let connection = self.runtime().block_on(async move { SqlConnection::open(&target).await }).unwrap();
+        let connection = self
+            .runtime()
+            .block_on(async move { SqlConnection::open(&target).await })
+            .unwrap();
         BlockingSql::new(connection, self.runtime().handle().clone())
     }
 
     pub fn scalar(&self, sql: &str) -> Value {
-        self.session().query(sql, &[]).unwrap().rows.first().and_then(|r| r.first().cloned()).unwrap_or(Value::Null)
+        self.session()
+            .query(sql, &[])
+            .unwrap()
+            .rows
+            .first()
+            .and_then(|r| r.first().cloned())
+            .unwrap_or(Value::Null)
     }
 
     pub fn count(&self, sql: &str) -> i64 {
@@ -87,18 +130,24 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let TestDb::Postgres { runtime, name } = self {
-            admin_sql(runtime, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); DROP ROLE IF EXISTS {name}"));
+            admin_sql(
+                runtime,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); DROP ROLE IF EXISTS {name}"),
+            );
         }
     }
 }
-
 
 impl TestDb {
     /// A lockstep.yaml `connectors:` entry named `name` pointing at this database.
     pub fn connector(&self, name: &str) -> String {
         match self {
-            TestDb::Postgres { name: db, .. } => format!("  {name}: {{ type: Postgres, url: 'postgres://{db}@127.0.0.1:5432/{db}' }}\n"),
-            TestDb::Sqlite { path, .. } => format!("  {name}: {{ type: Sqlite, path: '{}' }}\n", path.display()),
+            TestDb::Postgres { name: db, .. } => format!(
+                "  {name}: {{ type: Postgres, url: 'postgres://{db}@127.0.0.1:5432/{db}' }}\n"
+            ),
+            TestDb::Sqlite { path, .. } => {
+                format!("  {name}: {{ type: Sqlite, path: '{}' }}\n", path.display())
+            }
         }
     }
 }

@@ -14,15 +14,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use lockstep::config::Config;
 use lockstep::exec::status::Status;
 use lockstep::exec::{self, Cancel, Meta, Observer, Outcome, Record, Run};
+use lockstep::pipeline;
 use lockstep::sandbox::Sandbox;
 use lockstep::sandbox::log::{Level, SecretMask};
-use lockstep::pipeline;
 
 fn shared_sandbox() -> &'static (Sandbox, tempfile::TempDir) {
     static SANDBOX: OnceLock<(Sandbox, tempfile::TempDir)> = OnceLock::new();
     SANDBOX.get_or_init(|| {
         let cache = tempfile::tempdir().unwrap();
-        (Sandbox::new(16, cache.path(), &|w| eprintln!("{w}")).unwrap(), cache)
+        (
+            Sandbox::new(16, cache.path(), &|w| eprintln!("{w}")).unwrap(),
+            cache,
+        )
     })
 }
 
@@ -47,12 +50,20 @@ pub fn sha256_of(path: &Path) -> String {
 /// A `stepTypes` entry for a test component, pinned to its real digest.
 pub fn step_type(name: &str, extra: &str) -> String {
     let path = component_path(name);
-    format!("  {}:\n    component: {}\n    sha256: {}\n{extra}", type_name(name), path.display(), sha256_of(&path))
+    format!(
+        "  {}:\n    component: {}\n    sha256: {}\n{extra}",
+        type_name(name),
+        path.display(),
+        sha256_of(&path)
+    )
 }
 
 /// `busy-loop` → `BusyLoop`
 pub fn type_name(component: &str) -> String {
-    component.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect()
+    component
+        .split('-')
+        .map(|w| w[..1].to_uppercase() + &w[1..])
+        .collect()
 }
 
 #[derive(Default)]
@@ -64,7 +75,10 @@ impl Observer for Captured {
     fn started(&self, _: &Record) {}
     fn finished(&self, _: &Record) {}
     fn log(&self, fqn: &str, _: Level, text: &str) {
-        self.logs.lock().unwrap().push((fqn.to_string(), text.to_string()));
+        self.logs
+            .lock()
+            .unwrap()
+            .push((fqn.to_string(), text.to_string()));
     }
 }
 
@@ -78,8 +92,18 @@ pub struct Ran {
 impl Ran {
     /// The record whose FQN ends with `suffix` (e.g. `steps.build`).
     pub fn node(&self, suffix: &str) -> &Record {
-        let matches: Vec<&Record> = self.outcome.records.iter().filter(|r| r.fqn == suffix || r.fqn.ends_with(&format!(".{suffix}"))).collect();
-        assert_eq!(matches.len(), 1, "expected one node ending in {suffix}, found {:?}", matches.iter().map(|r| &r.fqn).collect::<Vec<_>>());
+        let matches: Vec<&Record> = self
+            .outcome
+            .records
+            .iter()
+            .filter(|r| r.fqn == suffix || r.fqn.ends_with(&format!(".{suffix}")))
+            .collect();
+        assert_eq!(
+            matches.len(),
+            1,
+            "expected one node ending in {suffix}, found {:?}",
+            matches.iter().map(|r| &r.fqn).collect::<Vec<_>>()
+        );
         matches[0]
     }
 
@@ -88,15 +112,33 @@ impl Ran {
     }
 
     pub fn output(&self, suffix: &str, name: &str) -> String {
-        self.node(suffix).outputs.get(name).cloned().unwrap_or_else(|| panic!("{suffix} has no output {name}"))
+        self.node(suffix)
+            .outputs
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{suffix} has no output {name}"))
     }
 
     pub fn logs_of(&self, suffix: &str) -> Vec<String> {
-        self.captured.logs.lock().unwrap().iter().filter(|(f, _)| f.ends_with(suffix)).map(|(_, t)| t.clone()).collect()
+        self.captured
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(f, _)| f.ends_with(suffix))
+            .map(|(_, t)| t.clone())
+            .collect()
     }
 
     pub fn all_logs(&self) -> String {
-        self.captured.logs.lock().unwrap().iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n")
+        self.captured
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn report(&self) -> serde_json::Value {
@@ -106,22 +148,45 @@ impl Ran {
 
 /// Wraps stage-level YAML (the items under `stages:`) into a pipeline.
 pub fn pipeline_with_stages(stages: &str) -> String {
-    format!("pipeline:\n  name: Test\n  identifier: test\n  stages:\n{}", indent(stages, 4))
+    format!(
+        "pipeline:\n  name: Test\n  identifier: test\n  stages:\n{}",
+        indent(stages, 4)
+    )
 }
 
 /// Wraps step items into a one-stage pipeline with the given stage-level extras.
 pub fn pipeline_with_steps(steps: &str) -> String {
-    pipeline_with_stages(&format!("- stage:\n    name: S\n    identifier: s\n    type: Custom\n    spec:\n      execution:\n        steps:\n{}", indent(steps, 10)))
+    pipeline_with_stages(&format!(
+        "- stage:\n    name: S\n    identifier: s\n    type: Custom\n    spec:\n      execution:\n        steps:\n{}",
+        indent(steps, 10)
+    ))
 }
 
 pub fn indent(text: &str, by: usize) -> String {
-    text.lines().map(|l| if l.is_empty() { String::new() } else { format!("{}{l}\n", " ".repeat(by)) }).collect()
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{}{l}\n", " ".repeat(by))
+            }
+        })
+        .collect()
 }
 
 /// [`run_with_files`] on a runtime of its own, for tests whose fixtures block.
 pub fn run_blocking(pipeline_yaml: &str, config_yaml: &str, files: &[(&str, &str)]) -> Ran {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(run_with_files(pipeline_yaml, config_yaml, &[], Cancel::default(), files))
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run_with_files(
+        pipeline_yaml,
+        config_yaml,
+        &[],
+        Cancel::default(),
+        files,
+    ))
 }
 
 pub async fn run(pipeline_yaml: &str, config_yaml: &str) -> Ran {
@@ -132,12 +197,23 @@ pub async fn run_with_vars(pipeline_yaml: &str, config_yaml: &str, vars: &[(&str
     run_with_cancel(pipeline_yaml, config_yaml, vars, Cancel::default()).await
 }
 
-pub async fn run_with_cancel(pipeline_yaml: &str, config_yaml: &str, vars: &[(&str, &str)], cancel: Cancel) -> Ran {
+pub async fn run_with_cancel(
+    pipeline_yaml: &str,
+    config_yaml: &str,
+    vars: &[(&str, &str)],
+    cancel: Cancel,
+) -> Ran {
     run_with_files(pipeline_yaml, config_yaml, vars, cancel, &[]).await
 }
 
 /// Runs with `files` (relative path, content) written next to the pipeline first.
-pub async fn run_with_files(pipeline_yaml: &str, config_yaml: &str, vars: &[(&str, &str)], cancel: Cancel, files: &[(&str, &str)]) -> Ran {
+pub async fn run_with_files(
+    pipeline_yaml: &str,
+    config_yaml: &str,
+    vars: &[(&str, &str)],
+    cancel: Cancel,
+    files: &[(&str, &str)],
+) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     for (path, content) in files {
         let path = dir.path().join(path);
@@ -151,33 +227,78 @@ pub async fn run_with_files(pipeline_yaml: &str, config_yaml: &str, vars: &[(&st
     let parsed = pipeline::parse_pipeline(&file, pipeline_yaml).unwrap_or_else(|e| panic!("{e}"));
     let config = Config::load(&config_path, true).unwrap_or_else(|e| panic!("{e:#}"));
     let mask = config.mask.clone();
-    let meta = Meta { name: parsed.pipeline.name.clone(), identifier: parsed.pipeline.identifier.clone(), execution_id: "exec1".into(), sequence_id: 7, start_ts: 0 };
-    let overrides: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let (root, variables) = exec::prepare(&parsed.pipeline, &overrides, &config, &mask, &meta).unwrap_or_else(|e| panic!("{e}"));
-    let components = exec::load_components(&root, &config, sandbox()).unwrap_or_else(|e| panic!("{e:?}"));
+    let meta = Meta {
+        name: parsed.pipeline.name.clone(),
+        identifier: parsed.pipeline.identifier.clone(),
+        execution_id: "exec1".into(),
+        sequence_id: 7,
+        start_ts: 0,
+    };
+    let overrides: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (root, variables) = exec::prepare(&parsed.pipeline, &overrides, &config, &mask, &meta)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let components =
+        exec::load_components(&root, &config, sandbox()).unwrap_or_else(|e| panic!("{e:?}"));
     let captured = Arc::new(Captured::default());
     let workspace = dir.path().join("workspace");
-    let shared: Vec<&Path> = config.process_policy.paths.iter().map(|p| p.path.as_path()).collect();
-    sandbox().check_isolation(&workspace, &shared).unwrap_or_else(|e| panic!("{e}"));
-    let run = Run::new(&root, meta, variables, sandbox(), &config, components, captured.clone(), mask.clone(), workspace);
+    let shared: Vec<&Path> = config
+        .process_policy
+        .paths
+        .iter()
+        .map(|p| p.path.as_path())
+        .collect();
+    sandbox()
+        .check_isolation(&workspace, &shared)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = Run::new(
+        &root,
+        meta,
+        variables,
+        sandbox(),
+        &config,
+        components,
+        captured.clone(),
+        mask.clone(),
+        workspace,
+    );
     let outcome = run.execute(cancel).await;
-    Ran { outcome, captured, dir, mask }
+    Ran {
+        outcome,
+        captured,
+        dir,
+        mask,
+    }
 }
 
 /// A Run step item; `extra` holds step fields (when, timeout, …) indented as under `step:` minus two.
 pub fn run_step(id: &str, command: &str, extra: &str) -> String {
-    format!("- step:\n    type: Run\n    name: {id}\n    identifier: {id}\n    spec:\n      shell: Bash\n      command: |\n{}{}", indent(command, 8), indent(extra, 2))
+    format!(
+        "- step:\n    type: Run\n    name: {id}\n    identifier: {id}\n    spec:\n      shell: Bash\n      command: |\n{}{}",
+        indent(command, 8),
+        indent(extra, 2)
+    )
 }
 
 /// A Custom stage item; `extra` holds stage fields (when, timeout, strategy, …) indented as
 /// under `stage:` minus two.
 pub fn stage(id: &str, steps: &str, extra: &str) -> String {
-    format!("- stage:\n    name: {id}\n    identifier: {id}\n    type: Custom\n{}    spec:\n      execution:\n        steps:\n{}", indent(extra, 2), indent(steps, 10))
+    format!(
+        "- stage:\n    name: {id}\n    identifier: {id}\n    type: Custom\n{}    spec:\n      execution:\n        steps:\n{}",
+        indent(extra, 2),
+        indent(steps, 10)
+    )
 }
 
 /// A step group item; `extra` as for [`stage`].
 pub fn group(id: &str, steps: &str, extra: &str) -> String {
-    format!("- stepGroup:\n    name: {id}\n    identifier: {id}\n{}    steps:\n{}", indent(extra, 2), indent(steps, 6))
+    format!(
+        "- stepGroup:\n    name: {id}\n    identifier: {id}\n{}    steps:\n{}",
+        indent(extra, 2),
+        indent(steps, 6)
+    )
 }
 
 /// Steps listed under `- parallel:`.

@@ -101,12 +101,24 @@ impl Sql for HostSql {
     }
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        self.0.execute(sql, &params.iter().map(to_wit).collect::<Vec<_>>()).map_err(from_wit_error)
+        self.0
+            .execute(sql, &params.iter().map(to_wit).collect::<Vec<_>>())
+            .map_err(from_wit_error)
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
-        let rows: wit::Rows = self.0.query(sql, &params.iter().map(to_wit).collect::<Vec<_>>()).map_err(from_wit_error)?;
-        Ok(Rows { columns: rows.columns, rows: rows.rows.into_iter().map(|r| r.into_iter().map(from_wit).collect()).collect() })
+        let rows: wit::Rows = self
+            .0
+            .query(sql, &params.iter().map(to_wit).collect::<Vec<_>>())
+            .map_err(from_wit_error)?;
+        Ok(Rows {
+            columns: rows.columns,
+            rows: rows
+                .rows
+                .into_iter()
+                .map(|r| r.into_iter().map(from_wit).collect())
+                .collect(),
+        })
     }
 
     fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError> {
@@ -133,8 +145,12 @@ impl Mongo for HostMongo {
 
 fn engine_error(error: EngineError) -> Error {
     match error {
-        EngineError::Invalid(_) | EngineError::UnknownTag { .. } => Error::Invalid(error.to_string()),
-        EngineError::Locked { .. } | EngineError::HeldByRunner => Error::Conflict(error.to_string()),
+        EngineError::Invalid(_) | EngineError::UnknownTag { .. } => {
+            Error::Invalid(error.to_string())
+        }
+        EngineError::Locked { .. } | EngineError::HeldByRunner => {
+            Error::Conflict(error.to_string())
+        }
         EngineError::Db(DbError::Unavailable(m)) => Error::Unavailable(m),
         EngineError::Db(DbError::AccessDenied(m)) => Error::AccessDenied(m),
         other => Error::Failed(other.to_string()),
@@ -146,9 +162,26 @@ struct DbSchema;
 impl Step for DbSchema {
     fn run(ctx: &Context) -> Result<Outcome, Error> {
         let spec: DbSpec = ctx.spec_as()?;
-        let changelog = load(std::path::Path::new(SCHEMA_MOUNT), &spec.lockstep.changelog_file, &spec.lockstep.properties)
-            .map_err(|errors| Error::Invalid(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
-        let settings = RunSettings { contexts: spec.lockstep.contexts.clone(), label_filter: spec.lockstep.label_filter.clone(), holder: spec.lockstep.lock_holder.clone(), ..RunSettings::default() };
+        let changelog = load(
+            std::path::Path::new(SCHEMA_MOUNT),
+            &spec.lockstep.changelog_file,
+            &spec.lockstep.properties,
+        )
+        .map_err(|errors| {
+            Error::Invalid(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+        let settings = RunSettings {
+            contexts: spec.lockstep.contexts.clone(),
+            label_filter: spec.lockstep.label_filter.clone(),
+            holder: spec.lockstep.lock_holder.clone(),
+            ..RunSettings::default()
+        };
         let (mut sql, mut mongo);
         let mut engine = if spec.lockstep.database_kind == "mongodb" {
             mongo = HostMongo(wit_mongo::Connection::open(&spec.db_instance)?);
@@ -168,11 +201,23 @@ impl Step for DbSchema {
     }
 }
 
-fn apply(ctx: &Context, spec: &DbSpec, changelog: &lockstep_changelog::model::Changelog, engine: &mut Engine<'_>) -> Result<Outcome, Error> {
-    let generated = format!("pre_{}_{}", ctx.step_identifier(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+fn apply(
+    ctx: &Context,
+    spec: &DbSpec,
+    changelog: &lockstep_changelog::model::Changelog,
+    engine: &mut Engine<'_>,
+) -> Result<Outcome, Error> {
+    let generated = format!(
+        "pre_{}_{}",
+        ctx.step_identifier(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    );
     let pre_start_tag = engine.pre_start_tag(&generated).map_err(engine_error)?;
     ctx.set_output("preStartTag", &pre_start_tag)?;
-    let mark = spec.mark_next_change_set_run || spec.change_set_failure_strategy.as_deref() == Some("MARK_NEXT_RUN");
+    let mark = spec.mark_next_change_set_run
+        || spec.change_set_failure_strategy.as_deref() == Some("MARK_NEXT_RUN");
     let report = match engine.update(changelog, None, mark) {
         Ok(report) => report,
         Err(error) => {
@@ -187,24 +232,48 @@ fn apply(ctx: &Context, spec: &DbSpec, changelog: &lockstep_changelog::model::Ch
     }
     ctx.set_output("changeSetsApplied", &report.applied.len().to_string())?;
     if let Some(tag) = &spec.tag {
-        engine.tag_after_apply(tag, report.applied.len(), spec.tag_database_change_set).map_err(engine_error)?;
+        engine
+            .tag_after_apply(tag, report.applied.len(), spec.tag_database_change_set)
+            .map_err(engine_error)?;
     }
-    Ok(Outcome::summary(format!("{} changeset(s) applied; pre-start tag {pre_start_tag}", report.applied.len())))
+    Ok(Outcome::summary(format!(
+        "{} changeset(s) applied; pre-start tag {pre_start_tag}",
+        report.applied.len()
+    )))
 }
 
-fn rollback(ctx: &Context, spec: &DbSpec, changelog: &lockstep_changelog::model::Changelog, engine: &mut Engine<'_>) -> Result<Outcome, Error> {
+fn rollback(
+    ctx: &Context,
+    spec: &DbSpec,
+    changelog: &lockstep_changelog::model::Changelog,
+    engine: &mut Engine<'_>,
+) -> Result<Outcome, Error> {
     let target = match (&spec.tag, &spec.change_set_count) {
         (Some(tag), None) => RollbackTarget::Tag(tag.clone()),
         (None, Some(CountOrText::Count(n))) => RollbackTarget::Count(*n as usize),
-        (None, Some(CountOrText::Text(t))) => RollbackTarget::Count(t.trim().parse().map_err(|_| Error::Invalid(format!("changeSetCount `{t}` is not a whole number")))?),
-        _ => return Err(Error::Invalid("give exactly one of `tag` or `changeSetCount`".into())),
+        (None, Some(CountOrText::Text(t))) => {
+            RollbackTarget::Count(t.trim().parse().map_err(|_| {
+                Error::Invalid(format!("changeSetCount `{t}` is not a whole number"))
+            })?)
+        }
+        _ => {
+            return Err(Error::Invalid(
+                "give exactly one of `tag` or `changeSetCount`".into(),
+            ));
+        }
     };
     let report = engine.rollback(changelog, &target).map_err(engine_error)?;
     for undone in &report.rolled_back {
         ctx.info(&format!("rolled back {undone}"));
     }
-    ctx.set_output("changeSetsRolledBack", &report.rolled_back.len().to_string())?;
-    Ok(Outcome::summary(format!("{} changeset(s) rolled back", report.rolled_back.len())))
+    ctx.set_output(
+        "changeSetsRolledBack",
+        &report.rolled_back.len().to_string(),
+    )?;
+    Ok(Outcome::summary(format!(
+        "{} changeset(s) rolled back",
+        report.rolled_back.len()
+    )))
 }
 
 export_step!(DbSchema);

@@ -60,9 +60,14 @@ struct Injected {
 
 /// Harness clones under `/harness`, the workspace; Lockstep's workspace is the stage's directory.
 fn workspace_relative(directory: &str) -> Result<String, Error> {
-    let relative = directory.strip_prefix("/harness").map(|rest| rest.trim_start_matches('/')).unwrap_or(directory);
+    let relative = directory
+        .strip_prefix("/harness")
+        .map(|rest| rest.trim_start_matches('/'))
+        .unwrap_or(directory);
     if relative.is_empty() {
-        return Err(Error::Invalid("`cloneDirectory` cannot be the workspace itself; name a directory inside it".into()));
+        return Err(Error::Invalid(
+            "`cloneDirectory` cannot be the workspace itself; name a directory inside it".into(),
+        ));
     }
     Ok(relative.to_string())
 }
@@ -72,26 +77,75 @@ struct GitClone;
 impl Step for GitClone {
     fn run(ctx: &Context) -> Result<Outcome, Error> {
         let spec: GitCloneSpec = ctx.spec_as()?;
-        let missing = |field: &str| Error::Invalid(format!("`build.type: {}` needs `build.spec.{field}`", spec.build.kind));
+        let missing = |field: &str| {
+            Error::Invalid(format!(
+                "`build.type: {}` needs `build.spec.{field}`",
+                spec.build.kind
+            ))
+        };
         let reference = match spec.build.kind.as_str() {
-            "branch" => Reference::Branch(spec.build.spec.branch.as_ref().ok_or_else(|| missing("branch"))?.text()),
-            "tag" => Reference::Tag(spec.build.spec.tag.as_ref().ok_or_else(|| missing("tag"))?.text()),
-            "commitSha" => Reference::CommitSha(spec.build.spec.commit_sha.as_ref().ok_or_else(|| missing("commitSha"))?.text()),
-            other => return Err(Error::Invalid(format!("`build.type: {other}` is not supported; use branch, tag or commitSha"))),
+            "branch" => Reference::Branch(
+                spec.build
+                    .spec
+                    .branch
+                    .as_ref()
+                    .ok_or_else(|| missing("branch"))?
+                    .text(),
+            ),
+            "tag" => Reference::Tag(
+                spec.build
+                    .spec
+                    .tag
+                    .as_ref()
+                    .ok_or_else(|| missing("tag"))?
+                    .text(),
+            ),
+            "commitSha" => Reference::CommitSha(
+                spec.build
+                    .spec
+                    .commit_sha
+                    .as_ref()
+                    .ok_or_else(|| missing("commitSha"))?
+                    .text(),
+            ),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "`build.type: {other}` is not supported; use branch, tag or commitSha"
+                )));
+            }
         };
         // Harness's defaults: 50 commits for a branch or tag; a commit may be anywhere, so all.
         let depth = match &spec.depth {
-            Some(depth) => depth.text().trim().parse().map_err(|_| Error::Invalid(format!("depth `{}` is not a whole number", depth.text())))?,
+            Some(depth) => depth.text().trim().parse().map_err(|_| {
+                Error::Invalid(format!("depth `{}` is not a whole number", depth.text()))
+            })?,
             None if matches!(reference, Reference::CommitSha(_)) => 0,
             None => 50,
         };
-        let directory = workspace_relative(spec.clone_directory.as_deref().unwrap_or(&spec.lockstep.directory))?;
-        let request = CloneRequest { connector: spec.connector_ref.clone(), repo_name: spec.repo_name.clone(), reference, depth, directory: directory.clone() };
+        let directory = workspace_relative(
+            spec.clone_directory
+                .as_deref()
+                .unwrap_or(&spec.lockstep.directory),
+        )?;
+        let request = CloneRequest {
+            connector: spec.connector_ref.clone(),
+            repo_name: spec.repo_name.clone(),
+            reference,
+            depth,
+            directory: directory.clone(),
+        };
         let cloned = git::clone(&request)?;
         ctx.set_output("commitSha", &cloned.commit_sha)?;
         ctx.set_output("cloneDirectory", &directory)?;
-        ctx.info(&format!("cloned {} at {} into {directory}/", cloned.url, cloned.commit_sha));
-        Ok(Outcome::summary(format!("{} at {}", directory, &cloned.commit_sha[..12.min(cloned.commit_sha.len())])))
+        ctx.info(&format!(
+            "cloned {} at {} into {directory}/",
+            cloned.url, cloned.commit_sha
+        ));
+        Ok(Outcome::summary(format!(
+            "{} at {}",
+            directory,
+            &cloned.commit_sha[..12.min(cloned.commit_sha.len())]
+        )))
     }
 }
 

@@ -40,13 +40,21 @@ impl Step for Run {
         let shell = match spec.shell.as_str() {
             "Sh" => Shell::Sh,
             "Bash" => Shell::Bash,
-            other => return Err(Error::Invalid(format!("shell {other} is not supported; use Sh or Bash"))),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "shell {other} is not supported; use Sh or Bash"
+                )));
+            }
         };
         let result = run_script(&Script {
             shell,
             source: spec.command,
             env: spec.env_variables.into_iter().collect(),
-            capture: spec.output_variables.iter().map(|v| v.shell_variable().to_string()).collect(),
+            capture: spec
+                .output_variables
+                .iter()
+                .map(|v| v.shell_variable().to_string())
+                .collect(),
         })?;
         for (output, (_, value)) in spec.output_variables.iter().zip(&result.variables) {
             match value {
@@ -58,7 +66,10 @@ impl Step for Run {
             }
         }
         if result.exit_code != 0 {
-            return Err(Error::Failed(format!("command exited with code {}", result.exit_code)));
+            return Err(Error::Failed(format!(
+                "command exited with code {}",
+                result.exit_code
+            )));
         }
         Ok(Outcome::done())
     }

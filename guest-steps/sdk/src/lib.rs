@@ -38,12 +38,12 @@ pub mod bindings {
 }
 
 pub use bindings::Guest as Step;
-pub use bindings::export_step;
-/// Re-exported so a step can read its spec as untyped JSON without another dependency.
-pub use serde_json;
 pub use bindings::Outcome;
+pub use bindings::export_step;
 pub use bindings::lockstep::common::types::Error;
 pub use bindings::lockstep::step::host::{Context, LogLevel, Value};
+/// Re-exported so a step can read its spec as untyped JSON without another dependency.
+pub use serde_json;
 
 /// SQL databases by `dbInstance` label. Needs a `db` grant for that instance.
 pub mod db {
@@ -67,7 +67,9 @@ pub mod kube {
 
 /// Runs shell scripts on the host. Needs the `process` grant.
 pub mod process {
-    pub use crate::bindings::lockstep::process::process::{Script, ScriptResult, Shell, run_script};
+    pub use crate::bindings::lockstep::process::process::{
+        Script, ScriptResult, Shell, run_script,
+    };
 }
 
 impl Outcome {
@@ -78,7 +80,9 @@ impl Outcome {
 
     /// A successful outcome with a one-line summary for the progress tree and the report.
     pub fn summary(line: impl Into<String>) -> Self {
-        Outcome { summary: Some(line.into()) }
+        Outcome {
+            summary: Some(line.into()),
+        }
     }
 }
 

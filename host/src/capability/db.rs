@@ -37,7 +37,9 @@ pub enum DbTarget {
         /// `allowSuperuser: true` on the instance.
         allow_superuser: bool,
     },
-    Sqlite { path: PathBuf },
+    Sqlite {
+        path: PathBuf,
+    },
     /// The connection string (credentials included) and the database the instance uses.
     Mongo {
         uri: String,
@@ -62,11 +64,25 @@ impl std::fmt::Debug for DbTarget {
 
 impl DbGrant {
     /// The grant for `instance`, if the step has one; the error is what a denied `open` says.
-    pub fn find<'g>(grants: &'g [DbGrant], instance: &str, step: &str) -> Result<&'g DbGrant, DbError> {
-        grants.iter().find(|g| g.instance == instance).ok_or_else(|| {
-            let granted: Vec<&str> = grants.iter().map(|g| g.instance.as_str()).collect();
-            DbError::AccessDenied(format!("step `{step}` was not granted database instance `{instance}` (granted: {})", if granted.is_empty() { "none".to_string() } else { granted.join(", ") }))
-        })
+    pub fn find<'g>(
+        grants: &'g [DbGrant],
+        instance: &str,
+        step: &str,
+    ) -> Result<&'g DbGrant, DbError> {
+        grants
+            .iter()
+            .find(|g| g.instance == instance)
+            .ok_or_else(|| {
+                let granted: Vec<&str> = grants.iter().map(|g| g.instance.as_str()).collect();
+                DbError::AccessDenied(format!(
+                    "step `{step}` was not granted database instance `{instance}` (granted: {})",
+                    if granted.is_empty() {
+                        "none".to_string()
+                    } else {
+                        granted.join(", ")
+                    }
+                ))
+            })
     }
 }
 
@@ -90,8 +106,15 @@ impl SqliteSession {
     /// A SQLite error, saying why when the authorizer refused the statement.
     fn error(&self, error: rusqlite::Error) -> DbError {
         if error.sqlite_error_code() == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) {
-            let why = self.refused.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or("it is not allowed");
-            return DbError::AccessDenied(format!("SQLite refused the statement: {why}; a step reaches only its instance's database file"));
+            let why = self
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or("it is not allowed");
+            return DbError::AccessDenied(format!(
+                "SQLite refused the statement: {why}; a step reaches only its instance's database file"
+            ));
         }
         sqlite_error(error)
     }
@@ -101,7 +124,14 @@ impl SqliteSession {
         if self.lock.is_some() {
             return Ok(true);
         }
-        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&self.lock_path).map_err(|e| DbError::Unavailable(format!("opening {}: {e}", self.lock_path.display())))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(|e| {
+                DbError::Unavailable(format!("opening {}: {e}", self.lock_path.display()))
+            })?;
         // SAFETY: flock on a descriptor we own; no memory is shared with the kernel.
         let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         if taken {
@@ -114,14 +144,21 @@ impl SqliteSession {
 fn pg_error(error: tokio_postgres::Error) -> DbError {
     match error.as_db_error() {
         Some(db) => DbError::Failed(format!("{}: {}", db.code().code(), db.message())),
-        None if error.is_closed() => DbError::Unavailable(format!("the connection closed: {error}")),
+        None if error.is_closed() => {
+            DbError::Unavailable(format!("the connection closed: {error}"))
+        }
         None => DbError::Failed(error.to_string()),
     }
 }
 
 fn sqlite_error(error: rusqlite::Error) -> DbError {
     match error {
-        rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DatabaseBusy || code.code == rusqlite::ErrorCode::DatabaseLocked => DbError::Conflict(error.to_string()),
+        rusqlite::Error::SqliteFailure(code, _)
+            if code.code == rusqlite::ErrorCode::DatabaseBusy
+                || code.code == rusqlite::ErrorCode::DatabaseLocked =>
+        {
+            DbError::Conflict(error.to_string())
+        }
         other => DbError::Failed(other.to_string()),
     }
 }
@@ -136,10 +173,15 @@ async fn refuse_powerful_role(client: &tokio_postgres::Client) -> Result<(), DbE
         )
         .await
         .map_err(pg_error)?;
-    let (role, superuser, server_access): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    let (role, superuser, server_access): (String, bool, bool) =
+        (row.get(0), row.get(1), row.get(2));
     let what = match (superuser, server_access) {
-        (true, _) => "a superuser, who can run host programs (COPY … TO PROGRAM), read server files and reach every database",
-        (false, true) => "a member of pg_execute_server_program, pg_read_server_files or pg_write_server_files, who can run host programs or read and write server files",
+        (true, _) => {
+            "a superuser, who can run host programs (COPY … TO PROGRAM), read server files and reach every database"
+        }
+        (false, true) => {
+            "a member of pg_execute_server_program, pg_read_server_files or pg_write_server_files, who can run host programs or read and write server files"
+        }
         (false, false) => return Ok(()),
     };
     Err(DbError::AccessDenied(format!(
@@ -150,12 +192,20 @@ async fn refuse_powerful_role(client: &tokio_postgres::Client) -> Result<(), DbE
 /// Keeps a SQLite connection on its own file: refuses, through an authorizer, what would reach
 /// another file (ATTACH, DETACH, VACUUM INTO, extensions, directory pragmas), and turns on
 /// defensive mode. Returns where the authorizer leaves its reason.
-fn confine_sqlite(connection: &mut rusqlite::Connection) -> Result<Arc<Mutex<Option<&'static str>>>, DbError> {
+fn confine_sqlite(
+    connection: &mut rusqlite::Connection,
+) -> Result<Arc<Mutex<Option<&'static str>>>, DbError> {
     use rusqlite::config::DbConfig;
     use rusqlite::hooks::{AuthAction, Authorization};
-    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).map_err(sqlite_error)?;
-    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false).map_err(sqlite_error)?;
-    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, false).map_err(sqlite_error)?;
+    connection
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+        .map_err(sqlite_error)?;
+    connection
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
+        .map_err(sqlite_error)?;
+    connection
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, false)
+        .map_err(sqlite_error)?;
     let refused = Arc::new(Mutex::new(None));
     let reason = refused.clone();
     connection
@@ -163,8 +213,18 @@ fn confine_sqlite(connection: &mut rusqlite::Connection) -> Result<Arc<Mutex<Opt
             let why = match context.action {
                 AuthAction::Attach { .. } => Some("ATTACH opens another database file"),
                 AuthAction::Detach { .. } => Some("DETACH is refused with ATTACH"),
-                AuthAction::Function { function_name } if function_name.eq_ignore_ascii_case("load_extension") => Some("extensions are native code"),
-                AuthAction::Pragma { pragma_name, .. } if ["temp_store_directory", "data_store_directory"].iter().any(|p| pragma_name.eq_ignore_ascii_case(p)) => Some("this pragma names a directory"),
+                AuthAction::Function { function_name }
+                    if function_name.eq_ignore_ascii_case("load_extension") =>
+                {
+                    Some("extensions are native code")
+                }
+                AuthAction::Pragma { pragma_name, .. }
+                    if ["temp_store_directory", "data_store_directory"]
+                        .iter()
+                        .any(|p| pragma_name.eq_ignore_ascii_case(p)) =>
+                {
+                    Some("this pragma names a directory")
+                }
                 _ => None,
             };
             match why {
@@ -182,9 +242,17 @@ fn confine_sqlite(connection: &mut rusqlite::Connection) -> Result<Arc<Mutex<Opt
 impl SqlConnection {
     pub async fn open(target: &DbTarget) -> Result<Self, DbError> {
         match target {
-            DbTarget::Mongo { .. } => Err(DbError::Invalid("this instance is a MongoDB database; open it with lockstep:db/mongo".into())),
-            DbTarget::Postgres { config, allow_superuser } => {
-                let (client, driver) = config.connect(tokio_postgres::NoTls).await.map_err(|e| DbError::Unavailable(format!("connecting to PostgreSQL: {e}")))?;
+            DbTarget::Mongo { .. } => Err(DbError::Invalid(
+                "this instance is a MongoDB database; open it with lockstep:db/mongo".into(),
+            )),
+            DbTarget::Postgres {
+                config,
+                allow_superuser,
+            } => {
+                let (client, driver) = config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| DbError::Unavailable(format!("connecting to PostgreSQL: {e}")))?;
                 tokio::spawn(driver);
                 if !allow_superuser {
                     refuse_powerful_role(&client).await?;
@@ -194,15 +262,26 @@ impl SqlConnection {
             DbTarget::Sqlite { path } => {
                 // The path comes from lockstep.yaml; its directory is created on first use.
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| DbError::Unavailable(format!("creating {}: {e}", parent.display())))?;
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        DbError::Unavailable(format!("creating {}: {e}", parent.display()))
+                    })?;
                 }
-                let mut connection = rusqlite::Connection::open(path).map_err(|e| DbError::Unavailable(format!("opening {}: {e}", path.display())))?;
+                let mut connection = rusqlite::Connection::open(path).map_err(|e| {
+                    DbError::Unavailable(format!("opening {}: {e}", path.display()))
+                })?;
                 // Concurrent writers wait for each other rather than failing at once.
-                connection.busy_timeout(std::time::Duration::from_secs(30)).map_err(sqlite_error)?;
+                connection
+                    .busy_timeout(std::time::Duration::from_secs(30))
+                    .map_err(sqlite_error)?;
                 let refused = confine_sqlite(&mut connection)?;
                 let mut lock_path = path.clone().into_os_string();
                 lock_path.push(".lockstep-lock");
-                Ok(SqlConnection::Sqlite(SqliteSession { connection, refused, lock_path: lock_path.into(), lock: None }))
+                Ok(SqlConnection::Sqlite(SqliteSession {
+                    connection,
+                    refused,
+                    lock_path: lock_path.into(),
+                    lock: None,
+                }))
             }
         }
     }
@@ -217,7 +296,10 @@ impl SqlConnection {
     pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
             SqlConnection::Postgres(client) => client.batch_execute(sql).await.map_err(pg_error),
-            SqlConnection::Sqlite(session) => session.connection.execute_batch(sql).map_err(|e| session.error(e)),
+            SqlConnection::Sqlite(session) => session
+                .connection
+                .execute_batch(sql)
+                .map_err(|e| session.error(e)),
         }
     }
 
@@ -225,11 +307,17 @@ impl SqlConnection {
         match self {
             SqlConnection::Postgres(client) => {
                 let typed = pg_params(params);
-                let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed.iter().map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone())).collect();
+                let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed
+                    .iter()
+                    .map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone()))
+                    .collect();
                 client.execute_typed(sql, &refs).await.map_err(pg_error)
             }
             SqlConnection::Sqlite(session) => {
-                let mut statement = session.connection.prepare(sql).map_err(|e| session.error(e))?;
+                let mut statement = session
+                    .connection
+                    .prepare(sql)
+                    .map_err(|e| session.error(e))?;
                 bind_numbered(&mut statement, params)?;
                 Ok(statement.raw_execute().map_err(sqlite_error)? as u64)
             }
@@ -240,21 +328,34 @@ impl SqlConnection {
         match self {
             SqlConnection::Postgres(client) => {
                 let typed = pg_params(params);
-                let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed.iter().map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone())).collect();
+                let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed
+                    .iter()
+                    .map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone()))
+                    .collect();
                 let rows = client.query_typed(sql, &refs).await.map_err(pg_error)?;
-                let columns = rows.first().map(|r| r.columns().iter().map(|c| c.name().to_string()).collect()).unwrap_or_default();
+                let columns = rows
+                    .first()
+                    .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+                    .unwrap_or_default();
                 let rows = rows.iter().map(pg_row).collect::<Result<_, _>>()?;
                 Ok(Rows { columns, rows })
             }
             SqlConnection::Sqlite(session) => {
-                let mut statement = session.connection.prepare(sql).map_err(|e| session.error(e))?;
+                let mut statement = session
+                    .connection
+                    .prepare(sql)
+                    .map_err(|e| session.error(e))?;
                 let columns: Vec<String> = statement.column_names().map(str::to_string).collect();
                 let width = columns.len();
                 bind_numbered(&mut statement, params)?;
                 let mut result = statement.raw_query();
                 let mut rows = vec![];
                 while let Some(row) = result.next().map_err(sqlite_error)? {
-                    rows.push((0..width).map(|i| sqlite_value(row.get_ref(i))).collect::<Result<_, _>>()?);
+                    rows.push(
+                        (0..width)
+                            .map(|i| sqlite_value(row.get_ref(i)))
+                            .collect::<Result<_, _>>()?,
+                    );
                 }
                 Ok(Rows { columns, rows })
             }
@@ -264,7 +365,10 @@ impl SqlConnection {
     pub async fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError> {
         match self {
             SqlConnection::Postgres(client) => {
-                let row = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await.map_err(pg_error)?;
+                let row = client
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                    .await
+                    .map_err(pg_error)?;
                 Ok(row.get::<_, bool>(0))
             }
             SqlConnection::Sqlite(session) => session.try_lock(),
@@ -273,7 +377,11 @@ impl SqlConnection {
 
     pub async fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError> {
         match self {
-            SqlConnection::Postgres(client) => client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await.map(|_| ()).map_err(pg_error),
+            SqlConnection::Postgres(client) => client
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .await
+                .map(|_| ())
+                .map_err(pg_error),
             SqlConnection::Sqlite(session) => {
                 // Closing the file releases the flock.
                 session.lock = None;
@@ -292,7 +400,10 @@ pub struct BlockingSql {
 
 impl BlockingSql {
     pub fn new(connection: SqlConnection, runtime: tokio::runtime::Handle) -> Self {
-        BlockingSql { connection, runtime }
+        BlockingSql {
+            connection,
+            runtime,
+        }
     }
 }
 
@@ -314,7 +425,8 @@ impl lockstep_changelog::db::Sql for BlockingSql {
     }
 
     fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError> {
-        self.runtime.block_on(self.connection.try_advisory_lock(key))
+        self.runtime
+            .block_on(self.connection.try_advisory_lock(key))
     }
 
     fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError> {
@@ -344,21 +456,31 @@ fn pg_row(row: &tokio_postgres::Row) -> Result<Vec<Value>, DbError> {
             let column = &row.columns()[i];
             let ty = column.type_();
             let value = if *ty == Type::BOOL {
-                row.try_get::<_, Option<bool>>(i).map(|v| v.map_or(Value::Null, Value::Boolean))
+                row.try_get::<_, Option<bool>>(i)
+                    .map(|v| v.map_or(Value::Null, Value::Boolean))
             } else if *ty == Type::INT2 {
-                row.try_get::<_, Option<i16>>(i).map(|v| v.map_or(Value::Null, |n| Value::Integer(n.into())))
+                row.try_get::<_, Option<i16>>(i)
+                    .map(|v| v.map_or(Value::Null, |n| Value::Integer(n.into())))
             } else if *ty == Type::INT4 {
-                row.try_get::<_, Option<i32>>(i).map(|v| v.map_or(Value::Null, |n| Value::Integer(n.into())))
+                row.try_get::<_, Option<i32>>(i)
+                    .map(|v| v.map_or(Value::Null, |n| Value::Integer(n.into())))
             } else if *ty == Type::INT8 {
-                row.try_get::<_, Option<i64>>(i).map(|v| v.map_or(Value::Null, Value::Integer))
+                row.try_get::<_, Option<i64>>(i)
+                    .map(|v| v.map_or(Value::Null, Value::Integer))
             } else if *ty == Type::FLOAT4 {
-                row.try_get::<_, Option<f32>>(i).map(|v| v.map_or(Value::Null, |n| Value::Float(n.into())))
+                row.try_get::<_, Option<f32>>(i)
+                    .map(|v| v.map_or(Value::Null, |n| Value::Float(n.into())))
             } else if *ty == Type::FLOAT8 {
-                row.try_get::<_, Option<f64>>(i).map(|v| v.map_or(Value::Null, Value::Float))
+                row.try_get::<_, Option<f64>>(i)
+                    .map(|v| v.map_or(Value::Null, Value::Float))
             } else if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty) {
-                row.try_get::<_, Option<String>>(i).map(|v| v.map_or(Value::Null, Value::Text))
+                row.try_get::<_, Option<String>>(i)
+                    .map(|v| v.map_or(Value::Null, Value::Text))
             } else {
-                return Err(DbError::Invalid(format!("column `{}` has type {ty}; cast it to text in the query", column.name())));
+                return Err(DbError::Invalid(format!(
+                    "column `{}` has type {ty}; cast it to text in the query",
+                    column.name()
+                )));
             };
             value.map_err(|e| DbError::Failed(e.to_string()))
         })
@@ -369,9 +491,19 @@ fn pg_row(row: &tokio_postgres::Row) -> Result<Vec<Value>, DbError> {
 /// first appearance, not by `n`, so binding by position would differ from PostgreSQL.
 fn bind_numbered(statement: &mut rusqlite::Statement<'_>, params: &[Value]) -> Result<(), DbError> {
     for (i, value) in params.iter().enumerate() {
-        match statement.parameter_index(&format!("${}", i + 1)).map_err(sqlite_error)? {
-            Some(index) => statement.raw_bind_parameter(index, sqlite_param(value)).map_err(sqlite_error)?,
-            None => return Err(DbError::Invalid(format!("the statement has no parameter ${}", i + 1))),
+        match statement
+            .parameter_index(&format!("${}", i + 1))
+            .map_err(sqlite_error)?
+        {
+            Some(index) => statement
+                .raw_bind_parameter(index, sqlite_param(value))
+                .map_err(sqlite_error)?,
+            None => {
+                return Err(DbError::Invalid(format!(
+                    "the statement has no parameter ${}",
+                    i + 1
+                )));
+            }
         }
     }
     Ok(())
@@ -395,7 +527,11 @@ fn sqlite_value(value: rusqlite::Result<rusqlite::types::ValueRef<'_>>) -> Resul
         S::Integer(i) => Value::Integer(i),
         S::Real(f) => Value::Float(f),
         S::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        S::Blob(_) => return Err(DbError::Invalid("blob columns are not supported; select them as hex text".into())),
+        S::Blob(_) => {
+            return Err(DbError::Invalid(
+                "blob columns are not supported; select them as hex text".into(),
+            ));
+        }
     })
 }
 
@@ -433,17 +569,31 @@ fn to_wit_value(value: Value) -> wit::Value {
 }
 
 fn to_wit_rows(rows: Rows) -> wit::Rows {
-    wit::Rows { columns: rows.columns, rows: rows.rows.into_iter().map(|r| r.into_iter().map(to_wit_value).collect()).collect() }
+    wit::Rows {
+        columns: rows.columns,
+        rows: rows
+            .rows
+            .into_iter()
+            .map(|r| r.into_iter().map(to_wit_value).collect())
+            .collect(),
+    }
 }
 
 impl StepState {
-    fn connection(&mut self, handle: &Resource<SqlConnection>) -> wasmtime::Result<&mut SqlConnection> {
+    fn connection(
+        &mut self,
+        handle: &Resource<SqlConnection>,
+    ) -> wasmtime::Result<&mut SqlConnection> {
         Ok(self.table.get_mut(handle)?)
     }
 
     /// Opens a connection to `instance` for any database interface. The grant is checked here,
     /// before any I/O, so no interface can forget it.
-    pub(crate) async fn open_granted<C, Fut>(&mut self, instance: &str, open: impl FnOnce(DbTarget) -> Fut) -> wasmtime::Result<Result<Resource<C>, WitError>>
+    pub(crate) async fn open_granted<C, Fut>(
+        &mut self,
+        instance: &str,
+        open: impl FnOnce(DbTarget) -> Fut,
+    ) -> wasmtime::Result<Result<Resource<C>, WitError>>
     where
         C: Send + 'static,
         Fut: std::future::Future<Output = Result<C, DbError>>,
@@ -468,8 +618,14 @@ impl StepState {
 impl wit::Host for StepState {}
 
 impl wit::HostConnection for StepState {
-    async fn open(&mut self, instance: String) -> wasmtime::Result<Result<Resource<SqlConnection>, WitError>> {
-        self.open_granted(&instance, |target| async move { SqlConnection::open(&target).await }).await
+    async fn open(
+        &mut self,
+        instance: String,
+    ) -> wasmtime::Result<Result<Resource<SqlConnection>, WitError>> {
+        self.open_granted(&instance, |target| async move {
+            SqlConnection::open(&target).await
+        })
+        .await
     }
 
     async fn dialect(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<wit::Dialect> {
@@ -479,26 +635,69 @@ impl wit::HostConnection for StepState {
         })
     }
 
-    async fn batch(&mut self, handle: Resource<SqlConnection>, sql: String) -> wasmtime::Result<Result<(), WitError>> {
-        Ok(self.connection(&handle)?.batch(&sql).await.map_err(to_wit_error))
+    async fn batch(
+        &mut self,
+        handle: Resource<SqlConnection>,
+        sql: String,
+    ) -> wasmtime::Result<Result<(), WitError>> {
+        Ok(self
+            .connection(&handle)?
+            .batch(&sql)
+            .await
+            .map_err(to_wit_error))
     }
 
-    async fn execute(&mut self, handle: Resource<SqlConnection>, sql: String, params: Vec<wit::Value>) -> wasmtime::Result<Result<u64, WitError>> {
+    async fn execute(
+        &mut self,
+        handle: Resource<SqlConnection>,
+        sql: String,
+        params: Vec<wit::Value>,
+    ) -> wasmtime::Result<Result<u64, WitError>> {
         let params: Vec<Value> = params.into_iter().map(from_wit_value).collect();
-        Ok(self.connection(&handle)?.execute(&sql, &params).await.map_err(to_wit_error))
+        Ok(self
+            .connection(&handle)?
+            .execute(&sql, &params)
+            .await
+            .map_err(to_wit_error))
     }
 
-    async fn query(&mut self, handle: Resource<SqlConnection>, sql: String, params: Vec<wit::Value>) -> wasmtime::Result<Result<wit::Rows, WitError>> {
+    async fn query(
+        &mut self,
+        handle: Resource<SqlConnection>,
+        sql: String,
+        params: Vec<wit::Value>,
+    ) -> wasmtime::Result<Result<wit::Rows, WitError>> {
         let params: Vec<Value> = params.into_iter().map(from_wit_value).collect();
-        Ok(self.connection(&handle)?.query(&sql, &params).await.map(to_wit_rows).map_err(to_wit_error))
+        Ok(self
+            .connection(&handle)?
+            .query(&sql, &params)
+            .await
+            .map(to_wit_rows)
+            .map_err(to_wit_error))
     }
 
-    async fn try_advisory_lock(&mut self, handle: Resource<SqlConnection>, key: i64) -> wasmtime::Result<Result<bool, WitError>> {
-        Ok(self.connection(&handle)?.try_advisory_lock(key).await.map_err(to_wit_error))
+    async fn try_advisory_lock(
+        &mut self,
+        handle: Resource<SqlConnection>,
+        key: i64,
+    ) -> wasmtime::Result<Result<bool, WitError>> {
+        Ok(self
+            .connection(&handle)?
+            .try_advisory_lock(key)
+            .await
+            .map_err(to_wit_error))
     }
 
-    async fn advisory_unlock(&mut self, handle: Resource<SqlConnection>, key: i64) -> wasmtime::Result<Result<(), WitError>> {
-        Ok(self.connection(&handle)?.advisory_unlock(key).await.map_err(to_wit_error))
+    async fn advisory_unlock(
+        &mut self,
+        handle: Resource<SqlConnection>,
+        key: i64,
+    ) -> wasmtime::Result<Result<(), WitError>> {
+        Ok(self
+            .connection(&handle)?
+            .advisory_unlock(key)
+            .await
+            .map_err(to_wit_error))
     }
 
     async fn drop(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<()> {

@@ -35,7 +35,10 @@ pub struct GitRemote {
 impl std::fmt::Debug for GitRemote {
     // Never print the token.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitRemote").field("url", &self.url).field("account", &self.account).finish_non_exhaustive()
+        f.debug_struct("GitRemote")
+            .field("url", &self.url)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
     }
 }
 
@@ -48,11 +51,25 @@ pub struct GitGrant {
 
 impl GitGrant {
     /// The grant for `connector`; the error is what a denied call says.
-    pub fn find<'g>(grants: &'g [GitGrant], connector: &str, step: &str) -> Result<&'g GitGrant, WitError> {
-        grants.iter().find(|g| g.connector == connector).ok_or_else(|| {
-            let granted: Vec<&str> = grants.iter().map(|g| g.connector.as_str()).collect();
-            WitError::AccessDenied(format!("step `{step}` was not granted Git connector `{connector}` (granted: {})", if granted.is_empty() { "none".to_string() } else { granted.join(", ") }))
-        })
+    pub fn find<'g>(
+        grants: &'g [GitGrant],
+        connector: &str,
+        step: &str,
+    ) -> Result<&'g GitGrant, WitError> {
+        grants
+            .iter()
+            .find(|g| g.connector == connector)
+            .ok_or_else(|| {
+                let granted: Vec<&str> = grants.iter().map(|g| g.connector.as_str()).collect();
+                WitError::AccessDenied(format!(
+                    "step `{step}` was not granted Git connector `{connector}` (granted: {})",
+                    if granted.is_empty() {
+                        "none".to_string()
+                    } else {
+                        granted.join(", ")
+                    }
+                ))
+            })
     }
 }
 
@@ -85,22 +102,45 @@ impl GitRemote {
 
 /// `group/repo.git`, not `../private/r`, `%2e%2e` or `a//b`.
 fn is_plain_repository_path(repo: &str) -> bool {
-    repo.split('/').all(|segment| !segment.is_empty() && segment != "." && segment != ".." && segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    repo.split('/').all(|segment| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    })
 }
 
 /// Clones into `directory` (relative) of `workspace`, never following a symlink on the way: the
 /// clone lands in a staging directory beside the workspace, which no step can reach, and is then
 /// renamed into place through directory handles opened with `RESOLVE_NO_SYMLINKS`. Blocking.
-pub fn clone_into_workspace(remote: &GitRemote, url: &str, reference: &Reference, depth: u32, workspace: &Path, directory: &str) -> Result<Cloned, WitError> {
+pub fn clone_into_workspace(
+    remote: &GitRemote,
+    url: &str,
+    reference: &Reference,
+    depth: u32,
+    workspace: &Path,
+    directory: &str,
+) -> Result<Cloned, WitError> {
     let relative = Path::new(directory);
-    let plain = !directory.is_empty() && relative.components().all(|c| matches!(c, Component::Normal(_)));
+    let plain = !directory.is_empty()
+        && relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
     if !plain {
-        return Err(WitError::Invalid(format!("clone directory `{directory}` must be a relative path inside the stage workspace, without `..`")));
+        return Err(WitError::Invalid(format!(
+            "clone directory `{directory}` must be a relative path inside the stage workspace, without `..`"
+        )));
     }
     let parent = workspace.parent().unwrap_or(workspace);
     let staging_root = parent.join(".lockstep-staging");
-    std::fs::create_dir_all(&staging_root).map_err(|e| WitError::Unavailable(format!("creating {}: {e}", staging_root.display())))?;
-    let staging = tempfile::Builder::new().prefix("clone-").tempdir_in(&staging_root).map_err(|e| WitError::Unavailable(format!("creating a staging directory: {e}")))?;
+    std::fs::create_dir_all(&staging_root)
+        .map_err(|e| WitError::Unavailable(format!("creating {}: {e}", staging_root.display())))?;
+    let staging = tempfile::Builder::new()
+        .prefix("clone-")
+        .tempdir_in(&staging_root)
+        .map_err(|e| WitError::Unavailable(format!("creating a staging directory: {e}")))?;
     let checkout = staging.path().join("checkout");
     let cloned = clone(remote, url, reference, depth, &checkout)?;
     place(&checkout, workspace, relative)?;
@@ -113,54 +153,94 @@ fn place(from: &Path, workspace: &Path, relative: &Path) -> Result<(), WitError>
     use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
     let shown = relative.display();
     let io = |what: &str, e: rustix::io::Errno| match e {
-        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => WitError::Invalid(format!("clone directory `{shown}` goes through a symlink; Lockstep never follows one to place a checkout")),
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => WitError::Invalid(format!(
+            "clone directory `{shown}` goes through a symlink; Lockstep never follows one to place a checkout"
+        )),
         e => WitError::Unavailable(format!("{what} for `{shown}`: {e}")),
     };
     let directory = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY;
     let beneath = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-    let mut dir = rustix::fs::open(workspace, directory, Mode::empty()).map_err(|e| io("opening the stage workspace", e))?;
+    let mut dir = rustix::fs::open(workspace, directory, Mode::empty())
+        .map_err(|e| io("opening the stage workspace", e))?;
     let components: Vec<&std::ffi::OsStr> = relative.iter().collect();
-    let (last, parents) = components.split_last().expect("a plain relative path has a component");
+    let (last, parents) = components
+        .split_last()
+        .expect("a plain relative path has a component");
     for component in parents {
         match rustix::fs::mkdirat(&dir, *component, Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(io("creating a parent directory", e)),
         }
-        dir = rustix::fs::openat2(&dir, *component, directory, Mode::empty(), beneath).map_err(|e| {
-            let symlink = rustix::fs::statat(&dir, *component, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Symlink);
-            io("opening a parent directory", if symlink { rustix::io::Errno::LOOP } else { e })
-        })?;
+        dir = rustix::fs::openat2(&dir, *component, directory, Mode::empty(), beneath).map_err(
+            |e| {
+                let symlink = rustix::fs::statat(&dir, *component, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|s| {
+                        rustix::fs::FileType::from_raw_mode(s.st_mode)
+                            == rustix::fs::FileType::Symlink
+                    });
+                io(
+                    "opening a parent directory",
+                    if symlink { rustix::io::Errno::LOOP } else { e },
+                )
+            },
+        )?;
     }
     match rustix::fs::statat(&dir, *last, AtFlags::SYMLINK_NOFOLLOW) {
         Err(rustix::io::Errno::NOENT) => {}
-        Ok(stat) if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory => {
+        Ok(stat)
+            if rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                == rustix::fs::FileType::Directory =>
+        {
             // An empty directory gives way; anything else stays and is refused below.
             if rustix::fs::unlinkat(&dir, *last, AtFlags::REMOVEDIR).is_err() {
-                return Err(WitError::Conflict(format!("clone directory `{shown}` already exists and is not empty")));
+                return Err(WitError::Conflict(format!(
+                    "clone directory `{shown}` already exists and is not empty"
+                )));
             }
         }
-        Ok(_) => return Err(WitError::Conflict(format!("clone directory `{shown}` already exists and is not a directory"))),
+        Ok(_) => {
+            return Err(WitError::Conflict(format!(
+                "clone directory `{shown}` already exists and is not a directory"
+            )));
+        }
         Err(e) => return Err(io("looking at the destination", e)),
     }
-    rustix::fs::renameat_with(rustix::fs::CWD, from, &dir, *last, RenameFlags::NOREPLACE).map_err(|e| match e {
-        rustix::io::Errno::EXIST => WitError::Conflict(format!("clone directory `{shown}` appeared while cloning")),
-        e => io("moving the checkout into place", e),
-    })
+    rustix::fs::renameat_with(rustix::fs::CWD, from, &dir, *last, RenameFlags::NOREPLACE).map_err(
+        |e| match e {
+            rustix::io::Errno::EXIST => {
+                WitError::Conflict(format!("clone directory `{shown}` appeared while cloning"))
+            }
+            e => io("moving the checkout into place", e),
+        },
+    )
 }
 
 fn classify(error: git2::Error, url: &str) -> WitError {
     use git2::ErrorClass;
     let message = format!("{url}: {}", error.message());
-    let refused = error.code() == git2::ErrorCode::Auth || ["401", "403", REFUSED, "authentication replays"].iter().any(|sign| error.message().contains(sign));
+    let refused = error.code() == git2::ErrorCode::Auth
+        || ["401", "403", REFUSED, "authentication replays"]
+            .iter()
+            .any(|sign| error.message().contains(sign));
     match error.class() {
-        _ if refused => WitError::AccessDenied(format!("{message} (check the connector's `tokenRef`)")),
-        ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssl | ErrorClass::Os => WitError::Unavailable(message),
+        _ if refused => {
+            WitError::AccessDenied(format!("{message} (check the connector's `tokenRef`)"))
+        }
+        ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssl | ErrorClass::Os => {
+            WitError::Unavailable(message)
+        }
         _ => WitError::Failed(message),
     }
 }
 
 /// Clones `url` into `into` and checks out `reference`. Blocking: run it off the async workers.
-pub fn clone(remote: &GitRemote, url: &str, reference: &Reference, depth: u32, into: &Path) -> Result<Cloned, WitError> {
+pub fn clone(
+    remote: &GitRemote,
+    url: &str,
+    reference: &Reference,
+    depth: u32,
+    into: &Path,
+) -> Result<Cloned, WitError> {
     let result = clone_inner(remote, url, reference, depth, into);
     if result.is_err() {
         // Nothing half-cloned stays behind.
@@ -191,7 +271,13 @@ fn fetch_options<'a>(remote: &'a GitRemote, depth: u32, url: &str) -> FetchOptio
     options
 }
 
-fn clone_inner(remote: &GitRemote, url: &str, reference: &Reference, depth: u32, into: &Path) -> Result<Cloned, WitError> {
+fn clone_inner(
+    remote: &GitRemote,
+    url: &str,
+    reference: &Reference,
+    depth: u32,
+    into: &Path,
+) -> Result<Cloned, WitError> {
     let fail = |e: git2::Error| classify(e, url);
     let mut builder = RepoBuilder::new();
     let mut checkout = CheckoutBuilder::new();
@@ -202,25 +288,44 @@ fn clone_inner(remote: &GitRemote, url: &str, reference: &Reference, depth: u32,
             builder.fetch_options(fetch_options(remote, depth, url));
             builder.with_checkout(checkout);
             let repository = builder.clone(url, into).map_err(|e| match e.class() {
-                git2::ErrorClass::Reference | git2::ErrorClass::Invalid => WitError::NotFound(format!("branch `{branch}` is not in {url}: {}", e.message())),
+                git2::ErrorClass::Reference | git2::ErrorClass::Invalid => WitError::NotFound(
+                    format!("branch `{branch}` is not in {url}: {}", e.message()),
+                ),
                 _ => fail(e),
             })?;
-            let head = repository.head().and_then(|h| h.peel_to_commit()).map_err(fail)?;
-            Ok(Cloned { commit_sha: head.id().to_string(), url: url.to_string() })
+            let head = repository
+                .head()
+                .and_then(|h| h.peel_to_commit())
+                .map_err(fail)?;
+            Ok(Cloned {
+                commit_sha: head.id().to_string(),
+                url: url.to_string(),
+            })
         }
         Reference::Tag(_) | Reference::CommitSha(_) => {
             // A commit may be on any branch, so fetch everything (a tag fetches at `depth`).
-            let depth = if matches!(reference, Reference::Tag(_)) { depth } else { 0 };
+            let depth = if matches!(reference, Reference::Tag(_)) {
+                depth
+            } else {
+                0
+            };
             builder.fetch_options(fetch_options(remote, depth, url));
             builder.bare(false);
             let repository = builder.clone(url, into).map_err(fail)?;
             let commit = resolve(&repository, reference).map_err(|e| match e.code() {
-                git2::ErrorCode::NotFound | git2::ErrorCode::InvalidSpec => WitError::NotFound(format!("{} is not in {url}", describe(reference))),
+                git2::ErrorCode::NotFound | git2::ErrorCode::InvalidSpec => {
+                    WitError::NotFound(format!("{} is not in {url}", describe(reference)))
+                }
                 _ => fail(e),
             })?;
-            repository.checkout_tree(commit.as_object(), Some(&mut checkout)).map_err(fail)?;
+            repository
+                .checkout_tree(commit.as_object(), Some(&mut checkout))
+                .map_err(fail)?;
             repository.set_head_detached(commit.id()).map_err(fail)?;
-            Ok(Cloned { commit_sha: commit.id().to_string(), url: url.to_string() })
+            Ok(Cloned {
+                commit_sha: commit.id().to_string(),
+                url: url.to_string(),
+            })
         }
     }
 }
@@ -234,18 +339,33 @@ fn describe(reference: &Reference) -> String {
 }
 
 /// The commit a tag or a commit id (full or abbreviated) names.
-fn resolve<'r>(repository: &'r Repository, reference: &Reference) -> Result<git2::Commit<'r>, git2::Error> {
+fn resolve<'r>(
+    repository: &'r Repository,
+    reference: &Reference,
+) -> Result<git2::Commit<'r>, git2::Error> {
     match reference {
-        Reference::Tag(tag) => repository.find_reference(&format!("refs/tags/{tag}"))?.peel_to_commit(),
+        Reference::Tag(tag) => repository
+            .find_reference(&format!("refs/tags/{tag}"))?
+            .peel_to_commit(),
         Reference::CommitSha(sha) if sha.len() == 40 => repository.find_commit(Oid::from_str(sha)?),
         Reference::CommitSha(sha) => repository.revparse_single(sha)?.peel_to_commit(),
-        Reference::Branch(branch) => repository.find_branch(&format!("origin/{branch}"), git2::BranchType::Remote)?.get().peel_to_commit(),
+        Reference::Branch(branch) => repository
+            .find_branch(&format!("origin/{branch}"), git2::BranchType::Remote)?
+            .get()
+            .peel_to_commit(),
     }
 }
 
 impl wit::Host for StepState {
-    async fn clone(&mut self, request: wit::CloneRequest) -> wasmtime::Result<Result<wit::Cloned, WitError>> {
-        let grant = match GitGrant::find(&self.run.grants.git, &request.connector, &self.run.identifier) {
+    async fn clone(
+        &mut self,
+        request: wit::CloneRequest,
+    ) -> wasmtime::Result<Result<wit::Cloned, WitError>> {
+        let grant = match GitGrant::find(
+            &self.run.grants.git,
+            &request.connector,
+            &self.run.identifier,
+        ) {
             Ok(grant) => grant.clone(),
             Err(denied) => return Ok(Err(denied)),
         };
@@ -259,7 +379,20 @@ impl wit::Host for StepState {
             wit::Reference::Tag(t) => Reference::Tag(t),
             wit::Reference::CommitSha(c) => Reference::CommitSha(c),
         };
-        let cloned = tokio::task::spawn_blocking(move || clone_into_workspace(&grant.remote, &url, &reference, request.depth, &workspace, &request.directory)).await?;
-        Ok(cloned.map(|c| wit::Cloned { commit_sha: c.commit_sha, url: c.url }))
+        let cloned = tokio::task::spawn_blocking(move || {
+            clone_into_workspace(
+                &grant.remote,
+                &url,
+                &reference,
+                request.depth,
+                &workspace,
+                &request.directory,
+            )
+        })
+        .await?;
+        Ok(cloned.map(|c| wit::Cloned {
+            commit_sha: c.commit_sha,
+            url: c.url,
+        }))
     }
 }

@@ -48,7 +48,10 @@ impl ConnectionBudget {
     /// Counts one more open connection, or refuses past the budget, before any I/O.
     pub fn take(&mut self) -> Result<(), crate::sandbox::bindings::WitError> {
         if self.open >= self.max {
-            return Err(crate::sandbox::bindings::WitError::LimitExceeded(format!("a step may hold at most {} connections open at once; close one before opening another", self.max)));
+            return Err(crate::sandbox::bindings::WitError::LimitExceeded(format!(
+                "a step may hold at most {} connections open at once; close one before opening another",
+                self.max
+            )));
         }
         self.open += 1;
         Ok(())
@@ -97,31 +100,59 @@ impl Capability {
             Capability::Files => "grants: { files: [{ path: ., readOnly: true }] }",
             Capability::Db => "grants: { db: [INSTANCE] }",
             Capability::Git => "grants: { git: [CONNECTOR] }",
-            Capability::Kube => "grants: { kube: [{ connector: CLUSTER, namespaces: [NS], kinds: [KIND], verbs: [get, apply] }] }",
+            Capability::Kube => {
+                "grants: { kube: [{ connector: CLUSTER, namespaces: [NS], kinds: [KIND], verbs: [get, apply] }] }"
+            }
         }
     }
 }
 
 /// The `lockstep:*` packages this runner provides, and their versions (`wit/`).
-pub const PROVIDED_PACKAGES: &[(&str, &str)] = &[("lockstep:step", "0.1.0"), ("lockstep:common", "0.1.0"), ("lockstep:process", "0.1.0"), ("lockstep:db", "0.1.0"), ("lockstep:git", "0.1.0"), ("lockstep:kube", "0.1.0")];
+pub const PROVIDED_PACKAGES: &[(&str, &str)] = &[
+    ("lockstep:step", "0.1.0"),
+    ("lockstep:common", "0.1.0"),
+    ("lockstep:process", "0.1.0"),
+    ("lockstep:db", "0.1.0"),
+    ("lockstep:git", "0.1.0"),
+    ("lockstep:kube", "0.1.0"),
+];
 
 /// Whether this runner provides the version of a `lockstep:` package an import names, judged as
 /// the component model links: the same major version, or for 0.x the same minor, and not newer.
 /// `Err` says which versions the runner has and what to do.
 pub fn check_version(import: &str) -> Result<(), String> {
-    let Some((package, version)) = import.split_once('/').and_then(|(package, rest)| Some((package, rest.split_once('@')?.1))) else { return Ok(()) };
-    let Some((_, provided)) = PROVIDED_PACKAGES.iter().find(|(name, _)| *name == package) else { return Ok(()) };
+    let Some((package, version)) = import
+        .split_once('/')
+        .and_then(|(package, rest)| Some((package, rest.split_once('@')?.1)))
+    else {
+        return Ok(());
+    };
+    let Some((_, provided)) = PROVIDED_PACKAGES.iter().find(|(name, _)| *name == package) else {
+        return Ok(());
+    };
     let parse = |v: &str| -> Option<(u64, u64, u64)> {
         let mut parts = v.split(['.', '-', '+']).map(|p| p.parse::<u64>().ok());
         Some((parts.next()??, parts.next()??, parts.next()??))
     };
-    let (Some(wanted), Some(have)) = (parse(version), parse(provided)) else { return Err(format!("`{import}` names a version Lockstep cannot read")) };
-    let compatible = if wanted.0 == 0 { wanted.0 == have.0 && wanted.1 == have.1 && wanted.2 <= have.2 } else { wanted.0 == have.0 && (wanted.1, wanted.2) <= (have.1, have.2) };
+    let (Some(wanted), Some(have)) = (parse(version), parse(provided)) else {
+        return Err(format!("`{import}` names a version Lockstep cannot read"));
+    };
+    let compatible = if wanted.0 == 0 {
+        wanted.0 == have.0 && wanted.1 == have.1 && wanted.2 <= have.2
+    } else {
+        wanted.0 == have.0 && (wanted.1, wanted.2) <= (have.1, have.2)
+    };
     if compatible {
         return Ok(());
     }
-    let advice = if wanted > have { "build it against the step SDK this Lockstep ships (lockstep-step 0.1), or upgrade Lockstep" } else { "rebuild it against the step SDK this Lockstep ships (lockstep-step 0.1)" };
-    Err(format!("it was built for {package}@{version}, but this Lockstep provides {package}@{provided}; {advice}"))
+    let advice = if wanted > have {
+        "build it against the step SDK this Lockstep ships (lockstep-step 0.1), or upgrade Lockstep"
+    } else {
+        "rebuild it against the step SDK this Lockstep ships (lockstep-step 0.1)"
+    };
+    Err(format!(
+        "it was built for {package}@{version}, but this Lockstep provides {package}@{provided}; {advice}"
+    ))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,8 +175,12 @@ pub fn requirement(name: &str) -> Requirement {
         "lockstep:kube" => Requirement::Granted(Capability::Kube),
         "wasi:io" | "wasi:clocks" | "wasi:random" | "wasi:cli" => Requirement::Always,
         "wasi:filesystem" => Requirement::Granted(Capability::Files),
-        "wasi:sockets" => Requirement::Never("steps get no network sockets; reach clusters and databases through the lockstep capabilities, which check grants"),
-        "wasi:http" => Requirement::Never("steps get no outbound HTTP; reach services through the lockstep capabilities, which check grants"),
+        "wasi:sockets" => Requirement::Never(
+            "steps get no network sockets; reach clusters and databases through the lockstep capabilities, which check grants",
+        ),
+        "wasi:http" => Requirement::Never(
+            "steps get no outbound HTTP; reach services through the lockstep capabilities, which check grants",
+        ),
         _ => Requirement::Never("the runner does not provide this interface"),
     }
 }
@@ -156,7 +191,12 @@ mod tests {
 
     #[test]
     fn the_step_api_and_basic_wasi_need_nothing() {
-        for name in ["lockstep:step/host@0.1.0", "wasi:cli/environment@0.2.6", "wasi:io/streams@0.2.6", "wasi:random/random@0.2.6"] {
+        for name in [
+            "lockstep:step/host@0.1.0",
+            "wasi:cli/environment@0.2.6",
+            "wasi:io/streams@0.2.6",
+            "wasi:random/random@0.2.6",
+        ] {
             assert_eq!(requirement(name), Requirement::Always, "{name}");
         }
     }
@@ -166,33 +206,65 @@ mod tests {
         let need = requirement("lockstep:process/process@0.1.0");
         assert_eq!(need, Requirement::Granted(Capability::Process));
         assert!(!Capability::Process.granted(&Grants::default()));
-        let process = process::ProcessGrant { policy: Default::default(), cluster: None };
-        assert!(Capability::Process.granted(&Grants { process: Some(process), ..Grants::default() }));
+        let process = process::ProcessGrant {
+            policy: Default::default(),
+            cluster: None,
+        };
+        assert!(Capability::Process.granted(&Grants {
+            process: Some(process),
+            ..Grants::default()
+        }));
     }
 
     #[test]
     fn databases_need_their_grant() {
-        assert_eq!(requirement("lockstep:db/sql@0.1.0"), Requirement::Granted(Capability::Db));
+        assert_eq!(
+            requirement("lockstep:db/sql@0.1.0"),
+            Requirement::Granted(Capability::Db)
+        );
     }
 
     #[test]
     fn files_need_their_grant() {
-        assert_eq!(requirement("wasi:filesystem/preopens@0.2.6"), Requirement::Granted(Capability::Files));
+        assert_eq!(
+            requirement("wasi:filesystem/preopens@0.2.6"),
+            Requirement::Granted(Capability::Files)
+        );
     }
 
     #[test]
     fn an_import_of_another_api_version_is_named_with_the_versions_provided() {
         assert!(check_version("lockstep:step/host@0.1.0").is_ok());
         let newer = check_version("lockstep:step/host@0.2.0").unwrap_err();
-        assert!(newer.contains("built for lockstep:step@0.2.0") && newer.contains("provides lockstep:step@0.1.0") && newer.contains("upgrade Lockstep"), "{newer}");
-        assert!(check_version("lockstep:db/sql@0.1.7").is_err(), "a newer patch than provided");
-        assert!(check_version("wasi:cli/environment@0.2.6").is_ok(), "not a Lockstep package");
+        assert!(
+            newer.contains("built for lockstep:step@0.2.0")
+                && newer.contains("provides lockstep:step@0.1.0")
+                && newer.contains("upgrade Lockstep"),
+            "{newer}"
+        );
+        assert!(
+            check_version("lockstep:db/sql@0.1.7").is_err(),
+            "a newer patch than provided"
+        );
+        assert!(
+            check_version("wasi:cli/environment@0.2.6").is_ok(),
+            "not a Lockstep package"
+        );
     }
 
     #[test]
     fn sockets_and_http_are_never_provided() {
-        assert!(matches!(requirement("wasi:sockets/tcp@0.2.6"), Requirement::Never(_)));
-        assert!(matches!(requirement("wasi:http/outgoing-handler@0.2.6"), Requirement::Never(_)));
-        assert!(matches!(requirement("acme:evil/thing"), Requirement::Never(_)));
+        assert!(matches!(
+            requirement("wasi:sockets/tcp@0.2.6"),
+            Requirement::Never(_)
+        ));
+        assert!(matches!(
+            requirement("wasi:http/outgoing-handler@0.2.6"),
+            Requirement::Never(_)
+        ));
+        assert!(matches!(
+            requirement("acme:evil/thing"),
+            Requirement::Never(_)
+        ));
     }
 }

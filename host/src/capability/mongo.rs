@@ -27,25 +27,48 @@ pub struct MongoConnection {
 
 fn unavailable(error: mongodb::error::Error) -> DbError {
     match *error.kind {
-        mongodb::error::ErrorKind::Command(ref command) => DbError::Failed(format!("{} ({}): {}", command.code_name, command.code, command.message)),
-        mongodb::error::ErrorKind::Write(_) | mongodb::error::ErrorKind::InsertMany(_) => DbError::Failed(error.to_string()),
+        mongodb::error::ErrorKind::Command(ref command) => DbError::Failed(format!(
+            "{} ({}): {}",
+            command.code_name, command.code, command.message
+        )),
+        mongodb::error::ErrorKind::Write(_) | mongodb::error::ErrorKind::InsertMany(_) => {
+            DbError::Failed(error.to_string())
+        }
         _ => DbError::Unavailable(error.to_string()),
     }
 }
 
 impl MongoConnection {
     pub async fn open(target: &DbTarget) -> Result<Self, DbError> {
-        let DbTarget::Mongo { uri, database, password, admin_commands } = target else {
-            return Err(DbError::Invalid("this instance is a SQL database; open it with lockstep:db/sql".into()));
+        let DbTarget::Mongo {
+            uri,
+            database,
+            password,
+            admin_commands,
+        } = target
+        else {
+            return Err(DbError::Invalid(
+                "this instance is a SQL database; open it with lockstep:db/sql".into(),
+            ));
         };
-        let mut options = ClientOptions::parse(uri).await.map_err(|e| DbError::Invalid(format!("the connector's `uri` is not a MongoDB connection string: {e}")))?;
+        let mut options = ClientOptions::parse(uri).await.map_err(|e| {
+            DbError::Invalid(format!(
+                "the connector's `uri` is not a MongoDB connection string: {e}"
+            ))
+        })?;
         // Fail within a step's patience, not the driver's 30 s default.
         options.server_selection_timeout = Some(Duration::from_secs(10));
         if let Some(password) = password {
-            options.credential.get_or_insert_with(Default::default).password = Some(password.clone());
+            options
+                .credential
+                .get_or_insert_with(Default::default)
+                .password = Some(password.clone());
         }
         let client = mongodb::Client::with_options(options).map_err(unavailable)?;
-        Ok(MongoConnection { database: client.database(database), admin: admin_commands.then(|| client.database("admin")) })
+        Ok(MongoConnection {
+            database: client.database(database),
+            admin: admin_commands.then(|| client.database("admin")),
+        })
     }
 
     pub fn database(&self) -> &str {
@@ -69,23 +92,45 @@ impl MongoConnection {
 }
 
 fn parse(command: &str) -> Result<Document, DbError> {
-    let json: serde_json::Value = serde_json::from_str(command).map_err(|e| DbError::Invalid(format!("the command is not JSON: {e}")))?;
+    let json: serde_json::Value = serde_json::from_str(command)
+        .map_err(|e| DbError::Invalid(format!("the command is not JSON: {e}")))?;
     match Bson::try_from(json) {
         Ok(Bson::Document(document)) => Ok(document),
-        _ => Err(DbError::Invalid("a command is a JSON object such as {\"ping\": 1}".into())),
+        _ => Err(DbError::Invalid(
+            "a command is a JSON object such as {\"ping\": 1}".into(),
+        )),
     }
 }
 
 /// Commands that act on other databases by design.
-const CROSS_DATABASE_COMMANDS: &[&str] = &["applyOps", "renameCollection", "copydb", "clone", "cloneCollection", "eval", "$eval"];
+const CROSS_DATABASE_COMMANDS: &[&str] = &[
+    "applyOps",
+    "renameCollection",
+    "copydb",
+    "clone",
+    "cloneCollection",
+    "eval",
+    "$eval",
+];
 
 /// Keys whose value may name a database to write to or read from (`$out: { db, coll }`,
 /// `$merge: { into: { db, coll } }`, mapReduce's `out: { db }`, `$lookup: { from: { db, coll } }`).
-const TARGET_KEYS: &[&str] = &["$out", "$merge", "out", "$lookup", "$unionWith", "$graphLookup"];
+const TARGET_KEYS: &[&str] = &[
+    "$out",
+    "$merge",
+    "out",
+    "$lookup",
+    "$unionWith",
+    "$graphLookup",
+];
 
 /// Refuses, before anything is sent, a command that would reach a database other than `database`.
 fn stays_in(command: &Document, database: &str) -> Result<(), DbError> {
-    let refuse = |why: String| Err(DbError::AccessDenied(format!("{why}; a step reaches only its instance's database `{database}`")));
+    let refuse = |why: String| {
+        Err(DbError::AccessDenied(format!(
+            "{why}; a step reaches only its instance's database `{database}`"
+        )))
+    };
     if let Some((name, _)) = command.iter().next()
         && CROSS_DATABASE_COMMANDS.contains(&name.as_str())
     {
@@ -145,7 +190,10 @@ pub struct BlockingMongo {
 
 impl BlockingMongo {
     pub fn new(connection: MongoConnection, runtime: tokio::runtime::Handle) -> Self {
-        BlockingMongo { connection, runtime }
+        BlockingMongo {
+            connection,
+            runtime,
+        }
     }
 }
 
@@ -155,29 +203,47 @@ impl lockstep_changelog::db::Mongo for BlockingMongo {
     }
 
     fn run_admin_command(&mut self, command: &str) -> Result<String, DbError> {
-        self.runtime.block_on(self.connection.run_admin_command(command))
+        self.runtime
+            .block_on(self.connection.run_admin_command(command))
     }
 }
 
 impl wit::Host for StepState {}
 
 impl wit::HostConnection for StepState {
-    async fn open(&mut self, instance: String) -> wasmtime::Result<Result<Resource<MongoConnection>, WitError>> {
-        self.open_granted(&instance, |target| async move { MongoConnection::open(&target).await }).await
+    async fn open(
+        &mut self,
+        instance: String,
+    ) -> wasmtime::Result<Result<Resource<MongoConnection>, WitError>> {
+        self.open_granted(&instance, |target| async move {
+            MongoConnection::open(&target).await
+        })
+        .await
     }
 
     async fn database(&mut self, handle: Resource<MongoConnection>) -> wasmtime::Result<String> {
         Ok(self.table.get(&handle)?.database().to_string())
     }
 
-    async fn run_command(&mut self, handle: Resource<MongoConnection>, command: String) -> wasmtime::Result<Result<String, WitError>> {
+    async fn run_command(
+        &mut self,
+        handle: Resource<MongoConnection>,
+        command: String,
+    ) -> wasmtime::Result<Result<String, WitError>> {
         let connection = self.table.get(&handle)?;
         Ok(connection.run_command(&command).await.map_err(to_wit_error))
     }
 
-    async fn run_admin_command(&mut self, handle: Resource<MongoConnection>, command: String) -> wasmtime::Result<Result<String, WitError>> {
+    async fn run_admin_command(
+        &mut self,
+        handle: Resource<MongoConnection>,
+        command: String,
+    ) -> wasmtime::Result<Result<String, WitError>> {
         let connection = self.table.get(&handle)?;
-        Ok(connection.run_admin_command(&command).await.map_err(to_wit_error))
+        Ok(connection
+            .run_admin_command(&command)
+            .await
+            .map_err(to_wit_error))
     }
 
     async fn drop(&mut self, handle: Resource<MongoConnection>) -> wasmtime::Result<()> {
@@ -197,24 +263,51 @@ mod tests {
 
     #[test]
     fn commands_on_the_instances_database_pass() {
-        assert!(check(r#"{"insert": "people", "documents": [{"db": "billing"}]}"#).is_ok(), "a document field named db is data");
+        assert!(
+            check(r#"{"insert": "people", "documents": [{"db": "billing"}]}"#).is_ok(),
+            "a document field named db is data"
+        );
         assert!(check(r#"{"aggregate": "people", "pipeline": [{"$out": {"db": "orders", "coll": "copy"}}], "cursor": {}}"#).is_ok());
-        assert!(check(r#"{"aggregate": "people", "pipeline": [{"$out": "copy"}], "cursor": {}}"#).is_ok());
+        assert!(
+            check(r#"{"aggregate": "people", "pipeline": [{"$out": "copy"}], "cursor": {}}"#)
+                .is_ok()
+        );
     }
 
     #[test]
     fn commands_that_reach_another_database_are_refused_before_they_are_sent() {
         for (command, why) in [
-            (r#"{"aggregate": "people", "pipeline": [{"$out": {"db": "billing", "coll": "x"}}], "cursor": {}}"#, "names database `billing`"),
-            (r#"{"aggregate": "people", "pipeline": [{"$merge": {"into": {"db": "billing", "coll": "x"}}}], "cursor": {}}"#, "names database `billing`"),
-            (r#"{"aggregate": "people", "pipeline": [{"$lookup": {"from": {"db": "billing", "coll": "x"}, "as": "y", "pipeline": []}}], "cursor": {}}"#, "names database `billing`"),
-            (r#"{"mapReduce": "people", "map": "", "reduce": "", "out": {"replace": "x", "db": "billing"}}"#, "names database `billing`"),
+            (
+                r#"{"aggregate": "people", "pipeline": [{"$out": {"db": "billing", "coll": "x"}}], "cursor": {}}"#,
+                "names database `billing`",
+            ),
+            (
+                r#"{"aggregate": "people", "pipeline": [{"$merge": {"into": {"db": "billing", "coll": "x"}}}], "cursor": {}}"#,
+                "names database `billing`",
+            ),
+            (
+                r#"{"aggregate": "people", "pipeline": [{"$lookup": {"from": {"db": "billing", "coll": "x"}, "as": "y", "pipeline": []}}], "cursor": {}}"#,
+                "names database `billing`",
+            ),
+            (
+                r#"{"mapReduce": "people", "map": "", "reduce": "", "out": {"replace": "x", "db": "billing"}}"#,
+                "names database `billing`",
+            ),
             (r#"{"find": "people", "$db": "billing"}"#, "`$db`"),
-            (r#"{"applyOps": [{"op": "i", "ns": "billing.x", "o": {}}]}"#, "`applyOps` acts on other databases"),
-            (r#"{"renameCollection": "orders.people", "to": "billing.people"}"#, "`renameCollection`"),
+            (
+                r#"{"applyOps": [{"op": "i", "ns": "billing.x", "o": {}}]}"#,
+                "`applyOps` acts on other databases",
+            ),
+            (
+                r#"{"renameCollection": "orders.people", "to": "billing.people"}"#,
+                "`renameCollection`",
+            ),
         ] {
             match check(command) {
-                Err(DbError::AccessDenied(message)) => assert!(message.contains(why) && message.contains("`orders`"), "{command}: {message}"),
+                Err(DbError::AccessDenied(message)) => assert!(
+                    message.contains(why) && message.contains("`orders`"),
+                    "{command}: {message}"
+                ),
                 other => panic!("{command} was not refused: {other:?}"),
             }
         }

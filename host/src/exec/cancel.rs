@@ -27,14 +27,24 @@ struct Inner {
 
 impl Default for Cancel {
     fn default() -> Self {
-        Cancel { inner: Arc::new(Inner { sender: watch::channel(None).0, parent: None }) }
+        Cancel {
+            inner: Arc::new(Inner {
+                sender: watch::channel(None).0,
+                parent: None,
+            }),
+        }
     }
 }
 
 impl Cancel {
     /// A token cancelled when this one is, or on its own.
     pub fn child(&self) -> Cancel {
-        Cancel { inner: Arc::new(Inner { sender: watch::channel(None).0, parent: Some(self.clone()) }) }
+        Cancel {
+            inner: Arc::new(Inner {
+                sender: watch::channel(None).0,
+                parent: Some(self.clone()),
+            }),
+        }
     }
 
     /// Cancels this token and its children; the first reason wins.
@@ -49,7 +59,8 @@ impl Cancel {
     }
 
     pub fn reason(&self) -> Option<Reason> {
-        (*self.inner.sender.borrow()).or_else(|| self.inner.parent.as_ref().and_then(Cancel::reason))
+        (*self.inner.sender.borrow())
+            .or_else(|| self.inner.parent.as_ref().and_then(Cancel::reason))
     }
 
     /// Resolves when this token or an ancestor is cancelled.

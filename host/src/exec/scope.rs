@@ -60,7 +60,12 @@ impl Resolver for Lookup<'_> {
     fn resolve(&self, path: &[String]) -> Result<Value, String> {
         let segments: Vec<&str> = path.iter().map(String::as_str).collect();
         let unknown = || format!("`{}` is not defined", path.join("."));
-        let strategy = || self.scope.strategy.as_ref().ok_or_else(|| format!("`{}` is used outside a looping strategy", path.join(".")));
+        let strategy = || {
+            self.scope
+                .strategy
+                .as_ref()
+                .ok_or_else(|| format!("`{}` is used outside a looping strategy", path.join(".")))
+        };
         match segments.as_slice() {
             ["pipeline", "name"] => Ok(Value::from(self.run.meta.name.clone())),
             ["pipeline", "identifier"] => Ok(Value::from(self.run.meta.identifier.clone())),
@@ -111,27 +116,53 @@ impl Resolver for Lookup<'_> {
 }
 
 fn prefixed(prefix: &str, rest: &[&str]) -> Vec<String> {
-    prefix.split('.').chain(rest.iter().copied()).map(String::from).collect()
+    prefix
+        .split('.')
+        .chain(rest.iter().copied())
+        .map(String::from)
+        .collect()
 }
 
 impl Lookup<'_> {
     /// `<+steps.ID...>`: the step (or group) with that identifier in the innermost enclosing group
     /// that has one, else anywhere in the stage.
     fn find_step(&self, identifier: &str) -> Result<String, String> {
-        let stage = self.scope.stage.as_ref().ok_or("`steps` is used outside a stage")?;
-        for prefix in self.scope.groups.iter().rev().map(|g| g.fqn.as_str()).chain([stage.fqn.as_str()]) {
+        let stage = self
+            .scope
+            .stage
+            .as_ref()
+            .ok_or("`steps` is used outside a stage")?;
+        for prefix in self
+            .scope
+            .groups
+            .iter()
+            .rev()
+            .map(|g| g.fqn.as_str())
+            .chain([stage.fqn.as_str()])
+        {
             let found = self.run.state.find_by_identifier(prefix, identifier);
             if let Some(first) = found.first() {
                 return Ok(first.clone());
             }
         }
-        Err(format!("no step `{identifier}` in stage `{}`", stage.identifier))
+        Err(format!(
+            "no step `{identifier}` in stage `{}`",
+            stage.identifier
+        ))
     }
 
     fn node(&self, path: &[String]) -> Result<Value, String> {
         let full = path.join(".");
-        let (fqn, rest) = self.run.state.split_fqn(path).ok_or_else(|| format!("`{full}` does not name a node of this pipeline"))?;
-        let record = self.run.state.get(&fqn).expect("split_fqn returns known FQNs");
+        let (fqn, rest) = self
+            .run
+            .state
+            .split_fqn(path)
+            .ok_or_else(|| format!("`{full}` does not name a node of this pipeline"))?;
+        let record = self
+            .run
+            .state
+            .get(&fqn)
+            .expect("split_fqn returns known FQNs");
         let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
         match rest.as_slice() {
             ["status"] | ["currentStatus"] | ["liveStatus"] => Ok(Value::from(record.status.engine_name())),

@@ -44,7 +44,9 @@ pub struct RunState {
 
 impl RunState {
     pub fn new(root: &PlanNode) -> Self {
-        let nodes = std::iter::once(root).chain(root.descendants()).filter(|n| n.kind != NodeKind::Parallel);
+        let nodes = std::iter::once(root)
+            .chain(root.descendants())
+            .filter(|n| n.kind != NodeKind::Parallel);
         let mut list = vec![];
         let mut index = HashMap::new();
         for node in nodes {
@@ -66,7 +68,9 @@ impl RunState {
                 summary: None,
             });
         }
-        RunState { records: Mutex::new((list, index)) }
+        RunState {
+            records: Mutex::new((list, index)),
+        }
     }
 
     pub fn update<R>(&self, fqn: &str, f: impl FnOnce(&mut Record) -> R) -> Option<R> {
@@ -105,7 +109,11 @@ impl RunState {
     /// Puts the nodes of a step group back to Queued before the group is retried.
     pub fn reset_below(&self, prefix: &str) {
         let mut guard = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        for record in guard.0.iter_mut().filter(|r| r.fqn.starts_with(prefix) && r.fqn.len() > prefix.len()) {
+        for record in guard
+            .0
+            .iter_mut()
+            .filter(|r| r.fqn.starts_with(prefix) && r.fqn.len() > prefix.len())
+        {
             record.status = Status::Queued;
             record.outputs.clear();
             record.error = None;
@@ -122,13 +130,24 @@ impl RunState {
     }
 
     pub fn snapshot(&self) -> Vec<Record> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
     }
 
     /// FQNs under `prefix` whose last segment is `identifier`.
     pub fn find_by_identifier(&self, prefix: &str, identifier: &str) -> Vec<String> {
         let guard = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        guard.0.iter().filter(|r| r.fqn.starts_with(prefix) && r.identifier == identifier && r.kind != NodeKind::Stage).map(|r| r.fqn.clone()).collect()
+        guard
+            .0
+            .iter()
+            .filter(|r| {
+                r.fqn.starts_with(prefix) && r.identifier == identifier && r.kind != NodeKind::Stage
+            })
+            .map(|r| r.fqn.clone())
+            .collect()
     }
 
     /// The longest FQN that `path` (dot-joined segments) starts with, and the rest.
@@ -136,7 +155,10 @@ impl RunState {
         let guard = self.records.lock().unwrap_or_else(|e| e.into_inner());
         (1..=path.len()).rev().find_map(|n| {
             let candidate = path[..n].join(".");
-            guard.1.contains_key(&candidate).then_some((candidate, &path[n..]))
+            guard
+                .1
+                .contains_key(&candidate)
+                .then_some((candidate, &path[n..]))
         })
     }
 }

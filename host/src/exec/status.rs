@@ -19,7 +19,10 @@ pub enum Status {
 impl Status {
     /// Whether the node ended in a way that counts as a failure for `when` and exit codes.
     pub fn is_failure(self) -> bool {
-        matches!(self, Status::Failed | Status::Aborted | Status::Expired | Status::Errored)
+        matches!(
+            self,
+            Status::Failed | Status::Aborted | Status::Expired | Status::Errored
+        )
     }
 
     pub fn is_final(self) -> bool {
@@ -48,13 +51,27 @@ impl Status {
 /// 2. otherwise the first present of Aborted, Errored, Failed, Expired, then Running, Queued.
 pub fn aggregate(children: impl IntoIterator<Item = Status>) -> Status {
     let children: Vec<Status> = children.into_iter().collect();
-    if children.iter().all(|s| matches!(s, Status::Success | Status::Skipped | Status::IgnoreFailed)) {
-        return if children.contains(&Status::IgnoreFailed) { Status::IgnoreFailed } else { Status::Success };
+    if children
+        .iter()
+        .all(|s| matches!(s, Status::Success | Status::Skipped | Status::IgnoreFailed))
+    {
+        return if children.contains(&Status::IgnoreFailed) {
+            Status::IgnoreFailed
+        } else {
+            Status::Success
+        };
     }
-    [Status::Aborted, Status::Errored, Status::Failed, Status::Expired, Status::Running, Status::Queued]
-        .into_iter()
-        .find(|s| children.contains(s))
-        .unwrap_or(Status::Success)
+    [
+        Status::Aborted,
+        Status::Errored,
+        Status::Failed,
+        Status::Expired,
+        Status::Running,
+        Status::Queued,
+    ]
+    .into_iter()
+    .find(|s| children.contains(s))
+    .unwrap_or(Status::Success)
 }
 
 #[cfg(test)]

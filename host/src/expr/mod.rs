@@ -41,19 +41,32 @@ pub fn interpolate(text: &str, resolver: &dyn Resolver) -> Result<Value, ExprErr
     loop {
         let Some((start, end)) = innermost(&current) else {
             if let Some(open) = current.find("<+") {
-                return Err(ExprError { expression: current[open..].to_string(), reason: "the expression is never closed with `>`".to_string() });
+                return Err(ExprError {
+                    expression: current[open..].to_string(),
+                    reason: "the expression is never closed with `>`".to_string(),
+                });
             }
             return Ok(Value::String(current));
         };
         let inner = &current[start + 2..end];
-        let value = evaluate(inner, resolver).map_err(|reason| ExprError { expression: current[start..=end].to_string(), reason })?;
+        let value = evaluate(inner, resolver).map_err(|reason| ExprError {
+            expression: current[start..=end].to_string(),
+            reason,
+        })?;
         if start == 0 && end == current.len() - 1 {
             return Ok(value);
         }
         let inside_outer = current[..start].contains("<+");
-        let spliced = if inside_outer { as_operand(&current, start, end, &value) } else { to_text(&value) };
+        let spliced = if inside_outer {
+            as_operand(&current, start, end, &value)
+        } else {
+            to_text(&value)
+        };
         if current.len() + spliced.len() > MAX_VALUE_BYTES {
-            return Err(ExprError { expression: text.to_string(), reason: format!("the value is larger than {} KiB", MAX_VALUE_BYTES / 1024) });
+            return Err(ExprError {
+                expression: text.to_string(),
+                reason: format!("the value is larger than {} KiB", MAX_VALUE_BYTES / 1024),
+            });
         }
         current.replace_range(start..=end, &spliced);
     }
@@ -158,7 +171,11 @@ fn eval(expr: &Expr, r: &dyn Resolver) -> Result<Value, String> {
         E::Path(path) => r.resolve(path)?,
         E::Not(inner) => Value::Bool(!is_truthy(&eval(inner, r)?)),
         E::Ternary(cond, a, b) => {
-            if is_truthy(&eval(cond, r)?) { eval(a, r)? } else { eval(b, r)? }
+            if is_truthy(&eval(cond, r)?) {
+                eval(a, r)?
+            } else {
+                eval(b, r)?
+            }
         }
         E::Binary(op, a, b) => match op {
             BinaryOp::And => Value::Bool(is_truthy(&eval(a, r)?) && is_truthy(&eval(b, r)?)),
@@ -194,12 +211,25 @@ fn eval(expr: &Expr, r: &dyn Resolver) -> Result<Value, String> {
                 && method == "getValue"
                 && matches!(path.first().map(String::as_str), Some("secrets"))
             {
-                let id = args.first().map(|a| eval(a, r)).transpose()?.map(|v| to_text(&v)).ok_or("getValue needs a secret id")?;
-                let scoped = path[1..].iter().map(String::as_str).chain([id.as_str()]).collect::<Vec<_>>().join(".");
+                let id = args
+                    .first()
+                    .map(|a| eval(a, r))
+                    .transpose()?
+                    .map(|v| to_text(&v))
+                    .ok_or("getValue needs a secret id")?;
+                let scoped = path[1..]
+                    .iter()
+                    .map(String::as_str)
+                    .chain([id.as_str()])
+                    .collect::<Vec<_>>()
+                    .join(".");
                 return r.secret(&scoped).map(Value::String);
             }
             let target = eval(receiver, r)?;
-            let args = args.iter().map(|a| eval(a, r)).collect::<Result<Vec<_>, _>>()?;
+            let args = args
+                .iter()
+                .map(|a| eval(a, r))
+                .collect::<Result<Vec<_>, _>>()?;
             call_method(&target, method, &args)?
         }
         E::Index(receiver, index) => {
@@ -208,10 +238,21 @@ fn eval(expr: &Expr, r: &dyn Resolver) -> Result<Value, String> {
             match (&target, &index) {
                 (Value::Array(items), Value::Number(n)) => {
                     let i = n.as_u64().ok_or("a list index must be a whole number")? as usize;
-                    items.get(i).cloned().ok_or_else(|| format!("index {i} is past the end of a list of {}", items.len()))?
+                    items.get(i).cloned().ok_or_else(|| {
+                        format!("index {i} is past the end of a list of {}", items.len())
+                    })?
                 }
-                (Value::Object(map), key) => map.get(&to_text(key)).cloned().ok_or_else(|| format!("no key `{}`", to_text(key)))?,
-                _ => return Err(format!("cannot index {} with {}", kind(&target), to_text(&index))),
+                (Value::Object(map), key) => map
+                    .get(&to_text(key))
+                    .cloned()
+                    .ok_or_else(|| format!("no key `{}`", to_text(key)))?,
+                _ => {
+                    return Err(format!(
+                        "cannot index {} with {}",
+                        kind(&target),
+                        to_text(&index)
+                    ));
+                }
             }
         }
     })
@@ -219,7 +260,11 @@ fn eval(expr: &Expr, r: &dyn Resolver) -> Result<Value, String> {
 
 fn call_method(target: &Value, method: &str, args: &[Value]) -> Result<Value, String> {
     let text = to_text(target);
-    let arg = |i: usize| args.get(i).map(to_text).ok_or_else(|| format!("`{method}` needs {} argument(s)", i + 1));
+    let arg = |i: usize| {
+        args.get(i)
+            .map(to_text)
+            .ok_or_else(|| format!("`{method}` needs {} argument(s)", i + 1))
+    };
     Ok(match method {
         "contains" => match target {
             Value::Array(items) => {
@@ -230,7 +275,11 @@ fn call_method(target: &Value, method: &str, args: &[Value]) -> Result<Value, St
         },
         "startsWith" => Value::Bool(text.starts_with(&arg(0)?)),
         "endsWith" => Value::Bool(text.ends_with(&arg(0)?)),
-        "split" => Value::Array(text.split(arg(0)?.as_str()).map(|s| Value::String(s.to_string())).collect()),
+        "split" => Value::Array(
+            text.split(arg(0)?.as_str())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
         "toString" => Value::String(text),
         "concat" => Value::String(text + &arg(0)?),
         "toLowerCase" => Value::String(text.to_lowercase()),
@@ -242,15 +291,26 @@ fn call_method(target: &Value, method: &str, args: &[Value]) -> Result<Value, St
         },
         "replace" => Value::String(text.replace(&arg(0)?, &arg(1)?)),
         "get" => match target {
-            Value::Object(map) => map.get(&arg(0)?).cloned().ok_or_else(|| format!("no key `{}`", arg(0).unwrap_or_default()))?,
+            Value::Object(map) => map
+                .get(&arg(0)?)
+                .cloned()
+                .ok_or_else(|| format!("no key `{}`", arg(0).unwrap_or_default()))?,
             _ => return Err(format!("`get` needs a map, found {}", kind(target))),
         },
-        other => return Err(format!("unknown method `{other}`; supported: contains, startsWith, endsWith, split, toString, concat, toLowerCase, toUpperCase, trim, length, replace, get")),
+        other => {
+            return Err(format!(
+                "unknown method `{other}`; supported: contains, startsWith, endsWith, split, toString, concat, toLowerCase, toUpperCase, trim, length, replace, get"
+            ));
+        }
     })
 }
 
 fn number(f: f64) -> Value {
-    if f.fract() == 0.0 && f.abs() < 9e15 { Value::from(f as i64) } else { Value::from(f) }
+    if f.fract() == 0.0 && f.abs() < 9e15 {
+        Value::from(f as i64)
+    } else {
+        Value::from(f)
+    }
 }
 
 fn as_number(value: &Value) -> Option<f64> {
@@ -302,10 +362,17 @@ mod tests {
 
     impl Resolver for Vars {
         fn resolve(&self, path: &[String]) -> Result<Value, String> {
-            self.0.get(path.join(".").as_str()).cloned().ok_or_else(|| format!("`{}` is not defined", path.join(".")))
+            self.0
+                .get(path.join(".").as_str())
+                .cloned()
+                .ok_or_else(|| format!("`{}` is not defined", path.join(".")))
         }
         fn secret(&self, id: &str) -> Result<String, String> {
-            if id == "db_password" { Ok("hunter2".into()) } else { Err(format!("no secret `{id}`")) }
+            if id == "db_password" {
+                Ok("hunter2".into())
+            } else {
+                Err(format!("no secret `{id}`"))
+            }
         }
     }
 
@@ -330,43 +397,93 @@ mod tests {
 
     #[test]
     fn several_expressions_interpolate_into_text() {
-        assert_eq!(eval_text("env=<+pipeline.variables.env> n=<+pipeline.variables.replicas>"), json!("env=prod n=3"));
+        assert_eq!(
+            eval_text("env=<+pipeline.variables.env> n=<+pipeline.variables.replicas>"),
+            json!("env=prod n=3")
+        );
     }
 
     #[test]
     fn comparison_and_logic_operators() {
-        assert_eq!(eval_text(r#"<+pipeline.variables.env == "prod">"#), json!(true));
-        assert_eq!(eval_text(r#"<+pipeline.variables.env != "prod">"#), json!(false));
+        assert_eq!(
+            eval_text(r#"<+pipeline.variables.env == "prod">"#),
+            json!(true)
+        );
+        assert_eq!(
+            eval_text(r#"<+pipeline.variables.env != "prod">"#),
+            json!(false)
+        );
         assert_eq!(eval_text("<+pipeline.variables.replicas > 2>"), json!(true));
-        assert_eq!(eval_text("<+pipeline.variables.replicas >= 4>"), json!(false));
-        assert_eq!(eval_text("<+pipeline.variables.replicas < 4 && pipeline.variables.replicas <= 3>"), json!(true));
-        assert_eq!(eval_text(r#"<+pipeline.variables.env == "dev" || !(pipeline.variables.replicas == 1)>"#), json!(true));
+        assert_eq!(
+            eval_text("<+pipeline.variables.replicas >= 4>"),
+            json!(false)
+        );
+        assert_eq!(
+            eval_text("<+pipeline.variables.replicas < 4 && pipeline.variables.replicas <= 3>"),
+            json!(true)
+        );
+        assert_eq!(
+            eval_text(
+                r#"<+pipeline.variables.env == "dev" || !(pipeline.variables.replicas == 1)>"#
+            ),
+            json!(true)
+        );
     }
 
     #[test]
     fn ternary() {
-        assert_eq!(eval_text(r#"<+pipeline.variables.env == "prod"?"big":"small">"#), json!("big"));
-        assert_eq!(eval_text(r#"<+pipeline.variables.replicas == 1 ? "one" : "many">"#), json!("many"));
+        assert_eq!(
+            eval_text(r#"<+pipeline.variables.env == "prod"?"big":"small">"#),
+            json!("big")
+        );
+        assert_eq!(
+            eval_text(r#"<+pipeline.variables.replicas == 1 ? "one" : "many">"#),
+            json!("many")
+        );
     }
 
     #[test]
     fn string_methods() {
-        assert_eq!(eval_text(r#"<+pipeline.variables.env.contains("ro")>"#), json!(true));
-        assert_eq!(eval_text(r#"<+pipeline.variables.env.startsWith("pr")>"#), json!(true));
-        assert_eq!(eval_text(r#"<+pipeline.variables.env.endsWith("x")>"#), json!(false));
-        assert_eq!(eval_text(r#"<+pipeline.variables.list.split(",")[1]>"#), json!("b"));
-        assert_eq!(eval_text(r#"<+pipeline.variables.list.split(",").contains("c")>"#), json!(true));
+        assert_eq!(
+            eval_text(r#"<+pipeline.variables.env.contains("ro")>"#),
+            json!(true)
+        );
+        assert_eq!(
+            eval_text(r#"<+pipeline.variables.env.startsWith("pr")>"#),
+            json!(true)
+        );
+        assert_eq!(
+            eval_text(r#"<+pipeline.variables.env.endsWith("x")>"#),
+            json!(false)
+        );
+        assert_eq!(
+            eval_text(r#"<+pipeline.variables.list.split(",")[1]>"#),
+            json!("b")
+        );
+        assert_eq!(
+            eval_text(r#"<+pipeline.variables.list.split(",").contains("c")>"#),
+            json!(true)
+        );
     }
 
     #[test]
     fn nested_expressions_resolve_inner_first() {
-        assert_eq!(eval_text(r#"<+<+pipeline.variables.env> == "prod">"#), json!(true));
-        assert_eq!(eval_text("<+pipeline.stages.<+pipeline.variables.stage>.status>"), json!("SUCCEEDED"));
+        assert_eq!(
+            eval_text(r#"<+<+pipeline.variables.env> == "prod">"#),
+            json!(true)
+        );
+        assert_eq!(
+            eval_text("<+pipeline.stages.<+pipeline.variables.stage>.status>"),
+            json!("SUCCEEDED")
+        );
     }
 
     #[test]
     fn secrets_resolve_through_the_resolver() {
-        assert_eq!(eval_text(r#"<+secrets.getValue("db_password")>"#), json!("hunter2"));
+        assert_eq!(
+            eval_text(r#"<+secrets.getValue("db_password")>"#),
+            json!("hunter2")
+        );
     }
 
     #[test]
@@ -378,7 +495,13 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_reported_not_panicked() {
-        for bad in ["<+a ==>", "<+(a>", r#"<+"unterminated>"#, "<+a ? b>", "<+.>"] {
+        for bad in [
+            "<+a ==>",
+            "<+(a>",
+            r#"<+"unterminated>"#,
+            "<+a ? b>",
+            "<+.>",
+        ] {
             assert!(interpolate(bad, &vars()).is_err(), "{bad}");
         }
     }

@@ -58,7 +58,10 @@ fn describe(token: &Token) -> String {
     }
 }
 
-const OPERATORS: &[&str] = &["==", "!=", "=~", "<=", ">=", "&&", "||", "<", ">", "!", "?", ":", "(", ")", "[", "]", ".", ",", "+"];
+const OPERATORS: &[&str] = &[
+    "==", "!=", "=~", "<=", ">=", "&&", "||", "<", ">", "!", "?", ":", "(", ")", "[", "]", ".",
+    ",", "+",
+];
 
 fn lex(source: &str) -> Result<Vec<Token>, String> {
     let chars: Vec<char> = source.chars().collect();
@@ -89,28 +92,44 @@ fn lex(source: &str) -> Result<Vec<Token>, String> {
             tokens.push(Token::Str(text));
         } else if c.is_ascii_digit() {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_digit() || (chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))) {
+            while i < chars.len()
+                && (chars[i].is_ascii_digit()
+                    || (chars[i] == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)))
+            {
                 i += 1;
             }
             let text: String = chars[start..i].iter().collect();
             // A number directly followed by letters is a name segment such as `build_0` parts.
             if i < chars.len() && (chars[i].is_alphabetic() || chars[i] == '_') {
-                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '-') {
+                while i < chars.len()
+                    && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '-')
+                {
                     i += 1;
                 }
                 tokens.push(Token::Ident(chars[start..i].iter().collect()));
             } else {
-                tokens.push(Token::Num(text.parse().map_err(|_| format!("`{text}` is not a number"))?));
+                tokens.push(Token::Num(
+                    text.parse()
+                        .map_err(|_| format!("`{text}` is not a number"))?,
+                ));
             }
         } else if c.is_alphabetic() || c == '_' || c == '$' {
             let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$' || chars[i] == '-') {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric()
+                    || chars[i] == '_'
+                    || chars[i] == '$'
+                    || chars[i] == '-')
+            {
                 i += 1;
             }
             tokens.push(Token::Ident(chars[start..i].iter().collect()));
         } else {
             let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
-            let op = OPERATORS.iter().find(|op| rest.starts_with(**op)).ok_or_else(|| format!("unexpected character `{c}`"))?;
+            let op = OPERATORS
+                .iter()
+                .find(|op| rest.starts_with(**op))
+                .ok_or_else(|| format!("unexpected character `{c}`"))?;
             i += op.chars().count();
             tokens.push(Token::Op(op));
         }
@@ -164,8 +183,17 @@ impl Parser {
         const LEVELS: &[&[(&str, BinaryOp)]] = &[
             &[("||", BinaryOp::Or)],
             &[("&&", BinaryOp::And)],
-            &[("==", BinaryOp::Eq), ("!=", BinaryOp::Ne), ("=~", BinaryOp::Matches)],
-            &[("<=", BinaryOp::Le), (">=", BinaryOp::Ge), ("<", BinaryOp::Lt), (">", BinaryOp::Gt)],
+            &[
+                ("==", BinaryOp::Eq),
+                ("!=", BinaryOp::Ne),
+                ("=~", BinaryOp::Matches),
+            ],
+            &[
+                ("<=", BinaryOp::Le),
+                (">=", BinaryOp::Ge),
+                ("<", BinaryOp::Lt),
+                (">", BinaryOp::Gt),
+            ],
             &[("+", BinaryOp::Add)],
         ];
         if level == LEVELS.len() {
@@ -198,7 +226,12 @@ impl Parser {
                 let name = match self.tokens.get(self.at) {
                     Some(Token::Ident(name)) => name.clone(),
                     Some(Token::Num(n)) => format!("{n}"),
-                    other => return Err(format!("expected a name after `.`, found {}", other.map_or("the end".to_string(), describe))),
+                    other => {
+                        return Err(format!(
+                            "expected a name after `.`, found {}",
+                            other.map_or("the end".to_string(), describe)
+                        ));
+                    }
                 };
                 self.at += 1;
                 if self.eat_op("(") {
@@ -240,11 +273,19 @@ impl Parser {
     }
 
     fn primary(&mut self) -> Result<Expr, String> {
-        let token = self.tokens.get(self.at).cloned().ok_or("the expression ends too early")?;
+        let token = self
+            .tokens
+            .get(self.at)
+            .cloned()
+            .ok_or("the expression ends too early")?;
         self.at += 1;
         Ok(match token {
             Token::Str(s) => Expr::Literal(Value::String(s)),
-            Token::Num(n) => Expr::Literal(if n.fract() == 0.0 { Value::from(n as i64) } else { Value::from(n) }),
+            Token::Num(n) => Expr::Literal(if n.fract() == 0.0 {
+                Value::from(n as i64)
+            } else {
+                Value::from(n)
+            }),
             Token::Ident(name) => match name.as_str() {
                 "true" => Expr::Literal(Value::Bool(true)),
                 "false" => Expr::Literal(Value::Bool(false)),

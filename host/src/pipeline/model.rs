@@ -38,7 +38,10 @@ pub enum VariableValue {
     /// A fixed value or an expression.
     Fixed(String),
     /// `<+input>`: supplied with `--var`, else the `.default(...)`, else the run is refused.
-    Input { default: Option<String>, allowed: Option<Vec<String>> },
+    Input {
+        default: Option<String>,
+        allowed: Option<Vec<String>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -147,8 +150,15 @@ impl FailureRule {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Ignore,
-    Retry { count: u32, intervals: Vec<Duration>, on_retry_failure: Box<Action> },
-    RetryStepGroup { count: u32, intervals: Vec<Duration> },
+    Retry {
+        count: u32,
+        intervals: Vec<Duration>,
+        on_retry_failure: Box<Action>,
+    },
+    RetryStepGroup {
+        count: u32,
+        intervals: Vec<Duration>,
+    },
     MarkAsSuccess,
     MarkAsFailure,
     Abort,
@@ -228,8 +238,14 @@ pub enum Strategy {
         exclude: Vec<Vec<(String, serde_json::Value)>>,
         max_concurrency: Option<usize>,
     },
-    Parallelism { count: Countable, max_concurrency: Option<usize> },
-    Repeat { source: RepeatSource, max_concurrency: Option<usize> },
+    Parallelism {
+        count: Countable,
+        max_concurrency: Option<usize>,
+    },
+    Repeat {
+        source: RepeatSource,
+        max_concurrency: Option<usize>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

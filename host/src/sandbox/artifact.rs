@@ -46,7 +46,8 @@ impl ArtifactCache {
     /// Opens (creating if needed) a cache directory, readable and writable only by this user.
     pub fn open(dir: impl Into<PathBuf>) -> anyhow::Result<Self> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).with_context(|| format!("creating the component cache {}", dir.display()))?;
+        fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the component cache {}", dir.display()))?;
         restrict_permissions(&dir, 0o700)?;
         let key_path = dir.join("seal.key");
         let key = match fs::read(&key_path) {
@@ -76,9 +77,18 @@ impl ArtifactCache {
 
     /// Loads `wasm` compiled for `engine`, compiling and caching it on a miss.
     /// The caller has already checked the digest against any pin.
-    pub fn load(&self, engine: &Engine, wasm: &[u8], digest: &str) -> anyhow::Result<(Component, Provenance)> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        digest: &str,
+    ) -> anyhow::Result<(Component, Provenance)> {
         if wasm.len() > MAX_COMPONENT_BYTES {
-            anyhow::bail!("the component is {} MiB; components larger than {} MiB are refused", wasm.len() >> 20, MAX_COMPONENT_BYTES >> 20);
+            anyhow::bail!(
+                "the component is {} MiB; components larger than {} MiB are refused",
+                wasm.len() >> 20,
+                MAX_COMPONENT_BYTES >> 20
+            );
         }
         let fingerprint = fingerprint(engine);
         let path = self.entry_path(digest, &fingerprint);
@@ -92,7 +102,9 @@ impl ArtifactCache {
                 return Ok((component, Provenance::Cached));
             }
         }
-        let artifact = engine.precompile_component(wasm).map_err(|e| anyhow::anyhow!("{}", describe_compile_error(&format!("{e:#}"))))?;
+        let artifact = engine
+            .precompile_component(wasm)
+            .map_err(|e| anyhow::anyhow!("{}", describe_compile_error(&format!("{e:#}"))))?;
         // SAFETY: produced just now by this engine.
         let component = unsafe { Component::deserialize(engine, &artifact)? };
         // A cache that cannot be written only costs a recompile next time.
@@ -106,7 +118,8 @@ impl ArtifactCache {
     }
 
     fn entry_path(&self, digest: &str, fingerprint: &[u8; 32]) -> PathBuf {
-        self.dir.join(format!("{digest}-{}.cwasm", hex::encode(&fingerprint[..8])))
+        self.dir
+            .join(format!("{digest}-{}.cwasm", hex::encode(&fingerprint[..8])))
     }
 
     /// The MAC of an entry: what it is (the component's digest, the engine's fingerprint) and its bytes.
@@ -121,15 +134,26 @@ impl ArtifactCache {
     }
 
     fn seal(&self, mut artifact: Vec<u8>, digest: &str, fingerprint: &[u8; 32]) -> Vec<u8> {
-        let tag = self.mac(digest, fingerprint, &artifact).finalize().into_bytes();
+        let tag = self
+            .mac(digest, fingerprint, &artifact)
+            .finalize()
+            .into_bytes();
         artifact.extend_from_slice(&tag);
         artifact
     }
 
-    fn unseal<'a>(&self, sealed: &'a [u8], digest: &str, fingerprint: &[u8; 32]) -> Option<&'a [u8]> {
+    fn unseal<'a>(
+        &self,
+        sealed: &'a [u8],
+        digest: &str,
+        fingerprint: &[u8; 32],
+    ) -> Option<&'a [u8]> {
         let split = sealed.len().checked_sub(32)?;
         let (artifact, tag) = sealed.split_at(split);
-        self.mac(digest, fingerprint, artifact).verify_slice(tag).ok().map(|()| artifact)
+        self.mac(digest, fingerprint, artifact)
+            .verify_slice(tag)
+            .ok()
+            .map(|()| artifact)
     }
 }
 
@@ -152,10 +176,15 @@ fn fingerprint(engine: &Engine) -> [u8; 32] {
 
 /// wasmtime's compile errors are accurate but terse for someone who handed us the wrong file.
 fn describe_compile_error(text: &str) -> String {
-    if text.contains("expected a WebAssembly component but was given a WebAssembly module") || text.contains("attempted to parse a wasm module with a component parser") {
+    if text.contains("expected a WebAssembly component but was given a WebAssembly module")
+        || text.contains("attempted to parse a wasm module with a component parser")
+    {
         return "this is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)".to_string();
     }
-    if text.contains("magic header") || text.contains("unexpected end") || text.contains("failed to parse") {
+    if text.contains("magic header")
+        || text.contains("unexpected end")
+        || text.contains("failed to parse")
+    {
         return format!("this is not a valid WebAssembly component: {text}");
     }
     format!("the component could not be compiled: {text}")
@@ -173,7 +202,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 fn restrict_permissions(path: &Path, mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).with_context(|| format!("restricting permissions of {}", path.display()))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("restricting permissions of {}", path.display()))
 }
 
 fn getrandom(buf: &mut [u8]) -> anyhow::Result<()> {
@@ -196,8 +226,14 @@ mod tests {
         let (engine, wasm) = (Engine::default(), noop());
         let cache = ArtifactCache::open(dir.path()).unwrap();
         let digest = sha256_hex(&wasm);
-        assert_eq!(cache.load(&engine, &wasm, &digest).unwrap().1, Provenance::Compiled);
-        assert_eq!(cache.load(&engine, &wasm, &digest).unwrap().1, Provenance::Cached);
+        assert_eq!(
+            cache.load(&engine, &wasm, &digest).unwrap().1,
+            Provenance::Compiled
+        );
+        assert_eq!(
+            cache.load(&engine, &wasm, &digest).unwrap().1,
+            Provenance::Cached
+        );
     }
 
     #[test]
@@ -212,8 +248,15 @@ mod tests {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xff;
         fs::write(&entry, &bytes).unwrap();
-        assert_eq!(cache.load(&engine, &wasm, &digest).unwrap().1, Provenance::Compiled);
-        assert_eq!(cache.load(&engine, &wasm, &digest).unwrap().1, Provenance::Cached, "the entry was rewritten");
+        assert_eq!(
+            cache.load(&engine, &wasm, &digest).unwrap().1,
+            Provenance::Compiled
+        );
+        assert_eq!(
+            cache.load(&engine, &wasm, &digest).unwrap().1,
+            Provenance::Cached,
+            "the entry was rewritten"
+        );
     }
 
     #[test]
@@ -221,13 +264,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::default();
         let cache = ArtifactCache::open(dir.path()).unwrap();
-        let (noop, busy) = (noop(), fs::read(lockstep_test_components::path("busy-loop")).unwrap());
+        let (noop, busy) = (
+            noop(),
+            fs::read(lockstep_test_components::path("busy-loop")).unwrap(),
+        );
         let (noop_digest, busy_digest) = (sha256_hex(&noop), sha256_hex(&busy));
         cache.load(&engine, &noop, &noop_digest).unwrap();
         cache.load(&engine, &busy, &busy_digest).unwrap();
         let fingerprint = fingerprint(&engine);
-        fs::copy(cache.entry_path(&busy_digest, &fingerprint), cache.entry_path(&noop_digest, &fingerprint)).unwrap();
-        assert_eq!(cache.load(&engine, &noop, &noop_digest).unwrap().1, Provenance::Compiled, "the swapped entry's seal names another component");
+        fs::copy(
+            cache.entry_path(&busy_digest, &fingerprint),
+            cache.entry_path(&noop_digest, &fingerprint),
+        )
+        .unwrap();
+        assert_eq!(
+            cache.load(&engine, &noop, &noop_digest).unwrap().1,
+            Provenance::Compiled,
+            "the swapped entry's seal names another component"
+        );
     }
 
     #[test]
@@ -242,8 +296,15 @@ mod tests {
         config.epoch_interruption(true);
         let other = Engine::new(&config).unwrap();
         assert_ne!(fingerprint(&engine), fingerprint(&other));
-        fs::copy(cache.entry_path(&digest, &fingerprint(&engine)), cache.entry_path(&digest, &fingerprint(&other))).unwrap();
-        assert_eq!(cache.load(&other, &wasm, &digest).unwrap().1, Provenance::Compiled);
+        fs::copy(
+            cache.entry_path(&digest, &fingerprint(&engine)),
+            cache.entry_path(&digest, &fingerprint(&other)),
+        )
+        .unwrap();
+        assert_eq!(
+            cache.load(&other, &wasm, &digest).unwrap().1,
+            Provenance::Compiled
+        );
     }
 
     #[test]
@@ -251,12 +312,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = ArtifactCache::open(dir.path()).unwrap();
         let core_module = b"\0asm\x01\0\0\0";
-        let err = cache.load(&Engine::default(), core_module, "x").unwrap_err().to_string();
-        assert!(err.contains("core WebAssembly module, not a component"), "{err}");
-        let err = cache.load(&Engine::default(), b"not wasm at all", "y").unwrap_err().to_string();
+        let err = cache
+            .load(&Engine::default(), core_module, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("core WebAssembly module, not a component"),
+            "{err}"
+        );
+        let err = cache
+            .load(&Engine::default(), b"not wasm at all", "y")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a valid WebAssembly component"), "{err}");
         let huge = vec![0u8; MAX_COMPONENT_BYTES + 1];
-        let err = cache.load(&Engine::default(), &huge, "z").unwrap_err().to_string();
+        let err = cache
+            .load(&Engine::default(), &huge, "z")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("larger than 50 MiB"), "{err}");
     }
 }

@@ -41,19 +41,43 @@ pub struct StepRun {
 }
 
 impl StepRun {
-    pub fn new(identifier: String, step_type: String, spec: serde_json::Value, grants: Grants, workspace: PathBuf, log: StepLog, limits: &crate::sandbox::limits::StepLimits) -> Self {
+    pub fn new(
+        identifier: String,
+        step_type: String,
+        spec: serde_json::Value,
+        grants: Grants,
+        workspace: PathBuf,
+        log: StepLog,
+        limits: &crate::sandbox::limits::StepLimits,
+    ) -> Self {
         let connections = crate::capability::ConnectionBudget::new(limits.connections);
-        StepRun { identifier, step_type, spec, grants, workspace, log, outputs: BTreeMap::new(), outputs_budget: limits.outputs_bytes, outputs_used: 0, connections }
+        StepRun {
+            identifier,
+            step_type,
+            spec,
+            grants,
+            workspace,
+            log,
+            outputs: BTreeMap::new(),
+            outputs_budget: limits.outputs_bytes,
+            outputs_used: 0,
+            connections,
+        }
     }
 
     fn set_output(&mut self, name: String, value: String) -> Result<(), WitError> {
         if !crate::pipeline::is_identifier(&name) {
-            return Err(WitError::Invalid(format!("output name `{name}` must be an identifier (letters, digits, `_`)")));
+            return Err(WitError::Invalid(format!(
+                "output name `{name}` must be an identifier (letters, digits, `_`)"
+            )));
         }
         let previous = self.outputs.get(&name).map_or(0, |v| name.len() + v.len());
         let used = self.outputs_used - previous + name.len() + value.len();
         if used > self.outputs_budget {
-            return Err(WitError::LimitExceeded(format!("outputs may total at most {} KiB", self.outputs_budget / 1024)));
+            return Err(WitError::LimitExceeded(format!(
+                "outputs may total at most {} KiB",
+                self.outputs_budget / 1024
+            )));
         }
         self.outputs_used = used;
         self.outputs.insert(name, value);
@@ -63,7 +87,10 @@ impl StepRun {
 
 impl WasiView for StepState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -72,11 +99,14 @@ pub fn lookup<'a>(spec: &'a serde_json::Value, path: &str) -> Option<&'a serde_j
     if path.is_empty() {
         return Some(spec);
     }
-    path.split('.').try_fold(spec, |value, segment| match value {
-        serde_json::Value::Object(map) => map.get(segment),
-        serde_json::Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => None,
-    })
+    path.split('.')
+        .try_fold(spec, |value, segment| match value {
+            serde_json::Value::Object(map) => map.get(segment),
+            serde_json::Value::Array(items) => {
+                segment.parse::<usize>().ok().and_then(|i| items.get(i))
+            }
+            _ => None,
+        })
 }
 
 fn to_wit(value: &serde_json::Value) -> Value {
@@ -108,11 +138,21 @@ impl host::HostContext for StepState {
         Ok(lookup(&self.run.spec, &path).map(to_wit))
     }
 
-    async fn set_output(&mut self, _: Resource<StepContext>, name: String, value: String) -> Result<Result<(), WitError>> {
+    async fn set_output(
+        &mut self,
+        _: Resource<StepContext>,
+        name: String,
+        value: String,
+    ) -> Result<Result<(), WitError>> {
         Ok(self.run.set_output(name, value))
     }
 
-    async fn log(&mut self, _: Resource<StepContext>, level: LogLevel, message: String) -> Result<()> {
+    async fn log(
+        &mut self,
+        _: Resource<StepContext>,
+        level: LogLevel,
+        message: String,
+    ) -> Result<()> {
         let level = match level {
             LogLevel::Debug => Level::Debug,
             LogLevel::Info => Level::Info,
@@ -138,7 +178,8 @@ mod tests {
 
     #[test]
     fn spec_paths_reach_into_maps_and_lists() {
-        let spec = json!({"build": {"spec": {"branch": "main"}}, "filePaths": ["a.yaml", "b.yaml"]});
+        let spec =
+            json!({"build": {"spec": {"branch": "main"}}, "filePaths": ["a.yaml", "b.yaml"]});
         assert_eq!(lookup(&spec, "build.spec.branch"), Some(&json!("main")));
         assert_eq!(lookup(&spec, "filePaths.1"), Some(&json!("b.yaml")));
         assert_eq!(lookup(&spec, "build.missing"), None);

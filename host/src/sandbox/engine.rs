@@ -36,7 +36,9 @@ pub fn build(max_parallel: usize, warn: &dyn Fn(&str)) -> anyhow::Result<(Engine
     let (engine, allocator) = match Engine::new(&config) {
         Ok(engine) => (engine, Allocator::Pooling { slots }),
         Err(e) => {
-            warn(&format!("the pooling allocator could not reserve its memory ({e:#}); falling back to on-demand allocation, which makes each step start slower"));
+            warn(&format!(
+                "the pooling allocator could not reserve its memory ({e:#}); falling back to on-demand allocation, which makes each step start slower"
+            ));
             (Engine::new(&base_config())?, Allocator::OnDemand)
         }
     };
@@ -46,7 +48,10 @@ pub fn build(max_parallel: usize, warn: &dyn Fn(&str)) -> anyhow::Result<(Engine
 
 fn base_config() -> Config {
     let mut config = Config::new();
-    config.wasm_component_model(true).epoch_interruption(true).memory_init_cow(true);
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true);
     config
 }
 

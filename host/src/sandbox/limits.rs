@@ -36,7 +36,11 @@ impl StepLimits {
     }
 
     pub fn third_party() -> Self {
-        StepLimits { memory_bytes: 128 << 20, log_bytes: 1 << 20, ..Self::built_in() }
+        StepLimits {
+            memory_bytes: 128 << 20,
+            log_bytes: 1 << 20,
+            ..Self::built_in()
+        }
     }
 }
 
@@ -57,7 +61,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Parses a size such as `128Mi`, `1Gi`, `64Ki`, `512M` or a plain byte count.
 pub fn parse_size(text: &str) -> Option<usize> {
     let text = text.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let amount: usize = text[..digits].parse().ok()?;
     let unit = match &text[digits..] {
         "" => 1,

@@ -25,9 +25,19 @@ impl SecretMask {
             return;
         }
         // RFC 3986: what a URL keeps as it is (`-`, `.`, `_`, `~`) stays; the rest is %-encoded.
-        const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+        const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
         let encoded = percent_encoding::utf8_percent_encode(value, COMPONENT).to_string();
-        let forms = [value.to_string(), STANDARD.encode(value), STANDARD_NO_PAD.encode(value), URL_SAFE_NO_PAD.encode(value), encoded];
+        let forms = [
+            value.to_string(),
+            STANDARD.encode(value),
+            STANDARD_NO_PAD.encode(value),
+            URL_SAFE_NO_PAD.encode(value),
+            encoded,
+        ];
         let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
         for form in forms {
             if !values.contains(&form) {
@@ -142,7 +152,14 @@ const TAIL_LINES: usize = 20;
 
 impl StepLog {
     pub fn new(mask: SecretMask, sink: Arc<dyn LogSink>, budget: usize) -> Self {
-        StepLog { inner: Arc::new(LogInner { mask, sink, budget, state: Mutex::default() }) }
+        StepLog {
+            inner: Arc::new(LogInner {
+                mask,
+                sink,
+                budget,
+                state: Mutex::default(),
+            }),
+        }
     }
 
     /// Logs one message (which may span lines).
@@ -180,7 +197,12 @@ impl StepLog {
 
     /// The last lines logged, masked and stripped.
     pub fn tail(&self) -> Vec<String> {
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner()).tail.clone()
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tail
+            .clone()
     }
 
     pub fn mask(&self) -> &SecretMask {
@@ -197,10 +219,16 @@ impl StepLog {
         if state.truncated {
             return;
         }
-        let text = self.inner.mask.apply(&strip_control(raw.trim_end_matches('\r')));
+        let text = self
+            .inner
+            .mask
+            .apply(&strip_control(raw.trim_end_matches('\r')));
         if state.used + text.len() + 1 > self.inner.budget {
             state.truncated = true;
-            let marker = format!("[lockstep] log truncated: this step wrote more than {} KiB", self.inner.budget / 1024);
+            let marker = format!(
+                "[lockstep] log truncated: this step wrote more than {} KiB",
+                self.inner.budget / 1024
+            );
             self.inner.sink.line(Level::Warn, &marker);
             return;
         }
@@ -228,7 +256,10 @@ mod tests {
 
     #[test]
     fn control_sequences_are_stripped() {
-        assert_eq!(strip_control("\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}ok\u{8}"), "red ok");
+        assert_eq!(
+            strip_control("\u{1b}[31mred\u{1b}[0m \u{1b}]0;title\u{7}ok\u{8}"),
+            "red ok"
+        );
         assert_eq!(strip_control("a\u{1b}]8;;http://x\u{1b}\\link"), "alink");
     }
 
@@ -237,7 +268,11 @@ mod tests {
         let mask = SecretMask::default();
         mask.add("p@ss word/1");
         for form in ["cEBzcyB3b3JkLzE=", "cEBzcyB3b3JkLzE", "p%40ss%20word%2F1"] {
-            assert_eq!(mask.apply(&format!("x {form} y")), format!("x {MASK} y"), "{form}");
+            assert_eq!(
+                mask.apply(&format!("x {form} y")),
+                format!("x {MASK} y"),
+                "{form}"
+            );
         }
     }
 

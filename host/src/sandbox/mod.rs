@@ -52,7 +52,9 @@ pub struct StepComponent {
 /// Why a component could not be loaded. Each names what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("the component's sha256 is {actual}, but it is pinned to {expected}; rebuild or re-pin it")]
+    #[error(
+        "the component's sha256 is {actual}, but it is pinned to {expected}; rebuild or re-pin it"
+    )]
     DigestMismatch { expected: String, actual: String },
     #[error("{0}")]
     Invalid(String),
@@ -78,7 +80,9 @@ pub struct PreparedRun<'a> {
     timeout: Duration,
     hostcall_bytes: usize,
     log: StepLog,
-    result: Option<Result<wasmtime::Result<Result<bindings::Outcome, WitError>>, tokio::time::error::Elapsed>>,
+    result: Option<
+        Result<wasmtime::Result<Result<bindings::Outcome, WitError>>, tokio::time::error::Elapsed>,
+    >,
 }
 
 impl PreparedRun<'_> {
@@ -101,13 +105,21 @@ impl PreparedRun<'_> {
         let run = self.store.into_data().run;
         let log = &self.log;
         let kind = match self.result {
-            Some(Ok(Ok(Ok(outcome)))) => return Ok(Success { outputs: run.outputs, summary: outcome.summary.map(|s| log.clean(&s)) }),
+            Some(Ok(Ok(Ok(outcome)))) => {
+                return Ok(Success {
+                    outputs: run.outputs,
+                    summary: outcome.summary.map(|s| log.clean(&s)),
+                });
+            }
             Some(Ok(Ok(Err(error)))) => FailureKind::Step(clean_wit_error(error, log)),
             Some(Ok(Err(trap))) => classify_trap(&trap, self.timeout, self.hostcall_bytes, log),
             Some(Err(_elapsed)) => FailureKind::Timeout(self.timeout),
             None => FailureKind::Trap("the step was never called".to_string()),
         };
-        Err(Failure { kind, outputs: run.outputs })
+        Err(Failure {
+            kind,
+            outputs: run.outputs,
+        })
     }
 }
 
@@ -127,7 +139,9 @@ pub struct Failure {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FailureKind {
-    #[error("refused before it started: it imports `{import}`, but the step was not granted that; add `{grant}` to the step type in lockstep.yaml if it should be")]
+    #[error(
+        "refused before it started: it imports `{import}`, but the step was not granted that; add `{grant}` to the step type in lockstep.yaml if it should be"
+    )]
     Denied { import: String, grant: &'static str },
     /// The sandbox could not be prepared (a granted directory is missing, …).
     #[error("could not be set up: {0}")]
@@ -140,7 +154,9 @@ pub enum FailureKind {
     OutOfMemory(String),
     #[error("passed more than {} MiB to the host in one call", .0 >> 20)]
     HostcallLimit(usize),
-    #[error("holds too many handles (connections, clients, streams) at once; drop those it no longer needs")]
+    #[error(
+        "holds too many handles (connections, clients, streams) at once; drop those it no longer needs"
+    )]
     HandleLimit,
     #[error("crashed: {0}")]
     Trap(String),
@@ -175,12 +191,24 @@ impl std::error::Error for CpuDeadline {}
 
 impl Sandbox {
     /// `max_parallel` sizes the instance pool. `warn` receives start-up warnings.
-    pub fn new(max_parallel: usize, cache_dir: impl Into<PathBuf>, warn: &dyn Fn(&str)) -> anyhow::Result<Self> {
+    pub fn new(
+        max_parallel: usize,
+        cache_dir: impl Into<PathBuf>,
+        warn: &dyn Fn(&str),
+    ) -> anyhow::Result<Self> {
         let (engine, allocator) = engine::build(max_parallel, warn)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::Platform::add_to_linker::<_, wasmtime::component::HasSelf<StepState>>(&mut linker, |state| state)?;
-        Ok(Sandbox { engine, linker, cache: ArtifactCache::open(cache_dir)?, allocator })
+        bindings::Platform::add_to_linker::<_, wasmtime::component::HasSelf<StepState>>(
+            &mut linker,
+            |state| state,
+        )?;
+        Ok(Sandbox {
+            engine,
+            linker,
+            cache: ArtifactCache::open(cache_dir)?,
+            allocator,
+        })
     }
 
     pub fn allocator(&self) -> engine::Allocator {
@@ -189,35 +217,63 @@ impl Sandbox {
 
     /// Refuses a layout in which a step could reach the compiled-component cache (and its seal
     /// key): a stage workspace or a path the operator shares with scripts that overlaps it.
-    pub fn check_isolation(&self, workspace_root: &std::path::Path, shared: &[&std::path::Path]) -> Result<(), String> {
-        let real = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    pub fn check_isolation(
+        &self,
+        workspace_root: &std::path::Path,
+        shared: &[&std::path::Path],
+    ) -> Result<(), String> {
+        let real = |p: &std::path::Path| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+        };
         let cache = real(self.cache.dir());
-        for (what, path) in std::iter::once(("the workspace", workspace_root)).chain(shared.iter().map(|p| ("processSandbox.paths", *p))) {
+        for (what, path) in std::iter::once(("the workspace", workspace_root))
+            .chain(shared.iter().map(|p| ("processSandbox.paths", *p)))
+        {
             let path = real(path);
             if path.starts_with(&cache) || cache.starts_with(&path) {
-                return Err(format!("{what} {} overlaps the component cache {}: steps could rewrite compiled code; choose another directory, or move the cache with LOCKSTEP_CACHE_DIR", path.display(), cache.display()));
+                return Err(format!(
+                    "{what} {} overlaps the component cache {}: steps could rewrite compiled code; choose another directory, or move the cache with LOCKSTEP_CACHE_DIR",
+                    path.display(),
+                    cache.display()
+                ));
             }
         }
         Ok(())
     }
 
     /// Checks the pin, compiles (or loads from the cache) and pre-instantiates a component.
-    pub fn load(&self, wasm: &[u8], pinned_sha256: Option<&str>) -> Result<StepComponent, LoadError> {
+    pub fn load(
+        &self,
+        wasm: &[u8],
+        pinned_sha256: Option<&str>,
+    ) -> Result<StepComponent, LoadError> {
         let digest = sha256_hex(wasm);
         if let Some(expected) = pinned_sha256
             && !expected.eq_ignore_ascii_case(&digest)
         {
-            return Err(LoadError::DigestMismatch { expected: expected.to_string(), actual: digest });
+            return Err(LoadError::DigestMismatch {
+                expected: expected.to_string(),
+                actual: digest,
+            });
         }
-        let (component, provenance) = self.cache.load(&self.engine, wasm, &digest).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let (component, provenance) = self
+            .cache
+            .load(&self.engine, wasm, &digest)
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let mut granted_imports = vec![];
         let mut forbidden_import = None;
         // The step API first: its version is what a step's author chose.
         let component_type = component.component_type();
-        let mut imports: Vec<&str> = component_type.imports(&self.engine).map(|(import, _)| import).collect();
+        let mut imports: Vec<&str> = component_type
+            .imports(&self.engine)
+            .map(|(import, _)| import)
+            .collect();
         imports.sort_by_key(|import| !import.starts_with("lockstep:step/"));
         for import in imports {
-            crate::capability::check_version(import).map_err(|e| LoadError::Invalid(format!("the component imports `{import}`: {e}")))?;
+            crate::capability::check_version(import).map_err(|e| {
+                LoadError::Invalid(format!("the component imports `{import}`: {e}"))
+            })?;
         }
         for (import, item) in component.component_type().imports(&self.engine) {
             // Type imports (the `context` resource the world uses) carry no capability.
@@ -226,20 +282,47 @@ impl Sandbox {
             }
             match requirement(import) {
                 Requirement::Always => {}
-                Requirement::Granted(capability) => granted_imports.push((import.to_string(), capability)),
-                Requirement::Never(why) => forbidden_import = forbidden_import.or(Some((import.to_string(), why))),
+                Requirement::Granted(capability) => {
+                    granted_imports.push((import.to_string(), capability))
+                }
+                Requirement::Never(why) => {
+                    forbidden_import = forbidden_import.or(Some((import.to_string(), why)))
+                }
             }
         }
         if forbidden_import.is_some() {
-            return Ok(StepComponent { digest, provenance, granted_imports, forbidden_import, pre: None });
+            return Ok(StepComponent {
+                digest,
+                provenance,
+                granted_imports,
+                forbidden_import,
+                pre: None,
+            });
         }
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Invalid(format!("the component cannot be linked: {e:#}")))?;
-        let pre = PlatformPre::new(pre).map_err(|e| LoadError::Invalid(format!("the component does not export a Lockstep step (`run`): {e:#}")))?;
-        Ok(StepComponent { digest, provenance, granted_imports, forbidden_import, pre: Some(pre) })
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Invalid(format!("the component cannot be linked: {e:#}")))?;
+        let pre = PlatformPre::new(pre).map_err(|e| {
+            LoadError::Invalid(format!(
+                "the component does not export a Lockstep step (`run`): {e:#}"
+            ))
+        })?;
+        Ok(StepComponent {
+            digest,
+            provenance,
+            granted_imports,
+            forbidden_import,
+            pre: Some(pre),
+        })
     }
 
     /// Runs one step: [`Sandbox::prepare`], [`PreparedRun::call`], [`PreparedRun::finish`].
-    pub async fn run(&self, component: &StepComponent, invocation: Invocation) -> Result<Success, Failure> {
+    pub async fn run(
+        &self,
+        component: &StepComponent,
+        invocation: Invocation,
+    ) -> Result<Success, Failure> {
         let mut prepared = self.prepare(component, invocation)?;
         prepared.call().await;
         prepared.finish()
@@ -247,38 +330,96 @@ impl Sandbox {
 
     /// Checks the grants and builds the run's store. Refuses, before anything is instantiated,
     /// a component whose imports exceed its grants.
-    pub fn prepare<'a>(&self, component: &'a StepComponent, invocation: Invocation) -> Result<PreparedRun<'a>, Failure> {
-        let refuse = |kind| Err(Failure { kind, outputs: BTreeMap::new() });
+    pub fn prepare<'a>(
+        &self,
+        component: &'a StepComponent,
+        invocation: Invocation,
+    ) -> Result<PreparedRun<'a>, Failure> {
+        let refuse = |kind| {
+            Err(Failure {
+                kind,
+                outputs: BTreeMap::new(),
+            })
+        };
         if let Some((import, why)) = &component.forbidden_import {
-            return refuse(FailureKind::Forbidden { import: import.clone(), why });
+            return refuse(FailureKind::Forbidden {
+                import: import.clone(),
+                why,
+            });
         }
-        let pre = component.pre.as_ref().expect("components without a forbidden import are pre-instantiated");
+        let pre = component
+            .pre
+            .as_ref()
+            .expect("components without a forbidden import are pre-instantiated");
         for (import, capability) in &component.granted_imports {
             if !capability.granted(&invocation.grants) {
-                return refuse(FailureKind::Denied { import: import.clone(), grant: capability.how_to_grant() });
+                return refuse(FailureKind::Denied {
+                    import: import.clone(),
+                    grant: capability.how_to_grant(),
+                });
             }
         }
-        let (timeout, hostcall_bytes, log) = (invocation.timeout, invocation.limits.hostcall_bytes, invocation.log.clone());
+        let (timeout, hostcall_bytes, log) = (
+            invocation.timeout,
+            invocation.limits.hostcall_bytes,
+            invocation.log.clone(),
+        );
         match self.store(invocation) {
-            Ok(store) => Ok(PreparedRun { pre, store, timeout, hostcall_bytes, log, result: None }),
+            Ok(store) => Ok(PreparedRun {
+                pre,
+                store,
+                timeout,
+                hostcall_bytes,
+                log,
+                result: None,
+            }),
             Err(e) => refuse(FailureKind::Setup(format!("{e:#}"))),
         }
     }
 
     fn store(&self, invocation: Invocation) -> anyhow::Result<Store<StepState>> {
-        let Invocation { identifier, step_type, spec, grants, workspace, log, limits, timeout } = invocation;
+        let Invocation {
+            identifier,
+            step_type,
+            spec,
+            grants,
+            workspace,
+            log,
+            limits,
+            timeout,
+        } = invocation;
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(stdio::LogStream(log.clone())).stderr(stdio::LogStream(log.clone())).max_random_size(1 << 20);
+        wasi.stdout(stdio::LogStream(log.clone()))
+            .stderr(stdio::LogStream(log.clone()))
+            .max_random_size(1 << 20);
         for (name, value) in &grants.env {
             wasi.env(name, value);
         }
         for file in &grants.files {
-            let perms = if file.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            let perms = if file.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
             let host_path = workspace.join(&file.host_path);
-            let directory = open_granted_dir(&workspace, &file.host_path).map_err(|e| anyhow::anyhow!("cannot open {} for the step's `files` grant: {e}", host_path.display()))?;
+            let directory = open_granted_dir(&workspace, &file.host_path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open {} for the step's `files` grant: {e}",
+                    host_path.display()
+                )
+            })?;
             // The directory as opened above, not as its path resolves now.
-            let opened = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&directory));
-            wasi.preopened_dir(&opened, &file.guest_path, perms).map_err(|e| anyhow::anyhow!("cannot open {} for the step's `files` grant: {e}", host_path.display()))?;
+            let opened = format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&directory)
+            );
+            wasi.preopened_dir(&opened, &file.guest_path, perms)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot open {} for the step's `files` grant: {e}",
+                        host_path.display()
+                    )
+                })?;
         }
         let store_limits = StoreLimitsBuilder::new()
             .memory_size(limits.memory_bytes)
@@ -290,7 +431,15 @@ impl Sandbox {
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.handles);
         let run = StepRun::new(identifier, step_type, spec, grants, workspace, log, &limits);
-        let mut store = Store::new(&self.engine, StepState { wasi: wasi.build(), table, limits: store_limits, run });
+        let mut store = Store::new(
+            &self.engine,
+            StepState {
+                wasi: wasi.build(),
+                table,
+                limits: store_limits,
+                run,
+            },
+        );
         store.limiter(|state| &mut state.limits);
         store.set_hostcall_fuel(limits.hostcall_bytes);
         let deadline = Instant::now() + timeout;
@@ -308,7 +457,10 @@ impl Sandbox {
 /// A granted directory: an absolute path as the operator wrote it, or a path inside the stage
 /// workspace reached without following any symlink (a step may have planted one to lead a later
 /// step's preopen outside the workspace).
-fn open_granted_dir(workspace: &std::path::Path, path: &std::path::Path) -> std::io::Result<std::os::fd::OwnedFd> {
+fn open_granted_dir(
+    workspace: &std::path::Path,
+    path: &std::path::Path,
+) -> std::io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let directory = OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY;
     if path.is_absolute() {
@@ -320,7 +472,9 @@ fn open_granted_dir(workspace: &std::path::Path, path: &std::path::Path) -> std:
     }
     let beneath = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
     rustix::fs::openat2(&root, path, directory, Mode::empty(), beneath).map_err(|e| match e {
-        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => std::io::Error::other("it goes through a symlink, which a grant never follows"),
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
+            std::io::Error::other("it goes through a symlink, which a grant never follows")
+        }
         e => e.into(),
     })
 }
@@ -337,11 +491,21 @@ fn clean_wit_error(error: WitError, log: &StepLog) -> WitError {
     }
 }
 
-fn classify_trap(error: &wasmtime::Error, timeout: Duration, hostcall_bytes: usize, log: &StepLog) -> FailureKind {
+fn classify_trap(
+    error: &wasmtime::Error,
+    timeout: Duration,
+    hostcall_bytes: usize,
+    log: &StepLog,
+) -> FailureKind {
     if error.chain().any(|e| e.is::<CpuDeadline>()) {
         return FailureKind::Timeout(timeout);
     }
-    if error.chain().any(|e| matches!(e.downcast_ref::<wasmtime::component::ResourceTableError>(), Some(wasmtime::component::ResourceTableError::Full))) {
+    if error.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    }) {
         return FailureKind::HandleLimit;
     }
     // A trap's message carries names the component chose (functions, panics).
@@ -363,7 +527,9 @@ impl FailureKind {
             FailureKind::Denied { .. } | FailureKind::Forbidden { .. } => E::Authorization,
             FailureKind::Setup(_) => E::ConfigurationFailure,
             FailureKind::Timeout(_) => E::Timeout,
-            FailureKind::OutOfMemory(_) | FailureKind::HostcallLimit(_) | FailureKind::HandleLimit => E::ResourceLimitsFailure,
+            FailureKind::OutOfMemory(_)
+            | FailureKind::HostcallLimit(_)
+            | FailureKind::HandleLimit => E::ResourceLimitsFailure,
             FailureKind::Trap(_) => E::Unknown,
             FailureKind::Step(error) => match error {
                 WitError::AccessDenied(_) => E::Authorization,

@@ -27,7 +27,11 @@ impl StdoutStream for LogStream {
 struct LogWriter(StepLog);
 
 impl AsyncWrite for LogWriter {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.0.write_stream(buf);
         Poll::Ready(Ok(buf.len()))
     }

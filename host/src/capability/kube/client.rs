@@ -33,7 +33,11 @@ pub struct KubeClient {
 fn api_error(error: kube::Error) -> WitError {
     match error {
         kube::Error::Api(status) => {
-            let message = if status.message.is_empty() { status.reason.clone() } else { status.message.clone() };
+            let message = if status.message.is_empty() {
+                status.reason.clone()
+            } else {
+                status.message.clone()
+            };
             match status.code {
                 401 | 403 => WitError::AccessDenied(format!("the cluster refused: {message}")),
                 404 => WitError::NotFound(message),
@@ -83,11 +87,18 @@ fn group_version(api_version: &str) -> (&str, &str) {
 /// A client for the cluster a connector points at. Reads the kubeconfig; sends nothing.
 pub async fn connect(cluster: &KubeCluster) -> Result<kube::Client, WitError> {
     let config = match cluster {
-        KubeCluster::InCluster => kube::Config::incluster().map_err(|e| WitError::Unavailable(format!("in-cluster configuration: {e}")))?,
+        KubeCluster::InCluster => kube::Config::incluster()
+            .map_err(|e| WitError::Unavailable(format!("in-cluster configuration: {e}")))?,
         KubeCluster::Kubeconfig { path, context } => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?;
-            let options = kube::config::KubeConfigOptions { context: context.clone(), ..Default::default() };
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?;
+            let options = kube::config::KubeConfigOptions {
+                context: context.clone(),
+                ..Default::default()
+            };
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?
         }
     };
     kube::Client::try_from(config).map_err(|e| WitError::Unavailable(e.to_string()))
@@ -95,23 +106,40 @@ pub async fn connect(cluster: &KubeCluster) -> Result<kube::Client, WitError> {
 
 impl KubeClient {
     pub async fn open(grant: &KubeGrant) -> Result<Self, WitError> {
-        Ok(KubeClient { client: connect(&grant.cluster).await?, grant: grant.clone() })
+        Ok(KubeClient {
+            client: connect(&grant.cluster).await?,
+            grant: grant.clone(),
+        })
     }
 
     /// The API of `kind` (resolved by discovery) in `namespace`, after the grant allowed it, and
     /// whether the kind is namespaced.
-    async fn api(&self, verb: Verb, api_version: &str, kind: &str, namespace: Option<&str>) -> Result<(Api<DynamicObject>, Scope), WitError> {
+    async fn api(
+        &self,
+        verb: Verb,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<(Api<DynamicObject>, Scope), WitError> {
         self.grant.check(verb, api_version, kind, namespace)?;
         let (group, version) = group_version(api_version);
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        let (resource, capabilities) = with_retries(|| kube::discovery::pinned_kind(&self.client, &gvk)).await.map_err(api_error)?;
+        let (resource, capabilities) =
+            with_retries(|| kube::discovery::pinned_kind(&self.client, &gvk))
+                .await
+                .map_err(api_error)?;
         let api = match (&capabilities.scope, namespace) {
             (Scope::Cluster, _) if !self.grant.kinds.iter().any(|k| k == kind) => {
                 // A custom resource: its scope is known only now, before any object request.
-                return Err(WitError::AccessDenied(format!("`{kind}` is cluster-scoped: a grant must name it (connector `{}`)", self.grant.connector)));
+                return Err(WitError::AccessDenied(format!(
+                    "`{kind}` is cluster-scoped: a grant must name it (connector `{}`)",
+                    self.grant.connector
+                )));
             }
             (Scope::Cluster, _) => Api::all_with(self.client.clone(), &resource),
-            (Scope::Namespaced, Some(namespace)) => Api::namespaced_with(self.client.clone(), namespace, &resource),
+            (Scope::Namespaced, Some(namespace)) => {
+                Api::namespaced_with(self.client.clone(), namespace, &resource)
+            }
             (Scope::Namespaced, None) => Api::all_with(self.client.clone(), &resource),
         };
         Ok((api, capabilities.scope))
@@ -121,16 +149,38 @@ impl KubeClient {
         given.or(self.grant.default_namespace())
     }
 
-    pub async fn apply(&self, manifest: &str, namespace: Option<&str>, dry_run: bool) -> Result<String, WitError> {
-        let mut object: Value = serde_json::from_str(manifest).map_err(|e| WitError::Invalid(format!("the manifest is not a JSON object: {e}")))?;
+    pub async fn apply(
+        &self,
+        manifest: &str,
+        namespace: Option<&str>,
+        dry_run: bool,
+    ) -> Result<String, WitError> {
+        let mut object: Value = serde_json::from_str(manifest)
+            .map_err(|e| WitError::Invalid(format!("the manifest is not a JSON object: {e}")))?;
         let field = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_string);
         let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
-            return Err(WitError::Invalid("a manifest needs `apiVersion` and `kind`".into()));
+            return Err(WitError::Invalid(
+                "a manifest needs `apiVersion` and `kind`".into(),
+            ));
         };
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string).ok_or_else(|| WitError::Invalid(format!("the {kind} needs `metadata.name`")))?;
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string).or_else(|| self.namespace_of(namespace).map(str::to_string));
-        let (api, scope) = self.api(Verb::Apply, &api_version, &kind, namespace.as_deref()).await?;
-        if let (Scope::Namespaced, Some(namespace), Some(metadata)) = (scope, &namespace, object.get_mut("metadata").and_then(Value::as_object_mut)) {
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| WitError::Invalid(format!("the {kind} needs `metadata.name`")))?;
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| self.namespace_of(namespace).map(str::to_string));
+        let (api, scope) = self
+            .api(Verb::Apply, &api_version, &kind, namespace.as_deref())
+            .await?;
+        if let (Scope::Namespaced, Some(namespace), Some(metadata)) = (
+            scope,
+            &namespace,
+            object.get_mut("metadata").and_then(Value::as_object_mut),
+        ) {
             metadata.insert("namespace".into(), Value::String(namespace.clone()));
         }
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
@@ -138,30 +188,50 @@ impl KubeClient {
             params = params.dry_run();
         }
         let patch = Patch::Apply(&object);
-        let applied = with_retries(|| api.patch(&name, &params, &patch)).await.map_err(api_error)?;
+        let applied = with_retries(|| api.patch(&name, &params, &patch))
+            .await
+            .map_err(api_error)?;
         Ok(serde_json::to_string(&applied).unwrap_or_default())
     }
 
     pub async fn get(&self, target: &wit::ObjectRef) -> Result<Option<String>, WitError> {
         let namespace = self.namespace_of(target.namespace.as_deref());
-        let (api, _) = self.api(Verb::Get, &target.api_version, &target.kind, namespace).await?;
-        let found = with_retries(|| api.get_opt(&target.name)).await.map_err(api_error)?;
+        let (api, _) = self
+            .api(Verb::Get, &target.api_version, &target.kind, namespace)
+            .await?;
+        let found = with_retries(|| api.get_opt(&target.name))
+            .await
+            .map_err(api_error)?;
         Ok(found.map(|o| serde_json::to_string(&o).unwrap_or_default()))
     }
 
-    pub async fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>, selector: Option<&str>) -> Result<Vec<String>, WitError> {
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<String>, WitError> {
         let (api, _) = self.api(Verb::List, api_version, kind, namespace).await?;
         let mut params = ListParams::default();
         if let Some(selector) = selector {
             params = params.labels(selector);
         }
-        let list = with_retries(|| api.list(&params)).await.map_err(api_error)?;
-        Ok(list.items.iter().map(|o| serde_json::to_string(o).unwrap_or_default()).collect())
+        let list = with_retries(|| api.list(&params))
+            .await
+            .map_err(api_error)?;
+        Ok(list
+            .items
+            .iter()
+            .map(|o| serde_json::to_string(o).unwrap_or_default())
+            .collect())
     }
 
     pub async fn delete(&self, target: &wit::ObjectRef) -> Result<bool, WitError> {
         let namespace = self.namespace_of(target.namespace.as_deref());
-        let (api, _) = self.api(Verb::Delete, &target.api_version, &target.kind, namespace).await?;
+        let (api, _) = self
+            .api(Verb::Delete, &target.api_version, &target.kind, namespace)
+            .await?;
         let params = DeleteParams::default();
         match with_retries(|| api.delete(&target.name, &params)).await {
             Ok(_) => Ok(true),
@@ -173,21 +243,48 @@ impl KubeClient {
     /// Polls the workload until it has rolled out or reports ProgressDeadlineExceeded. The step's
     /// timeout bounds the wait.
     pub async fn wait_rollout(&self, target: &wit::ObjectRef) -> Result<wit::Rollout, WitError> {
-        if !matches!(target.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet") {
-            return Err(WitError::Invalid(format!("a rollout is a Deployment's, StatefulSet's or DaemonSet's, not a {}'s", target.kind)));
+        if !matches!(
+            target.kind.as_str(),
+            "Deployment" | "StatefulSet" | "DaemonSet"
+        ) {
+            return Err(WitError::Invalid(format!(
+                "a rollout is a Deployment's, StatefulSet's or DaemonSet's, not a {}'s",
+                target.kind
+            )));
         }
-        let namespace = self.namespace_of(target.namespace.as_deref()).map(str::to_string);
-        let (api, _) = self.api(Verb::Get, &target.api_version, &target.kind, namespace.as_deref()).await?;
+        let namespace = self
+            .namespace_of(target.namespace.as_deref())
+            .map(str::to_string);
+        let (api, _) = self
+            .api(
+                Verb::Get,
+                &target.api_version,
+                &target.kind,
+                namespace.as_deref(),
+            )
+            .await?;
         loop {
-            let object = with_retries(|| api.get(&target.name)).await.map_err(api_error)?;
+            let object = with_retries(|| api.get(&target.name))
+                .await
+                .map_err(api_error)?;
             let object = serde_json::to_value(&object).unwrap_or_default();
             match rollout_state(&target.kind, &object) {
                 RolloutState::Done { ready, desired } => {
-                    return Ok(wit::Rollout { ready, desired, message: format!("{} {} rolled out: {ready}/{desired} ready", target.kind, target.name) });
+                    return Ok(wit::Rollout {
+                        ready,
+                        desired,
+                        message: format!(
+                            "{} {} rolled out: {ready}/{desired} ready",
+                            target.kind, target.name
+                        ),
+                    });
                 }
                 RolloutState::Failed(reason) => {
                     let events = self.events(namespace.as_deref(), &target.name).await;
-                    return Err(WitError::Failed(format!("{} {} did not roll out: {reason}{events}", target.kind, target.name)));
+                    return Err(WitError::Failed(format!(
+                        "{} {} did not roll out: {reason}{events}",
+                        target.kind, target.name
+                    )));
                 }
                 RolloutState::Progressing => tokio::time::sleep(ROLLOUT_POLL).await,
             }
@@ -196,15 +293,29 @@ impl KubeClient {
 
     /// The object's recent events, one per line, for a failure message (empty if none).
     async fn events(&self, namespace: Option<&str>, name: &str) -> String {
-        let Some(namespace) = namespace else { return String::new() };
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Event")));
+        let Some(namespace) = namespace else {
+            return String::new();
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            namespace,
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Event")),
+        );
         let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
-        let Ok(list) = api.list(&params).await else { return String::new() };
+        let Ok(list) = api.list(&params).await else {
+            return String::new();
+        };
         let lines: Vec<String> = list
             .items
             .iter()
             .map(|e| {
-                let text = |field: &str| e.data.get(field).and_then(Value::as_str).unwrap_or_default().to_string();
+                let text = |field: &str| {
+                    e.data
+                        .get(field)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
                 format!("\n  event {}: {}", text("reason"), text("message"))
             })
             .collect();
@@ -220,25 +331,54 @@ enum RolloutState {
 
 /// What `kubectl rollout status` decides, from the object's spec and status.
 fn rollout_state(kind: &str, object: &Value) -> RolloutState {
-    let number = |pointer: &str| object.pointer(pointer).and_then(Value::as_u64).unwrap_or(0) as u32;
+    let number =
+        |pointer: &str| object.pointer(pointer).and_then(Value::as_u64).unwrap_or(0) as u32;
     let generation = number("/metadata/generation");
     if number("/status/observedGeneration") < generation {
         return RolloutState::Progressing;
     }
-    if let Some(conditions) = object.pointer("/status/conditions").and_then(Value::as_array)
-        && let Some(stuck) = conditions.iter().find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
+    if let Some(conditions) = object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        && let Some(stuck) = conditions
+            .iter()
+            .find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
     {
-        return RolloutState::Failed(format!("ProgressDeadlineExceeded: {}", stuck["message"].as_str().unwrap_or_default()));
+        return RolloutState::Failed(format!(
+            "ProgressDeadlineExceeded: {}",
+            stuck["message"].as_str().unwrap_or_default()
+        ));
     }
     let (desired, updated, ready, available) = match kind {
-        "DaemonSet" => (number("/status/desiredNumberScheduled"), number("/status/updatedNumberScheduled"), number("/status/numberReady"), number("/status/numberAvailable")),
+        "DaemonSet" => (
+            number("/status/desiredNumberScheduled"),
+            number("/status/updatedNumberScheduled"),
+            number("/status/numberReady"),
+            number("/status/numberAvailable"),
+        ),
         _ => {
-            let desired = object.pointer("/spec/replicas").and_then(Value::as_u64).map_or(1, |r| r as u32);
-            let available = if kind == "StatefulSet" { number("/status/readyReplicas") } else { number("/status/availableReplicas") };
-            (desired, number("/status/updatedReplicas"), number("/status/readyReplicas"), available)
+            let desired = object
+                .pointer("/spec/replicas")
+                .and_then(Value::as_u64)
+                .map_or(1, |r| r as u32);
+            let available = if kind == "StatefulSet" {
+                number("/status/readyReplicas")
+            } else {
+                number("/status/availableReplicas")
+            };
+            (
+                desired,
+                number("/status/updatedReplicas"),
+                number("/status/readyReplicas"),
+                available,
+            )
         }
     };
-    let total = if kind == "DaemonSet" { desired } else { number("/status/replicas") };
+    let total = if kind == "DaemonSet" {
+        desired
+    } else {
+        number("/status/replicas")
+    };
     if updated >= desired && ready >= desired && available >= desired && total <= desired {
         RolloutState::Done { ready, desired }
     } else {
@@ -252,23 +392,56 @@ mod tests {
 
     #[test]
     fn a_rollout_is_done_when_every_replica_is_updated_ready_and_available() {
-        let deployment = |observed: u64, updated: u64, conditions: Value| {
-            serde_json::json!({"metadata": {"generation": 2}, "spec": {"replicas": 2}, "status": {"observedGeneration": observed, "replicas": 2, "updatedReplicas": updated, "readyReplicas": updated, "availableReplicas": updated, "conditions": conditions}})
-        };
-        assert!(matches!(rollout_state("Deployment", &deployment(1, 2, Value::Null)), RolloutState::Progressing), "an old generation is not done");
-        assert!(matches!(rollout_state("Deployment", &deployment(2, 1, Value::Null)), RolloutState::Progressing));
-        assert!(matches!(rollout_state("Deployment", &deployment(2, 2, Value::Null)), RolloutState::Done { ready: 2, desired: 2 }));
+        let deployment = |observed: u64, updated: u64, conditions: Value| serde_json::json!({"metadata": {"generation": 2}, "spec": {"replicas": 2}, "status": {"observedGeneration": observed, "replicas": 2, "updatedReplicas": updated, "readyReplicas": updated, "availableReplicas": updated, "conditions": conditions}});
+        assert!(
+            matches!(
+                rollout_state("Deployment", &deployment(1, 2, Value::Null)),
+                RolloutState::Progressing
+            ),
+            "an old generation is not done"
+        );
+        assert!(matches!(
+            rollout_state("Deployment", &deployment(2, 1, Value::Null)),
+            RolloutState::Progressing
+        ));
+        assert!(matches!(
+            rollout_state("Deployment", &deployment(2, 2, Value::Null)),
+            RolloutState::Done {
+                ready: 2,
+                desired: 2
+            }
+        ));
         let stuck = serde_json::json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"app-1\" has timed out progressing."}]);
-        assert!(matches!(rollout_state("Deployment", &deployment(2, 1, stuck)), RolloutState::Failed(m) if m.contains("has timed out progressing")));
+        assert!(
+            matches!(rollout_state("Deployment", &deployment(2, 1, stuck)), RolloutState::Failed(m) if m.contains("has timed out progressing"))
+        );
     }
 
     #[test]
     fn stateful_sets_and_daemon_sets_roll_out_by_their_own_counters() {
         let stateful = |ready: u64| serde_json::json!({"metadata": {"generation": 1}, "spec": {"replicas": 3}, "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "readyReplicas": ready}});
-        assert!(matches!(rollout_state("StatefulSet", &stateful(2)), RolloutState::Progressing));
-        assert!(matches!(rollout_state("StatefulSet", &stateful(3)), RolloutState::Done { ready: 3, desired: 3 }));
+        assert!(matches!(
+            rollout_state("StatefulSet", &stateful(2)),
+            RolloutState::Progressing
+        ));
+        assert!(matches!(
+            rollout_state("StatefulSet", &stateful(3)),
+            RolloutState::Done {
+                ready: 3,
+                desired: 3
+            }
+        ));
         let daemons = |available: u64| serde_json::json!({"metadata": {"generation": 4}, "status": {"observedGeneration": 4, "desiredNumberScheduled": 5, "updatedNumberScheduled": 5, "numberReady": 5, "numberAvailable": available}});
-        assert!(matches!(rollout_state("DaemonSet", &daemons(4)), RolloutState::Progressing));
-        assert!(matches!(rollout_state("DaemonSet", &daemons(5)), RolloutState::Done { ready: 5, desired: 5 }));
+        assert!(matches!(
+            rollout_state("DaemonSet", &daemons(4)),
+            RolloutState::Progressing
+        ));
+        assert!(matches!(
+            rollout_state("DaemonSet", &daemons(5)),
+            RolloutState::Done {
+                ready: 5,
+                desired: 5
+            }
+        ));
     }
 }

@@ -16,7 +16,10 @@ use crate::sandbox::bindings::WitError;
 /// Where a Kubernetes connector points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KubeCluster {
-    Kubeconfig { path: PathBuf, context: Option<String> },
+    Kubeconfig {
+        path: PathBuf,
+        context: Option<String>,
+    },
     InCluster,
 }
 
@@ -25,15 +28,28 @@ impl KubeCluster {
     /// `default` (in a cluster: the service account's).
     pub fn default_namespace(&self) -> Result<String, String> {
         match self {
-            KubeCluster::InCluster => Ok(std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").map_or_else(|_| "default".to_string(), |n| n.trim().to_string())),
+            KubeCluster::InCluster => Ok(std::fs::read_to_string(
+                "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+            )
+            .map_or_else(|_| "default".to_string(), |n| n.trim().to_string())),
             KubeCluster::Kubeconfig { path, context } => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
                 let name = context.clone().or(kubeconfig.current_context.clone());
-                let named = kubeconfig.contexts.iter().find(|c| Some(&c.name) == name.as_ref());
+                let named = kubeconfig
+                    .contexts
+                    .iter()
+                    .find(|c| Some(&c.name) == name.as_ref());
                 if let (Some(name), None) = (&name, named) {
-                    return Err(format!("kubeconfig {} has no context `{name}`", path.display()));
+                    return Err(format!(
+                        "kubeconfig {} has no context `{name}`",
+                        path.display()
+                    ));
                 }
-                Ok(named.and_then(|c| c.context.as_ref()).and_then(|c| c.namespace.clone()).unwrap_or_else(|| "default".to_string()))
+                Ok(named
+                    .and_then(|c| c.context.as_ref())
+                    .and_then(|c| c.namespace.clone())
+                    .unwrap_or_else(|| "default".to_string()))
             }
         }
     }
@@ -80,11 +96,42 @@ pub struct KubeGrant {
 
 /// Built-in kinds that live outside namespaces.
 const CLUSTER_SCOPED: &[&str] = &[
-    "APIService", "CSIDriver", "CSINode", "CertificateSigningRequest", "ClusterRole", "ClusterRoleBinding", "ClusterTrustBundle", "ComponentStatus",
-    "CustomResourceDefinition", "DeviceClass", "FlowSchema", "IPAddress", "IngressClass", "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
-    "MutatingWebhookConfiguration", "Namespace", "Node", "PersistentVolume", "PriorityClass", "PriorityLevelConfiguration", "ResourceSlice", "RuntimeClass",
-    "SelfSubjectAccessReview", "SelfSubjectReview", "SelfSubjectRulesReview", "ServiceCIDR", "StorageClass", "StorageVersionMigration", "SubjectAccessReview",
-    "TokenReview", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration", "VolumeAttachment", "VolumeAttributesClass",
+    "APIService",
+    "CSIDriver",
+    "CSINode",
+    "CertificateSigningRequest",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ClusterTrustBundle",
+    "ComponentStatus",
+    "CustomResourceDefinition",
+    "DeviceClass",
+    "FlowSchema",
+    "IPAddress",
+    "IngressClass",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
+    "MutatingWebhookConfiguration",
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "PriorityClass",
+    "PriorityLevelConfiguration",
+    "ResourceSlice",
+    "RuntimeClass",
+    "SelfSubjectAccessReview",
+    "SelfSubjectReview",
+    "SelfSubjectRulesReview",
+    "ServiceCIDR",
+    "StorageClass",
+    "StorageVersionMigration",
+    "SubjectAccessReview",
+    "TokenReview",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "ValidatingWebhookConfiguration",
+    "VolumeAttachment",
+    "VolumeAttributesClass",
 ];
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
@@ -98,9 +145,17 @@ pub fn plural(kind: &str) -> String {
     let lower = kind.to_ascii_lowercase();
     if lower.ends_with("endpoints") {
         lower
-    } else if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") || lower.ends_with("sh") {
+    } else if lower.ends_with('s')
+        || lower.ends_with('x')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
+    {
         format!("{lower}es")
-    } else if lower.ends_with('y') && !lower.ends_with("ay") && !lower.ends_with("ey") && !lower.ends_with("oy") {
+    } else if lower.ends_with('y')
+        && !lower.ends_with("ay")
+        && !lower.ends_with("ey")
+        && !lower.ends_with("oy")
+    {
         format!("{}ies", &lower[..lower.len() - 1])
     } else {
         format!("{lower}s")
@@ -113,7 +168,11 @@ pub fn group_of(api_version: &str) -> &str {
 }
 
 impl KubeGrant {
-    pub fn find<'g>(grants: &'g [KubeGrant], connector: &str, step: &str) -> Result<&'g KubeGrant, WitError> {
+    pub fn find<'g>(
+        grants: &'g [KubeGrant],
+        connector: &str,
+        step: &str,
+    ) -> Result<&'g KubeGrant, WitError> {
         grants.iter().find(|g| g.connector == connector).ok_or_else(|| {
             let granted: Vec<&str> = grants.iter().map(|g| g.connector.as_str()).collect();
             WitError::AccessDenied(format!("step `{step}` was not granted Kubernetes connector `{connector}` (granted: {})", if granted.is_empty() { "none".to_string() } else { granted.join(", ") }))
@@ -122,7 +181,10 @@ impl KubeGrant {
 
     /// The namespace an object without one goes to.
     pub fn default_namespace(&self) -> Option<&str> {
-        self.namespaces.iter().map(String::as_str).find(|n| *n != "*")
+        self.namespaces
+            .iter()
+            .map(String::as_str)
+            .find(|n| *n != "*")
     }
 
     fn all_namespaces(&self) -> bool {
@@ -162,7 +224,13 @@ impl KubeGrant {
 
     /// Whether `verb` on `kind` in `namespace` is allowed, judged before anything is sent.
     /// `namespace: None` means every namespace (a list); a named cluster-scoped kind needs none.
-    pub fn check(&self, verb: Verb, api_version: &str, kind: &str, namespace: Option<&str>) -> Result<(), WitError> {
+    pub fn check(
+        &self,
+        verb: Verb,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<(), WitError> {
         if !self.verbs.contains(&verb) {
             return Err(self.denied(format!("`{}` is not granted", verb.name())));
         }
@@ -174,7 +242,10 @@ impl KubeGrant {
         }
         match namespace {
             Some(namespace) => self.check_namespace(namespace),
-            None if !self.all_namespaces() => Err(self.denied(format!("listing every namespace is not granted (granted: {}); name one", self.namespaces.join(", ")))),
+            None if !self.all_namespaces() => Err(self.denied(format!(
+                "listing every namespace is not granted (granted: {}); name one",
+                self.namespaces.join(", ")
+            ))),
             None => Ok(()),
         }
     }
@@ -188,10 +259,25 @@ impl KubeGrant {
             Method::DELETE => Verb::Delete,
             _ => return Err(format!("method {method} is not proxied")),
         };
-        let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let segments: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         // (group, the rest after the version)
         let (group, rest) = match segments.as_slice() {
-            [] | ["version"] | ["api"] | ["apis"] | ["api", _] | ["apis", _] | ["apis", _, _] | ["openapi", ..] if verb == Verb::Get => return Ok(()),
+            []
+            | ["version"]
+            | ["api"]
+            | ["apis"]
+            | ["api", _]
+            | ["apis", _]
+            | ["apis", _, _]
+            | ["openapi", ..]
+                if verb == Verb::Get =>
+            {
+                return Ok(());
+            }
             ["api", _, rest @ ..] => ("", rest),
             ["apis", group, _, rest @ ..] => (*group, rest),
             _ => return Err("only the Kubernetes API is proxied".into()),
@@ -201,11 +287,23 @@ impl KubeGrant {
             other => crate::sandbox::describe_wit_error(&other),
         };
         // A read of a collection is a list.
-        let on = |name: &[&str]| if verb == Verb::Get && name.is_empty() { Verb::List } else { verb };
+        let on = |name: &[&str]| {
+            if verb == Verb::Get && name.is_empty() {
+                Verb::List
+            } else {
+                verb
+            }
+        };
         match rest {
-            ["namespaces", namespace] if verb == Verb::Get => self.check_namespace(namespace).map_err(refuse),
-            ["namespaces", namespace, resource, name @ ..] => self.check_resource(on(name), group, resource, Some(namespace)).map_err(refuse),
-            [resource, name @ ..] => self.check_resource(on(name), group, resource, None).map_err(refuse),
+            ["namespaces", namespace] if verb == Verb::Get => {
+                self.check_namespace(namespace).map_err(refuse)
+            }
+            ["namespaces", namespace, resource, name @ ..] => self
+                .check_resource(on(name), group, resource, Some(namespace))
+                .map_err(refuse),
+            [resource, name @ ..] => self
+                .check_resource(on(name), group, resource, None)
+                .map_err(refuse),
             [] => Err("only the Kubernetes API is proxied".into()),
         }
     }
@@ -214,17 +312,37 @@ impl KubeGrant {
         if self.all_namespaces() || self.namespaces.iter().any(|n| n == namespace) {
             Ok(())
         } else {
-            Err(self.denied(format!("namespace `{namespace}` is not granted (granted: {})", self.namespaces.join(", "))))
+            Err(self.denied(format!(
+                "namespace `{namespace}` is not granted (granted: {})",
+                self.namespaces.join(", ")
+            )))
         }
     }
 
     /// [`KubeGrant::check`] for a request that names a resource (`deployments`), not a kind.
-    fn check_resource(&self, verb: Verb, group: &str, resource: &str, namespace: Option<&str>) -> Result<(), WitError> {
+    fn check_resource(
+        &self,
+        verb: Verb,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Result<(), WitError> {
         let kind = match (group, resource) {
             ("", "secrets") => "Secret".to_string(),
-            _ => self.kinds.iter().map(String::as_str).chain(CLUSTER_SCOPED.iter().copied()).chain(["Role", "RoleBinding"]).find(|k| *k != "*" && plural(k) == resource).map_or_else(|| resource.to_string(), str::to_string),
+            _ => self
+                .kinds
+                .iter()
+                .map(String::as_str)
+                .chain(CLUSTER_SCOPED.iter().copied())
+                .chain(["Role", "RoleBinding"])
+                .find(|k| *k != "*" && plural(k) == resource)
+                .map_or_else(|| resource.to_string(), str::to_string),
         };
-        let api_version = if group.is_empty() { "v1".to_string() } else { format!("{group}/v1") };
+        let api_version = if group.is_empty() {
+            "v1".to_string()
+        } else {
+            format!("{group}/v1")
+        };
         self.check(verb, &api_version, &kind, namespace)
     }
 }
@@ -253,32 +371,94 @@ mod tests {
     #[test]
     fn namespaces_kinds_and_verbs_are_checked_before_anything_is_sent() {
         let shop = grant(&["shop"], &["*"]);
-        assert!(shop.check(Verb::Apply, "apps/v1", "Deployment", Some("shop")).is_ok());
-        assert!(denied(shop.check(Verb::Apply, "apps/v1", "Deployment", Some("default"))).contains("namespace `default` is not granted"));
-        assert!(denied(shop.check(Verb::Delete, "apps/v1", "Deployment", Some("shop"))).contains("`delete` is not granted"));
+        assert!(
+            shop.check(Verb::Apply, "apps/v1", "Deployment", Some("shop"))
+                .is_ok()
+        );
+        assert!(
+            denied(shop.check(Verb::Apply, "apps/v1", "Deployment", Some("default")))
+                .contains("namespace `default` is not granted")
+        );
+        assert!(
+            denied(shop.check(Verb::Delete, "apps/v1", "Deployment", Some("shop")))
+                .contains("`delete` is not granted")
+        );
     }
 
     #[test]
     fn listing_every_namespace_needs_a_wildcard_namespace_grant() {
-        assert!(denied(grant(&["shop"], &["*"]).check(Verb::List, "v1", "ConfigMap", None)).contains("listing every namespace is not granted"));
-        assert!(grant(&["*"], &["*"]).check(Verb::List, "v1", "ConfigMap", None).is_ok());
+        assert!(
+            denied(grant(&["shop"], &["*"]).check(Verb::List, "v1", "ConfigMap", None))
+                .contains("listing every namespace is not granted")
+        );
+        assert!(
+            grant(&["*"], &["*"])
+                .check(Verb::List, "v1", "ConfigMap", None)
+                .is_ok()
+        );
     }
 
     #[test]
     fn secrets_rbac_and_cluster_scoped_kinds_need_a_grant_that_names_them() {
         let wildcard = grant(&["*"], &["*"]);
-        assert!(denied(wildcard.check(Verb::Get, "v1", "Secret", Some("shop"))).contains("Secrets need a grant that names `Secret`"));
-        assert!(denied(wildcard.check(Verb::Apply, "rbac.authorization.k8s.io/v1", "RoleBinding", Some("shop"))).contains("RBAC kinds need a grant that names `RoleBinding`"));
-        assert!(denied(wildcard.check(Verb::Apply, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None)).contains("RBAC kinds"));
-        assert!(denied(wildcard.check(Verb::Apply, "v1", "Namespace", Some("shop"))).contains("`Namespace` is cluster-scoped: a grant must name it"));
-        assert!(grant(&["shop"], &["Secret"]).check(Verb::Get, "v1", "Secret", Some("shop")).is_ok());
-        assert!(grant(&["shop"], &["RoleBinding"]).check(Verb::Apply, "rbac.authorization.k8s.io/v1", "RoleBinding", Some("shop")).is_ok());
-        assert!(grant(&["shop"], &["Namespace"]).check(Verb::Apply, "v1", "Namespace", None).is_ok());
+        assert!(
+            denied(wildcard.check(Verb::Get, "v1", "Secret", Some("shop")))
+                .contains("Secrets need a grant that names `Secret`")
+        );
+        assert!(
+            denied(wildcard.check(
+                Verb::Apply,
+                "rbac.authorization.k8s.io/v1",
+                "RoleBinding",
+                Some("shop")
+            ))
+            .contains("RBAC kinds need a grant that names `RoleBinding`")
+        );
+        assert!(
+            denied(wildcard.check(
+                Verb::Apply,
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRoleBinding",
+                None
+            ))
+            .contains("RBAC kinds")
+        );
+        assert!(
+            denied(wildcard.check(Verb::Apply, "v1", "Namespace", Some("shop")))
+                .contains("`Namespace` is cluster-scoped: a grant must name it")
+        );
+        assert!(
+            grant(&["shop"], &["Secret"])
+                .check(Verb::Get, "v1", "Secret", Some("shop"))
+                .is_ok()
+        );
+        assert!(
+            grant(&["shop"], &["RoleBinding"])
+                .check(
+                    Verb::Apply,
+                    "rbac.authorization.k8s.io/v1",
+                    "RoleBinding",
+                    Some("shop")
+                )
+                .is_ok()
+        );
+        assert!(
+            grant(&["shop"], &["Namespace"])
+                .check(Verb::Apply, "v1", "Namespace", None)
+                .is_ok()
+        );
     }
 
     #[test]
     fn plurals_follow_the_api_servers_resource_names() {
-        for (kind, resource) in [("Deployment", "deployments"), ("NetworkPolicy", "networkpolicies"), ("Ingress", "ingresses"), ("StorageClass", "storageclasses"), ("Endpoints", "endpoints"), ("Gateway", "gateways")] {
+        for (kind, resource) in [
+            ("Deployment", "deployments"),
+            ("NetworkPolicy", "networkpolicies"),
+            ("Ingress", "ingresses"),
+            ("StorageClass", "storageclasses"),
+            ("Endpoints", "endpoints"),
+            ("Gateway", "gateways"),
+        ] {
             assert_eq!(plural(kind), resource);
         }
     }
@@ -286,18 +466,63 @@ mod tests {
     #[test]
     fn a_proxied_request_stays_in_the_groups_namespace_and_kinds() {
         let shop = grant(&["shop"], &["*"]);
-        for allowed in ["/version", "/api", "/apis", "/api/v1", "/apis/apps/v1", "/openapi/v3", "/openapi/v3/apis/apps/v1", "/api/v1/namespaces/shop", "/apis/apps/v1/namespaces/shop/deployments/app", "/api/v1/namespaces/shop/configmaps"] {
-            assert_eq!(shop.allows_request(&Method::GET, allowed), Ok(()), "{allowed}");
+        for allowed in [
+            "/version",
+            "/api",
+            "/apis",
+            "/api/v1",
+            "/apis/apps/v1",
+            "/openapi/v3",
+            "/openapi/v3/apis/apps/v1",
+            "/api/v1/namespaces/shop",
+            "/apis/apps/v1/namespaces/shop/deployments/app",
+            "/api/v1/namespaces/shop/configmaps",
+        ] {
+            assert_eq!(
+                shop.allows_request(&Method::GET, allowed),
+                Ok(()),
+                "{allowed}"
+            );
         }
-        assert_eq!(shop.allows_request(&Method::PATCH, "/apis/apps/v1/namespaces/shop/deployments/app"), Ok(()));
+        assert_eq!(
+            shop.allows_request(
+                &Method::PATCH,
+                "/apis/apps/v1/namespaces/shop/deployments/app"
+            ),
+            Ok(())
+        );
         for (method, refused, why) in [
-            (Method::GET, "/api/v1/namespaces/kube-system/configmaps", "namespace `kube-system` is not granted"),
-            (Method::GET, "/api/v1/configmaps", "listing every namespace is not granted"),
-            (Method::GET, "/api/v1/namespaces/shop/secrets/db", "Secrets need a grant"),
-            (Method::POST, "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/rolebindings", "RBAC kinds"),
-            (Method::POST, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", "RBAC kinds"),
+            (
+                Method::GET,
+                "/api/v1/namespaces/kube-system/configmaps",
+                "namespace `kube-system` is not granted",
+            ),
+            (
+                Method::GET,
+                "/api/v1/configmaps",
+                "listing every namespace is not granted",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/shop/secrets/db",
+                "Secrets need a grant",
+            ),
+            (
+                Method::POST,
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/rolebindings",
+                "RBAC kinds",
+            ),
+            (
+                Method::POST,
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                "RBAC kinds",
+            ),
             (Method::GET, "/api/v1/nodes", "cluster-scoped"),
-            (Method::DELETE, "/apis/apps/v1/namespaces/shop/deployments/app", "`delete` is not granted"),
+            (
+                Method::DELETE,
+                "/apis/apps/v1/namespaces/shop/deployments/app",
+                "`delete` is not granted",
+            ),
             (Method::POST, "/api", "only the Kubernetes API"),
             (Method::GET, "/metrics", "only the Kubernetes API"),
         ] {

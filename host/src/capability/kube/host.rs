@@ -12,7 +12,10 @@ use crate::sandbox::bindings::lockstep::kube::cluster as wit;
 impl wit::Host for StepState {}
 
 impl wit::HostClient for StepState {
-    async fn open(&mut self, connector: String) -> wasmtime::Result<Result<Resource<KubeClient>, WitError>> {
+    async fn open(
+        &mut self,
+        connector: String,
+    ) -> wasmtime::Result<Result<Resource<KubeClient>, WitError>> {
         let grant = match KubeGrant::find(&self.run.grants.kube, &connector, &self.run.identifier) {
             Ok(grant) => grant.clone(),
             Err(denied) => return Ok(Err(denied)),
@@ -29,23 +32,61 @@ impl wit::HostClient for StepState {
         }
     }
 
-    async fn apply(&mut self, handle: Resource<KubeClient>, manifest: String, namespace: Option<String>, dry_run: bool) -> wasmtime::Result<Result<String, WitError>> {
-        Ok(self.table.get(&handle)?.apply(&manifest, namespace.as_deref(), dry_run).await)
+    async fn apply(
+        &mut self,
+        handle: Resource<KubeClient>,
+        manifest: String,
+        namespace: Option<String>,
+        dry_run: bool,
+    ) -> wasmtime::Result<Result<String, WitError>> {
+        Ok(self
+            .table
+            .get(&handle)?
+            .apply(&manifest, namespace.as_deref(), dry_run)
+            .await)
     }
 
-    async fn get(&mut self, handle: Resource<KubeClient>, target: wit::ObjectRef) -> wasmtime::Result<Result<Option<String>, WitError>> {
+    async fn get(
+        &mut self,
+        handle: Resource<KubeClient>,
+        target: wit::ObjectRef,
+    ) -> wasmtime::Result<Result<Option<String>, WitError>> {
         Ok(self.table.get(&handle)?.get(&target).await)
     }
 
-    async fn list(&mut self, handle: Resource<KubeClient>, api_version: String, kind: String, namespace: Option<String>, selector: Option<String>) -> wasmtime::Result<Result<Vec<String>, WitError>> {
-        Ok(self.table.get(&handle)?.list(&api_version, &kind, namespace.as_deref(), selector.as_deref()).await)
+    async fn list(
+        &mut self,
+        handle: Resource<KubeClient>,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        selector: Option<String>,
+    ) -> wasmtime::Result<Result<Vec<String>, WitError>> {
+        Ok(self
+            .table
+            .get(&handle)?
+            .list(
+                &api_version,
+                &kind,
+                namespace.as_deref(),
+                selector.as_deref(),
+            )
+            .await)
     }
 
-    async fn delete(&mut self, handle: Resource<KubeClient>, target: wit::ObjectRef) -> wasmtime::Result<Result<bool, WitError>> {
+    async fn delete(
+        &mut self,
+        handle: Resource<KubeClient>,
+        target: wit::ObjectRef,
+    ) -> wasmtime::Result<Result<bool, WitError>> {
         Ok(self.table.get(&handle)?.delete(&target).await)
     }
 
-    async fn wait_rollout(&mut self, handle: Resource<KubeClient>, target: wit::ObjectRef) -> wasmtime::Result<Result<wit::Rollout, WitError>> {
+    async fn wait_rollout(
+        &mut self,
+        handle: Resource<KubeClient>,
+        target: wit::ObjectRef,
+    ) -> wasmtime::Result<Result<wit::Rollout, WitError>> {
         Ok(self.table.get(&handle)?.wait_rollout(&target).await)
     }
 
@@ -55,4 +96,3 @@ impl wit::HostClient for StepState {
         Ok(())
     }
 }
-

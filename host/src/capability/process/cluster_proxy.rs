@@ -56,30 +56,57 @@ impl ClusterAccess {
     /// the group's namespace and every file it names inlined (the script cannot read them).
     pub fn direct_kubeconfig(&self) -> Result<String, String> {
         let KubeCluster::Kubeconfig { path, context } = &self.grant.cluster else {
-            return Err(format!("connector `{}` is in-cluster; its service account is not available to scripts on the host's network", self.grant.connector));
+            return Err(format!(
+                "connector `{}` is in-cluster; its service account is not available to scripts on the host's network",
+                self.grant.connector
+            ));
         };
         let shown = path.display();
-        let mut kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("kubeconfig {shown}: {e}"))?;
-        let current = context.clone().or(kubeconfig.current_context.clone()).ok_or_else(|| format!("kubeconfig {shown} names no current context"))?;
+        let mut kubeconfig = kube::config::Kubeconfig::read_from(path)
+            .map_err(|e| format!("kubeconfig {shown}: {e}"))?;
+        let current = context
+            .clone()
+            .or(kubeconfig.current_context.clone())
+            .ok_or_else(|| format!("kubeconfig {shown} names no current context"))?;
         kubeconfig.contexts.retain(|c| c.name == current);
-        let named = kubeconfig.contexts.first_mut().and_then(|c| c.context.as_mut()).ok_or_else(|| format!("kubeconfig {shown} has no context `{current}`"))?;
+        let named = kubeconfig
+            .contexts
+            .first_mut()
+            .and_then(|c| c.context.as_mut())
+            .ok_or_else(|| format!("kubeconfig {shown} has no context `{current}`"))?;
         named.namespace = Some(self.namespace.clone());
         let (cluster, user) = (named.cluster.clone(), named.user.clone());
         kubeconfig.clusters.retain(|c| c.name == cluster);
-        kubeconfig.auth_infos.retain(|a| Some(&a.name) == user.as_ref());
+        kubeconfig
+            .auth_infos
+            .retain(|a| Some(&a.name) == user.as_ref());
         kubeconfig.current_context = Some(current);
         let base = path.parent().unwrap_or(std::path::Path::new("."));
         let inline = |file: &mut Option<String>| -> Result<Option<String>, String> {
-            let Some(name) = file.take() else { return Ok(None) };
-            let read = std::fs::read(base.join(&name)).map_err(|e| format!("kubeconfig {shown}: reading {name}: {e}"))?;
-            Ok(Some(base64::engine::Engine::encode(&base64::engine::general_purpose::STANDARD, read)))
+            let Some(name) = file.take() else {
+                return Ok(None);
+            };
+            let read = std::fs::read(base.join(&name))
+                .map_err(|e| format!("kubeconfig {shown}: reading {name}: {e}"))?;
+            Ok(Some(base64::engine::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                read,
+            )))
         };
-        for cluster in kubeconfig.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+        for cluster in kubeconfig
+            .clusters
+            .iter_mut()
+            .filter_map(|c| c.cluster.as_mut())
+        {
             if let Some(data) = inline(&mut cluster.certificate_authority)? {
                 cluster.certificate_authority_data = Some(data);
             }
         }
-        for user in kubeconfig.auth_infos.iter_mut().filter_map(|a| a.auth_info.as_mut()) {
+        for user in kubeconfig
+            .auth_infos
+            .iter_mut()
+            .filter_map(|a| a.auth_info.as_mut())
+        {
             if let Some(data) = inline(&mut user.client_certificate)? {
                 user.client_certificate_data = Some(data);
             }
@@ -87,7 +114,8 @@ impl ClusterAccess {
                 user.client_key_data = Some(data.into());
             }
             if let Some(file) = user.token_file.take() {
-                let token = std::fs::read_to_string(base.join(&file)).map_err(|e| format!("kubeconfig {shown}: reading {file}: {e}"))?;
+                let token = std::fs::read_to_string(base.join(&file))
+                    .map_err(|e| format!("kubeconfig {shown}: reading {file}: {e}"))?;
                 user.token = Some(token.trim().to_string().into());
             }
         }
@@ -107,12 +135,19 @@ struct Shared {
 
 impl ClusterProxy {
     /// Connects to the cluster and serves `listener`, which only the script can reach.
-    pub async fn start(listener: std::net::TcpListener, access: &ClusterAccess) -> Result<ClusterProxy, WitError> {
+    pub async fn start(
+        listener: std::net::TcpListener,
+        access: &ClusterAccess,
+    ) -> Result<ClusterProxy, WitError> {
         let client = connect(&access.grant.cluster).await?;
-        let prepare = |e: std::io::Error| WitError::Unavailable(format!("serving the cluster proxy: {e}"));
+        let prepare =
+            |e: std::io::Error| WitError::Unavailable(format!("serving the cluster proxy: {e}"));
         listener.set_nonblocking(true).map_err(prepare)?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(prepare)?;
-        let shared = Arc::new(Shared { client, grant: access.grant.clone() });
+        let shared = Arc::new(Shared {
+            client,
+            grant: access.grant.clone(),
+        });
         let task = tokio::spawn(async move {
             // Dropped with the accept loop, so no connection outlives the proxy.
             let mut connections = JoinSet::new();
@@ -123,7 +158,9 @@ impl ClusterProxy {
                         let shared = shared.clone();
                         async move { Ok::<_, Infallible>(forward(request, &shared).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
                 });
                 while connections.try_join_next().is_some() {}
             }
@@ -139,27 +176,56 @@ impl Drop for ClusterProxy {
 }
 
 /// Headers that describe one hop, not the request.
-const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "authorization"];
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "authorization",
+];
 
-fn end_to_end(headers: &HeaderMap) -> impl Iterator<Item = (&http::HeaderName, &http::HeaderValue)> {
-    headers.iter().filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+fn end_to_end(
+    headers: &HeaderMap,
+) -> impl Iterator<Item = (&http::HeaderName, &http::HeaderValue)> {
+    headers
+        .iter()
+        .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
 }
 
 async fn forward(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let path = request.uri().path().to_string();
     if let Err(denied) = shared.grant.allows_request(request.method(), &path) {
-        return status(StatusCode::FORBIDDEN, "Forbidden", &format!("Lockstep refused {} {path}: {denied}", request.method()));
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!("Lockstep refused {} {path}: {denied}", request.method()),
+        );
     }
     let (parts, body) = request.into_parts();
     let Ok(collected) = Limited::new(body, MAX_REQUEST_BYTES).collect().await else {
-        return status(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "the request body is larger than 8 MiB, or was cut off");
+        return status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            "the request body is larger than 8 MiB, or was cut off",
+        );
     };
-    let mut forwarded = Request::builder().method(parts.method).uri(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    let mut forwarded = Request::builder()
+        .method(parts.method)
+        .uri(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
     for (name, value) in end_to_end(&parts.headers) {
         forwarded = forwarded.header(name, value);
     }
     let Ok(forwarded) = forwarded.body(Body::from(collected.to_bytes())) else {
-        return status(StatusCode::BAD_REQUEST, "BadRequest", "the request could not be forwarded");
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the request could not be forwarded",
+        );
     };
     match shared.client.send(forwarded).await {
         Ok(response) => {
@@ -168,14 +234,31 @@ async fn forward(request: Request<Incoming>, shared: &Shared) -> Response<Body> 
             for (name, value) in end_to_end(&parts.headers) {
                 back = back.header(name, value);
             }
-            back.body(body).unwrap_or_else(|_| status(StatusCode::BAD_GATEWAY, "InternalError", "the API server's response could not be relayed"))
+            back.body(body).unwrap_or_else(|_| {
+                status(
+                    StatusCode::BAD_GATEWAY,
+                    "InternalError",
+                    "the API server's response could not be relayed",
+                )
+            })
         }
-        Err(error) => status(StatusCode::BAD_GATEWAY, "ServiceUnavailable", &format!("the cluster of connector `{}` could not be reached: {error}", shared.grant.connector)),
+        Err(error) => status(
+            StatusCode::BAD_GATEWAY,
+            "ServiceUnavailable",
+            &format!(
+                "the cluster of connector `{}` could not be reached: {error}",
+                shared.grant.connector
+            ),
+        ),
     }
 }
 
 /// A response the way the API server words a failure (a `Status` object), which kubectl prints.
 fn status(code: StatusCode, reason: &str, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code.as_u16() });
-    Response::builder().status(code).header(http::header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string().into_bytes())).expect("a static response")
+    Response::builder()
+        .status(code)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string().into_bytes()))
+        .expect("a static response")
 }

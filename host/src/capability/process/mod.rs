@@ -40,7 +40,10 @@ pub struct ProcessGrant {
 }
 
 impl Host for StepState {
-    async fn run_script(&mut self, script: Script) -> wasmtime::Result<Result<ScriptResult, WitError>> {
+    async fn run_script(
+        &mut self,
+        script: Script,
+    ) -> wasmtime::Result<Result<ScriptResult, WitError>> {
         let Some(grant) = &self.run.grants.process else {
             return Ok(Err(WitError::AccessDenied(format!(
                 "step `{}` was not granted `process`; add `{}` to its step type in lockstep.yaml",
@@ -53,20 +56,31 @@ impl Host for StepState {
 }
 
 /// Runs `script` to completion in `workspace` (absolute), within `grant`.
-pub async fn run(workspace: &Path, grant: &ProcessGrant, script: Script, log: &StepLog) -> Result<ScriptResult, WitError> {
+pub async fn run(
+    workspace: &Path,
+    grant: &ProcessGrant,
+    script: Script,
+    log: &StepLog,
+) -> Result<ScriptResult, WitError> {
     for name in &script.capture {
         if !crate::pipeline::is_identifier(name) {
-            return Err(WitError::Invalid(format!("`{name}` is not a shell variable name")));
+            return Err(WitError::Invalid(format!(
+                "`{name}` is not a shell variable name"
+            )));
         }
     }
     for (name, _) in &script.env {
         if !crate::pipeline::is_identifier(name) {
-            return Err(WitError::Invalid(format!("`{name}` is not an environment variable name")));
+            return Err(WitError::Invalid(format!(
+                "`{name}` is not an environment variable name"
+            )));
         }
     }
-    let mut jail = Jail::prepare(&grant.policy, workspace, grant.cluster.is_some()).map_err(|e| WitError::Unavailable(e.to_string()))?;
+    let mut jail = Jail::prepare(&grant.policy, workspace, grant.cluster.is_some())
+        .map_err(|e| WitError::Unavailable(e.to_string()))?;
     let lockstep_dir = jail.tmp_on_host().join(".lockstep");
-    std::fs::create_dir(&lockstep_dir).map_err(|e| WitError::Unavailable(format!("preparing the script's /tmp: {e}")))?;
+    std::fs::create_dir(&lockstep_dir)
+        .map_err(|e| WitError::Unavailable(format!("preparing the script's /tmp: {e}")))?;
     let inside = |name: &str| jail.tmp().join(".lockstep").join(name);
     let capture_file = inside("capture");
     let program = match script.shell {
@@ -88,18 +102,31 @@ pub async fn run(workspace: &Path, grant: &ProcessGrant, script: Script, log: &S
             true => cluster.proxy_kubeconfig(),
             false => cluster.direct_kubeconfig().map_err(WitError::Invalid)?,
         };
-        std::fs::write(lockstep_dir.join("kubeconfig"), kubeconfig).map_err(|e| WitError::Unavailable(format!("writing the step group's kubeconfig: {e}")))?;
+        std::fs::write(lockstep_dir.join("kubeconfig"), kubeconfig).map_err(|e| {
+            WitError::Unavailable(format!("writing the step group's kubeconfig: {e}"))
+        })?;
         command.env("KUBECONFIG", inside("kubeconfig"));
     }
-    command.envs(script.env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
+    command
+        .envs(script.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
     jail.arm(&mut command);
     let spawned = command.spawn();
-    let listener = jail.spawned(&spawned).map_err(|e| WitError::Unavailable(e.to_string()))?;
-    let mut child = spawned.map_err(|e| WitError::Unavailable(format!("starting {program}: {e}")))?;
+    let listener = jail
+        .spawned(&spawned)
+        .map_err(|e| WitError::Unavailable(e.to_string()))?;
+    let mut child =
+        spawned.map_err(|e| WitError::Unavailable(format!("starting {program}: {e}")))?;
     let group = KillGroupOnDrop(child.id());
     // Serves the script's kubectl until the script ends (dropping it stops the proxy).
     let _proxy = match (&grant.cluster, listener) {
-        (Some(cluster), Some(listener)) => Some(cluster_proxy::ClusterProxy::start(listener, cluster).await?),
+        (Some(cluster), Some(listener)) => {
+            Some(cluster_proxy::ClusterProxy::start(listener, cluster).await?)
+        }
         _ => None,
     };
     let stdout = child.stdout.take().expect("stdout is piped");
@@ -112,10 +139,16 @@ pub async fn run(workspace: &Path, grant: &ProcessGrant, script: Script, log: &S
     };
     let (status, (), ()) = tokio::join!(wait, pump(stdout, log), pump(stderr, log));
     log.flush();
-    let status = status.map_err(|e| WitError::Unavailable(format!("waiting for {program}: {e}")))?;
-    let exit_code = status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+    let status =
+        status.map_err(|e| WitError::Unavailable(format!("waiting for {program}: {e}")))?;
+    let exit_code = status.code().unwrap_or_else(|| {
+        128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+    });
     let captured = std::fs::read(lockstep_dir.join("capture")).unwrap_or_default();
-    Ok(ScriptResult { exit_code, variables: parse_capture(&script.capture, &captured) })
+    Ok(ScriptResult {
+        exit_code,
+        variables: parse_capture(&script.capture, &captured),
+    })
 }
 
 /// Whether scripts can be confined here as `policy` requires: runs `true` in a sandbox, on a
@@ -124,7 +157,10 @@ pub async fn run(workspace: &Path, grant: &ProcessGrant, script: Script, log: &S
 pub fn probe(policy: &ProcessPolicy) -> Result<(), String> {
     let policy = policy.clone();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("starting the probe: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("starting the probe: {e}"))?;
         runtime.block_on(probe_async(&policy))
     })
     .join()
@@ -133,12 +169,27 @@ pub fn probe(policy: &ProcessPolicy) -> Result<(), String> {
 
 async fn probe_async(policy: &ProcessPolicy) -> Result<(), String> {
     let workspace = tempfile::tempdir().map_err(|e| format!("creating a probe workspace: {e}"))?;
-    let grant = ProcessGrant { policy: Arc::new(policy.clone()), cluster: None };
-    let log = StepLog::new(Default::default(), Arc::new(crate::sandbox::log::Discard), 1 << 10);
-    let script = Script { shell: Shell::Sh, source: "true".into(), env: vec![], capture: vec![] };
+    let grant = ProcessGrant {
+        policy: Arc::new(policy.clone()),
+        cluster: None,
+    };
+    let log = StepLog::new(
+        Default::default(),
+        Arc::new(crate::sandbox::log::Discard),
+        1 << 10,
+    );
+    let script = Script {
+        shell: Shell::Sh,
+        source: "true".into(),
+        env: vec![],
+        capture: vec![],
+    };
     match run(workspace.path(), &grant, script, &log).await {
         Ok(result) if result.exit_code == 0 => Ok(()),
-        Ok(result) => Err(format!("a confined `true` exited with {}", result.exit_code)),
+        Ok(result) => Err(format!(
+            "a confined `true` exited with {}",
+            result.exit_code
+        )),
         Err(error) => Err(crate::sandbox::describe_wit_error(&error)),
     }
 }
@@ -148,7 +199,9 @@ async fn probe_async(policy: &ProcessPolicy) -> Result<(), String> {
 fn wrap(source: &str, capture: &[String]) -> String {
     let mut out = String::from("__lockstep_capture() {\n  :\n");
     for name in capture {
-        out.push_str(&format!("  printf '%s\\0%s\\0' \"${{{name}+set}}\" \"${{{name}-}}\"\n"));
+        out.push_str(&format!(
+            "  printf '%s\\0%s\\0' \"${{{name}+set}}\" \"${{{name}-}}\"\n"
+        ));
     }
     out.push_str("}\ntrap '__lockstep_capture > \"$LOCKSTEP_CAPTURE_FILE\"' EXIT\nset -e\n");
     out.push_str(source);
@@ -162,7 +215,10 @@ fn parse_capture(names: &[String], captured: &[u8]) -> Vec<(String, Option<Strin
         .iter()
         .map(|name| {
             let set = fields.next().is_some_and(|f| f == b"set");
-            let value = fields.next().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+            let value = fields
+                .next()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
             (name.clone(), set.then_some(value))
         })
         .collect()
@@ -210,11 +266,19 @@ mod tests {
     }
 
     fn script(shell: Shell, source: &str, capture: &[&str]) -> Script {
-        Script { shell, source: source.into(), env: vec![("GREETING".into(), "hi".into())], capture: capture.iter().map(|s| s.to_string()).collect() }
+        Script {
+            shell,
+            source: source.into(),
+            env: vec![("GREETING".into(), "hi".into())],
+            capture: capture.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     fn confined() -> ProcessGrant {
-        ProcessGrant { policy: Arc::new(ProcessPolicy::default()), cluster: None }
+        ProcessGrant {
+            policy: Arc::new(ProcessPolicy::default()),
+            cluster: None,
+        }
     }
 
     #[tokio::test]
@@ -222,10 +286,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sink = Arc::new(Lines::default());
         let log = StepLog::new(SecretMask::default(), sink.clone(), 1 << 20);
-        let result = run(dir.path(), &confined(), script(Shell::Bash, "echo \"$GREETING from $(pwd)\"\nVERSION=1.2\nEMPTY=", &["VERSION", "EMPTY", "NEVER"]), &log).await.unwrap();
+        let result = run(
+            dir.path(),
+            &confined(),
+            script(
+                Shell::Bash,
+                "echo \"$GREETING from $(pwd)\"\nVERSION=1.2\nEMPTY=",
+                &["VERSION", "EMPTY", "NEVER"],
+            ),
+            &log,
+        )
+        .await
+        .unwrap();
         assert_eq!(result.exit_code, 0);
-        assert_eq!(result.variables[0], ("VERSION".to_string(), Some("1.2".to_string())));
-        assert_eq!(result.variables[1], ("EMPTY".to_string(), Some(String::new())));
+        assert_eq!(
+            result.variables[0],
+            ("VERSION".to_string(), Some("1.2".to_string()))
+        );
+        assert_eq!(
+            result.variables[1],
+            ("EMPTY".to_string(), Some(String::new()))
+        );
         assert_eq!(result.variables[2], ("NEVER".to_string(), None));
         let lines = sink.0.lock().unwrap();
         assert_eq!(lines[0], format!("hi from {}", dir.path().display()));
@@ -235,7 +316,14 @@ mod tests {
     async fn a_failing_command_stops_the_script_and_keeps_captured_values() {
         let dir = tempfile::tempdir().unwrap();
         let log = StepLog::new(SecretMask::default(), Arc::new(Lines::default()), 1 << 20);
-        let result = run(dir.path(), &confined(), script(Shell::Sh, "A=before\nfalse\nA=after", &["A"]), &log).await.unwrap();
+        let result = run(
+            dir.path(),
+            &confined(),
+            script(Shell::Sh, "A=before\nfalse\nA=after", &["A"]),
+            &log,
+        )
+        .await
+        .unwrap();
         assert_eq!(result.exit_code, 1);
         assert_eq!(result.variables[0].1.as_deref(), Some("before"));
     }
@@ -244,8 +332,19 @@ mod tests {
     async fn the_host_environment_is_not_passed_on() {
         let dir = tempfile::tempdir().unwrap();
         let log = StepLog::new(SecretMask::default(), Arc::new(Lines::default()), 1 << 20);
-        let result = run(dir.path(), &confined(), script(Shell::Sh, "H=$HOME; U=${USER-unset}", &["H", "U"]), &log).await.unwrap();
-        assert_eq!(result.variables[0].1.as_deref(), Some("/tmp"), "HOME is the script's private /tmp");
+        let result = run(
+            dir.path(),
+            &confined(),
+            script(Shell::Sh, "H=$HOME; U=${USER-unset}", &["H", "U"]),
+            &log,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            result.variables[0].1.as_deref(),
+            Some("/tmp"),
+            "HOME is the script's private /tmp"
+        );
         assert_eq!(result.variables[1].1.as_deref(), Some("unset"));
     }
 
@@ -253,13 +352,24 @@ mod tests {
     async fn dropping_the_call_kills_everything_the_script_started() {
         let dir = tempfile::tempdir().unwrap();
         let log = StepLog::new(SecretMask::default(), Arc::new(Lines::default()), 1 << 20);
-        let source = "(sleep 1; touch survived) &\nsetsid sh -c 'sleep 1; touch escaped' &\nsleep 30";
+        let source =
+            "(sleep 1; touch survived) &\nsetsid sh -c 'sleep 1; touch escaped' &\nsleep 30";
         let grant = confined();
         let call = run(dir.path(), &grant, script(Shell::Sh, source, &[]), &log);
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(500), call).await.is_err());
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(500), call)
+                .await
+                .is_err()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        assert!(!dir.path().join("survived").exists(), "a child of the killed script kept running");
-        assert!(!dir.path().join("escaped").exists(), "a child that left the process group kept running");
+        assert!(
+            !dir.path().join("survived").exists(),
+            "a child of the killed script kept running"
+        );
+        assert!(
+            !dir.path().join("escaped").exists(),
+            "a child that left the process group kept running"
+        );
     }
 
     #[test]

@@ -62,19 +62,38 @@ pub struct ProcessLimits {
 
 impl Default for ProcessPolicy {
     fn default() -> Self {
-        ProcessPolicy { confinement: Confinement::Required, network: Network::None, paths: vec![], limits: ProcessLimits { processes: 1024, file_size_bytes: 4 << 30 } }
+        ProcessPolicy {
+            confinement: Confinement::Required,
+            network: Network::None,
+            paths: vec![],
+            limits: ProcessLimits {
+                processes: 1024,
+                file_size_bytes: 4 << 30,
+            },
+        }
     }
 }
 
 impl ProcessPolicy {
     /// Reads the `processSandbox` section; relative paths are relative to `base`.
-    pub fn from_yaml(node: &Node, base: &Path, loc: &dyn Fn(&Node, &str) -> Location, errors: &mut Vec<Diagnostic>) -> ProcessPolicy {
+    pub fn from_yaml(
+        node: &Node,
+        base: &Path,
+        loc: &dyn Fn(&Node, &str) -> Location,
+        errors: &mut Vec<Diagnostic>,
+    ) -> ProcessPolicy {
         let mut policy = ProcessPolicy::default();
         if node.is_null() {
             return policy;
         }
         if node.as_map().is_none() {
-            errors.push(Diagnostic::error(loc(node, "processSandbox"), "`processSandbox` must be a map").with_help("its keys are confinement, network, paths and limits"));
+            errors.push(
+                Diagnostic::error(
+                    loc(node, "processSandbox"),
+                    "`processSandbox` must be a map",
+                )
+                .with_help("its keys are confinement, network, paths and limits"),
+            );
             return policy;
         }
         let text = |key: &str| node.get(key).and_then(Node::as_str);
@@ -88,27 +107,59 @@ impl ProcessPolicy {
             Some("host") => policy.network = Network::Host,
             Some(other) => errors.push(Diagnostic::error(loc(node.get("network").unwrap_or(node), "processSandbox.network"), format!("network `{other}` is neither `none` nor `host`")).with_help("`none` gives scripts loopback only (the default); `host` gives them the host's network")),
         }
-        for (i, entry) in node.get("paths").and_then(Node::as_seq).unwrap_or_default().iter().enumerate() {
+        for (i, entry) in node
+            .get("paths")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let at = || loc(entry, &format!("processSandbox.paths[{i}]"));
             match entry.get("path").and_then(Node::as_str) {
                 Some(path) if path != "/" => {
                     let read_only = entry.get("readOnly").and_then(Node::as_str) != Some("false");
-                    policy.paths.push(HostPath { path: std::path::absolute(base.join(path)).unwrap_or_else(|_| base.join(path)), read_only });
+                    policy.paths.push(HostPath {
+                        path: std::path::absolute(base.join(path))
+                            .unwrap_or_else(|_| base.join(path)),
+                        read_only,
+                    });
                 }
-                _ => errors.push(Diagnostic::error(at(), "a sandbox path needs `path`, a host directory or file other than `/`").with_help("write e.g. `- { path: /srv/toolchains, readOnly: true }`")),
+                _ => errors.push(
+                    Diagnostic::error(
+                        at(),
+                        "a sandbox path needs `path`, a host directory or file other than `/`",
+                    )
+                    .with_help("write e.g. `- { path: /srv/toolchains, readOnly: true }`"),
+                ),
             }
         }
         if let Some(limits) = node.get("limits") {
             if let Some(v) = limits.get("processes") {
-                match v.as_str().and_then(|t| t.parse::<u64>().ok()).filter(|n| *n >= 8) {
+                match v
+                    .as_str()
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .filter(|n| *n >= 8)
+                {
                     Some(n) => policy.limits.processes = n,
-                    None => errors.push(Diagnostic::error(loc(v, "processSandbox.limits.processes"), "`processes` must be a whole number of at least 8").with_help("write e.g. `processes: 512`")),
+                    None => errors.push(
+                        Diagnostic::error(
+                            loc(v, "processSandbox.limits.processes"),
+                            "`processes` must be a whole number of at least 8",
+                        )
+                        .with_help("write e.g. `processes: 512`"),
+                    ),
                 }
             }
             if let Some(v) = limits.get("fileSize") {
                 match v.as_str().and_then(parse_size).filter(|n| *n > 0) {
                     Some(n) => policy.limits.file_size_bytes = n as u64,
-                    None => errors.push(Diagnostic::error(loc(v, "processSandbox.limits.fileSize"), "`fileSize` must be a size such as 4Gi").with_help("use the suffixes Ki, Mi or Gi")),
+                    None => errors.push(
+                        Diagnostic::error(
+                            loc(v, "processSandbox.limits.fileSize"),
+                            "`fileSize` must be a size such as 4Gi",
+                        )
+                        .with_help("use the suffixes Ki, Mi or Gi"),
+                    ),
                 }
             }
         }
@@ -132,7 +183,15 @@ mod tests {
         let mut errors = vec![];
         let loc = |n: &Node, p: &str| doc.location(n.pos, p);
         let root = &doc.roots[0];
-        (ProcessPolicy::from_yaml(root.get("processSandbox").unwrap(), Path::new("/etc/lockstep"), &loc, &mut errors), errors)
+        (
+            ProcessPolicy::from_yaml(
+                root.get("processSandbox").unwrap(),
+                Path::new("/etc/lockstep"),
+                &loc,
+                &mut errors,
+            ),
+            errors,
+        )
     }
 
     #[test]
@@ -147,22 +206,57 @@ mod tests {
 
     #[test]
     fn the_operator_can_grant_network_paths_and_limits_or_opt_out() {
-        let (policy, errors) = parse("processSandbox:\n  confinement: off\n  network: host\n  paths: [{ path: tools }, { path: /srv/cache, readOnly: false }]\n  limits: { processes: 64, fileSize: 1Mi }\n");
+        let (policy, errors) = parse(
+            "processSandbox:\n  confinement: off\n  network: host\n  paths: [{ path: tools }, { path: /srv/cache, readOnly: false }]\n  limits: { processes: 64, fileSize: 1Mi }\n",
+        );
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(policy.network, Network::Host);
-        assert_eq!(policy.paths, [HostPath { path: "/etc/lockstep/tools".into(), read_only: true }, HostPath { path: "/srv/cache".into(), read_only: false }]);
-        assert_eq!(policy.limits, ProcessLimits { processes: 64, file_size_bytes: 1 << 20 });
-        assert!(policy.unconfined_warning().unwrap().contains("NOT confined"));
+        assert_eq!(
+            policy.paths,
+            [
+                HostPath {
+                    path: "/etc/lockstep/tools".into(),
+                    read_only: true
+                },
+                HostPath {
+                    path: "/srv/cache".into(),
+                    read_only: false
+                }
+            ]
+        );
+        assert_eq!(
+            policy.limits,
+            ProcessLimits {
+                processes: 64,
+                file_size_bytes: 1 << 20
+            }
+        );
+        assert!(
+            policy
+                .unconfined_warning()
+                .unwrap()
+                .contains("NOT confined")
+        );
     }
 
     #[test]
     fn mistakes_name_the_field() {
-        let (_, errors) = parse("processSandbox:\n  confinement: maybe\n  network: lan\n  paths: [{ path: / }]\n  limits: { processes: 2 }\n");
+        let (_, errors) = parse(
+            "processSandbox:\n  confinement: maybe\n  network: lan\n  paths: [{ path: / }]\n  limits: { processes: 2 }\n",
+        );
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 4, "{text:?}");
-        assert!(text[0].contains("processSandbox.confinement") && text[0].contains("maybe"), "{}", text[0]);
+        assert!(
+            text[0].contains("processSandbox.confinement") && text[0].contains("maybe"),
+            "{}",
+            text[0]
+        );
         assert!(text[1].contains("processSandbox.network"), "{}", text[1]);
         assert!(text[2].contains("processSandbox.paths[0]"), "{}", text[2]);
-        assert!(text[3].contains("processSandbox.limits.processes"), "{}", text[3]);
+        assert!(
+            text[3].contains("processSandbox.limits.processes"),
+            "{}",
+            text[3]
+        );
     }
 }

@@ -10,7 +10,13 @@ impl Step for CloneRepo {
             Some(lockstep_step::Value::Text(value)) => Ok(value),
             _ => Err(Error::Invalid(format!("spec needs `{key}`"))),
         };
-        let request = CloneRequest { connector: text("connector")?, repo_name: None, reference: Reference::Branch("main".into()), depth: 0, directory: text("directory")? };
+        let request = CloneRequest {
+            connector: text("connector")?,
+            repo_name: None,
+            reference: Reference::Branch("main".into()),
+            depth: 0,
+            directory: text("directory")?,
+        };
         let cloned = clone(&request)?;
         ctx.set_output("commitSha", &cloned.commit_sha)?;
         Ok(Outcome::done())

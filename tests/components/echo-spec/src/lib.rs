@@ -7,7 +7,8 @@ struct EchoSpec;
 
 impl Step for EchoSpec {
     fn run(ctx: &Context) -> Result<Outcome, Error> {
-        let spec: std::collections::BTreeMap<String, lockstep_step::serde_json::Value> = ctx.spec_as()?;
+        let spec: std::collections::BTreeMap<String, lockstep_step::serde_json::Value> =
+            ctx.spec_as()?;
         for (name, value) in &spec {
             if let Some(text) = value.as_str() {
                 ctx.set_output(name, text)?;
@@ -16,7 +17,10 @@ impl Step for EchoSpec {
         ctx.info("echoed the spec");
         match spec.get("fail").and_then(|v| v.as_str()) {
             Some(message) => Err(Error::Failed(message.to_string())),
-            None => Ok(spec.get("summary").and_then(|v| v.as_str()).map_or_else(Outcome::done, Outcome::summary)),
+            None => Ok(spec
+                .get("summary")
+                .and_then(|v| v.as_str())
+                .map_or_else(Outcome::done, Outcome::summary)),
         }
     }
 }

@@ -15,7 +15,8 @@ fn text(ctx: &Context, key: &str) -> Option<String> {
 
 impl Step for KubeGet {
     fn run(ctx: &Context) -> Result<Outcome, Error> {
-        let connector = text(ctx, "connector").ok_or_else(|| Error::Invalid("spec needs `connector`".into()))?;
+        let connector = text(ctx, "connector")
+            .ok_or_else(|| Error::Invalid("spec needs `connector`".into()))?;
         let client = Client::open(&connector)?;
         if matches!(ctx.spec("list"), Some(Value::Boolean(true))) {
             let items = client.list("v1", "ConfigMap", None, None)?;
@@ -23,8 +24,18 @@ impl Step for KubeGet {
             return Ok(Outcome::done());
         }
         let target = match (text(ctx, "apiVersion"), text(ctx, "kind")) {
-            (Some(api_version), Some(kind)) => ObjectRef { api_version, kind, namespace: None, name: text(ctx, "name").unwrap_or_default() },
-            _ => ObjectRef { api_version: "v1".into(), kind: "ConfigMap".into(), namespace: Some("default".into()), name: "app-settings".into() },
+            (Some(api_version), Some(kind)) => ObjectRef {
+                api_version,
+                kind,
+                namespace: None,
+                name: text(ctx, "name").unwrap_or_default(),
+            },
+            _ => ObjectRef {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: Some("default".into()),
+                name: "app-settings".into(),
+            },
         };
         let found = client.get(&target)?;
         ctx.set_output("found", if found.is_some() { "yes" } else { "no" })?;

@@ -13,7 +13,10 @@ impl Step for MemoryHog {
         for _ in 0..mebibytes {
             blocks.push(vec![1u8; 1 << 20]);
         }
-        Ok(Outcome::summary(format!("held {} MiB", std::hint::black_box(blocks).len())))
+        Ok(Outcome::summary(format!(
+            "held {} MiB",
+            std::hint::black_box(blocks).len()
+        )))
     }
 }
 

@@ -6,7 +6,12 @@ struct NeedsProcess;
 
 impl Step for NeedsProcess {
     fn run(_: &Context) -> Result<Outcome, Error> {
-        let result = run_script(&Script { shell: Shell::Sh, source: "echo hi".into(), env: vec![], capture: vec![] })?;
+        let result = run_script(&Script {
+            shell: Shell::Sh,
+            source: "echo hi".into(),
+            env: vec![],
+            capture: vec![],
+        })?;
         Ok(Outcome::summary(format!("exit {}", result.exit_code)))
     }
 }

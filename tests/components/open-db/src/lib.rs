@@ -25,7 +25,12 @@ impl Step for OpenDb {
             ctx.set_output("ran", "yes")?;
         }
         let rows = connection.query("SELECT COUNT(*) FROM sqlite_master", &[]);
-        let tables = match rows.ok().as_ref().and_then(|r| r.rows.first()).and_then(|r| r.first()) {
+        let tables = match rows
+            .ok()
+            .as_ref()
+            .and_then(|r| r.rows.first())
+            .and_then(|r| r.first())
+        {
             Some(Value::Integer(n)) => *n,
             _ => -1,
         };

@@ -6,7 +6,9 @@ struct OpenSocket;
 impl Step for OpenSocket {
     fn run(_: &Context) -> Result<Outcome, Error> {
         match std::net::TcpStream::connect("127.0.0.1:5432") {
-            Ok(_) => Err(Error::Failed("connected: the sandbox let a socket through".into())),
+            Ok(_) => Err(Error::Failed(
+                "connected: the sandbox let a socket through".into(),
+            )),
             Err(e) => Err(Error::Failed(format!("connect failed: {e}"))),
         }
     }

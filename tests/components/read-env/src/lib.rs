@@ -8,7 +8,9 @@ impl Step for ReadEnv {
         let names: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
         ctx.set_output("visible", &names.join(","))?;
         match std::env::var("LOCKSTEP_TEST_HOST_SECRET") {
-            Ok(_) => Err(Error::Failed("the host's environment leaked into the step".into())),
+            Ok(_) => Err(Error::Failed(
+                "the host's environment leaked into the step".into(),
+            )),
             Err(_) => Ok(Outcome::done()),
         }
     }
