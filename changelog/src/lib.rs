@@ -20,7 +20,6 @@ mod sql_store;
 pub mod statements;
 mod store;
 pub mod xml_changelog;
-pub mod yaml;
 pub mod yaml_changelog;
 
 pub use checksum::{CheckSum, ChecksumVersion};

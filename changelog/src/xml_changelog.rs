@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::ChangelogError;
-use crate::yaml::{Node, Pos, Value};
+use lockstep_yaml::{Node, Pos, Value};
 use crate::yaml_changelog::{self, Entry};
 
 pub fn parse(

@@ -8,7 +8,7 @@ use crate::checksum::SqlSettings;
 use crate::model::*;
 use crate::mongo_changes::MongoChange;
 use crate::properties;
-use crate::yaml::{self, Node, Value};
+use lockstep_yaml::{self as yaml, Node, Value};
 
 /// One item of a changelog file, in order.
 #[derive(Debug, Clone, PartialEq)]

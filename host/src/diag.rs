@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use lockstep_changelog::yaml::Pos;
+pub use lockstep_yaml::Pos;
 
 /// Where a YAML node is: the file, its position, and its path from the document root
 /// (`pipeline.stages[0].stage.spec`).

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-pub use lockstep_changelog::yaml::{Node, Value, plain_scalar_to_json};
+pub use lockstep_yaml::{Node, Value, plain_scalar_to_json};
 
 use crate::diag::{Diagnostic, Location, Pos};
 
@@ -28,7 +28,7 @@ impl Document {
 /// Parses `source`; a syntax error becomes a diagnostic at the offending position.
 pub fn parse(file: &Path, source: &str) -> Result<Document, Diagnostic> {
     let file: Arc<Path> = Arc::from(file);
-    match lockstep_changelog::yaml::parse(source) {
+    match lockstep_yaml::parse(source) {
         Ok(roots) => Ok(Document { file, roots }),
         Err(e) => Err(Diagnostic::error(
             Location {

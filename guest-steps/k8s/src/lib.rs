@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lockstep_changelog::yaml;
+use lockstep_yaml as yaml;
 use lockstep_step::kube::{Client, ObjectRef};
 use lockstep_step::{Context, ContextExt, Error, Outcome, Step, export_step};
 use serde::Deserialize;
