@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::ChangelogError;
-use lockstep_yaml::{Node, Pos, Value};
 use crate::yaml_changelog::{self, Entry};
+use lockstep_yaml::{Node, Pos, Value};
 
 pub fn parse(
     file: &str,

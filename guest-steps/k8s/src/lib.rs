@@ -16,9 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
-use lockstep_yaml as yaml;
 use lockstep_step::kube::{Client, ObjectRef};
 use lockstep_step::{Context, ContextExt, Error, Outcome, Step, export_step};
+use lockstep_yaml as yaml;
 use serde::Deserialize;
 use serde_json::Value;
 
