@@ -9,7 +9,7 @@ fn main() {
         .parent()
         .unwrap()
         .to_path_buf();
-    for watched in ["guest-steps", "wit", "changelog", "yaml"] {
+    for watched in ["guest-steps", "wit", "changelog", "yaml", "builtins"] {
         println!("cargo::rerun-if-changed={}", root.join(watched).display());
     }
     match lockstep_build_support::build_components(&root.join("guest-steps")) {

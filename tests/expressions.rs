@@ -3,7 +3,7 @@
 mod support;
 
 use lockstep::exec::status::Status;
-use lockstep::sandbox::log::MASK;
+use lockstep::log::MASK;
 use support::*;
 
 #[tokio::test]
@@ -123,7 +123,7 @@ fn runtime_inputs_need_a_value_and_respect_allowed_values() {
     let parsed =
         lockstep::pipeline::parse_pipeline(std::path::Path::new("p.yaml"), &pipeline).unwrap();
     let config = lockstep::config::Config::default();
-    let mask = lockstep::sandbox::log::SecretMask::default();
+    let mask = lockstep::log::SecretMask::default();
     let meta = lockstep::exec::Meta {
         name: "t".into(),
         identifier: "t".into(),
@@ -136,7 +136,8 @@ fn runtime_inputs_need_a_value_and_respect_allowed_values() {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        lockstep::exec::prepare(&parsed.pipeline, &overrides, &config, &mask, &meta).map(|_| ())
+        lockstep::plan::inputs::prepare(&parsed.pipeline, &overrides, &config, &mask, &meta)
+            .map(|_| ())
     };
     let missing = prepare(&[]).unwrap_err();
     assert!(
@@ -265,7 +266,7 @@ async fn var_fills_runtime_inputs_of_stages_and_step_groups_too() {
         sequence_id: 1,
         start_ts: 0,
     };
-    let missing = lockstep::exec::prepare(
+    let missing = lockstep::plan::inputs::prepare(
         &parsed.pipeline,
         &Default::default(),
         &Default::default(),

@@ -240,23 +240,13 @@ async fn a_component_whose_digest_differs_from_its_pin_is_refused_before_anythin
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.yaml");
     std::fs::write(&file, pipeline_with_steps(&custom_step("n", "noop", ""))).unwrap();
-    let parsed =
-        lockstep::pipeline::parse_pipeline(&file, &std::fs::read_to_string(&file).unwrap())
-            .unwrap();
     let config =
         lockstep::config::Config::parse(&dir.path().join("lockstep.yaml"), &config).unwrap();
-    let mask = lockstep::sandbox::log::SecretMask::default();
-    let meta = lockstep::exec::Meta {
-        name: "t".into(),
-        identifier: "t".into(),
-        execution_id: "e".into(),
-        sequence_id: 1,
-        start_ts: 0,
-    };
-    let (root, _) =
-        lockstep::exec::prepare(&parsed.pipeline, &Default::default(), &config, &mask, &meta)
+    let session =
+        lockstep::session::Session::load(&file, &std::fs::read_to_string(&file).unwrap(), config)
             .unwrap();
-    let Err(problems) = lockstep::exec::load_components(&root, &config, sandbox()) else {
+    let plan = session.plan(&Default::default(), session.meta()).unwrap();
+    let Err(problems) = session.prepare(&plan, sandbox(), dir.path().join("workspace")) else {
         panic!("a wrong pin was accepted")
     };
     assert!(

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use lockstep::capability::Grants;
 use lockstep::config::Config;
-use lockstep::exec::{self, Cancel, Meta, Observer, Record, Run};
+use lockstep::exec::{Cancel, Meta, Observer, Record};
+use lockstep::log::{Level, LogSink, SecretMask, StepLog};
 use lockstep::sandbox::limits::StepLimits;
-use lockstep::sandbox::log::{Level, LogSink, SecretMask, StepLog};
 use lockstep::sandbox::{Invocation, Sandbox, StepComponent};
+use lockstep::session::Session;
 
 const RUNS: usize = 20_000;
 const PROCESS_RUNS: usize = 2_000;
@@ -113,31 +114,22 @@ fn thousand_step_pipeline(dir: &Path) -> (String, String) {
 
 async fn pipeline_once(sandbox: &Sandbox, dir: &Path, pipeline: &str, config: &Config) -> Duration {
     let start = Instant::now();
-    let parsed = lockstep::pipeline::parse_pipeline(&dir.join("p.yaml"), pipeline).unwrap();
-    let mask = SecretMask::default();
-    let meta = Meta {
-        name: "t".into(),
-        identifier: "t".into(),
-        execution_id: "bench".into(),
-        sequence_id: 1,
-        start_ts: 0,
-    };
-    let (root, variables) =
-        exec::prepare(&parsed.pipeline, &BTreeMap::new(), config, &mask, &meta).unwrap();
-    let components =
-        exec::load_components(&root, config, sandbox).unwrap_or_else(|e| panic!("{e:?}"));
-    let run = Run::new(
-        &root,
-        meta,
-        variables,
-        sandbox,
-        config,
-        components,
-        Arc::new(Quiet),
-        mask,
-        dir.join("workspace"),
-    );
-    let outcome = run.execute(Cancel::default()).await;
+    let session = Session::load(&dir.join("p.yaml"), pipeline, config.clone()).unwrap();
+    let plan = session
+        .plan(
+            &BTreeMap::new(),
+            Meta {
+                execution_id: "bench".into(),
+                ..session.meta()
+            },
+        )
+        .unwrap();
+    let prepared = session
+        .prepare(&plan, sandbox, dir.join("workspace"))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let outcome = session
+        .run(prepared, Arc::new(Quiet), Cancel::default())
+        .await;
     assert_eq!(outcome.status, lockstep::exec::status::Status::Success);
     assert_eq!(outcome.records.len(), 1002);
     start.elapsed()

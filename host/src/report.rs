@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::exec::{Outcome, Record};
-use crate::sandbox::log::SecretMask;
+use crate::log::SecretMask;
 
 pub const REPORT_VERSION: u32 = 1;
 
@@ -47,7 +47,7 @@ pub fn build(outcome: &Outcome, mask: &SecretMask) -> Value {
 }
 
 fn node(record: &Record, mask: &SecretMask) -> Value {
-    let clean = |text: &str| mask.apply(&crate::sandbox::log::strip_control_keeping_lines(text));
+    let clean = |text: &str| mask.apply(&crate::log::strip_control_keeping_lines(text));
     let outputs: serde_json::Map<String, Value> = record
         .outputs
         .iter()

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use lockstep::config::Config;
 use lockstep::exec::status::Status;
-use lockstep::exec::{self, Cancel, Meta, Observer, Outcome, Record, Run};
-use lockstep::pipeline;
+use lockstep::exec::{Cancel, Meta, Observer, Outcome, Record};
+use lockstep::log::{Level, SecretMask};
 use lockstep::sandbox::Sandbox;
-use lockstep::sandbox::log::{Level, SecretMask};
+use lockstep::session::Session;
 
 fn shared_sandbox() -> &'static (Sandbox, tempfile::TempDir) {
     static SANDBOX: OnceLock<(Sandbox, tempfile::TempDir)> = OnceLock::new();
@@ -224,47 +224,28 @@ pub async fn run_with_files(
     std::fs::write(&file, pipeline_yaml).unwrap();
     let config_path = dir.path().join("lockstep.yaml");
     std::fs::write(&config_path, config_yaml).unwrap();
-    let parsed = pipeline::parse_pipeline(&file, pipeline_yaml).unwrap_or_else(|e| panic!("{e}"));
+    // Exactly what `lockstep run` does: load and check, plan, prepare, run.
     let config = Config::load(&config_path, true).unwrap_or_else(|e| panic!("{e:#}"));
-    let mask = config.mask.clone();
+    let session = Session::load(&file, pipeline_yaml, config).unwrap_or_else(|e| panic!("{e}"));
     let meta = Meta {
-        name: parsed.pipeline.name.clone(),
-        identifier: parsed.pipeline.identifier.clone(),
         execution_id: "exec1".into(),
         sequence_id: 7,
         start_ts: 0,
+        ..session.meta()
     };
     let overrides: BTreeMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let (root, variables) = exec::prepare(&parsed.pipeline, &overrides, &config, &mask, &meta)
+    let plan = session
+        .plan(&overrides, meta)
         .unwrap_or_else(|e| panic!("{e}"));
-    let components =
-        exec::load_components(&root, &config, sandbox()).unwrap_or_else(|e| panic!("{e:?}"));
+    let prepared = session
+        .prepare(&plan, sandbox(), dir.path().join("workspace"))
+        .unwrap_or_else(|e| panic!("{e:?}"));
     let captured = Arc::new(Captured::default());
-    let workspace = dir.path().join("workspace");
-    let shared: Vec<&Path> = config
-        .process_policy
-        .paths
-        .iter()
-        .map(|p| p.path.as_path())
-        .collect();
-    sandbox()
-        .check_isolation(&workspace, &shared)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let run = Run::new(
-        &root,
-        meta,
-        variables,
-        sandbox(),
-        &config,
-        components,
-        captured.clone(),
-        mask.clone(),
-        workspace,
-    );
-    let outcome = run.execute(cancel).await;
+    let outcome = session.run(prepared, captured.clone(), cancel).await;
+    let mask = session.config.mask.clone();
     Ran {
         outcome,
         captured,

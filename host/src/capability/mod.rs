@@ -1,5 +1,14 @@
-//! Host capabilities. Each is one module with its grant type, its host functions and its tests;
-//! the sandbox composes them.
+//! Host capabilities. Each is a folder that owns its grant and the check of it, its client, its
+//! resolution from lockstep.yaml, its WIT host functions on a context of its own, and their
+//! tests; the sandbox only composes them (as wasmtime-wasi's interfaces, or Spin's factors):
+//!
+//! - [`process`]: scripts in the kernel's sandbox, and the cluster proxy of a Kubernetes group;
+//! - [`db`]: SQL on PostgreSQL and SQLite; [`mongo`]: MongoDB commands (both `lockstep:db`);
+//! - [`git`]: clones into the stage workspace;
+//! - [`kube`]: Kubernetes objects through the real `kube` client.
+//!
+//! Every capability reports [`Error`]; each host function turns it into the WIT error at its
+//! boundary.
 //!
 //! A component's imports are its declared needs. Before a component is instantiated, every import
 //! is classified by [`requirement`]: always provided (the step API, clocks, random, stdio with an
@@ -8,12 +17,15 @@
 //! grant again on every call, so a denial never depends on the import check alone.
 
 pub mod db;
+pub mod error;
 pub mod git;
 pub mod kube;
 pub mod mongo;
 pub mod process;
 
 use std::path::PathBuf;
+
+pub use error::{Error, WitError};
 
 /// What one step may use beyond the step API.
 #[derive(Debug, Clone, Default)]
@@ -46,9 +58,9 @@ impl ConnectionBudget {
     }
 
     /// Counts one more open connection, or refuses past the budget, before any I/O.
-    pub fn take(&mut self) -> Result<(), crate::sandbox::bindings::WitError> {
+    pub fn take(&mut self) -> Result<(), Error> {
         if self.open >= self.max {
-            return Err(crate::sandbox::bindings::WitError::LimitExceeded(format!(
+            return Err(Error::LimitExceeded(format!(
                 "a step may hold at most {} connections open at once; close one before opening another",
                 self.max
             )));
@@ -61,6 +73,34 @@ impl ConnectionBudget {
     pub fn give_back(&mut self) {
         self.open = self.open.saturating_sub(1);
     }
+}
+
+/// A grant a step holds by name (a database instance, a connector).
+pub trait NamedGrant {
+    /// What kind of thing it names, for messages: "database instance", "Git connector", ….
+    const KIND: &'static str;
+    fn name(&self) -> &str;
+}
+
+/// The grant for `name` among a step's grants; the error is what a denied call says, the same
+/// for a name that exists and one that does not.
+pub fn find_grant<'g, G: NamedGrant>(
+    grants: &'g [G],
+    name: &str,
+    step: &str,
+) -> Result<&'g G, Error> {
+    grants.iter().find(|g| g.name() == name).ok_or_else(|| {
+        let granted: Vec<&str> = grants.iter().map(NamedGrant::name).collect();
+        let granted = if granted.is_empty() {
+            "none".to_string()
+        } else {
+            granted.join(", ")
+        };
+        Error::AccessDenied(format!(
+            "step `{step}` was not granted {} `{name}` (granted: {granted})",
+            G::KIND
+        ))
+    })
 }
 
 /// A host directory preopened for a step.

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -85,6 +86,26 @@ impl Cancel {
                 None => own.await,
             }
         })
+    }
+}
+
+/// Runs `work`; if `timeout` passes first, cancels `cancel` as Expired and lets `work` finish
+/// recording what it stopped.
+pub(super) async fn with_deadline<F: std::future::Future>(
+    timeout: Option<Duration>,
+    cancel: &Cancel,
+    work: F,
+) -> F::Output {
+    let Some(timeout) = timeout else {
+        return work.await;
+    };
+    tokio::pin!(work);
+    tokio::select! {
+        output = &mut work => output,
+        _ = tokio::time::sleep(timeout) => {
+            cancel.cancel(Reason::Expired);
+            work.await
+        }
     }
 }
 

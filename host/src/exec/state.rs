@@ -31,8 +31,8 @@ pub struct Record {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeError {
-    /// The Harness error type (`Timeout`, `Unknown`, …).
-    pub error_type: String,
+    /// The Harness error type failure strategies matched (`Timeout`, `Unknown`, …).
+    pub error_type: crate::pipeline::ErrorType,
     pub message: String,
 }
 

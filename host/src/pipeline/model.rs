@@ -204,6 +204,25 @@ macro_rules! error_types {
                 Self::ALL.iter().copied().find(|t| t.name() == text)
             }
         }
+
+        impl std::fmt::Display for ErrorType {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        /// Reports and tests compare an error type with its Harness name.
+        impl PartialEq<&str> for ErrorType {
+            fn eq(&self, other: &&str) -> bool {
+                self.name() == *other
+            }
+        }
+
+        impl serde::Serialize for ErrorType {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.name())
+            }
+        }
     };
 }
 

@@ -1,4 +1,6 @@
-//! Host bindings for the `lockstep:step` platform world (generated from `wit/`).
+//! Host bindings for the `lockstep:step` platform world (generated from `wit/`). The capability
+//! interfaces it includes are each capability's own bindings; only the step's `host` interface
+//! and the `run` export are generated here.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -6,11 +8,12 @@ wasmtime::component::bindgen!({
     imports: { default: async | trappable },
     exports: { default: async },
     with: {
-        "lockstep:step/host.context": super::context::StepContext,
-        "lockstep:db/sql.connection": crate::capability::db::SqlConnection,
-        "lockstep:db/mongo.connection": crate::capability::mongo::MongoConnection,
-        "lockstep:kube/cluster.client": crate::capability::kube::KubeClient,
+        "lockstep:step/host.context": super::store::StepContext,
+        "lockstep:common/types": crate::capability::error::wit::lockstep::common::types,
+        "lockstep:process/process": crate::capability::process::bindings::lockstep::process::process,
+        "lockstep:db/sql": crate::capability::db::bindings::lockstep::db::sql,
+        "lockstep:db/mongo": crate::capability::mongo::bindings::lockstep::db::mongo,
+        "lockstep:git/repo": crate::capability::git::bindings::lockstep::git::repo,
+        "lockstep:kube/cluster": crate::capability::kube::bindings::lockstep::kube::cluster,
     },
 });
-
-pub use self::lockstep::common::types::Error as WitError;

@@ -35,6 +35,17 @@ impl StepLimits {
         }
     }
 
+    /// The third-party defaults with a step type's `limits:` applied.
+    pub fn third_party_with(overrides: &crate::config::StepTypeLimits) -> Self {
+        let defaults = Self::third_party();
+        StepLimits {
+            memory_bytes: overrides.memory_bytes.unwrap_or(defaults.memory_bytes),
+            log_bytes: overrides.log_bytes.unwrap_or(defaults.log_bytes),
+            outputs_bytes: overrides.outputs_bytes.unwrap_or(defaults.outputs_bytes),
+            ..defaults
+        }
+    }
+
     pub fn third_party() -> Self {
         StepLimits {
             memory_bytes: 128 << 20,
@@ -50,45 +61,10 @@ pub const MAX_TABLES_PER_STORE: usize = 20;
 pub const MAX_MEMORIES_PER_STORE: usize = 10;
 
 /// The largest memory any step may be given; the pooling allocator reserves this per slot.
-pub const MAX_MEMORY_BYTES: usize = 1 << 30;
+pub const MAX_MEMORY_BYTES: usize = crate::config::MAX_STEP_MEMORY_BYTES;
 
 /// Components larger than this are refused before compiling (compiling is not bounded otherwise).
 pub const MAX_COMPONENT_BYTES: usize = 50 << 20;
 
 /// How often the epoch ticker advances; a busy guest yields to the scheduler at this interval.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Parses a size such as `128Mi`, `1Gi`, `64Ki`, `512M` or a plain byte count.
-pub fn parse_size(text: &str) -> Option<usize> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let amount: usize = text[..digits].parse().ok()?;
-    let unit = match &text[digits..] {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "K" | "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        _ => return None,
-    };
-    amount.checked_mul(unit)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_use_kubernetes_suffixes() {
-        assert_eq!(parse_size("128Mi"), Some(128 << 20));
-        assert_eq!(parse_size("1Gi"), Some(1 << 30));
-        assert_eq!(parse_size("1000"), Some(1000));
-        assert_eq!(parse_size("2M"), Some(2_000_000));
-        assert_eq!(parse_size("1.5Gi"), None);
-        assert_eq!(parse_size("12XB"), None);
-    }
-}

@@ -11,24 +11,25 @@ pub mod bindings;
 mod context;
 pub mod engine;
 pub mod limits;
-pub mod log;
 mod stdio;
+mod store;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use wasmtime::component::Linker;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::capability::{Grants, Requirement, requirement};
+use crate::capability::{self, Grants, Requirement, WitError, requirement};
+use crate::log::StepLog;
 use artifact::{ArtifactCache, Provenance, sha256_hex};
-use bindings::{PlatformPre, WitError};
-pub use context::{StepContext, StepRun, StepState, lookup as spec_lookup};
-use limits::{MAX_INSTANCES_PER_STORE, MAX_MEMORIES_PER_STORE, MAX_TABLES_PER_STORE, StepLimits};
-use log::StepLog;
+use bindings::PlatformPre;
+pub use context::lookup as spec_lookup;
+use limits::StepLimits;
+pub use store::{StepContext, StepRun, StepState};
 
 /// The process-wide wasm runtime.
 pub struct Sandbox {
@@ -102,7 +103,7 @@ impl PreparedRun<'_> {
     /// Every text the step chose (its summary, its error, a trap's message) is cleaned by its log:
     /// control sequences stripped, secrets masked.
     pub fn finish(self) -> Result<Success, Failure> {
-        let run = self.store.into_data().run;
+        let run = self.store.into_data().step;
         let log = &self.log;
         let kind = match self.result {
             Some(Ok(Ok(Ok(outcome)))) => {
@@ -111,7 +112,7 @@ impl PreparedRun<'_> {
                     summary: outcome.summary.map(|s| log.clean(&s)),
                 });
             }
-            Some(Ok(Ok(Err(error)))) => FailureKind::Step(clean_wit_error(error, log)),
+            Some(Ok(Ok(Err(error)))) => FailureKind::Step(clean_error(error, log)),
             Some(Ok(Err(trap))) => classify_trap(&trap, self.timeout, self.hostcall_bytes, log),
             Some(Err(_elapsed)) => FailureKind::Timeout(self.timeout),
             None => FailureKind::Trap("the step was never called".to_string()),
@@ -161,20 +162,9 @@ pub enum FailureKind {
     #[error("crashed: {0}")]
     Trap(String),
     /// The step returned an error.
-    #[error("{}", describe_wit_error(.0))]
-    Step(WitError),
-}
-
-pub fn describe_wit_error(error: &WitError) -> String {
-    match error {
-        WitError::AccessDenied(m) => format!("access denied: {m}"),
-        WitError::NotFound(m) => format!("not found: {m}"),
-        WitError::Conflict(m) => format!("conflict: {m}"),
-        WitError::Invalid(m) => format!("invalid: {m}"),
-        WitError::LimitExceeded(m) => format!("limit exceeded: {m}"),
-        WitError::Unavailable(m) => format!("unavailable: {m}"),
-        WitError::Failed(m) => m.clone(),
-    }
+    /// The step returned an error (its messages cleaned of control sequences and secrets).
+    #[error("{0}")]
+    Step(capability::Error),
 }
 
 /// Marks the epoch callback's refusal to extend a step that used up its time.
@@ -199,10 +189,20 @@ impl Sandbox {
         let (engine, allocator) = engine::build(max_parallel, warn)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::Platform::add_to_linker::<_, wasmtime::component::HasSelf<StepState>>(
+        // The step's own interface, then each capability's: a composition, nothing more.
+        bindings::lockstep::step::host::add_to_linker::<_, wasmtime::component::HasSelf<StepState>>(
             &mut linker,
             |state| state,
         )?;
+        capability::error::wit::lockstep::common::types::add_to_linker::<
+            _,
+            wasmtime::component::HasSelf<StepState>,
+        >(&mut linker, |state| state)?;
+        capability::process::add_to_linker(&mut linker)?;
+        capability::db::add_to_linker(&mut linker)?;
+        capability::mongo::add_to_linker(&mut linker)?;
+        capability::git::add_to_linker(&mut linker)?;
+        capability::kube::add_to_linker(&mut linker)?;
         Ok(Sandbox {
             engine,
             linker,
@@ -421,25 +421,9 @@ impl Sandbox {
                     )
                 })?;
         }
-        let store_limits = StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
-            .instances(MAX_INSTANCES_PER_STORE)
-            .tables(MAX_TABLES_PER_STORE)
-            .memories(MAX_MEMORIES_PER_STORE)
-            .trap_on_grow_failure(true)
-            .build();
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(limits.handles);
-        let run = StepRun::new(identifier, step_type, spec, grants, workspace, log, &limits);
-        let mut store = Store::new(
-            &self.engine,
-            StepState {
-                wasi: wasi.build(),
-                table,
-                limits: store_limits,
-                run,
-            },
-        );
+        let step = StepRun::new(identifier, step_type, spec, log, limits.outputs_bytes);
+        let state = StepState::new(wasi.build(), step, grants, workspace, &limits);
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_hostcall_fuel(limits.hostcall_bytes);
         let deadline = Instant::now() + timeout;
@@ -479,16 +463,8 @@ fn open_granted_dir(
     })
 }
 
-fn clean_wit_error(error: WitError, log: &StepLog) -> WitError {
-    match error {
-        WitError::AccessDenied(m) => WitError::AccessDenied(log.clean(&m)),
-        WitError::NotFound(m) => WitError::NotFound(log.clean(&m)),
-        WitError::Conflict(m) => WitError::Conflict(log.clean(&m)),
-        WitError::Invalid(m) => WitError::Invalid(log.clean(&m)),
-        WitError::LimitExceeded(m) => WitError::LimitExceeded(log.clean(&m)),
-        WitError::Unavailable(m) => WitError::Unavailable(log.clean(&m)),
-        WitError::Failed(m) => WitError::Failed(log.clean(&m)),
-    }
+fn clean_error(error: WitError, log: &StepLog) -> capability::Error {
+    capability::Error::from(error).map_message(|m| log.clean(&m))
 }
 
 fn classify_trap(
@@ -517,27 +493,4 @@ fn classify_trap(
         return FailureKind::OutOfMemory(text.lines().next().unwrap_or_default().to_string());
     }
     FailureKind::Trap(text)
-}
-
-impl FailureKind {
-    /// The Harness error type failure strategies match this failure against.
-    pub fn error_type(&self) -> crate::pipeline::ErrorType {
-        use crate::pipeline::ErrorType as E;
-        match self {
-            FailureKind::Denied { .. } | FailureKind::Forbidden { .. } => E::Authorization,
-            FailureKind::Setup(_) => E::ConfigurationFailure,
-            FailureKind::Timeout(_) => E::Timeout,
-            FailureKind::OutOfMemory(_)
-            | FailureKind::HostcallLimit(_)
-            | FailureKind::HandleLimit => E::ResourceLimitsFailure,
-            FailureKind::Trap(_) => E::Unknown,
-            FailureKind::Step(error) => match error {
-                WitError::AccessDenied(_) => E::Authorization,
-                WitError::Unavailable(_) => E::Connectivity,
-                WitError::LimitExceeded(_) => E::ResourceLimitsFailure,
-                WitError::Invalid(_) => E::ConfigurationFailure,
-                WitError::NotFound(_) | WitError::Conflict(_) | WitError::Failed(_) => E::Unknown,
-            },
-        }
-    }
 }

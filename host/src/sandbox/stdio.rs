@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use super::log::StepLog;
+use crate::log::StepLog;
 
 /// Never blocks and never fails: the log applies the byte budget and truncates.
 pub struct LogStream(pub StepLog);

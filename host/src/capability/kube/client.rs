@@ -15,9 +15,9 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
 
+use super::bindings::lockstep::kube::cluster as wit;
 use super::grant::{KubeCluster, KubeGrant, Verb};
-use crate::sandbox::bindings::WitError;
-use crate::sandbox::bindings::lockstep::kube::cluster as wit;
+use crate::capability::Error;
 
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "lockstep";
@@ -30,7 +30,7 @@ pub struct KubeClient {
     grant: KubeGrant,
 }
 
-fn api_error(error: kube::Error) -> WitError {
+fn api_error(error: kube::Error) -> Error {
     match error {
         kube::Error::Api(status) => {
             let message = if status.message.is_empty() {
@@ -39,16 +39,16 @@ fn api_error(error: kube::Error) -> WitError {
                 status.message.clone()
             };
             match status.code {
-                401 | 403 => WitError::AccessDenied(format!("the cluster refused: {message}")),
-                404 => WitError::NotFound(message),
-                409 => WitError::Conflict(message),
-                400 | 422 => WitError::Invalid(message),
-                429 | 500..=599 => WitError::Unavailable(message),
-                code => WitError::Failed(format!("{message} (HTTP {code})")),
+                401 | 403 => Error::AccessDenied(format!("the cluster refused: {message}")),
+                404 => Error::NotFound(message),
+                409 => Error::Conflict(message),
+                400 | 422 => Error::Invalid(message),
+                429 | 500..=599 => Error::Unavailable(message),
+                code => Error::Failed(format!("{message} (HTTP {code})")),
             }
         }
-        kube::Error::Discovery(e) => WitError::NotFound(format!("API discovery: {e}")),
-        other => WitError::Unavailable(other.to_string()),
+        kube::Error::Discovery(e) => Error::NotFound(format!("API discovery: {e}")),
+        other => Error::Unavailable(other.to_string()),
     }
 }
 
@@ -85,27 +85,27 @@ fn group_version(api_version: &str) -> (&str, &str) {
 }
 
 /// A client for the cluster a connector points at. Reads the kubeconfig; sends nothing.
-pub async fn connect(cluster: &KubeCluster) -> Result<kube::Client, WitError> {
+pub async fn connect(cluster: &KubeCluster) -> Result<kube::Client, Error> {
     let config = match cluster {
         KubeCluster::InCluster => kube::Config::incluster()
-            .map_err(|e| WitError::Unavailable(format!("in-cluster configuration: {e}")))?,
+            .map_err(|e| Error::Unavailable(format!("in-cluster configuration: {e}")))?,
         KubeCluster::Kubeconfig { path, context } => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?;
+                .map_err(|e| Error::Invalid(format!("kubeconfig {}: {e}", path.display())))?;
             let options = kube::config::KubeConfigOptions {
                 context: context.clone(),
                 ..Default::default()
             };
             kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
-                .map_err(|e| WitError::Invalid(format!("kubeconfig {}: {e}", path.display())))?
+                .map_err(|e| Error::Invalid(format!("kubeconfig {}: {e}", path.display())))?
         }
     };
-    kube::Client::try_from(config).map_err(|e| WitError::Unavailable(e.to_string()))
+    kube::Client::try_from(config).map_err(|e| Error::Unavailable(e.to_string()))
 }
 
 impl KubeClient {
-    pub async fn open(grant: &KubeGrant) -> Result<Self, WitError> {
+    pub async fn open(grant: &KubeGrant) -> Result<Self, Error> {
         Ok(KubeClient {
             client: connect(&grant.cluster).await?,
             grant: grant.clone(),
@@ -120,7 +120,7 @@ impl KubeClient {
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
-    ) -> Result<(Api<DynamicObject>, Scope), WitError> {
+    ) -> Result<(Api<DynamicObject>, Scope), Error> {
         self.grant.check(verb, api_version, kind, namespace)?;
         let (group, version) = group_version(api_version);
         let gvk = GroupVersionKind::gvk(group, version, kind);
@@ -131,7 +131,7 @@ impl KubeClient {
         let api = match (&capabilities.scope, namespace) {
             (Scope::Cluster, _) if !self.grant.kinds.iter().any(|k| k == kind) => {
                 // A custom resource: its scope is known only now, before any object request.
-                return Err(WitError::AccessDenied(format!(
+                return Err(Error::AccessDenied(format!(
                     "`{kind}` is cluster-scoped: a grant must name it (connector `{}`)",
                     self.grant.connector
                 )));
@@ -154,12 +154,12 @@ impl KubeClient {
         manifest: &str,
         namespace: Option<&str>,
         dry_run: bool,
-    ) -> Result<String, WitError> {
+    ) -> Result<String, Error> {
         let mut object: Value = serde_json::from_str(manifest)
-            .map_err(|e| WitError::Invalid(format!("the manifest is not a JSON object: {e}")))?;
+            .map_err(|e| Error::Invalid(format!("the manifest is not a JSON object: {e}")))?;
         let field = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_string);
         let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
-            return Err(WitError::Invalid(
+            return Err(Error::Invalid(
                 "a manifest needs `apiVersion` and `kind`".into(),
             ));
         };
@@ -167,7 +167,7 @@ impl KubeClient {
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .ok_or_else(|| WitError::Invalid(format!("the {kind} needs `metadata.name`")))?;
+            .ok_or_else(|| Error::Invalid(format!("the {kind} needs `metadata.name`")))?;
         let namespace = object
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
@@ -194,7 +194,7 @@ impl KubeClient {
         Ok(serde_json::to_string(&applied).unwrap_or_default())
     }
 
-    pub async fn get(&self, target: &wit::ObjectRef) -> Result<Option<String>, WitError> {
+    pub async fn get(&self, target: &wit::ObjectRef) -> Result<Option<String>, Error> {
         let namespace = self.namespace_of(target.namespace.as_deref());
         let (api, _) = self
             .api(Verb::Get, &target.api_version, &target.kind, namespace)
@@ -211,7 +211,7 @@ impl KubeClient {
         kind: &str,
         namespace: Option<&str>,
         selector: Option<&str>,
-    ) -> Result<Vec<String>, WitError> {
+    ) -> Result<Vec<String>, Error> {
         let (api, _) = self.api(Verb::List, api_version, kind, namespace).await?;
         let mut params = ListParams::default();
         if let Some(selector) = selector {
@@ -227,7 +227,7 @@ impl KubeClient {
             .collect())
     }
 
-    pub async fn delete(&self, target: &wit::ObjectRef) -> Result<bool, WitError> {
+    pub async fn delete(&self, target: &wit::ObjectRef) -> Result<bool, Error> {
         let namespace = self.namespace_of(target.namespace.as_deref());
         let (api, _) = self
             .api(Verb::Delete, &target.api_version, &target.kind, namespace)
@@ -242,12 +242,12 @@ impl KubeClient {
 
     /// Polls the workload until it has rolled out or reports ProgressDeadlineExceeded. The step's
     /// timeout bounds the wait.
-    pub async fn wait_rollout(&self, target: &wit::ObjectRef) -> Result<wit::Rollout, WitError> {
+    pub async fn wait_rollout(&self, target: &wit::ObjectRef) -> Result<wit::Rollout, Error> {
         if !matches!(
             target.kind.as_str(),
             "Deployment" | "StatefulSet" | "DaemonSet"
         ) {
-            return Err(WitError::Invalid(format!(
+            return Err(Error::Invalid(format!(
                 "a rollout is a Deployment's, StatefulSet's or DaemonSet's, not a {}'s",
                 target.kind
             )));
@@ -281,7 +281,7 @@ impl KubeClient {
                 }
                 RolloutState::Failed(reason) => {
                     let events = self.events(namespace.as_deref(), &target.name).await;
-                    return Err(WitError::Failed(format!(
+                    return Err(Error::Failed(format!(
                         "{} {} did not roll out: {reason}{events}",
                         target.kind, target.name
                     )));

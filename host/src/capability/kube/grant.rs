@@ -7,79 +7,10 @@
 //! they are refused without a request; a custom resource's scope comes from API discovery (a read
 //! of API metadata, never of objects), and a cluster-scoped one is refused before any object is.
 
-use std::path::PathBuf;
-
 use http::Method;
 
-use crate::sandbox::bindings::WitError;
-
-/// Where a Kubernetes connector points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KubeCluster {
-    Kubeconfig {
-        path: PathBuf,
-        context: Option<String>,
-    },
-    InCluster,
-}
-
-impl KubeCluster {
-    /// The namespace kubectl would use with this connector: its kubeconfig context's, else
-    /// `default` (in a cluster: the service account's).
-    pub fn default_namespace(&self) -> Result<String, String> {
-        match self {
-            KubeCluster::InCluster => Ok(std::fs::read_to_string(
-                "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
-            )
-            .map_or_else(|_| "default".to_string(), |n| n.trim().to_string())),
-            KubeCluster::Kubeconfig { path, context } => {
-                let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                    .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
-                let name = context.clone().or(kubeconfig.current_context.clone());
-                let named = kubeconfig
-                    .contexts
-                    .iter()
-                    .find(|c| Some(&c.name) == name.as_ref());
-                if let (Some(name), None) = (&name, named) {
-                    return Err(format!(
-                        "kubeconfig {} has no context `{name}`",
-                        path.display()
-                    ));
-                }
-                Ok(named
-                    .and_then(|c| c.context.as_ref())
-                    .and_then(|c| c.namespace.clone())
-                    .unwrap_or_else(|| "default".to_string()))
-            }
-        }
-    }
-}
-
-/// An API verb a grant allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Get,
-    List,
-    Apply,
-    Delete,
-}
-
-impl Verb {
-    pub const ALL: [Verb; 4] = [Verb::Get, Verb::List, Verb::Apply, Verb::Delete];
-
-    pub fn parse(text: &str) -> Option<Verb> {
-        Verb::ALL.into_iter().find(|v| v.name() == text)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Verb::Get => "get",
-            Verb::List => "list",
-            Verb::Apply => "apply",
-            Verb::Delete => "delete",
-        }
-    }
-}
+use crate::capability::{Error, NamedGrant};
+pub use crate::config::{KubeCluster, Verb};
 
 /// What a step may do on one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,18 +98,15 @@ pub fn group_of(api_version: &str) -> &str {
     api_version.split_once('/').map_or("", |(group, _)| group)
 }
 
-impl KubeGrant {
-    pub fn find<'g>(
-        grants: &'g [KubeGrant],
-        connector: &str,
-        step: &str,
-    ) -> Result<&'g KubeGrant, WitError> {
-        grants.iter().find(|g| g.connector == connector).ok_or_else(|| {
-            let granted: Vec<&str> = grants.iter().map(|g| g.connector.as_str()).collect();
-            WitError::AccessDenied(format!("step `{step}` was not granted Kubernetes connector `{connector}` (granted: {})", if granted.is_empty() { "none".to_string() } else { granted.join(", ") }))
-        })
-    }
+impl NamedGrant for KubeGrant {
+    const KIND: &'static str = "Kubernetes connector";
 
+    fn name(&self) -> &str {
+        &self.connector
+    }
+}
+
+impl KubeGrant {
     /// The namespace an object without one goes to.
     pub fn default_namespace(&self) -> Option<&str> {
         self.namespaces
@@ -218,8 +146,8 @@ impl KubeGrant {
         Some(format!("kind `{kind}` is not granted; {why}"))
     }
 
-    fn denied(&self, why: String) -> WitError {
-        WitError::AccessDenied(format!("{why} (connector `{}`)", self.connector))
+    fn denied(&self, why: String) -> Error {
+        Error::AccessDenied(format!("{why} (connector `{}`)", self.connector))
     }
 
     /// Whether `verb` on `kind` in `namespace` is allowed, judged before anything is sent.
@@ -230,7 +158,7 @@ impl KubeGrant {
         api_version: &str,
         kind: &str,
         namespace: Option<&str>,
-    ) -> Result<(), WitError> {
+    ) -> Result<(), Error> {
         if !self.verbs.contains(&verb) {
             return Err(self.denied(format!("`{}` is not granted", verb.name())));
         }
@@ -282,9 +210,9 @@ impl KubeGrant {
             ["apis", group, _, rest @ ..] => (*group, rest),
             _ => return Err("only the Kubernetes API is proxied".into()),
         };
-        let refuse = |error: WitError| match error {
-            WitError::AccessDenied(message) => message,
-            other => crate::sandbox::describe_wit_error(&other),
+        let refuse = |error: Error| match error {
+            Error::AccessDenied(message) => message,
+            other => other.to_string(),
         };
         // A read of a collection is a list.
         let on = |name: &[&str]| {
@@ -308,7 +236,7 @@ impl KubeGrant {
         }
     }
 
-    fn check_namespace(&self, namespace: &str) -> Result<(), WitError> {
+    fn check_namespace(&self, namespace: &str) -> Result<(), Error> {
         if self.all_namespaces() || self.namespaces.iter().any(|n| n == namespace) {
             Ok(())
         } else {
@@ -326,7 +254,7 @@ impl KubeGrant {
         group: &str,
         resource: &str,
         namespace: Option<&str>,
-    ) -> Result<(), WitError> {
+    ) -> Result<(), Error> {
         let kind = match (group, resource) {
             ("", "secrets") => "Secret".to_string(),
             _ => self
@@ -361,9 +289,9 @@ mod tests {
         }
     }
 
-    fn denied(result: Result<(), WitError>) -> String {
+    fn denied(result: Result<(), Error>) -> String {
         match result {
-            Err(WitError::AccessDenied(message)) => message,
+            Err(Error::AccessDenied(message)) => message,
             other => panic!("expected a denial, got {other:?}"),
         }
     }

@@ -3,31 +3,30 @@
 
 use wasmtime::component::Resource;
 
+use super::KubeView;
+use super::bindings::lockstep::kube::cluster as wit;
 use super::client::KubeClient;
-use super::grant::KubeGrant;
-use crate::sandbox::StepState;
-use crate::sandbox::bindings::WitError;
-use crate::sandbox::bindings::lockstep::kube::cluster as wit;
+use crate::capability::{WitError, find_grant};
 
-impl wit::Host for StepState {}
+impl wit::Host for KubeView<'_> {}
 
-impl wit::HostClient for StepState {
+impl wit::HostClient for KubeView<'_> {
     async fn open(
         &mut self,
         connector: String,
     ) -> wasmtime::Result<Result<Resource<KubeClient>, WitError>> {
-        let grant = match KubeGrant::find(&self.run.grants.kube, &connector, &self.run.identifier) {
+        let grant = match find_grant(&self.ctx.grants, &connector, &self.ctx.step) {
             Ok(grant) => grant.clone(),
-            Err(denied) => return Ok(Err(denied)),
+            Err(denied) => return Ok(Err(denied.into())),
         };
-        if let Err(exhausted) = self.run.connections.take() {
-            return Ok(Err(exhausted));
+        if let Err(exhausted) = self.connections.take() {
+            return Ok(Err(exhausted.into()));
         }
         match KubeClient::open(&grant).await {
             Ok(client) => Ok(Ok(self.table.push(client)?)),
             Err(error) => {
-                self.run.connections.give_back();
-                Ok(Err(error))
+                self.connections.give_back();
+                Ok(Err(error.into()))
             }
         }
     }
@@ -43,7 +42,8 @@ impl wit::HostClient for StepState {
             .table
             .get(&handle)?
             .apply(&manifest, namespace.as_deref(), dry_run)
-            .await)
+            .await
+            .map_err(Into::into))
     }
 
     async fn get(
@@ -51,7 +51,12 @@ impl wit::HostClient for StepState {
         handle: Resource<KubeClient>,
         target: wit::ObjectRef,
     ) -> wasmtime::Result<Result<Option<String>, WitError>> {
-        Ok(self.table.get(&handle)?.get(&target).await)
+        Ok(self
+            .table
+            .get(&handle)?
+            .get(&target)
+            .await
+            .map_err(Into::into))
     }
 
     async fn list(
@@ -71,7 +76,8 @@ impl wit::HostClient for StepState {
                 namespace.as_deref(),
                 selector.as_deref(),
             )
-            .await)
+            .await
+            .map_err(Into::into))
     }
 
     async fn delete(
@@ -79,7 +85,12 @@ impl wit::HostClient for StepState {
         handle: Resource<KubeClient>,
         target: wit::ObjectRef,
     ) -> wasmtime::Result<Result<bool, WitError>> {
-        Ok(self.table.get(&handle)?.delete(&target).await)
+        Ok(self
+            .table
+            .get(&handle)?
+            .delete(&target)
+            .await
+            .map_err(Into::into))
     }
 
     async fn wait_rollout(
@@ -87,12 +98,17 @@ impl wit::HostClient for StepState {
         handle: Resource<KubeClient>,
         target: wit::ObjectRef,
     ) -> wasmtime::Result<Result<wit::Rollout, WitError>> {
-        Ok(self.table.get(&handle)?.wait_rollout(&target).await)
+        Ok(self
+            .table
+            .get(&handle)?
+            .wait_rollout(&target)
+            .await
+            .map_err(Into::into))
     }
 
     async fn drop(&mut self, handle: Resource<KubeClient>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
-        self.run.connections.give_back();
+        self.connections.give_back();
         Ok(())
     }
 }

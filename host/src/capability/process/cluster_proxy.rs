@@ -21,8 +21,8 @@ use kube::client::Body;
 use tokio::task::JoinSet;
 
 use super::jail::CLUSTER_PORT;
+use crate::capability::Error;
 use crate::capability::kube::{KubeCluster, KubeGrant, connect};
-use crate::sandbox::bindings::WitError;
 
 /// The largest request body forwarded (the API server's own limit is about 3 MiB).
 const MAX_REQUEST_BYTES: usize = 8 << 20;
@@ -138,10 +138,10 @@ impl ClusterProxy {
     pub async fn start(
         listener: std::net::TcpListener,
         access: &ClusterAccess,
-    ) -> Result<ClusterProxy, WitError> {
+    ) -> Result<ClusterProxy, Error> {
         let client = connect(&access.grant.cluster).await?;
         let prepare =
-            |e: std::io::Error| WitError::Unavailable(format!("serving the cluster proxy: {e}"));
+            |e: std::io::Error| Error::Unavailable(format!("serving the cluster proxy: {e}"));
         listener.set_nonblocking(true).map_err(prepare)?;
         let listener = tokio::net::TcpListener::from_std(listener).map_err(prepare)?;
         let shared = Arc::new(Shared {

@@ -43,7 +43,7 @@ use rustix::net::{
 use rustix::process::{Resource, Rlimit};
 use rustix::thread::UnshareFlags;
 
-use super::policy::{Network, ProcessPolicy};
+use crate::config::{Confinement, Network, ProcessPolicy};
 
 /// Where, inside the sandbox, a Kubernetes step group's API server is reached (the host proxies it).
 pub const CLUSTER_PORT: u16 = 6443;
@@ -245,7 +245,7 @@ impl Jail {
             .map_err(|e| prepare("creating its private directory", &e))?;
         std::fs::create_dir(private.path().join("tmp"))
             .map_err(|e| prepare("creating its /tmp", &e))?;
-        if policy.confinement == super::policy::Confinement::Off {
+        if policy.confinement == Confinement::Off {
             return Ok(Jail {
                 private,
                 confined: false,

@@ -14,7 +14,6 @@
 
 pub mod cluster_proxy;
 pub mod jail;
-pub mod policy;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -23,13 +22,24 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
-use crate::sandbox::StepState;
-use crate::sandbox::bindings::WitError;
-use crate::sandbox::bindings::lockstep::process::process::{Host, Script, ScriptResult, Shell};
-use crate::sandbox::log::StepLog;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::capability::{Error, WitError};
+pub use crate::config::ProcessPolicy;
+use crate::log::StepLog;
+pub use bindings::lockstep::process::process::{Script, ScriptResult, Shell};
 pub use cluster_proxy::ClusterAccess;
 use jail::Jail;
-pub use policy::ProcessPolicy;
+
+/// The host bindings of `lockstep:process`.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "lockstep:process/imports",
+        imports: { default: async | trappable },
+        with: { "lockstep:common/types": crate::capability::error::wit::lockstep::common::types },
+    });
+}
 
 /// What a step's scripts may do: the operator's policy, and for a Run step in a Kubernetes step
 /// group, the cluster its `kubectl` reaches.
@@ -39,19 +49,42 @@ pub struct ProcessGrant {
     pub cluster: Option<ClusterAccess>,
 }
 
-impl Host for StepState {
+/// One step run's scripts: its grant (if any), where they run, where their output goes.
+pub struct ProcessCtx {
+    pub grant: Option<ProcessGrant>,
+    /// The stage workspace (absolute).
+    pub workspace: std::path::PathBuf,
+    pub log: StepLog,
+    /// The step's identifier, for denials.
+    pub step: String,
+}
+
+/// A store whose steps may run scripts.
+pub trait ProcessState: Send {
+    fn process(&mut self) -> &mut ProcessCtx;
+}
+
+pub fn add_to_linker<T: ProcessState + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    bindings::lockstep::process::process::add_to_linker::<T, HasSelf<ProcessCtx>>(linker, |state| {
+        state.process()
+    })
+}
+
+impl bindings::lockstep::process::process::Host for ProcessCtx {
     async fn run_script(
         &mut self,
         script: Script,
     ) -> wasmtime::Result<Result<ScriptResult, WitError>> {
-        let Some(grant) = &self.run.grants.process else {
+        let Some(grant) = &self.grant else {
             return Ok(Err(WitError::AccessDenied(format!(
                 "step `{}` was not granted `process`; add `{}` to its step type in lockstep.yaml",
-                self.run.identifier,
+                self.step,
                 crate::capability::Capability::Process.how_to_grant()
             ))));
         };
-        Ok(run(&self.run.workspace, grant, script, &self.run.log).await)
+        Ok(run(&self.workspace, grant, script, &self.log)
+            .await
+            .map_err(Into::into))
     }
 }
 
@@ -61,26 +94,26 @@ pub async fn run(
     grant: &ProcessGrant,
     script: Script,
     log: &StepLog,
-) -> Result<ScriptResult, WitError> {
+) -> Result<ScriptResult, Error> {
     for name in &script.capture {
         if !crate::pipeline::is_identifier(name) {
-            return Err(WitError::Invalid(format!(
+            return Err(Error::Invalid(format!(
                 "`{name}` is not a shell variable name"
             )));
         }
     }
     for (name, _) in &script.env {
         if !crate::pipeline::is_identifier(name) {
-            return Err(WitError::Invalid(format!(
+            return Err(Error::Invalid(format!(
                 "`{name}` is not an environment variable name"
             )));
         }
     }
     let mut jail = Jail::prepare(&grant.policy, workspace, grant.cluster.is_some())
-        .map_err(|e| WitError::Unavailable(e.to_string()))?;
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
     let lockstep_dir = jail.tmp_on_host().join(".lockstep");
     std::fs::create_dir(&lockstep_dir)
-        .map_err(|e| WitError::Unavailable(format!("preparing the script's /tmp: {e}")))?;
+        .map_err(|e| Error::Unavailable(format!("preparing the script's /tmp: {e}")))?;
     let inside = |name: &str| jail.tmp().join(".lockstep").join(name);
     let capture_file = inside("capture");
     let program = match script.shell {
@@ -100,11 +133,10 @@ pub async fn run(
     if let Some(cluster) = &grant.cluster {
         let kubeconfig = match jail.listens_for_cluster() {
             true => cluster.proxy_kubeconfig(),
-            false => cluster.direct_kubeconfig().map_err(WitError::Invalid)?,
+            false => cluster.direct_kubeconfig().map_err(Error::Invalid)?,
         };
-        std::fs::write(lockstep_dir.join("kubeconfig"), kubeconfig).map_err(|e| {
-            WitError::Unavailable(format!("writing the step group's kubeconfig: {e}"))
-        })?;
+        std::fs::write(lockstep_dir.join("kubeconfig"), kubeconfig)
+            .map_err(|e| Error::Unavailable(format!("writing the step group's kubeconfig: {e}")))?;
         command.env("KUBECONFIG", inside("kubeconfig"));
     }
     command
@@ -118,9 +150,8 @@ pub async fn run(
     let spawned = command.spawn();
     let listener = jail
         .spawned(&spawned)
-        .map_err(|e| WitError::Unavailable(e.to_string()))?;
-    let mut child =
-        spawned.map_err(|e| WitError::Unavailable(format!("starting {program}: {e}")))?;
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    let mut child = spawned.map_err(|e| Error::Unavailable(format!("starting {program}: {e}")))?;
     let group = KillGroupOnDrop(child.id());
     // Serves the script's kubectl until the script ends (dropping it stops the proxy).
     let _proxy = match (&grant.cluster, listener) {
@@ -139,8 +170,7 @@ pub async fn run(
     };
     let (status, (), ()) = tokio::join!(wait, pump(stdout, log), pump(stderr, log));
     log.flush();
-    let status =
-        status.map_err(|e| WitError::Unavailable(format!("waiting for {program}: {e}")))?;
+    let status = status.map_err(|e| Error::Unavailable(format!("waiting for {program}: {e}")))?;
     let exit_code = status.code().unwrap_or_else(|| {
         128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
     });
@@ -173,11 +203,7 @@ async fn probe_async(policy: &ProcessPolicy) -> Result<(), String> {
         policy: Arc::new(policy.clone()),
         cluster: None,
     };
-    let log = StepLog::new(
-        Default::default(),
-        Arc::new(crate::sandbox::log::Discard),
-        1 << 10,
-    );
+    let log = StepLog::new(Default::default(), Arc::new(crate::log::Discard), 1 << 10);
     let script = Script {
         shell: Shell::Sh,
         source: "true".into(),
@@ -190,7 +216,7 @@ async fn probe_async(policy: &ProcessPolicy) -> Result<(), String> {
             "a confined `true` exited with {}",
             result.exit_code
         )),
-        Err(error) => Err(crate::sandbox::describe_wit_error(&error)),
+        Err(error) => Err(error.to_string()),
     }
 }
 
@@ -253,7 +279,7 @@ impl Drop for KillGroupOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::log::{Level, LogSink, SecretMask};
+    use crate::log::{Level, LogSink, SecretMask};
     use std::sync::Mutex;
 
     #[derive(Default)]

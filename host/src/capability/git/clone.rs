@@ -1,115 +1,23 @@
-//! `lockstep:git/repo`: clones from the Git connectors a step was granted, with libgit2 (no `git`
-//! binary), into the stage workspace.
-//!
-//! Invariants: the grant is checked before any I/O; `repoName` is a plain repository path under an
-//! account connector's URL (no `..`, no escapes); the destination is a relative path inside the
-//! stage workspace that is missing or empty, and no symlink is followed to reach it (a checkout
-//! is cloned into a private staging directory and moved into place through directory handles
-//! opened without following symlinks); credentials (a token from a secret) never reach the step
-//! or the logs; a failed clone leaves no directory behind.
+//! Clones with libgit2 (no `git` binary): into a fresh directory, or into a stage workspace
+//! without following any symlink a step left there.
 
 use std::path::{Component, Path};
 
 use git2::build::{CheckoutBuilder, RepoBuilder};
 use git2::{FetchOptions, Oid, RemoteCallbacks, Repository};
 
-use crate::sandbox::StepState;
-use crate::sandbox::bindings::WitError;
-use crate::sandbox::bindings::lockstep::git::repo as wit;
+use super::grant::GitRemote;
+use crate::capability::Error;
+pub use crate::config::Reference;
 
 /// What a clone fails with when the remote refuses the connector's token.
 const REFUSED: &str = "the remote refused the credentials";
-
-/// A Git connector, resolved from lockstep.yaml.
-#[derive(Clone, PartialEq, Eq)]
-pub struct GitRemote {
-    /// `file://…` or `https://…`: the repository, or with `account` the prefix of repositories.
-    pub url: String,
-    /// `connectionType: Account`: the URL is a prefix, and a clone names a `repoName` under it.
-    pub account: bool,
-    pub username: Option<String>,
-    /// From the connector's `tokenRef`.
-    pub token: Option<String>,
-}
-
-impl std::fmt::Debug for GitRemote {
-    // Never print the token.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitRemote")
-            .field("url", &self.url)
-            .field("account", &self.account)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A Git connector a step may clone from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GitGrant {
-    pub connector: String,
-    pub remote: GitRemote,
-}
-
-impl GitGrant {
-    /// The grant for `connector`; the error is what a denied call says.
-    pub fn find<'g>(
-        grants: &'g [GitGrant],
-        connector: &str,
-        step: &str,
-    ) -> Result<&'g GitGrant, WitError> {
-        grants
-            .iter()
-            .find(|g| g.connector == connector)
-            .ok_or_else(|| {
-                let granted: Vec<&str> = grants.iter().map(|g| g.connector.as_str()).collect();
-                WitError::AccessDenied(format!(
-                    "step `{step}` was not granted Git connector `{connector}` (granted: {})",
-                    if granted.is_empty() {
-                        "none".to_string()
-                    } else {
-                        granted.join(", ")
-                    }
-                ))
-            })
-    }
-}
-
-/// What to check out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reference {
-    Branch(String),
-    Tag(String),
-    CommitSha(String),
-}
 
 /// A clone that succeeded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cloned {
     pub commit_sha: String,
     pub url: String,
-}
-
-impl GitRemote {
-    /// The repository's URL: the connector's, or for an account connector `<url>/<repo_name>`.
-    pub fn repository_url(&self, repo_name: Option<&str>) -> Result<String, String> {
-        match (self.account, repo_name.filter(|r| !r.is_empty())) {
-            (true, Some(repo)) if !is_plain_repository_path(repo) => Err(format!("repoName `{repo}` must be a repository path under the connector's URL: segments of letters, digits, `.`, `_` and `-`, without `.` or `..` segments")),
-            (true, Some(repo)) => Ok(format!("{}/{repo}", self.url.trim_end_matches('/'))),
-            (true, None) => Err("this Git connector is account-level (`connectionType: Account`): say which repository with `repoName`".into()),
-            (false, _) => Ok(self.url.clone()),
-        }
-    }
-}
-
-/// `group/repo.git`, not `../private/r`, `%2e%2e` or `a//b`.
-fn is_plain_repository_path(repo: &str) -> bool {
-    repo.split('/').all(|segment| {
-        !segment.is_empty()
-            && segment != "."
-            && segment != ".."
-            && segment
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    })
 }
 
 /// Clones into `directory` (relative) of `workspace`, never following a symlink on the way: the
@@ -122,25 +30,25 @@ pub fn clone_into_workspace(
     depth: u32,
     workspace: &Path,
     directory: &str,
-) -> Result<Cloned, WitError> {
+) -> Result<Cloned, Error> {
     let relative = Path::new(directory);
     let plain = !directory.is_empty()
         && relative
             .components()
             .all(|c| matches!(c, Component::Normal(_)));
     if !plain {
-        return Err(WitError::Invalid(format!(
+        return Err(Error::Invalid(format!(
             "clone directory `{directory}` must be a relative path inside the stage workspace, without `..`"
         )));
     }
     let parent = workspace.parent().unwrap_or(workspace);
     let staging_root = parent.join(".lockstep-staging");
     std::fs::create_dir_all(&staging_root)
-        .map_err(|e| WitError::Unavailable(format!("creating {}: {e}", staging_root.display())))?;
+        .map_err(|e| Error::Unavailable(format!("creating {}: {e}", staging_root.display())))?;
     let staging = tempfile::Builder::new()
         .prefix("clone-")
         .tempdir_in(&staging_root)
-        .map_err(|e| WitError::Unavailable(format!("creating a staging directory: {e}")))?;
+        .map_err(|e| Error::Unavailable(format!("creating a staging directory: {e}")))?;
     let checkout = staging.path().join("checkout");
     let cloned = clone(remote, url, reference, depth, &checkout)?;
     place(&checkout, workspace, relative)?;
@@ -149,14 +57,14 @@ pub fn clone_into_workspace(
 
 /// Moves `from` to `workspace/relative`, creating missing parents, refusing symlinks anywhere on
 /// the way and a destination that exists and is not an empty directory.
-fn place(from: &Path, workspace: &Path, relative: &Path) -> Result<(), WitError> {
+fn place(from: &Path, workspace: &Path, relative: &Path) -> Result<(), Error> {
     use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
     let shown = relative.display();
     let io = |what: &str, e: rustix::io::Errno| match e {
-        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => WitError::Invalid(format!(
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => Error::Invalid(format!(
             "clone directory `{shown}` goes through a symlink; Lockstep never follows one to place a checkout"
         )),
-        e => WitError::Unavailable(format!("{what} for `{shown}`: {e}")),
+        e => Error::Unavailable(format!("{what} for `{shown}`: {e}")),
     };
     let directory = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY;
     let beneath = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
@@ -193,13 +101,13 @@ fn place(from: &Path, workspace: &Path, relative: &Path) -> Result<(), WitError>
         {
             // An empty directory gives way; anything else stays and is refused below.
             if rustix::fs::unlinkat(&dir, *last, AtFlags::REMOVEDIR).is_err() {
-                return Err(WitError::Conflict(format!(
+                return Err(Error::Conflict(format!(
                     "clone directory `{shown}` already exists and is not empty"
                 )));
             }
         }
         Ok(_) => {
-            return Err(WitError::Conflict(format!(
+            return Err(Error::Conflict(format!(
                 "clone directory `{shown}` already exists and is not a directory"
             )));
         }
@@ -208,14 +116,14 @@ fn place(from: &Path, workspace: &Path, relative: &Path) -> Result<(), WitError>
     rustix::fs::renameat_with(rustix::fs::CWD, from, &dir, *last, RenameFlags::NOREPLACE).map_err(
         |e| match e {
             rustix::io::Errno::EXIST => {
-                WitError::Conflict(format!("clone directory `{shown}` appeared while cloning"))
+                Error::Conflict(format!("clone directory `{shown}` appeared while cloning"))
             }
             e => io("moving the checkout into place", e),
         },
     )
 }
 
-fn classify(error: git2::Error, url: &str) -> WitError {
+fn classify(error: git2::Error, url: &str) -> Error {
     use git2::ErrorClass;
     let message = format!("{url}: {}", error.message());
     let refused = error.code() == git2::ErrorCode::Auth
@@ -224,12 +132,12 @@ fn classify(error: git2::Error, url: &str) -> WitError {
             .any(|sign| error.message().contains(sign));
     match error.class() {
         _ if refused => {
-            WitError::AccessDenied(format!("{message} (check the connector's `tokenRef`)"))
+            Error::AccessDenied(format!("{message} (check the connector's `tokenRef`)"))
         }
         ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssl | ErrorClass::Os => {
-            WitError::Unavailable(message)
+            Error::Unavailable(message)
         }
-        _ => WitError::Failed(message),
+        _ => Error::Failed(message),
     }
 }
 
@@ -240,7 +148,7 @@ pub fn clone(
     reference: &Reference,
     depth: u32,
     into: &Path,
-) -> Result<Cloned, WitError> {
+) -> Result<Cloned, Error> {
     let result = clone_inner(remote, url, reference, depth, into);
     if result.is_err() {
         // Nothing half-cloned stays behind.
@@ -277,7 +185,7 @@ fn clone_inner(
     reference: &Reference,
     depth: u32,
     into: &Path,
-) -> Result<Cloned, WitError> {
+) -> Result<Cloned, Error> {
     let fail = |e: git2::Error| classify(e, url);
     let mut builder = RepoBuilder::new();
     let mut checkout = CheckoutBuilder::new();
@@ -288,7 +196,7 @@ fn clone_inner(
             builder.fetch_options(fetch_options(remote, depth, url));
             builder.with_checkout(checkout);
             let repository = builder.clone(url, into).map_err(|e| match e.class() {
-                git2::ErrorClass::Reference | git2::ErrorClass::Invalid => WitError::NotFound(
+                git2::ErrorClass::Reference | git2::ErrorClass::Invalid => Error::NotFound(
                     format!("branch `{branch}` is not in {url}: {}", e.message()),
                 ),
                 _ => fail(e),
@@ -314,7 +222,7 @@ fn clone_inner(
             let repository = builder.clone(url, into).map_err(fail)?;
             let commit = resolve(&repository, reference).map_err(|e| match e.code() {
                 git2::ErrorCode::NotFound | git2::ErrorCode::InvalidSpec => {
-                    WitError::NotFound(format!("{} is not in {url}", describe(reference)))
+                    Error::NotFound(format!("{} is not in {url}", describe(reference)))
                 }
                 _ => fail(e),
             })?;
@@ -353,46 +261,5 @@ fn resolve<'r>(
             .find_branch(&format!("origin/{branch}"), git2::BranchType::Remote)?
             .get()
             .peel_to_commit(),
-    }
-}
-
-impl wit::Host for StepState {
-    async fn clone(
-        &mut self,
-        request: wit::CloneRequest,
-    ) -> wasmtime::Result<Result<wit::Cloned, WitError>> {
-        let grant = match GitGrant::find(
-            &self.run.grants.git,
-            &request.connector,
-            &self.run.identifier,
-        ) {
-            Ok(grant) => grant.clone(),
-            Err(denied) => return Ok(Err(denied)),
-        };
-        let url = match grant.remote.repository_url(request.repo_name.as_deref()) {
-            Ok(url) => url,
-            Err(invalid) => return Ok(Err(WitError::Invalid(invalid))),
-        };
-        let workspace = self.run.workspace.clone();
-        let reference = match request.reference {
-            wit::Reference::Branch(b) => Reference::Branch(b),
-            wit::Reference::Tag(t) => Reference::Tag(t),
-            wit::Reference::CommitSha(c) => Reference::CommitSha(c),
-        };
-        let cloned = tokio::task::spawn_blocking(move || {
-            clone_into_workspace(
-                &grant.remote,
-                &url,
-                &reference,
-                request.depth,
-                &workspace,
-                &request.directory,
-            )
-        })
-        .await?;
-        Ok(cloned.map(|c| wit::Cloned {
-            commit_sha: c.commit_sha,
-            url: c.url,
-        }))
     }
 }

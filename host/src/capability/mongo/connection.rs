@@ -1,22 +1,12 @@
-//! `lockstep:db/mongo`: MongoDB connections to the `dbInstances` a step was granted, with the
-//! real `mongodb` driver. Commands and replies are Extended JSON.
-//!
-//! Invariants: `open` checks the grant before any I/O; a connection reaches only its instance's
-//! database, and `admin` only when the instance says `adminCommands: true`: a command that names
-//! another database (`$db`, `$out`/`$merge` into another, `applyOps`, …) is refused before it is
-//! sent; a reply with `ok: 0` is an error carrying the server's message.
+//! MongoDB connections with the real `mongodb` driver, kept on their instance's database.
 
 use std::time::Duration;
 
 use lockstep_changelog::db::DbError;
 use mongodb::bson::{Bson, Document};
 use mongodb::options::ClientOptions;
-use wasmtime::component::Resource;
 
-use super::db::{DbTarget, to_wit_error};
-use crate::sandbox::StepState;
-use crate::sandbox::bindings::WitError;
-use crate::sandbox::bindings::lockstep::db::mongo as wit;
+use crate::capability::db::DbTarget;
 
 /// An open connection to one database.
 pub struct MongoConnection {
@@ -205,51 +195,6 @@ impl lockstep_changelog::db::Mongo for BlockingMongo {
     fn run_admin_command(&mut self, command: &str) -> Result<String, DbError> {
         self.runtime
             .block_on(self.connection.run_admin_command(command))
-    }
-}
-
-impl wit::Host for StepState {}
-
-impl wit::HostConnection for StepState {
-    async fn open(
-        &mut self,
-        instance: String,
-    ) -> wasmtime::Result<Result<Resource<MongoConnection>, WitError>> {
-        self.open_granted(&instance, |target| async move {
-            MongoConnection::open(&target).await
-        })
-        .await
-    }
-
-    async fn database(&mut self, handle: Resource<MongoConnection>) -> wasmtime::Result<String> {
-        Ok(self.table.get(&handle)?.database().to_string())
-    }
-
-    async fn run_command(
-        &mut self,
-        handle: Resource<MongoConnection>,
-        command: String,
-    ) -> wasmtime::Result<Result<String, WitError>> {
-        let connection = self.table.get(&handle)?;
-        Ok(connection.run_command(&command).await.map_err(to_wit_error))
-    }
-
-    async fn run_admin_command(
-        &mut self,
-        handle: Resource<MongoConnection>,
-        command: String,
-    ) -> wasmtime::Result<Result<String, WitError>> {
-        let connection = self.table.get(&handle)?;
-        Ok(connection
-            .run_admin_command(&command)
-            .await
-            .map_err(to_wit_error))
-    }
-
-    async fn drop(&mut self, handle: Resource<MongoConnection>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        self.run.connections.give_back();
-        Ok(())
     }
 }
 

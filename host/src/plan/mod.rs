@@ -4,6 +4,8 @@
 //! FQNs mirror the YAML: `pipeline.stages.S.spec.execution.steps.G.steps.X`; rollback steps sit
 //! under `…execution.rollbackSteps.X` (or `…steps.G.rollbackSteps.X`); `parallel` adds no segment.
 
+pub mod inputs;
+
 use std::collections::BTreeMap;
 
 use serde_json::Value;

@@ -14,8 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::parse::parse_size;
 use crate::diag::{Diagnostic, Location};
-use crate::sandbox::limits::parse_size;
 use crate::yaml::Node;
 
 /// How scripts are confined. Shared by every script of a run.

@@ -114,7 +114,8 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
     };
     let schema = &config.db_schemas[&instance.schema];
     // A schema in a Git repository is fetched into a temporary checkout first.
-    let checkout = match config.schema_fetch(&instance.schema) {
+    let checkout = match lockstep::capability::git::resolve::schema_fetch(&config, &instance.schema)
+    {
         Ok(Some(fetch)) => {
             let dir = tempfile::tempdir()?;
             if let Err(message) = fetch.fetch(dir.path()) {
@@ -138,7 +139,7 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let target = match config.db_target(&instance_name) {
+    let target = match lockstep::capability::db::resolve::target(&config, &instance_name) {
         Ok(target) => target,
         Err(message) => return Ok(invalid(message)),
     };

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use lockstep::exec::status::Status;
 use lockstep::exec::{Observer, Outcome, Record};
+use lockstep::log::{Level, SecretMask};
 use lockstep::plan::{NodeKind, PlanNode};
-use lockstep::sandbox::log::{Level, SecretMask};
 
 pub struct Progress {
     live: bool,
@@ -112,7 +112,7 @@ impl Progress {
         // Text from a step or the pipeline reaches the terminal only cleaned.
         let clean = |text: &str| {
             self.mask
-                .apply(&lockstep::sandbox::log::strip_control_keeping_lines(text))
+                .apply(&lockstep::log::strip_control_keeping_lines(text))
         };
         if let Some(e) = &record.error {
             line.push_str(&format!(": [{}] {}", e.error_type, clean(&e.message)));
@@ -136,9 +136,7 @@ impl Progress {
                     short(&r.fqn),
                     e.error_type,
                     self.mask
-                        .apply(&lockstep::sandbox::log::strip_control_keeping_lines(
-                            &e.message
-                        ))
+                        .apply(&lockstep::log::strip_control_keeping_lines(&e.message))
                 );
             }
         }

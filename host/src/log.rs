@@ -1,4 +1,5 @@
-//! The step log: everything a step prints or logs, made safe to show.
+//! The step log: everything a step prints or logs, made safe to show; and the secret mask every
+//! text of a run passes through.
 //!
 //! Invariants: every line that leaves a [`StepLog`] has had terminal control sequences removed
 //! and every known secret value replaced by `**************`; the bytes kept never exceed the
