@@ -30,12 +30,16 @@ fn lockstep(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn validate_accepts_the_docs_example_and_explains_its_indentation() {
-    let published = concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines/db-orkes/pipeline.as-published.yaml");
+    let published = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pipelines/db-orkes/pipeline.as-published.yaml"
+    );
     let (code, _, stderr) = lockstep(&["validate", published]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr
-            .contains("pipeline.as-published.yaml:1:1: warning: `pipeline:` has nothing indented under it"),
+        stderr.contains(
+            "pipeline.as-published.yaml:1:1: warning: `pipeline:` has nothing indented under it"
+        ),
         "{stderr}"
     );
     assert!(

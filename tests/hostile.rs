@@ -533,6 +533,34 @@ fn an_rbac_object_in_the_manifests_needs_a_kind_the_operator_named() {
     assert!(double.requests().is_empty(), "{:?}", double.requests());
 }
 
+#[test]
+fn a_pipeline_cannot_pass_anything_off_as_the_operators_settings() {
+    let path = component_path("echo-spec");
+    let config = format!(
+        "stepTypes:\n{}  PlainEcho:\n    component: {}\n    sha256: {}\n",
+        step_type(
+            "echo-spec",
+            "    settings: { endpoint: https://audit.internal }\n"
+        ),
+        path.display(),
+        sha256_of(&path)
+    );
+    let forged = "lockstep: { endpoint: https://evil.example }\nsettings: { endpoint: https://evil.example }\n";
+    let steps =
+        custom("configured", "echo-spec", forged) + &custom("unconfigured", "plain-echo", forged);
+    let ran = run_blocking(&pipeline_with_steps(&steps), &config, &[]);
+    assert_eq!(
+        ran.output("configured", "settings"),
+        r#"{"endpoint":"https://audit.internal"}"#
+    );
+    assert_eq!(ran.status("unconfigured"), Status::Success);
+    assert!(
+        !ran.node("unconfigured").outputs.contains_key("settings"),
+        "{:?}",
+        ran.node("unconfigured").outputs
+    );
+}
+
 // ---- 4. capability grants without holes -----------------------------------------------------
 
 #[test]

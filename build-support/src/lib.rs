@@ -9,7 +9,7 @@ mod target;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use target::{TARGET, ensure_target};
+pub use target::{TARGET, TargetCheck, add_target_if_missing, ensure_target};
 
 /// Where the components of `workspace` land: `<target dir>/wasm-guests/wasm32-wasip2/release`.
 /// Builds them (release, for `wasm32-wasip2`), first making sure the target is installed.

@@ -1,15 +1,24 @@
-//! The wasm32-wasip2 target: present, or added through rustup. Also compiled into this crate's
-//! own build script, so that a missing target is dealt with in the first seconds of a build —
-//! the host's build script runs only after the C libraries it depends on are compiled.
+//! The wasm32-wasip2 target: present, or added through rustup. Used by the build scripts (after
+//! the rustc wrapper, `rustc-wrapper.sh`, has had its chance in the first second of the build) and
+//! by `lockstep step build`.
 
 use std::path::Path;
 use std::process::Command;
 
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// Adds [`TARGET`] through rustup when the compiler lacks it, saying so. A toolchain that
-/// `rust-toolchain.toml` names but that was installed before without the target is the usual
-/// case: rustup does not add the file's targets to a toolchain that is already there.
+/// How [`add_target_if_missing`] found the toolchain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetCheck {
+    Present,
+    /// Added through rustup just now, to this toolchain (`None`: the directory's).
+    Added {
+        toolchain: Option<String>,
+    },
+}
+
+/// For a build script: [`add_target_if_missing`] with the compiler cargo runs, its notes as
+/// cargo warnings.
 pub fn ensure_target() -> Result<(), String> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     // The rustc wrapper (build-support/rustc-wrapper.sh) may have added it at the start of the
@@ -22,20 +31,49 @@ pub fn ensure_target() -> Result<(), String> {
         );
         let _ = std::fs::remove_file(&added);
     }
-    if target_installed(&rustc) {
-        return Ok(());
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").ok();
+    if add_target_if_missing(&rustc, None, toolchain.clone())? != TargetCheck::Present {
+        println!(
+            "cargo::warning=added the {TARGET} target to toolchain {} with rustup",
+            toolchain.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Adds [`TARGET`] through rustup when the compiler `rustc` (run in `dir`) lacks it. A toolchain that
+/// `rust-toolchain.toml` names but that was installed before without the target is the usual
+/// case: rustup does not add the file's targets to a toolchain that is already there. `toolchain`
+/// is rustup's name for it (`$RUSTUP_TOOLCHAIN`), when known; without it rustup picks the
+/// toolchain of `rustc`'s working directory. Each `Err` is one line that says what to do.
+pub fn add_target_if_missing(
+    rustc: &str,
+    dir: Option<&Path>,
+    toolchain: Option<String>,
+) -> Result<TargetCheck, String> {
+    let installed = || {
+        let mut probe = Command::new(rustc);
+        if let Some(dir) = dir {
+            probe.current_dir(dir);
+        }
+        target_installed(probe)
+    };
+    if installed() {
+        return Ok(TargetCheck::Present);
     }
     let fix = format!("run `rustup target add {TARGET}` and build again");
-    let toolchain = std::env::var("RUSTUP_TOOLCHAIN")
-        .map_err(|_| format!("the {TARGET} target is not installed and this toolchain is not managed by rustup; {fix}"))?;
-    println!(
-        "cargo::warning=the {TARGET} target is not installed for toolchain {toolchain}; adding it with rustup (once)"
-    );
-    let added = Command::new("rustup")
-        .args(["target", "add", TARGET, "--toolchain", &toolchain])
-        .output();
-    match added {
-        Ok(output) if output.status.success() && target_installed(&rustc) => Ok(()),
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", TARGET]);
+    if let Some(toolchain) = &toolchain {
+        rustup.args(["--toolchain", toolchain]);
+    }
+    if let Some(dir) = dir {
+        rustup.current_dir(dir);
+    }
+    match rustup.output() {
+        Ok(output) if output.status.success() && installed() => {
+            Ok(TargetCheck::Added { toolchain })
+        }
         Ok(output) => Err(format!(
             "`rustup target add {TARGET}` failed: {}; {fix}",
             String::from_utf8_lossy(&output.stderr)
@@ -66,8 +104,8 @@ fn user_id() -> String {
         .unwrap_or_default()
 }
 
-fn target_installed(rustc: &str) -> bool {
-    let Ok(output) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
+fn target_installed(mut rustc: Command) -> bool {
+    let Ok(output) = rustc.args(["--print", "sysroot"]).output() else {
         return true;
     };
     let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();

@@ -2,13 +2,11 @@
 //! one crate, so a mount point, a setting or the reading of a spec field cannot drift apart
 //! between them (a `pruningEnabled: "True"` that the step honours is one the grant honours).
 //!
-//! The host passes a built-in step what lockstep.yaml says about it as [`SETTINGS_KEY`] in its
-//! spec: [`k8s::Settings`], [`db::Settings`], [`git_clone::Settings`].
+//! The host passes a built-in step what lockstep.yaml says about it as the step's settings (the
+//! `context.settings` channel, apart from the pipeline's spec): [`k8s::Settings`],
+//! [`db::Settings`], [`git_clone::Settings`].
 
 use serde::{Deserialize, Serialize};
-
-/// The key of the host's settings inside a built-in step's spec.
-pub const SETTINGS_KEY: &str = "lockstep";
 
 /// A Harness boolean: `true`, or text such as `"true"` / `"True"` as pipelines often write it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -44,6 +44,7 @@ fn micros(d: Duration) -> String {
 
 fn invocation(workspace: &Path) -> Invocation {
     Invocation {
+        settings: None,
         identifier: "noop".into(),
         step_type: "Noop".into(),
         spec: serde_json::json!({}),

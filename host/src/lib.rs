@@ -5,6 +5,7 @@
 //! knows each step type, [`plan`] resolves the pipeline into a graph, [`exec`] runs the graph,
 //! [`sandbox`] runs each step as a component with the [`capability`] modules it was granted.
 
+pub mod authoring;
 pub mod capability;
 pub mod config;
 pub mod diag;

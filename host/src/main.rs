@@ -47,6 +47,9 @@ enum Command {
     Run(RunArgs),
     /// Work on one database's schema: status, update, rollback, tag, history, … (Liquibase-style).
     Db(cli::db::DbArgs),
+    /// Write and build custom steps: `step new NAME`, then `step build` to pin it in lockstep.yaml.
+    #[command(subcommand)]
+    Step(cli::step::StepCommand),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         } => cli::show_plan(&file, format, vars, &config),
         Command::Run(args) => cli::run(args),
         Command::Db(args) => cli::db::run(args),
+        Command::Step(command) => cli::step::run(command),
     };
     match result {
         Ok(code) => code,

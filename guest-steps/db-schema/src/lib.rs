@@ -2,20 +2,16 @@
 //!
 //! The changelog is read from the schema's root, preopened read-only at `/schema`; the database is
 //! reached only through `lockstep:db`, opened by the `dbInstance` label the step was granted.
-//! What lockstep.yaml says about the instance arrives in `spec.lockstep` (added by the runner).
+//! What lockstep.yaml says about the instance arrives as the step's settings.
 
-use std::collections::BTreeMap;
-
-use lockstep_changelog::db::{DbError, Dialect, Mongo, Rows, Sql, Value};
+use lockstep_builtins::NumberOrText;
+use lockstep_builtins::db::{DatabaseKind, SCHEMA_MOUNT, Settings};
+use lockstep_changelog::db::DbError;
 use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
 use lockstep_changelog::load::load;
-use lockstep_step::db::{self as wit};
-use lockstep_step::mongo as wit_mongo;
-use lockstep_step::{Context, ContextExt, Error, Outcome, Step, export_step};
+use lockstep_changelog::model::Changelog;
+use lockstep_step::{Error, Outcome, Step, StepContext, db, export_step, mongo};
 use serde::Deserialize;
-
-/// Where the runner preopens the schema's root.
-const SCHEMA_MOUNT: &str = "/schema";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -28,119 +24,7 @@ struct DbSpec {
     change_set_failure_strategy: Option<String>,
     #[serde(default)]
     tag_database_change_set: bool,
-    change_set_count: Option<CountOrText>,
-    lockstep: Injected,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum CountOrText {
-    Count(u64),
-    Text(String),
-}
-
-/// Added by the runner from lockstep.yaml.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Injected {
-    changelog_file: String,
-    #[serde(default)]
-    contexts: Vec<String>,
-    label_filter: Option<String>,
-    #[serde(default)]
-    properties: BTreeMap<String, String>,
-    lock_holder: String,
-    /// `sql` or `mongodb`: which `lockstep:db` interface the instance is reached through.
-    database_kind: String,
-}
-
-/// The engine's view of a `lockstep:db` connection.
-struct HostSql(wit::Connection);
-
-fn from_wit_error(error: lockstep_step::Error) -> DbError {
-    match error {
-        Error::AccessDenied(m) => DbError::AccessDenied(m),
-        Error::NotFound(m) => DbError::NotFound(m),
-        Error::Conflict(m) => DbError::Conflict(m),
-        Error::Invalid(m) => DbError::Invalid(m),
-        Error::Unavailable(m) => DbError::Unavailable(m),
-        Error::LimitExceeded(m) | Error::Failed(m) => DbError::Failed(m),
-    }
-}
-
-fn to_wit(value: &Value) -> wit::Value {
-    match value {
-        Value::Null => wit::Value::Null,
-        Value::Boolean(b) => wit::Value::Boolean(*b),
-        Value::Integer(i) => wit::Value::Integer(*i),
-        Value::Float(f) => wit::Value::Float(*f),
-        Value::Text(t) => wit::Value::Text(t.clone()),
-    }
-}
-
-fn from_wit(value: wit::Value) -> Value {
-    match value {
-        wit::Value::Null => Value::Null,
-        wit::Value::Boolean(b) => Value::Boolean(b),
-        wit::Value::Integer(i) => Value::Integer(i),
-        wit::Value::Float(f) => Value::Float(f),
-        wit::Value::Text(t) => Value::Text(t),
-    }
-}
-
-impl Sql for HostSql {
-    fn dialect(&self) -> Dialect {
-        match self.0.dialect() {
-            wit::Dialect::Postgresql => Dialect::Postgresql,
-            wit::Dialect::Sqlite => Dialect::Sqlite,
-        }
-    }
-
-    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
-        self.0.batch(sql).map_err(from_wit_error)
-    }
-
-    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        self.0
-            .execute(sql, &params.iter().map(to_wit).collect::<Vec<_>>())
-            .map_err(from_wit_error)
-    }
-
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
-        let rows: wit::Rows = self
-            .0
-            .query(sql, &params.iter().map(to_wit).collect::<Vec<_>>())
-            .map_err(from_wit_error)?;
-        Ok(Rows {
-            columns: rows.columns,
-            rows: rows
-                .rows
-                .into_iter()
-                .map(|r| r.into_iter().map(from_wit).collect())
-                .collect(),
-        })
-    }
-
-    fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError> {
-        self.0.try_advisory_lock(key).map_err(from_wit_error)
-    }
-
-    fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError> {
-        self.0.advisory_unlock(key).map_err(from_wit_error)
-    }
-}
-
-/// The engine's view of a `lockstep:db/mongo` connection.
-struct HostMongo(wit_mongo::Connection);
-
-impl Mongo for HostMongo {
-    fn run_command(&mut self, command: &str) -> Result<String, DbError> {
-        self.0.run_command(command).map_err(from_wit_error)
-    }
-
-    fn run_admin_command(&mut self, command: &str) -> Result<String, DbError> {
-        self.0.run_admin_command(command).map_err(from_wit_error)
-    }
+    change_set_count: Option<NumberOrText>,
 }
 
 fn engine_error(error: EngineError) -> Error {
@@ -160,12 +44,13 @@ fn engine_error(error: EngineError) -> Error {
 struct DbSchema;
 
 impl Step for DbSchema {
-    fn run(ctx: &Context) -> Result<Outcome, Error> {
+    fn run(ctx: &StepContext) -> Result<Outcome, Error> {
         let spec: DbSpec = ctx.spec_as()?;
+        let settings: Settings = ctx.settings()?;
         let changelog = load(
             std::path::Path::new(SCHEMA_MOUNT),
-            &spec.lockstep.changelog_file,
-            &spec.lockstep.properties,
+            &settings.changelog_file,
+            &settings.properties,
         )
         .map_err(|errors| {
             Error::Invalid(
@@ -176,19 +61,22 @@ impl Step for DbSchema {
                     .join("\n"),
             )
         })?;
-        let settings = RunSettings {
-            contexts: spec.lockstep.contexts.clone(),
-            label_filter: spec.lockstep.label_filter.clone(),
-            holder: spec.lockstep.lock_holder.clone(),
+        let run_settings = RunSettings {
+            contexts: settings.contexts,
+            label_filter: settings.label_filter,
+            holder: settings.lock_holder,
             ..RunSettings::default()
         };
         let (mut sql, mut mongo);
-        let mut engine = if spec.lockstep.database_kind == "mongodb" {
-            mongo = HostMongo(wit_mongo::Connection::open(&spec.db_instance)?);
-            Engine::mongo(&mut mongo, settings)
-        } else {
-            sql = HostSql(wit::Connection::open(&spec.db_instance)?);
-            Engine::sql(&mut sql, settings)
+        let mut engine = match settings.database_kind {
+            DatabaseKind::Mongodb => {
+                mongo = mongo::Connection::open(&spec.db_instance)?;
+                Engine::mongo(&mut mongo, run_settings)
+            }
+            DatabaseKind::Sql => {
+                sql = db::Connection::open(&spec.db_instance)?;
+                Engine::sql(&mut sql, run_settings)
+            }
         };
         let outcome = match ctx.step_type().as_str() {
             "DBSchemaRollback" => rollback(ctx, &spec, &changelog, &mut engine),
@@ -202,14 +90,14 @@ impl Step for DbSchema {
 }
 
 fn apply(
-    ctx: &Context,
+    ctx: &StepContext,
     spec: &DbSpec,
-    changelog: &lockstep_changelog::model::Changelog,
+    changelog: &Changelog,
     engine: &mut Engine<'_>,
 ) -> Result<Outcome, Error> {
     let generated = format!(
         "pre_{}_{}",
-        ctx.step_identifier(),
+        ctx.identifier(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
@@ -243,17 +131,17 @@ fn apply(
 }
 
 fn rollback(
-    ctx: &Context,
+    ctx: &StepContext,
     spec: &DbSpec,
-    changelog: &lockstep_changelog::model::Changelog,
+    changelog: &Changelog,
     engine: &mut Engine<'_>,
 ) -> Result<Outcome, Error> {
     let target = match (&spec.tag, &spec.change_set_count) {
         (Some(tag), None) => RollbackTarget::Tag(tag.clone()),
-        (None, Some(CountOrText::Count(n))) => RollbackTarget::Count(*n as usize),
-        (None, Some(CountOrText::Text(t))) => {
-            RollbackTarget::Count(t.trim().parse().map_err(|_| {
-                Error::Invalid(format!("changeSetCount `{t}` is not a whole number"))
+        (None, Some(count)) => {
+            let count = count.text();
+            RollbackTarget::Count(count.trim().parse().map_err(|_| {
+                Error::Invalid(format!("changeSetCount `{count}` is not a whole number"))
             })?)
         }
         _ => {

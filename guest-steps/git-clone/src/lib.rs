@@ -4,8 +4,10 @@
 //! Only the `lockstep:git` capability is imported: the host clones on the step's behalf, so the
 //! step sees neither the URL's credentials nor any file outside what it asked for.
 
+use lockstep_builtins::NumberOrText;
+use lockstep_builtins::git_clone::Settings;
 use lockstep_step::git::{self, CloneRequest, Reference};
-use lockstep_step::{Context, ContextExt, Error, Outcome, Step, export_step};
+use lockstep_step::{Error, Outcome, Step, StepContext, export_step};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -16,7 +18,6 @@ struct GitCloneSpec {
     build: Build,
     depth: Option<NumberOrText>,
     clone_directory: Option<String>,
-    lockstep: Injected,
 }
 
 #[derive(Deserialize)]
@@ -32,30 +33,6 @@ struct BuildSpec {
     branch: Option<NumberOrText>,
     tag: Option<NumberOrText>,
     commit_sha: Option<NumberOrText>,
-}
-
-/// An unquoted `commitSha: 1234567` (or tag `2024`) arrives as a number.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumberOrText {
-    Number(u64),
-    Text(String),
-}
-
-impl NumberOrText {
-    fn text(&self) -> String {
-        match self {
-            NumberOrText::Number(n) => n.to_string(),
-            NumberOrText::Text(t) => t.clone(),
-        }
-    }
-}
-
-/// Added by the runner.
-#[derive(Deserialize)]
-struct Injected {
-    /// Where the checkout lands without a `cloneDirectory`.
-    directory: String,
 }
 
 /// Harness clones under `/harness`, the workspace; Lockstep's workspace is the stage's directory.
@@ -75,8 +52,9 @@ fn workspace_relative(directory: &str) -> Result<String, Error> {
 struct GitClone;
 
 impl Step for GitClone {
-    fn run(ctx: &Context) -> Result<Outcome, Error> {
+    fn run(ctx: &StepContext) -> Result<Outcome, Error> {
         let spec: GitCloneSpec = ctx.spec_as()?;
+        let settings: Settings = ctx.settings()?;
         let missing = |field: &str| {
             Error::Invalid(format!(
                 "`build.type: {}` needs `build.spec.{field}`",
@@ -125,7 +103,7 @@ impl Step for GitClone {
         let directory = workspace_relative(
             spec.clone_directory
                 .as_deref()
-                .unwrap_or(&spec.lockstep.directory),
+                .unwrap_or(&settings.directory),
         )?;
         let request = CloneRequest {
             connector: spec.connector_ref.clone(),

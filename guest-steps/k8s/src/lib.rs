@@ -16,28 +16,12 @@
 
 use std::path::{Path, PathBuf};
 
+use lockstep_builtins::k8s::{Settings, Spec, WORKSPACE_MOUNT};
 use lockstep_step::kube::{Client, ObjectRef};
-use lockstep_step::{Context, ContextExt, Error, Outcome, Step, export_step};
+use lockstep_step::{Error, Outcome, Step, StepContext, export_step};
 use lockstep_yaml as yaml;
 use serde::Deserialize;
 use serde_json::Value;
-
-const WORKSPACE: &str = "/workspace";
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct K8sSpec {
-    #[serde(default)]
-    file_paths: Vec<String>,
-    #[serde(default)]
-    skip_dry_run: Flag,
-    #[serde(default)]
-    skip_steady_state_check: Flag,
-    #[serde(default)]
-    pruning_enabled: Flag,
-    release_name: Option<String>,
-    lockstep: Injected,
-}
 
 /// How many releases the history keeps.
 const RELEASES_KEPT: usize = 10;
@@ -51,37 +35,10 @@ struct Release {
     manifests: Vec<Value>,
 }
 
-/// `true`, or `"true"` as Harness pipelines often write it.
-#[derive(Deserialize, Default)]
-#[serde(untagged)]
-enum Flag {
-    Bool(bool),
-    Text(String),
-    #[default]
-    Unset,
-}
-
-impl Flag {
-    fn on(&self) -> bool {
-        match self {
-            Flag::Bool(b) => *b,
-            Flag::Text(t) => t.eq_ignore_ascii_case("true"),
-            Flag::Unset => false,
-        }
-    }
-}
-
-/// Added by the runner.
-#[derive(Deserialize)]
-struct Injected {
-    connector: String,
-    namespace: String,
-}
-
 /// Every manifest file under `path` (a file, or a directory read in name order).
 fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
     let shown = path
-        .strip_prefix(WORKSPACE)
+        .strip_prefix(WORKSPACE_MOUNT)
         .unwrap_or(path)
         .display()
         .to_string();
@@ -109,7 +66,7 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
 /// The objects of one manifest file (YAML, several documents allowed), as JSON.
 fn objects(path: &Path) -> Result<Vec<Value>, Error> {
     let shown = path
-        .strip_prefix(WORKSPACE)
+        .strip_prefix(WORKSPACE_MOUNT)
         .unwrap_or(path)
         .display()
         .to_string();
@@ -159,9 +116,10 @@ fn describe(object: &Value) -> String {
 
 /// A client on the granted cluster, in the granted namespace.
 struct Cluster<'c> {
-    ctx: &'c Context,
+    ctx: &'c StepContext<'c>,
     client: Client,
-    namespace: String,
+    /// The granted connector and namespace.
+    settings: Settings,
 }
 
 fn is_workload(object: &Value) -> bool {
@@ -197,8 +155,8 @@ impl Cluster<'_> {
     fn dry_run(&self, manifests: &[Value]) -> Result<(), Error> {
         for object in manifests {
             self.client
-                .apply(&object.to_string(), Some(&self.namespace), true)
-                .map_err(|e| with_context(e, &format!("dry run of {}", describe(object))))?;
+                .apply(object, Some(&self.settings.namespace), true)
+                .map_err(|e| e.context(&format!("dry run of {}", describe(object))))?;
         }
         Ok(())
     }
@@ -207,14 +165,14 @@ impl Cluster<'_> {
     fn apply_all(&self, manifests: &[Value], skip_wait: bool) -> Result<usize, Error> {
         for object in manifests {
             self.client
-                .apply(&object.to_string(), Some(&self.namespace), false)
-                .map_err(|e| with_context(e, &format!("applying {}", describe(object))))?;
+                .apply(object, Some(&self.settings.namespace), false)
+                .map_err(|e| e.context(&format!("applying {}", describe(object))))?;
             self.ctx.info(&format!("applied {}", describe(object)));
         }
         let workloads: Vec<ObjectRef> = manifests
             .iter()
             .filter(|o| is_workload(o))
-            .map(|o| reference(o, &self.namespace))
+            .map(|o| reference(o, &self.settings.namespace))
             .collect();
         if !skip_wait {
             for workload in &workloads {
@@ -238,13 +196,12 @@ impl Cluster<'_> {
         let target = ObjectRef {
             api_version: "v1".into(),
             kind: "ConfigMap".into(),
-            namespace: Some(self.namespace.clone()),
+            namespace: Some(self.settings.namespace.clone()),
             name: Self::history_name(release),
         };
-        let Some(text) = self.client.get(&target)? else {
+        let Some(object) = self.client.get(&target)? else {
             return Ok(vec![]);
         };
-        let object: Value = serde_json::from_str(&text).unwrap_or_default();
         let history = object
             .pointer("/data/releases")
             .and_then(Value::as_str)
@@ -266,16 +223,16 @@ impl Cluster<'_> {
             "data": { "releases": serde_json::to_string(&releases).unwrap_or_default() }
         });
         self.client
-            .apply(&history.to_string(), Some(&self.namespace), false)
+            .apply(&history, Some(&self.settings.namespace), false)
             .map(drop)
-            .map_err(|e| with_context(e, "recording the release"))
+            .map_err(|e| e.context("recording the release"))
     }
 }
 
-fn load_manifests(spec: &K8sSpec) -> Result<Vec<Value>, Error> {
+fn load_manifests(spec: &Spec) -> Result<Vec<Value>, Error> {
     let mut manifests = vec![];
     for path in &spec.file_paths {
-        for file in manifest_files(&Path::new(WORKSPACE).join(path))? {
+        for file in manifest_files(&Path::new(WORKSPACE_MOUNT).join(path))? {
             manifests.extend(objects(&file)?);
         }
     }
@@ -300,7 +257,7 @@ fn identity(object: &Value, namespace: &str) -> String {
     )
 }
 
-fn apply(cluster: &Cluster<'_>, spec: &K8sSpec) -> Result<Outcome, Error> {
+fn apply(cluster: &Cluster<'_>, spec: &Spec) -> Result<Outcome, Error> {
     let manifests = load_manifests(spec)?;
     if !spec.skip_dry_run.on() {
         cluster.dry_run(&manifests)?;
@@ -321,15 +278,21 @@ fn apply(cluster: &Cluster<'_>, spec: &K8sSpec) -> Result<Outcome, Error> {
 }
 
 /// `releaseName`, else one per cluster and namespace, as Harness names releases per infrastructure.
-fn release_name(spec: &K8sSpec) -> String {
+fn release_name(
+    spec: &Spec,
+    Settings {
+        connector,
+        namespace,
+    }: &Settings,
+) -> String {
     spec.release_name
         .clone()
-        .unwrap_or_else(|| format!("{}-{}", spec.lockstep.connector, spec.lockstep.namespace))
+        .unwrap_or_else(|| format!("{connector}-{namespace}"))
 }
 
-fn rolling_deploy(cluster: &Cluster<'_>, spec: &K8sSpec) -> Result<Outcome, Error> {
+fn rolling_deploy(cluster: &Cluster<'_>, spec: &Spec) -> Result<Outcome, Error> {
     let manifests = load_manifests(spec)?;
-    let release = release_name(spec);
+    let release = release_name(spec, &cluster.settings);
     if !spec.skip_dry_run.on() {
         cluster.dry_run(&manifests)?;
     }
@@ -361,16 +324,16 @@ fn rolling_deploy(cluster: &Cluster<'_>, spec: &K8sSpec) -> Result<Outcome, Erro
     {
         let current: Vec<String> = manifests
             .iter()
-            .map(|o| identity(o, &cluster.namespace))
+            .map(|o| identity(o, &cluster.settings.namespace))
             .collect();
         for stale in previous
             .manifests
             .iter()
-            .filter(|o| !current.contains(&identity(o, &cluster.namespace)))
+            .filter(|o| !current.contains(&identity(o, &cluster.settings.namespace)))
         {
             if cluster
                 .client
-                .delete(&reference(stale, &cluster.namespace))?
+                .delete(&reference(stale, &cluster.settings.namespace))?
             {
                 cluster.ctx.info(&format!("pruned {}", describe(stale)));
                 pruned += 1;
@@ -391,8 +354,8 @@ fn rolling_deploy(cluster: &Cluster<'_>, spec: &K8sSpec) -> Result<Outcome, Erro
     )))
 }
 
-fn rolling_rollback(cluster: &Cluster<'_>, spec: &K8sSpec) -> Result<Outcome, Error> {
-    let release = release_name(spec);
+fn rolling_rollback(cluster: &Cluster<'_>, spec: &Spec) -> Result<Outcome, Error> {
+    let release = release_name(spec, &cluster.settings);
     let mut releases = cluster.releases(&release)?;
     let Some(newest) = releases.last().map(|r| r.number) else {
         return Ok(Outcome::summary(format!(
@@ -424,31 +387,20 @@ fn rolling_rollback(cluster: &Cluster<'_>, spec: &K8sSpec) -> Result<Outcome, Er
 struct K8s;
 
 impl Step for K8s {
-    fn run(ctx: &Context) -> Result<Outcome, Error> {
-        let spec: K8sSpec = ctx.spec_as()?;
+    fn run(ctx: &StepContext) -> Result<Outcome, Error> {
+        let spec =
+            Spec::from_json(&ctx.whole_spec()).map_err(|e| Error::Invalid(format!("spec: {e}")))?;
+        let settings: Settings = ctx.settings()?;
         let cluster = Cluster {
             ctx,
-            client: Client::open(&spec.lockstep.connector)?,
-            namespace: spec.lockstep.namespace.clone(),
+            client: Client::open(&settings.connector)?,
+            settings,
         };
         match ctx.step_type().as_str() {
             "K8sRollingDeploy" => rolling_deploy(&cluster, &spec),
             "K8sRollingRollback" => rolling_rollback(&cluster, &spec),
             _ => apply(&cluster, &spec),
         }
-    }
-}
-
-/// The same error, its message prefixed with what was being done.
-fn with_context(error: Error, doing: &str) -> Error {
-    match error {
-        Error::AccessDenied(m) => Error::AccessDenied(format!("{doing}: {m}")),
-        Error::NotFound(m) => Error::NotFound(format!("{doing}: {m}")),
-        Error::Conflict(m) => Error::Conflict(format!("{doing}: {m}")),
-        Error::Invalid(m) => Error::Invalid(format!("{doing}: {m}")),
-        Error::LimitExceeded(m) => Error::LimitExceeded(format!("{doing}: {m}")),
-        Error::Unavailable(m) => Error::Unavailable(format!("{doing}: {m}")),
-        Error::Failed(m) => Error::Failed(format!("{doing}: {m}")),
     }
 }
 

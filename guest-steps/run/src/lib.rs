@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use lockstep_step::process::{Script, Shell, run_script};
-use lockstep_step::{Context, ContextExt, Error, Outcome, Step, export_step};
+use lockstep_step::{Error, Outcome, Step, StepContext, export_step};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -35,7 +35,7 @@ impl OutputVariable {
 struct Run;
 
 impl Step for Run {
-    fn run(ctx: &Context) -> Result<Outcome, Error> {
+    fn run(ctx: &StepContext) -> Result<Outcome, Error> {
         let spec: RunSpec = ctx.spec_as()?;
         let shell = match spec.shell.as_str() {
             "Sh" => Shell::Sh,

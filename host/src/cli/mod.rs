@@ -1,7 +1,9 @@
-//! The commands: `validate`, `plan` and `run` here, over [`Session`]; `db` in [`db`].
+//! The commands: `validate`, `plan` and `run` here, over [`Session`]; `db` in [`db`], `step` in
+//! [`step`].
 
 pub mod db;
 mod progress;
+pub mod step;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

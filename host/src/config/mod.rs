@@ -221,6 +221,8 @@ pub struct CustomStepType {
     pub sha256: String,
     pub grants: StepTypeGrants,
     pub limits: StepTypeLimits,
+    /// `settings:`, as JSON: handed to the component as the operator's, apart from its spec.
+    pub settings: Option<serde_json::Value>,
     pub location: Location,
 }
 

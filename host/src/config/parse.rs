@@ -375,6 +375,7 @@ fn step_type(
         sha256: sha256?.to_lowercase(),
         grants,
         limits,
+        settings: node.get("settings").map(Node::to_json),
         location: loc(node, path),
     })
 }

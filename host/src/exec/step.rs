@@ -72,6 +72,7 @@ impl Run<'_> {
         let steps::Bound {
             grants,
             spec,
+            settings,
             schema_fetch,
         } = match source.bind(
             &step.step_type,
@@ -125,6 +126,7 @@ impl Run<'_> {
                 identifier: step_node.identifier.clone(),
                 step_type: step.step_type.clone(),
                 spec: spec.clone(),
+                settings: settings.clone(),
                 grants: grants.clone(),
                 workspace: scope.workspace.clone(),
                 log,

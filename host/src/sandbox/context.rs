@@ -53,6 +53,10 @@ impl host::HostContext for StepState {
         Ok(lookup(&self.step.spec, &path).map(to_wit))
     }
 
+    async fn settings(&mut self, _: Resource<StepContext>) -> Result<Option<Value>> {
+        Ok(self.step.settings.as_ref().map(to_wit))
+    }
+
     async fn set_output(
         &mut self,
         _: Resource<StepContext>,

@@ -66,6 +66,8 @@ pub struct Invocation {
     pub identifier: String,
     pub step_type: String,
     pub spec: serde_json::Value,
+    /// The operator's settings for the step type ([`crate::steps::Bound::settings`]).
+    pub settings: Option<serde_json::Value>,
     pub grants: Grants,
     pub workspace: PathBuf,
     pub log: StepLog,
@@ -382,6 +384,7 @@ impl Sandbox {
             identifier,
             step_type,
             spec,
+            settings,
             grants,
             workspace,
             log,
@@ -421,7 +424,14 @@ impl Sandbox {
                     )
                 })?;
         }
-        let step = StepRun::new(identifier, step_type, spec, log, limits.outputs_bytes);
+        let step = StepRun::new(
+            identifier,
+            step_type,
+            spec,
+            settings,
+            log,
+            limits.outputs_bytes,
+        );
         let state = StepState::new(wasi.build(), step, grants, workspace, &limits);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);

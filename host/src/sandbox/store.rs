@@ -29,6 +29,8 @@ pub struct StepRun {
     pub step_type: String,
     /// The resolved spec.
     pub spec: serde_json::Value,
+    /// The operator's settings for the step type.
+    pub settings: Option<serde_json::Value>,
     pub log: StepLog,
     pub outputs: BTreeMap<String, String>,
     outputs_budget: usize,
@@ -40,6 +42,7 @@ impl StepRun {
         identifier: String,
         step_type: String,
         spec: serde_json::Value,
+        settings: Option<serde_json::Value>,
         log: StepLog,
         outputs_budget: usize,
     ) -> Self {
@@ -47,6 +50,7 @@ impl StepRun {
             identifier,
             step_type,
             spec,
+            settings,
             log,
             outputs: BTreeMap::new(),
             outputs_budget,

@@ -55,5 +55,9 @@ pub fn bind(
             verbs: spec.verbs.clone(),
         });
     }
-    Ok(Bound::new(grants, spec))
+    let bound = Bound::new(grants, spec);
+    Ok(match &custom.settings {
+        Some(settings) => bound.with_settings(settings),
+        None => bound,
+    })
 }

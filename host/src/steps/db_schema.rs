@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use lockstep_builtins::SETTINGS_KEY;
 use lockstep_builtins::db::{DatabaseKind, SCHEMA_MOUNT, Settings};
 
 use super::{BindContext, Bound, BuiltInStep, SpecLocation};
@@ -45,7 +44,7 @@ impl BuiltInStep for DbSchema {
     fn bind(
         &self,
         _: &str,
-        mut spec: serde_json::Value,
+        spec: serde_json::Value,
         context: &BindContext<'_>,
     ) -> Result<Bound, Refusal> {
         let config = context.config;
@@ -106,16 +105,9 @@ impl BuiltInStep for DbSchema {
             lock_holder: format!("{} (execution {})", context.fqn, context.execution_id),
             database_kind,
         };
-        if let Some(map) = spec.as_object_mut() {
-            map.insert(
-                SETTINGS_KEY.into(),
-                serde_json::to_value(settings).unwrap_or_default(),
-            );
-        }
         Ok(Bound {
-            grants,
-            spec,
             schema_fetch,
+            ..Bound::new(grants, spec).with_settings(settings)
         })
     }
 }

@@ -1,7 +1,7 @@
 //! `GitClone`: clones `connectorRef` (and `repoName` under an account-level connector) at a
 //! branch, tag or commit into the stage workspace, through the `git` capability.
 
-use lockstep_builtins::{SETTINGS_KEY, git_clone::Settings};
+use lockstep_builtins::git_clone::Settings;
 
 use super::{BindContext, Bound, BuiltInStep, SpecLocation};
 use crate::capability::Grants;
@@ -41,7 +41,7 @@ impl BuiltInStep for GitClone {
     fn bind(
         &self,
         _: &str,
-        mut spec: serde_json::Value,
+        spec: serde_json::Value,
         context: &BindContext<'_>,
     ) -> Result<Bound, Refusal> {
         let connector = spec
@@ -68,19 +68,14 @@ impl BuiltInStep for GitClone {
             .unwrap_or_default()
             .trim_end_matches(".git")
             .to_string();
-        if let Some(map) = spec.as_object_mut() {
-            map.insert(
-                SETTINGS_KEY.into(),
-                serde_json::to_value(Settings { directory }).unwrap_or_default(),
-            );
-        }
         Ok(Bound::new(
             Grants {
                 git: vec![GitGrant { connector, remote }],
                 ..Grants::default()
             },
             spec,
-        ))
+        )
+        .with_settings(Settings { directory }))
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use lockstep_builtins::SETTINGS_KEY;
 use lockstep_builtins::k8s::{Settings, Spec, WORKSPACE_MOUNT};
 
 use super::{BindContext, Bound, BuiltInStep, SpecLocation};
@@ -47,7 +46,7 @@ impl BuiltInStep for Kubernetes {
     fn bind(
         &self,
         _: &str,
-        mut spec: serde_json::Value,
+        spec: serde_json::Value,
         context: &BindContext<'_>,
     ) -> Result<Bound, Refusal> {
         let infra = context.infra.ok_or_else(|| {
@@ -67,16 +66,6 @@ impl BuiltInStep for Kubernetes {
             infra.namespace.as_deref(),
             verbs,
         )?;
-        if let Some(map) = spec.as_object_mut() {
-            map.insert(
-                SETTINGS_KEY.into(),
-                serde_json::to_value(Settings {
-                    connector: infra.connector.clone(),
-                    namespace,
-                })
-                .unwrap_or_default(),
-            );
-        }
         let files = vec![FileGrant {
             host_path: PathBuf::new(),
             guest_path: WORKSPACE_MOUNT.to_string(),
@@ -89,7 +78,11 @@ impl BuiltInStep for Kubernetes {
                 ..Grants::default()
             },
             spec,
-        ))
+        )
+        .with_settings(Settings {
+            connector: infra.connector.clone(),
+            namespace,
+        }))
     }
 }
 

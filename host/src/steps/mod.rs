@@ -99,6 +99,9 @@ pub struct Bound {
     pub grants: Grants,
     /// The spec its component receives.
     pub spec: serde_json::Value,
+    /// What lockstep.yaml says for it, read by the component through `context.settings`: a
+    /// separate channel from the spec, so nothing in a pipeline can pass for it.
+    pub settings: Option<serde_json::Value>,
     /// A Git-hosted schema the runner fetches into the stage workspace (the path in `.1`, relative
     /// to it) before the step starts, unless a step of the same run already has.
     pub schema_fetch: Option<(SchemaFetch, PathBuf)>,
@@ -109,7 +112,15 @@ impl Bound {
         Bound {
             grants,
             spec,
+            settings: None,
             schema_fetch: None,
+        }
+    }
+
+    fn with_settings(self, settings: impl serde::Serialize) -> Self {
+        Bound {
+            settings: Some(serde_json::to_value(settings).expect("settings are plain data")),
+            ..self
         }
     }
 }

@@ -1,14 +1,14 @@
 //! Clones branch `main` of the connector named by `connector` (spec) into `directory`.
 use lockstep_step::git::{CloneRequest, Reference, clone};
-use lockstep_step::{Context, Error, Outcome, Step, export_step};
+use lockstep_step::{Error, Outcome, Step, StepContext, export_step};
 
 struct CloneRepo;
 
 impl Step for CloneRepo {
-    fn run(ctx: &Context) -> Result<Outcome, Error> {
-        let text = |key: &str| match ctx.spec(key) {
-            Some(lockstep_step::Value::Text(value)) => Ok(value),
-            _ => Err(Error::Invalid(format!("spec needs `{key}`"))),
+    fn run(ctx: &StepContext) -> Result<Outcome, Error> {
+        let text = |key: &str| {
+            ctx.spec_text(key)
+                .ok_or_else(|| Error::Invalid(format!("spec needs `{key}`")))
         };
         let request = CloneRequest {
             connector: text("connector")?,

@@ -1,14 +1,14 @@
 //! Allocates `mebibytes` (spec) of memory, touching every page.
-use lockstep_step::{Context, Error, Outcome, Step, Value, export_step};
+use lockstep_step::{Error, Outcome, Step, StepContext, export_step};
 
 struct MemoryHog;
 
 impl Step for MemoryHog {
-    fn run(ctx: &Context) -> Result<Outcome, Error> {
-        let mebibytes = match ctx.spec("mebibytes") {
-            Some(Value::Integer(n)) => n as usize,
-            _ => 1024,
-        };
+    fn run(ctx: &StepContext) -> Result<Outcome, Error> {
+        let mebibytes = ctx
+            .spec("mebibytes")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1024);
         let mut blocks = Vec::new();
         for _ in 0..mebibytes {
             blocks.push(vec![1u8; 1 << 20]);

@@ -1,10 +1,10 @@
 //! Does nothing: measures the runner's own cost per step.
-use lockstep_step::{Context, Error, Outcome, Step, export_step};
+use lockstep_step::{Error, Outcome, Step, StepContext, export_step};
 
 struct Noop;
 
 impl Step for Noop {
-    fn run(_: &Context) -> Result<Outcome, Error> {
+    fn run(_: &StepContext) -> Result<Outcome, Error> {
         Ok(Outcome::done())
     }
 }

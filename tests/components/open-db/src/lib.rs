@@ -1,26 +1,26 @@
 //! Opens the database instance named by `instance` (spec) `connections` times (default once),
 //! holding every connection, and counts its tables; with `sql`, runs that script first.
 use lockstep_step::db::{Connection, Value};
-use lockstep_step::{Context, Error, Outcome, Step, export_step};
+use lockstep_step::{Error, Outcome, Step, StepContext, export_step};
 
 struct OpenDb;
 
 impl Step for OpenDb {
-    fn run(ctx: &Context) -> Result<Outcome, Error> {
-        let instance = match ctx.spec("instance") {
-            Some(lockstep_step::Value::Text(name)) => name,
-            _ => return Err(Error::Invalid("spec needs `instance`".into())),
-        };
-        let count = match ctx.spec("connections") {
-            Some(lockstep_step::Value::Integer(n)) => n.max(1),
-            _ => 1,
-        };
+    fn run(ctx: &StepContext) -> Result<Outcome, Error> {
+        let instance = ctx
+            .spec_text("instance")
+            .ok_or_else(|| Error::Invalid("spec needs `instance`".into()))?;
+        let count = ctx
+            .spec("connections")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1)
+            .max(1);
         let mut held = vec![];
         for _ in 0..count {
             held.push(Connection::open(&instance)?);
         }
         let connection = &held[0];
-        if let Some(lockstep_step::Value::Text(sql)) = ctx.spec("sql") {
+        if let Some(sql) = ctx.spec_text("sql") {
             connection.batch(&sql)?;
             ctx.set_output("ran", "yes")?;
         }

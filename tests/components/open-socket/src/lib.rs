@@ -1,10 +1,10 @@
 //! Tries to open a TCP connection; imports wasi:sockets, which is never granted.
-use lockstep_step::{Context, Error, Outcome, Step, export_step};
+use lockstep_step::{Error, Outcome, Step, StepContext, export_step};
 
 struct OpenSocket;
 
 impl Step for OpenSocket {
-    fn run(_: &Context) -> Result<Outcome, Error> {
+    fn run(_: &StepContext) -> Result<Outcome, Error> {
         match std::net::TcpStream::connect("127.0.0.1:5432") {
             Ok(_) => Err(Error::Failed(
                 "connected: the sandbox let a socket through".into(),

@@ -1,14 +1,13 @@
 //! Tries to read a host file; imports wasi:filesystem, so it needs a `files` grant.
-use lockstep_step::{Context, ContextExt, Error, Outcome, Step, export_step};
+use lockstep_step::{Error, Outcome, Step, StepContext, export_step};
 
 struct ReadFile;
 
 impl Step for ReadFile {
-    fn run(ctx: &Context) -> Result<Outcome, Error> {
-        let path = match ctx.spec("path") {
-            Some(lockstep_step::Value::Text(p)) => p,
-            _ => "/etc/passwd".to_string(),
-        };
+    fn run(ctx: &StepContext) -> Result<Outcome, Error> {
+        let path = ctx
+            .spec_text("path")
+            .unwrap_or_else(|| "/etc/passwd".to_string());
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 ctx.info(&format!("read {} bytes from {path}", text.len()));
