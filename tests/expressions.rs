@@ -4,6 +4,7 @@ mod support;
 
 use lockstep::exec::status::Status;
 use lockstep::log::MASK;
+use lockstep::plan::inputs::InputError;
 use support::*;
 
 #[tokio::test]
@@ -123,7 +124,6 @@ fn runtime_inputs_need_a_value_and_respect_allowed_values() {
     let parsed =
         lockstep::pipeline::parse_pipeline(std::path::Path::new("p.yaml"), &pipeline).unwrap();
     let config = lockstep::config::Config::default();
-    let mask = lockstep::log::SecretMask::default();
     let meta = lockstep::exec::Meta {
         name: "t".into(),
         identifier: "t".into(),
@@ -136,22 +136,28 @@ fn runtime_inputs_need_a_value_and_respect_allowed_values() {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        lockstep::plan::inputs::prepare(&parsed.pipeline, &overrides, &config, &mask, &meta)
-            .map(|_| ())
+        lockstep::plan::inputs::prepare(&parsed.pipeline, &overrides, &config, &meta).map(|_| ())
     };
     let missing = prepare(&[]).unwrap_err();
     assert!(
-        missing.contains("pass --var env=VALUE") && missing.contains("p.yaml:"),
+        matches!(&missing, InputError::Missing { location, name } if location.starts_with("p.yaml:") && name == "env"),
+        "{missing:?}"
+    );
+    assert!(
+        missing.to_string().contains("pass --var env=VALUE"),
         "{missing}"
     );
     let refused = prepare(&[("env", "staging")]).unwrap_err();
-    assert!(
-        refused.contains("allowed values are dev, prod"),
-        "{refused}"
+    assert_eq!(
+        refused.to_string(),
+        "--var env=staging: allowed values are dev, prod"
     );
     assert!(prepare(&[("env", "prod")]).is_ok());
     let unknown = prepare(&[("env", "prod"), ("nope", "1")]).unwrap_err();
-    assert!(unknown.contains("no variable `nope`"), "{unknown}");
+    assert!(
+        matches!(&unknown, InputError::Undeclared { name, .. } if name == "nope"),
+        "{unknown}"
+    );
 }
 
 #[tokio::test]
@@ -270,11 +276,11 @@ async fn var_fills_runtime_inputs_of_stages_and_step_groups_too() {
         &parsed.pipeline,
         &Default::default(),
         &Default::default(),
-        &Default::default(),
         &meta,
     )
     .map(|_| ())
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         missing.starts_with("p.yaml:")
             && missing.contains(

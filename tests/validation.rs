@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use lockstep::config::Config;
+use lockstep::config::{Config, SecretError};
 use lockstep::diag::{Diagnostic, Severity};
 use lockstep::pipeline::parse_pipeline;
 
@@ -191,12 +191,9 @@ fn lockstep_yaml_secrets_read_from_the_environment_and_files() {
     .unwrap();
     assert_eq!(config.secret("a").unwrap(), "from-env");
     assert_eq!(config.secret("b").unwrap(), "from-file");
-    assert!(
-        config
-            .secret("c")
-            .unwrap_err()
-            .contains("add `c: { env: VARIABLE }`")
-    );
+    let undefined = config.secret("c").unwrap_err();
+    assert_eq!(undefined, SecretError::Undefined { id: "c".into() });
+    assert!(undefined.to_string().contains("add `c: { env: VARIABLE }`"));
 }
 
 #[test]

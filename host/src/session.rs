@@ -19,8 +19,8 @@ use crate::config::Config;
 use crate::diag::{Diagnostic, InvalidInput};
 use crate::exec::{self, Cancel, Meta, Observer, Outcome, Run};
 use crate::pipeline::{self, Pipeline};
-use crate::plan::inputs::MetaLookup;
-use crate::plan::{self as graph, PlanNode};
+use crate::plan::inputs::{InputError, MetaLookup};
+use crate::plan::{self as graph, PlanError, PlanNode};
 use crate::sandbox::{Sandbox, StepComponent};
 
 /// A pipeline read and checked against the operator's configuration.
@@ -85,9 +85,8 @@ impl Session {
 
     /// Fills every runtime input from `vars` (or its default), resolves the pipeline variables
     /// and builds the graph. `Err` names the variable and says how to supply it.
-    pub fn plan(&self, vars: &BTreeMap<String, String>, meta: Meta) -> Result<Plan, String> {
-        let (root, variables) =
-            graph::inputs::prepare(&self.pipeline, vars, &self.config, &self.config.mask, &meta)?;
+    pub fn plan(&self, vars: &BTreeMap<String, String>, meta: Meta) -> Result<Plan, InputError> {
+        let (root, variables) = graph::inputs::prepare(&self.pipeline, vars, &self.config, &meta)?;
         Ok(Plan {
             root,
             variables,
@@ -97,14 +96,13 @@ impl Session {
 
     /// The graph as written, for `lockstep plan`: runtime inputs without a value are shown as
     /// they are rather than refused.
-    pub fn plan_as_written(&self, meta: &Meta) -> Result<PlanNode, String> {
+    pub fn plan_as_written(&self, meta: &Meta) -> Result<PlanNode, PlanError> {
         graph::build(
             &self.pipeline,
             &MetaLookup {
                 meta,
                 variables: &BTreeMap::new(),
                 config: &self.config,
-                mask: &self.config.mask,
             },
         )
     }

@@ -51,7 +51,7 @@ pub fn pin_in_file(
             sha256,
         },
     )
-    .map_err(refuse)?;
+    .map_err(|refusal| refuse(refusal.to_string()))?;
     Config::parse(config, &updated).map_err(|invalid| {
         refuse(format!(
             "pinning would leave it invalid, so it was not changed:\n{invalid}"
@@ -84,9 +84,25 @@ fn relative_to(path: &Path, base: &Path) -> PathBuf {
     up.chain(path[shared..].iter().copied()).collect()
 }
 
-/// The text of a lockstep.yaml with `pin` in it. `Err` says why the file cannot be edited safely.
-pub fn pin(text: &str, pin: &Pin<'_>) -> Result<(Pinned, String), String> {
-    let documents = yaml::parse(text).map_err(|e| format!("line {}: {}", e.pos.line, e.message))?;
+/// Why a lockstep.yaml cannot be edited safely by a program; a person can.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PinRefusal {
+    #[error("line {line}: {message}")]
+    Syntax { line: usize, message: String },
+    #[error("it is not a map of settings; pin the step by hand")]
+    NotAMap,
+    #[error(
+        "line {line}: `{path}` is not written as a block; write it as one, or pin the step by hand"
+    )]
+    NotABlock { line: usize, path: String },
+}
+
+/// The text of a lockstep.yaml with `pin` in it.
+pub fn pin(text: &str, pin: &Pin<'_>) -> Result<(Pinned, String), PinRefusal> {
+    let documents = yaml::parse(text).map_err(|e| PinRefusal::Syntax {
+        line: e.pos.line,
+        message: e.message,
+    })?;
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let component = serde_json::to_string(pin.component).expect("a string serializes");
     let entry = |indent: usize| {
@@ -100,9 +116,7 @@ pub fn pin(text: &str, pin: &Pin<'_>) -> Result<(Pinned, String), String> {
     let root = documents.first().filter(|d| !d.is_null());
     let root_entries = match root {
         None => &[][..],
-        Some(root) => root
-            .as_map()
-            .ok_or("it is not a map of settings; pin the step by hand")?,
+        Some(root) => root.as_map().ok_or(PinRefusal::NotAMap)?,
     };
     let Some(index) = root_entries
         .iter()
@@ -118,10 +132,10 @@ pub fn pin(text: &str, pin: &Pin<'_>) -> Result<(Pinned, String), String> {
         Value::Map(entries) if entries.is_empty() => &[][..],
         Value::Map(entries) if types.pos.line > key.pos.line => entries,
         _ => {
-            return Err(format!(
-                "line {}: `stepTypes` is not written as a block; write it as one, or pin the step by hand",
-                key.pos.line
-            ));
+            return Err(PinRefusal::NotABlock {
+                line: key.pos.line,
+                path: "stepTypes".into(),
+            });
         }
     };
     match types_entries
@@ -157,12 +171,10 @@ fn update(
     fields: &Node,
     component: &str,
     pin: &Pin<'_>,
-) -> Result<(), String> {
-    let flow = || {
-        format!(
-            "line {}: `stepTypes.{}` is not written as a block; write it as one, or pin the step by hand",
-            type_key.pos.line, pin.type_name
-        )
+) -> Result<(), PinRefusal> {
+    let flow = || PinRefusal::NotABlock {
+        line: type_key.pos.line,
+        path: format!("stepTypes.{}", pin.type_name),
     };
     let Some(entries) = fields
         .as_map()
@@ -226,7 +238,7 @@ mod tests {
 
     const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn pinned(text: &str) -> Result<(Pinned, String), String> {
+    fn pinned(text: &str) -> Result<(Pinned, String), PinRefusal> {
         pin(
             text,
             &Pin {
@@ -295,14 +307,21 @@ mod tests {
 
     #[test]
     fn flow_style_entries_are_left_for_a_person_to_edit() {
-        let error = pinned("stepTypes: { HelloStep: { component: a.wasm } }\n").unwrap_err();
-        assert!(error.contains("not written as a block"), "{error}");
-        let error = pinned("stepTypes:\n  HelloStep: { component: a.wasm }\n").unwrap_err();
-        assert!(
-            error.contains("`stepTypes.HelloStep` is not written as a block"),
-            "{error}"
+        let block = |line: usize, path: &str| {
+            Err(PinRefusal::NotABlock {
+                line,
+                path: path.into(),
+            })
+        };
+        assert_eq!(
+            pinned("stepTypes: { HelloStep: { component: a.wasm } }\n"),
+            block(1, "stepTypes")
         );
-        assert!(pinned("- a list\n").is_err());
+        assert_eq!(
+            pinned("stepTypes:\n  HelloStep: { component: a.wasm }\n"),
+            block(2, "stepTypes.HelloStep")
+        );
+        assert_eq!(pinned("- a list\n"), Err(PinRefusal::NotAMap));
     }
 
     #[test]

@@ -340,38 +340,65 @@ impl Config {
     }
 
     /// The connector `name`, which must be of `kind`.
-    pub fn connector(&self, name: &str, kind: ConnectorKind) -> Result<&ConnectorSpec, String> {
+    pub fn connector(&self, name: &str, kind: ConnectorKind) -> Result<&ConnectorSpec, Refusal> {
         let connector = self.connectors.get(name).ok_or_else(|| {
-            format!(
+            Refusal::Configuration(format!(
                 "connector `{name}` is not defined; add it under `connectors:` in lockstep.yaml"
-            )
+            ))
         })?;
         if connector.kind() != kind {
-            return Err(format!(
+            return Err(Refusal::Configuration(format!(
                 "connector `{name}` is a {:?} connector, not a {kind:?} one",
                 connector.kind()
-            ));
+            )));
         }
         Ok(&connector.spec)
     }
 
     /// Reads a secret's value and adds it to the run's mask, so that it is masked wherever it
-    /// shows (logs, summaries, errors, outputs, the report). The error says which secret and how
-    /// to provide it.
-    pub fn secret(&self, id: &str) -> Result<String, String> {
+    /// shows (logs, summaries, errors, outputs, the report).
+    pub fn secret(&self, id: &str) -> Result<String, SecretError> {
         let value = match self.secrets.get(id) {
-            None => Err(format!(
-                "secret `{id}` is not defined; add `{id}: {{ env: VARIABLE }}` under `secrets:` in lockstep.yaml"
-            )),
-            Some(SecretSource::Env(var)) => std::env::var(var).map_err(|_| {
-                format!("secret `{id}` reads environment variable {var}, which is not set")
-            }),
+            None => Err(SecretError::Undefined { id: id.into() }),
+            Some(SecretSource::Env(variable)) => {
+                std::env::var(variable).map_err(|_| SecretError::VariableUnset {
+                    id: id.into(),
+                    variable: variable.clone(),
+                })
+            }
             Some(SecretSource::File(path)) => std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("secret `{id}` reads {}: {e}", path.display())),
+                .map_err(|e| SecretError::Unreadable {
+                    id: id.into(),
+                    path: path.clone(),
+                    message: e.to_string(),
+                }),
         }?;
         self.mask.add(&value);
         Ok(value)
+    }
+}
+
+/// Why a secret has no value; each says which secret and how to provide it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "secret `{id}` is not defined; add `{id}: {{ env: VARIABLE }}` under `secrets:` in lockstep.yaml"
+    )]
+    Undefined { id: String },
+    #[error("secret `{id}` reads environment variable {variable}, which is not set")]
+    VariableUnset { id: String, variable: String },
+    #[error("secret `{id}` reads {}: {message}", .path.display())]
+    Unreadable {
+        id: String,
+        path: PathBuf,
+        message: String,
+    },
+}
+
+impl From<SecretError> for Refusal {
+    fn from(error: SecretError) -> Self {
+        Refusal::Configuration(error.to_string())
     }
 }
 

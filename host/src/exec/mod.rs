@@ -127,12 +127,6 @@ impl<'a> Run<'a> {
         }
     }
 
-    pub(crate) fn secret(&self, id: &str) -> Result<String, String> {
-        let value = self.config.secret(id)?;
-        self.mask.add(&value);
-        Ok(value)
-    }
-
     pub(crate) fn spec_of(&self, fqn: &str) -> Option<Value> {
         self.nodes
             .get(fqn)

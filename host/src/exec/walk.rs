@@ -310,13 +310,14 @@ impl Run<'_> {
         let mut out = BTreeMap::new();
         for variable in &node.variables {
             // `prepare` has filled every runtime input, so this never asks for one.
-            let raw = value_text(variable, &BTreeMap::new())?;
+            let raw = value_text(variable, &BTreeMap::new()).map_err(|e| e.to_string())?;
             let lookup = Lookup { run: self, scope };
             let value = expr::interpolate(&raw, &lookup)
                 .map_err(|e| format!("variable `{}`: {e}", variable.name))?;
             out.insert(
                 variable.name.clone(),
-                finish_variable(variable.kind, value, self.config, &self.mask)?,
+                finish_variable(variable.kind, value, self.config)
+                    .map_err(|e| format!("variable `{}`: {e}", variable.name))?,
             );
         }
         Ok(out)

@@ -13,9 +13,24 @@ pub use parse::{Expr, parse};
 /// Where expression names come from.
 pub trait Resolver {
     /// The value at a dotted path such as `pipeline.variables.env`; `Err` says why it is unknown.
-    fn resolve(&self, path: &[String]) -> Result<Value, String>;
+    fn resolve(&self, path: &[String]) -> Result<Value, Reason>;
     /// `<+secrets.getValue("id")>`; the resolver records the value for masking.
-    fn secret(&self, id: &str) -> Result<String, String>;
+    fn secret(&self, id: &str) -> Result<String, Reason>;
+}
+
+/// Why the inside of one `<+ >` has no value, in words for the diagnostic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    /// Not an expression: `<+a ==>`, an unclosed string.
+    #[error("{0}")]
+    Syntax(String),
+    /// A name that nothing defines here, or not yet: `<+pipeline.variables.nope>`, a secret
+    /// that is not configured.
+    #[error("{0}")]
+    Undefined(String),
+    /// An operation the value does not allow: indexing a number, an unknown method.
+    #[error("{0}")]
+    Operation(String),
 }
 
 /// Why an expression could not be resolved. `expression` is the `<+...>` text as written.
@@ -23,7 +38,7 @@ pub trait Resolver {
 #[error("cannot resolve `{expression}`: {reason}")]
 pub struct ExprError {
     pub expression: String,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// Values are capped (like Harness's 256 KB) so an expression cannot blow up memory.
@@ -43,7 +58,7 @@ pub fn interpolate(text: &str, resolver: &dyn Resolver) -> Result<Value, ExprErr
             if let Some(open) = current.find("<+") {
                 return Err(ExprError {
                     expression: current[open..].to_string(),
-                    reason: "the expression is never closed with `>`".to_string(),
+                    reason: Reason::Syntax("the expression is never closed with `>`".into()),
                 });
             }
             return Ok(Value::String(current));
@@ -65,7 +80,10 @@ pub fn interpolate(text: &str, resolver: &dyn Resolver) -> Result<Value, ExprErr
         if current.len() + spliced.len() > MAX_VALUE_BYTES {
             return Err(ExprError {
                 expression: text.to_string(),
-                reason: format!("the value is larger than {} KiB", MAX_VALUE_BYTES / 1024),
+                reason: Reason::Operation(format!(
+                    "the value is larger than {} KiB",
+                    MAX_VALUE_BYTES / 1024
+                )),
             });
         }
         current.replace_range(start..=end, &spliced);
@@ -78,7 +96,7 @@ pub fn interpolate_text(text: &str, resolver: &dyn Resolver) -> Result<String, E
 }
 
 /// Evaluates the text inside one `<+ >`.
-pub fn evaluate(source: &str, resolver: &dyn Resolver) -> Result<Value, String> {
+pub fn evaluate(source: &str, resolver: &dyn Resolver) -> Result<Value, Reason> {
     let expr = parse(source)?;
     eval(&expr, resolver)
 }
@@ -164,7 +182,7 @@ fn as_operand(text: &str, start: usize, end: usize, value: &Value) -> String {
     }
 }
 
-fn eval(expr: &Expr, r: &dyn Resolver) -> Result<Value, String> {
+fn eval(expr: &Expr, r: &dyn Resolver) -> Result<Value, Reason> {
     use parse::{BinaryOp, Expr as E};
     Ok(match expr {
         E::Literal(v) => v.clone(),
@@ -216,7 +234,7 @@ fn eval(expr: &Expr, r: &dyn Resolver) -> Result<Value, String> {
                     .map(|a| eval(a, r))
                     .transpose()?
                     .map(|v| to_text(&v))
-                    .ok_or("getValue needs a secret id")?;
+                    .ok_or_else(|| Reason::Operation("getValue needs a secret id".into()))?;
                 let scoped = path[1..]
                     .iter()
                     .map(String::as_str)
@@ -237,38 +255,44 @@ fn eval(expr: &Expr, r: &dyn Resolver) -> Result<Value, String> {
             let index = eval(index, r)?;
             match (&target, &index) {
                 (Value::Array(items), Value::Number(n)) => {
-                    let i = n.as_u64().ok_or("a list index must be a whole number")? as usize;
+                    let i = n.as_u64().ok_or_else(|| {
+                        Reason::Operation("a list index must be a whole number".into())
+                    })? as usize;
                     items.get(i).cloned().ok_or_else(|| {
-                        format!("index {i} is past the end of a list of {}", items.len())
+                        Reason::Operation({
+                            format!("index {i} is past the end of a list of {}", items.len())
+                        })
                     })?
                 }
                 (Value::Object(map), key) => map
                     .get(&to_text(key))
                     .cloned()
-                    .ok_or_else(|| format!("no key `{}`", to_text(key)))?,
+                    .ok_or_else(|| Reason::Operation(format!("no key `{}`", to_text(key))))?,
                 _ => {
-                    return Err(format!(
+                    return Err(Reason::Operation(format!(
                         "cannot index {} with {}",
                         kind(&target),
                         to_text(&index)
-                    ));
+                    )));
                 }
             }
         }
     })
 }
 
-fn call_method(target: &Value, method: &str, args: &[Value]) -> Result<Value, String> {
+fn call_method(target: &Value, method: &str, args: &[Value]) -> Result<Value, Reason> {
     let text = to_text(target);
     let arg = |i: usize| {
         args.get(i)
             .map(to_text)
-            .ok_or_else(|| format!("`{method}` needs {} argument(s)", i + 1))
+            .ok_or_else(|| Reason::Operation(format!("`{method}` needs {} argument(s)", i + 1)))
     };
     Ok(match method {
         "contains" => match target {
             Value::Array(items) => {
-                let needle = args.first().ok_or("`contains` needs an argument")?;
+                let needle = args
+                    .first()
+                    .ok_or_else(|| Reason::Operation("`contains` needs an argument".into()))?;
                 Value::Bool(items.iter().any(|i| loosely_equal(i, needle)))
             }
             _ => Value::Bool(text.contains(&arg(0)?)),
@@ -291,16 +315,20 @@ fn call_method(target: &Value, method: &str, args: &[Value]) -> Result<Value, St
         },
         "replace" => Value::String(text.replace(&arg(0)?, &arg(1)?)),
         "get" => match target {
-            Value::Object(map) => map
-                .get(&arg(0)?)
-                .cloned()
-                .ok_or_else(|| format!("no key `{}`", arg(0).unwrap_or_default()))?,
-            _ => return Err(format!("`get` needs a map, found {}", kind(target))),
+            Value::Object(map) => map.get(&arg(0)?).cloned().ok_or_else(|| {
+                Reason::Operation(format!("no key `{}`", arg(0).unwrap_or_default()))
+            })?,
+            _ => {
+                return Err(Reason::Operation(format!(
+                    "`get` needs a map, found {}",
+                    kind(target)
+                )));
+            }
         },
         other => {
-            return Err(format!(
+            return Err(Reason::Operation(format!(
                 "unknown method `{other}`; supported: contains, startsWith, endsWith, split, toString, concat, toLowerCase, toUpperCase, trim, length, replace, get"
-            ));
+            )));
         }
     })
 }
@@ -361,17 +389,17 @@ mod tests {
     struct Vars(HashMap<&'static str, Value>);
 
     impl Resolver for Vars {
-        fn resolve(&self, path: &[String]) -> Result<Value, String> {
+        fn resolve(&self, path: &[String]) -> Result<Value, Reason> {
             self.0
                 .get(path.join(".").as_str())
                 .cloned()
-                .ok_or_else(|| format!("`{}` is not defined", path.join(".")))
+                .ok_or_else(|| Reason::Undefined(format!("`{}` is not defined", path.join("."))))
         }
-        fn secret(&self, id: &str) -> Result<String, String> {
+        fn secret(&self, id: &str) -> Result<String, Reason> {
             if id == "db_password" {
                 Ok("hunter2".into())
             } else {
-                Err(format!("no secret `{id}`"))
+                Err(Reason::Undefined(format!("no secret `{id}`")))
             }
         }
     }
@@ -490,7 +518,10 @@ mod tests {
     fn an_unknown_name_names_the_expression() {
         let err = interpolate("x <+pipeline.variables.nope> y", &vars()).unwrap_err();
         assert_eq!(err.expression, "<+pipeline.variables.nope>");
-        assert!(err.reason.contains("pipeline.variables.nope"), "{err}");
+        assert!(
+            matches!(&err.reason, Reason::Undefined(m) if m.contains("pipeline.variables.nope")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use super::Reason;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     Literal(Value),
@@ -39,13 +41,16 @@ enum Token {
     Op(&'static str),
 }
 
-pub fn parse(source: &str) -> Result<Expr, String> {
+pub fn parse(source: &str) -> Result<Expr, Reason> {
     let tokens = lex(source)?;
     let mut parser = Parser { tokens, at: 0 };
     let expr = parser.ternary()?;
     match parser.tokens.get(parser.at) {
         None => Ok(expr),
-        Some(t) => Err(format!("unexpected {} in `{source}`", describe(t))),
+        Some(t) => Err(Reason::Syntax(format!(
+            "unexpected {} in `{source}`",
+            describe(t)
+        ))),
     }
 }
 
@@ -63,7 +68,7 @@ const OPERATORS: &[&str] = &[
     ",", "+",
 ];
 
-fn lex(source: &str) -> Result<Vec<Token>, String> {
+fn lex(source: &str) -> Result<Vec<Token>, Reason> {
     let chars: Vec<char> = source.chars().collect();
     let mut tokens = vec![];
     let mut i = 0;
@@ -76,7 +81,11 @@ fn lex(source: &str) -> Result<Vec<Token>, String> {
             i += 1;
             loop {
                 match chars.get(i) {
-                    None => return Err(format!("a string starting with {c} is never closed")),
+                    None => {
+                        return Err(Reason::Syntax(format!(
+                            "a string starting with {c} is never closed"
+                        )));
+                    }
                     Some('\\') if chars.get(i + 1).is_some() => {
                         text.push(chars[i + 1]);
                         i += 2;
@@ -108,10 +117,10 @@ fn lex(source: &str) -> Result<Vec<Token>, String> {
                 }
                 tokens.push(Token::Ident(chars[start..i].iter().collect()));
             } else {
-                tokens.push(Token::Num(
-                    text.parse()
-                        .map_err(|_| format!("`{text}` is not a number"))?,
-                ));
+                tokens
+                    .push(Token::Num(text.parse().map_err(|_| {
+                        Reason::Syntax(format!("`{text}` is not a number"))
+                    })?));
             }
         } else if c.is_alphabetic() || c == '_' || c == '$' {
             let start = i;
@@ -129,13 +138,13 @@ fn lex(source: &str) -> Result<Vec<Token>, String> {
             let op = OPERATORS
                 .iter()
                 .find(|op| rest.starts_with(**op))
-                .ok_or_else(|| format!("unexpected character `{c}`"))?;
+                .ok_or_else(|| Reason::Syntax(format!("unexpected character `{c}`")))?;
             i += op.chars().count();
             tokens.push(Token::Op(op));
         }
     }
     if tokens.is_empty() {
-        return Err("the expression is empty".to_string());
+        return Err(Reason::Syntax("the expression is empty".into()));
     }
     Ok(tokens)
 }
@@ -158,17 +167,20 @@ impl Parser {
         found
     }
 
-    fn expect_op(&mut self, op: &str) -> Result<(), String> {
+    fn expect_op(&mut self, op: &str) -> Result<(), Reason> {
         if self.eat_op(op) {
             return Ok(());
         }
         match self.tokens.get(self.at) {
-            Some(t) => Err(format!("expected `{op}`, found {}", describe(t))),
-            None => Err(format!("expected `{op}` at the end")),
+            Some(t) => Err(Reason::Syntax(format!(
+                "expected `{op}`, found {}",
+                describe(t)
+            ))),
+            None => Err(Reason::Syntax(format!("expected `{op}` at the end"))),
         }
     }
 
-    fn ternary(&mut self) -> Result<Expr, String> {
+    fn ternary(&mut self) -> Result<Expr, Reason> {
         let cond = self.binary(0)?;
         if !self.eat_op("?") {
             return Ok(cond);
@@ -179,7 +191,7 @@ impl Parser {
         Ok(Expr::Ternary(Box::new(cond), Box::new(yes), Box::new(no)))
     }
 
-    fn binary(&mut self, level: usize) -> Result<Expr, String> {
+    fn binary(&mut self, level: usize) -> Result<Expr, Reason> {
         const LEVELS: &[&[(&str, BinaryOp)]] = &[
             &[("||", BinaryOp::Or)],
             &[("&&", BinaryOp::And)],
@@ -212,14 +224,14 @@ impl Parser {
         }
     }
 
-    fn unary(&mut self) -> Result<Expr, String> {
+    fn unary(&mut self) -> Result<Expr, Reason> {
         if self.eat_op("!") {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
         self.postfix()
     }
 
-    fn postfix(&mut self) -> Result<Expr, String> {
+    fn postfix(&mut self) -> Result<Expr, Reason> {
         let mut expr = self.primary()?;
         loop {
             if self.eat_op(".") {
@@ -227,10 +239,10 @@ impl Parser {
                     Some(Token::Ident(name)) => name.clone(),
                     Some(Token::Num(n)) => format!("{n}"),
                     other => {
-                        return Err(format!(
+                        return Err(Reason::Syntax(format!(
                             "expected a name after `.`, found {}",
                             other.map_or("the end".to_string(), describe)
-                        ));
+                        )));
                     }
                 };
                 self.at += 1;
@@ -240,7 +252,9 @@ impl Parser {
                 } else if let Expr::Path(path) = &mut expr {
                     path.push(name);
                 } else {
-                    return Err(format!("`.{name}` can only follow a name or a call"));
+                    return Err(Reason::Syntax(format!(
+                        "`.{name}` can only follow a name or a call"
+                    )));
                 }
             } else if self.eat_op("[") {
                 let index = self.ternary()?;
@@ -258,7 +272,7 @@ impl Parser {
         }
     }
 
-    fn arguments(&mut self) -> Result<Vec<Expr>, String> {
+    fn arguments(&mut self) -> Result<Vec<Expr>, Reason> {
         let mut args = vec![];
         if self.eat_op(")") {
             return Ok(args);
@@ -272,12 +286,12 @@ impl Parser {
         }
     }
 
-    fn primary(&mut self) -> Result<Expr, String> {
+    fn primary(&mut self) -> Result<Expr, Reason> {
         let token = self
             .tokens
             .get(self.at)
             .cloned()
-            .ok_or("the expression ends too early")?;
+            .ok_or_else(|| Reason::Syntax("the expression ends too early".into()))?;
         self.at += 1;
         Ok(match token {
             Token::Str(s) => Expr::Literal(Value::String(s)),
@@ -297,7 +311,7 @@ impl Parser {
                 self.expect_op(")")?;
                 inner
             }
-            Token::Op(op) => return Err(format!("unexpected `{op}`")),
+            Token::Op(op) => return Err(Reason::Syntax(format!("unexpected `{op}`"))),
         })
     }
 }

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{NodeKind, PlanNode};
-use crate::config::Config;
-use crate::expr::{self, Resolver};
-use crate::log::SecretMask;
+use super::{NodeKind, PlanError, PlanNode};
+use crate::config::{Config, SecretError};
+use crate::expr::{self, Reason, Resolver};
 use crate::pipeline::{Pipeline, Variable, VariableKind, VariableValue};
 
 /// Pipeline facts that expressions can read.
@@ -28,17 +27,15 @@ pub fn prepare(
     pipeline: &Pipeline,
     overrides: &BTreeMap<String, String>,
     config: &Config,
-    mask: &SecretMask,
     meta: &Meta,
-) -> Result<(PlanNode, BTreeMap<String, Value>), String> {
-    let variables = resolve_pipeline_variables(&pipeline.variables, overrides, config, mask, meta)?;
+) -> Result<(PlanNode, BTreeMap<String, Value>), InputError> {
+    let variables = resolve_pipeline_variables(&pipeline.variables, overrides, config, meta)?;
     let mut root = crate::plan::build(
         pipeline,
         &MetaLookup {
             meta,
             variables: &variables,
             config,
-            mask,
         },
     )?;
     let mut declared: Vec<String> = pipeline.variables.iter().map(|v| v.name.clone()).collect();
@@ -51,9 +48,10 @@ pub fn prepare(
         } else {
             declared.join(", ")
         };
-        return Err(format!(
-            "--var {unknown}: the pipeline has no variable `{unknown}` (declared: {listed})"
-        ));
+        return Err(InputError::Undeclared {
+            name: unknown.clone(),
+            declared: listed,
+        });
     }
     Ok((root, variables))
 }
@@ -63,7 +61,7 @@ fn fill_inputs(
     node: &mut PlanNode,
     overrides: &BTreeMap<String, String>,
     declared: &mut Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), InputError> {
     if node.kind != NodeKind::Pipeline {
         for variable in &mut node.variables {
             declared.push(variable.name.clone());
@@ -80,7 +78,7 @@ fn fill_inputs(
 pub(crate) fn value_text(
     variable: &Variable,
     overrides: &BTreeMap<String, String>,
-) -> Result<String, String> {
+) -> Result<String, InputError> {
     match (&variable.value, overrides.get(&variable.name)) {
         (
             VariableValue::Input {
@@ -88,11 +86,11 @@ pub(crate) fn value_text(
                 ..
             },
             Some(given),
-        ) if !allowed.contains(given) => Err(format!(
-            "--var {}={given}: allowed values are {}",
-            variable.name,
-            allowed.join(", ")
-        )),
+        ) if !allowed.contains(given) => Err(InputError::NotAllowed {
+            name: variable.name.clone(),
+            given: given.clone(),
+            allowed: allowed.join(", "),
+        }),
         (_, Some(given)) => Ok(given.clone()),
         (VariableValue::Fixed(text), None) => Ok(text.clone()),
         (
@@ -102,10 +100,10 @@ pub(crate) fn value_text(
             },
             None,
         ) => Ok(default.clone()),
-        (VariableValue::Input { default: None, .. }, None) => Err(format!(
-            "{}: variable `{}` is a runtime input with no default; pass --var {}=VALUE",
-            variable.location, variable.name, variable.name
-        )),
+        (VariableValue::Input { default: None, .. }, None) => Err(InputError::Missing {
+            location: variable.location.to_string(),
+            name: variable.name.clone(),
+        }),
     }
 }
 
@@ -113,9 +111,8 @@ fn resolve_pipeline_variables(
     declared: &[Variable],
     overrides: &BTreeMap<String, String>,
     config: &Config,
-    mask: &SecretMask,
     meta: &Meta,
-) -> Result<BTreeMap<String, Value>, String> {
+) -> Result<BTreeMap<String, Value>, InputError> {
     let mut resolved = BTreeMap::new();
     for variable in declared {
         let raw = value_text(variable, overrides)?;
@@ -123,20 +120,15 @@ fn resolve_pipeline_variables(
             meta,
             variables: &resolved,
             config,
-            mask,
         };
-        let value = expr::interpolate(&raw, &lookup).map_err(|e| {
-            format!(
-                "{}: pipeline variable `{}`: {e}",
-                variable.location, variable.name
-            )
-        })?;
-        let value = finish_variable(variable.kind, value, config, mask).map_err(|e| {
-            format!(
-                "{}: pipeline variable `{}`: {e}",
-                variable.location, variable.name
-            )
-        })?;
+        let unresolvable = |reason: String| InputError::Unresolvable {
+            location: variable.location.to_string(),
+            name: variable.name.clone(),
+            reason,
+        };
+        let value = expr::interpolate(&raw, &lookup).map_err(|e| unresolvable(e.to_string()))?;
+        let value = finish_variable(variable.kind, value, config)
+            .map_err(|e| unresolvable(e.to_string()))?;
         resolved.insert(variable.name.clone(), value);
     }
     Ok(resolved)
@@ -147,8 +139,7 @@ pub(crate) fn finish_variable(
     kind: VariableKind,
     value: Value,
     config: &Config,
-    mask: &SecretMask,
-) -> Result<Value, String> {
+) -> Result<Value, VariableError> {
     match kind {
         VariableKind::String => Ok(value),
         VariableKind::Number => {
@@ -156,26 +147,56 @@ pub(crate) fn finish_variable(
             text.trim()
                 .parse::<f64>()
                 .map(|_| crate::yaml::plain_scalar_to_json(text.trim()))
-                .map_err(|_| format!("`{text}` is not a number"))
+                .map_err(|_| VariableError::NotANumber(text))
         }
-        VariableKind::Secret => {
-            let secret = config.secret(&expr::to_text(&value))?;
-            mask.add(&secret);
-            Ok(Value::from(secret))
-        }
+        VariableKind::Secret => Ok(Value::from(config.secret(&expr::to_text(&value))?)),
     }
+}
+
+/// Why a typed variable's value does not fit its type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VariableError {
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+/// Why a run cannot start with the inputs it was given; each names the variable and what to do.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    #[error("--var {name}={given}: allowed values are {allowed}")]
+    NotAllowed {
+        name: String,
+        given: String,
+        allowed: String,
+    },
+    #[error(
+        "{location}: variable `{name}` is a runtime input with no default; pass --var {name}=VALUE"
+    )]
+    Missing { location: String, name: String },
+    #[error("--var {name}: the pipeline has no variable `{name}` (declared: {declared})")]
+    Undeclared { name: String, declared: String },
+    #[error("{location}: pipeline variable `{name}`: {reason}")]
+    Unresolvable {
+        location: String,
+        name: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
 }
 
 /// Resolves names available before any stage runs (pipeline meta and variables, secrets).
 pub struct MetaLookup<'a> {
     pub meta: &'a Meta,
     pub variables: &'a BTreeMap<String, Value>,
+    /// Reads secrets, masking them in the run.
     pub config: &'a Config,
-    pub mask: &'a SecretMask,
 }
 
 impl Resolver for MetaLookup<'_> {
-    fn resolve(&self, path: &[String]) -> Result<Value, String> {
+    fn resolve(&self, path: &[String]) -> Result<Value, Reason> {
         let segments: Vec<&str> = path.iter().map(String::as_str).collect();
         match segments.as_slice() {
             ["pipeline", "name"] => Ok(Value::from(self.meta.name.clone())),
@@ -183,22 +204,22 @@ impl Resolver for MetaLookup<'_> {
             ["pipeline", "executionId"] => Ok(Value::from(self.meta.execution_id.clone())),
             ["pipeline", "sequenceId"] => Ok(Value::from(self.meta.sequence_id)),
             ["pipeline", "variables", name] => {
-                self.variables.get(*name).cloned().ok_or_else(|| {
+                self.variables.get(*name).cloned().ok_or_else(|| Reason::Undefined({
                     format!(
                         "pipeline variable `{name}` is not declared (or is declared after this one)"
                     )
-                })
+                }))
             }
-            _ => Err(format!(
+            _ => Err(Reason::Undefined(format!(
                 "`{}` is not known before the run starts",
                 path.join(".")
-            )),
+            ))),
         }
     }
 
-    fn secret(&self, id: &str) -> Result<String, String> {
-        let value = self.config.secret(id)?;
-        self.mask.add(&value);
-        Ok(value)
+    fn secret(&self, id: &str) -> Result<String, Reason> {
+        self.config
+            .secret(id)
+            .map_err(|e| Reason::Undefined(e.to_string()))
     }
 }

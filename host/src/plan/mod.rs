@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::expr::{self, Resolver};
+use crate::expr::{self, ExprError, Resolver};
 use crate::pipeline::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +121,29 @@ impl PlanNode {
     }
 }
 
+/// Why a looping strategy cannot be expanded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StrategyError {
+    #[error("`exclude` removes every combination")]
+    EverythingExcluded,
+    #[error(transparent)]
+    Expression(#[from] ExprError),
+    #[error("`{text}` gave `{value}`, which is not a whole number")]
+    NotACount { text: String, value: String },
+}
+
+/// A node whose looping strategy cannot be expanded, where it is and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{location}: strategy of `{identifier}`: {reason}")]
+pub struct PlanError {
+    pub location: String,
+    pub identifier: String,
+    pub reason: StrategyError,
+}
+
 /// Builds the plan. `resolver` resolves expressions in strategy counts and items
 /// (pipeline variables and meta are known before the run).
-pub fn build(pipeline: &Pipeline, resolver: &dyn Resolver) -> Result<PlanNode, String> {
+pub fn build(pipeline: &Pipeline, resolver: &dyn Resolver) -> Result<PlanNode, PlanError> {
     let mut root = PlanNode::new(
         NodeKind::Pipeline,
         &pipeline.identifier,
@@ -155,7 +175,7 @@ pub fn build(pipeline: &Pipeline, resolver: &dyn Resolver) -> Result<PlanNode, S
     Ok(root)
 }
 
-fn stage_node(stage: &Stage, resolver: &dyn Resolver) -> Result<PlanNode, String> {
+fn stage_node(stage: &Stage, resolver: &dyn Resolver) -> Result<PlanNode, PlanError> {
     expand(&stage.common, resolver, |id, values| {
         let fqn = format!("pipeline.stages.{id}");
         let exec = format!("{fqn}.spec.execution");
@@ -177,13 +197,17 @@ fn items(
     list: &[StepItem],
     prefix: &str,
     resolver: &dyn Resolver,
-) -> Result<Vec<PlanNode>, String> {
+) -> Result<Vec<PlanNode>, PlanError> {
     list.iter()
         .map(|item| step_item(item, prefix, resolver))
         .collect()
 }
 
-fn step_item(item: &StepItem, prefix: &str, resolver: &dyn Resolver) -> Result<PlanNode, String> {
+fn step_item(
+    item: &StepItem,
+    prefix: &str,
+    resolver: &dyn Resolver,
+) -> Result<PlanNode, PlanError> {
     match item {
         StepItem::Parallel(inner) => Ok(PlanNode::parallel(items(inner, prefix, resolver)?, None)),
         StepItem::Step(step) => expand(&step.common, resolver, |id, values| {
@@ -221,16 +245,15 @@ fn step_item(item: &StepItem, prefix: &str, resolver: &dyn Resolver) -> Result<P
 fn expand(
     common: &Common,
     resolver: &dyn Resolver,
-    make: impl Fn(&str, Option<StrategyValues>) -> Result<PlanNode, String>,
-) -> Result<PlanNode, String> {
+    make: impl Fn(&str, Option<StrategyValues>) -> Result<PlanNode, PlanError>,
+) -> Result<PlanNode, PlanError> {
     let Some(strategy) = &common.strategy else {
         return make(&common.identifier, None);
     };
-    let (copies, concurrency) = copies(strategy, resolver).map_err(|e| {
-        format!(
-            "{}: strategy of `{}`: {e}",
-            common.location, common.identifier
-        )
+    let (copies, concurrency) = copies(strategy, resolver).map_err(|reason| PlanError {
+        location: common.location.to_string(),
+        identifier: common.identifier.clone(),
+        reason,
     })?;
     let iterations = copies.len();
     let nodes = copies
@@ -255,7 +278,7 @@ type Copy = (String, BTreeMap<String, Value>, Option<Value>);
 fn copies(
     strategy: &Strategy,
     resolver: &dyn Resolver,
-) -> Result<(Vec<Copy>, Option<usize>), String> {
+) -> Result<(Vec<Copy>, Option<usize>), StrategyError> {
     match strategy {
         Strategy::Matrix {
             axes,
@@ -288,7 +311,7 @@ fn copies(
                 })
             });
             if combos.is_empty() {
-                return Err("`exclude` removes every combination".into());
+                return Err(StrategyError::EverythingExcluded);
             }
             let copies = combos
                 .into_iter()
@@ -317,15 +340,13 @@ fn copies(
                     (0..count_of(count, resolver)?).map(|_| None).collect()
                 }
                 RepeatSource::Items(items) => items.iter().cloned().map(Some).collect(),
-                RepeatSource::ItemsExpression(text) => {
-                    match expr::interpolate(text, resolver).map_err(|e| e.to_string())? {
-                        Value::Array(items) => items.into_iter().map(Some).collect(),
-                        other => expr::to_text(&other)
-                            .split(',')
-                            .map(|s| Some(Value::String(s.trim().to_string())))
-                            .collect(),
-                    }
-                }
+                RepeatSource::ItemsExpression(text) => match expr::interpolate(text, resolver)? {
+                    Value::Array(items) => items.into_iter().map(Some).collect(),
+                    other => expr::to_text(&other)
+                        .split(',')
+                        .map(|s| Some(Value::String(s.trim().to_string())))
+                        .collect(),
+                },
             };
             Ok((
                 items
@@ -339,16 +360,14 @@ fn copies(
     }
 }
 
-fn count_of(count: &Countable, resolver: &dyn Resolver) -> Result<usize, String> {
+fn count_of(count: &Countable, resolver: &dyn Resolver) -> Result<usize, StrategyError> {
     match count {
         Countable::Fixed(n) => Ok(*n),
         Countable::Expression(text) => {
-            let value = expr::interpolate(text, resolver).map_err(|e| e.to_string())?;
-            expr::to_text(&value).trim().parse().map_err(|_| {
-                format!(
-                    "`{text}` gave `{}`, which is not a whole number",
-                    expr::to_text(&value)
-                )
+            let value = expr::to_text(&expr::interpolate(text, resolver)?);
+            value.trim().parse().map_err(|_| StrategyError::NotACount {
+                text: text.clone(),
+                value,
             })
         }
     }
