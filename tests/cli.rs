@@ -218,6 +218,10 @@ fn plan_shows_the_tree_and_a_mermaid_diagram() {
         mermaid.contains("n2 --> n4") && mermaid.contains("n3 --> n4"),
         "the parallel pair both lead to the next step: {mermaid}"
     );
+    assert!(
+        mermaid.contains("[\"Report failure · Run<br/>when Failure\"]"),
+        "a conditional step says when it runs: {mermaid}"
+    );
 }
 
 #[test]
@@ -248,5 +252,31 @@ fn on_a_terminal_run_draws_a_live_tree() {
             && screen.contains("    ✔ package (Run)")
             && screen.contains("    ○ on_failure (Run)"),
         "{screen}"
+    );
+}
+
+#[test]
+fn a_report_that_cannot_be_written_is_refused_before_the_first_step() {
+    let dir = pipelines_copy();
+    let quickstart = dir.path().join("quickstart.yaml");
+    let config = dir.path().join("lockstep.yaml");
+    let report = dir.path().join("missing/report.json");
+    let (code, stdout, stderr) = lockstep(&[
+        "run",
+        quickstart.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("cannot write the report to") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("Running"), "nothing ran: {stdout}");
+    assert!(
+        !dir.path().join(".lockstep/quickstart.db").exists(),
+        "the schema stage did not run"
     );
 }

@@ -437,19 +437,23 @@ fn a_pipeline_cannot_deploy_to_a_namespace_the_operator_did_not_allow() {
         "connectors:\n{}",
         kube_config(&double, dir.path(), "prod", ", namespaces: [shop]")
     );
+    let config =
+        lockstep::config::Config::parse(&dir.path().join("lockstep.yaml"), &config).unwrap();
     let pipeline = pipeline_with_steps(
         &(write_manifests(APP_MANIFESTS)
             + &k8s_group("prod", "kube-system", &apply("filePaths: [app]\n"))),
     );
-    let ran = run_blocking(&pipeline, &config, &[]);
-    let error = error_of(&ran, "apply");
-    assert_eq!(error.error_type, "Authorization");
+    // Refused as the pipeline is loaded, before its first step (the manifests' writer) runs.
+    let refused = lockstep::session::Session::load(&dir.path().join("p.yaml"), &pipeline, config)
+        .err()
+        .expect("a namespace the operator did not allow is invalid")
+        .to_string();
     assert!(
-        error.message.contains(
+        refused.contains(
             "namespace `kube-system` is not allowed for connector `prod` (allowed: shop)"
-        ) && error.message.contains("connectors.prod.namespaces"),
-        "{}",
-        error.message
+        ) && refused.contains("connectors.prod.namespaces")
+            && refused.contains("stepGroupInfra.spec.namespace"),
+        "{refused}"
     );
     assert!(double.requests().is_empty(), "{:?}", double.requests());
 }

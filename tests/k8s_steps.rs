@@ -1,60 +1,22 @@
 //! The `lockstep:kube` capability and the K8sApply step: the real `kube` client against the
-//! tests' API-server double (see `support/kube_double.rs`).
+//! tests' API-server double (see `support/kube_double/`).
 
 mod support;
 
 use lockstep::exec::Cancel;
 use lockstep::exec::status::Status;
+use support::k8s::*;
 use support::kube_double::{APP_MANIFESTS as DEPLOYMENT, ApiServerDouble, Rollout};
 use support::*;
 
-/// lockstep.yaml with connector `db` → the double, which the operator allows pipelines to use
-/// in namespace `shop`.
-fn config(double: &ApiServerDouble, dir: &std::path::Path, extra: &str) -> String {
-    format!(
-        "connectors:\n  db: {{ type: Kubernetes, kubeconfig: '{}', context: double, namespaces: [shop] }}\n{extra}",
-        double.kubeconfig(dir).display()
-    )
-}
-
-/// Steps inside a step group whose `stepGroupInfra` is the cluster, namespace `shop`.
-fn in_cluster_group(steps: &str) -> String {
-    group(
-        "deploy_group",
-        steps,
-        "  stepGroupInfra:\n    type: KubernetesDirect\n    spec:\n      connectorRef: db\n      namespace: shop\n",
-    )
-}
-
-fn apply_step(id: &str, spec: &str, extra: &str) -> String {
-    format!(
-        "- step:\n    type: K8sApply\n    name: {id}\n    identifier: {id}\n    spec:\n{}{}",
-        indent(spec, 6),
-        indent(extra, 2)
-    )
-}
-
-/// Writes the manifests through a Run step (the stage workspace is the run's), then `steps`.
+/// The app's manifests written as app/deployment.yml, then `steps` in the cluster's step group.
 fn run(double: &ApiServerDouble, steps: &str) -> Ran {
-    let dir = tempfile::tempdir().unwrap();
-    let write = run_step(
-        "write",
-        &format!("mkdir -p app\ncat > app/deployment.yml <<'EOF'\n{DEPLOYMENT}EOF\n"),
-        "",
-    );
-    let pipeline = pipeline_with_steps(&(write + &in_cluster_group(steps)));
-    let config = config(double, dir.path(), "");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run_with_files(
-        &pipeline,
-        &config,
-        &[],
-        Cancel::default(),
-        &[],
-    ))
+    Deploy {
+        files: &[("app/deployment.yml", DEPLOYMENT)],
+        steps,
+        ..Deploy::default()
+    }
+    .run(double)
 }
 
 #[test]
@@ -115,7 +77,7 @@ fn k8s_apply_applies_server_side_in_the_groups_namespace_and_waits_for_the_rollo
 }
 
 #[test]
-fn a_rollout_that_exceeds_its_progress_deadline_fails_the_step_with_the_events() {
+fn a_rollout_that_exceeds_its_progress_deadline_fails_the_step_with_its_and_its_pods_events() {
     let double = ApiServerDouble::start();
     double.set_rollout("go-mongodb-app", Rollout::Fails);
     let ran = run(
@@ -132,8 +94,11 @@ fn a_rollout_that_exceeds_its_progress_deadline_fails_the_step_with_the_events()
         error.message
     );
     assert!(
-        error.message.contains("Back-off pulling image"),
-        "the events say why: {}",
+        error.message.contains("event go-mongodb-app: Failed: Scaled up replica set")
+            && error.message.contains(
+                "event go-mongodb-app-5d8f7c9b4-x2x7q: Failed: Failed to pull image \"registry.example.com/app:1.0\""
+            ),
+        "the Deployment's and its pods' events say why: {}",
         error.message
     );
     assert!(
@@ -405,159 +370,6 @@ fn a_custom_step_reaches_only_the_namespaces_and_kinds_its_grant_names() {
     assert!(!double.requests().is_empty());
 }
 
-fn rolling_step(kind: &str, id: &str, spec: &str, extra: &str) -> String {
-    format!(
-        "- step:\n    type: {kind}\n    name: {id}\n    identifier: {id}\n    spec:\n{}{}",
-        indent(spec, 6),
-        indent(extra, 2)
-    )
-}
-
-/// Writes `manifests` as app/deployment.yml, then runs `steps` in the cluster's step group.
-fn run_release(double: &ApiServerDouble, manifests: &str, steps: &str) -> Ran {
-    let dir = tempfile::tempdir().unwrap();
-    let write = run_step(
-        "write",
-        &format!("mkdir -p app\ncat > app/deployment.yml <<'EOF'\n{manifests}EOF\n"),
-        "",
-    );
-    let pipeline = pipeline_with_steps(&(write + &in_cluster_group(steps)));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(run_with_files(
-        &pipeline,
-        &config(double, dir.path(), ""),
-        &[],
-        Cancel::default(),
-        &[],
-    ))
-}
-
-fn image(double: &ApiServerDouble) -> String {
-    let deployment = double
-        .object("deployments", "shop", "go-mongodb-app")
-        .unwrap();
-    deployment
-        .pointer("/spec/template/spec/containers/0/image")
-        .and_then(|v| v.as_str())
-        .unwrap()
-        .to_string()
-}
-
-#[test]
-fn a_rolling_deploy_records_releases_and_the_rollback_restores_the_last_good_one() {
-    let double = ApiServerDouble::start();
-    let deploy = rolling_step(
-        "K8sRollingDeploy",
-        "deploy",
-        "filePaths: [app]\npruningEnabled: true\n",
-        "",
-    );
-    let ran = run_release(&double, DEPLOYMENT, &deploy);
-    assert_eq!(
-        ran.status("deploy"),
-        Status::Success,
-        "{:?}",
-        ran.node("deploy").error
-    );
-    assert_eq!(ran.output("deploy", "releaseNumber"), "1");
-
-    // Release 2 changes the image, drops the ConfigMap, and fails to roll out; the rollback runs
-    // as the stage's failure handling and restores release 1.
-    double.break_image("registry.example.com/app:2.0");
-    let second = DEPLOYMENT
-        .split("---")
-        .next()
-        .unwrap()
-        .replace("app:1.0", "app:2.0");
-    let steps = deploy.clone()
-        + &rolling_step(
-            "K8sRollingRollback",
-            "rollback",
-            "{}\n",
-            "  when:\n    stageStatus: Failure\n",
-        );
-    let ran = run_release(&double, &second, &steps);
-    assert_eq!(ran.status("deploy"), Status::Failed);
-    assert!(
-        ran.node("deploy")
-            .error
-            .clone()
-            .unwrap()
-            .message
-            .contains("ProgressDeadlineExceeded")
-    );
-    assert_eq!(
-        ran.status("rollback"),
-        Status::Success,
-        "{:?}",
-        ran.node("rollback").error
-    );
-    assert_eq!(ran.output("rollback", "restoredRelease"), "1");
-    assert_eq!(
-        image(&double),
-        "registry.example.com/app:1.0",
-        "release 1 is back"
-    );
-    assert!(
-        double
-            .object("configmaps", "shop", "app-settings")
-            .is_some(),
-        "a failed release prunes nothing"
-    );
-    let history = double
-        .object("configmaps", "shop", "lockstep-release-db-shop")
-        .expect("the release history");
-    let releases: serde_json::Value =
-        serde_json::from_str(history["data"]["releases"].as_str().unwrap()).unwrap();
-    let statuses: Vec<&str> = releases
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["Succeeded", "RolledBack"]);
-}
-
-#[test]
-fn a_successful_rolling_deploy_with_pruning_deletes_what_the_last_release_had_and_this_one_lacks() {
-    let double = ApiServerDouble::start();
-    let deploy = rolling_step(
-        "K8sRollingDeploy",
-        "deploy",
-        "filePaths: [app]\npruningEnabled: true\n",
-        "",
-    );
-    run_release(&double, DEPLOYMENT, &deploy);
-    assert!(
-        double
-            .object("configmaps", "shop", "app-settings")
-            .is_some()
-    );
-    let without_settings = DEPLOYMENT.split("---").next().unwrap().to_string();
-    let ran = run_release(&double, &without_settings, &deploy);
-    assert_eq!(
-        ran.status("deploy"),
-        Status::Success,
-        "{:?}",
-        ran.node("deploy").error
-    );
-    assert_eq!(ran.output("deploy", "releaseNumber"), "2");
-    assert!(
-        double
-            .object("configmaps", "shop", "app-settings")
-            .is_none(),
-        "pruned"
-    );
-    assert!(
-        double
-            .object("deployments", "shop", "go-mongodb-app")
-            .is_some()
-    );
-}
-
 #[test]
 fn a_run_step_in_a_kubernetes_step_group_reaches_the_groups_cluster_through_the_runners_proxy() {
     let double = ApiServerDouble::start();
@@ -604,5 +416,374 @@ fn a_run_step_in_a_kubernetes_step_group_reaches_the_groups_cluster_through_the_
             .any(|r| r.starts_with("GET /api/v1/namespaces/shop/configmaps")),
         "kubectl's request reached the cluster: {:?}",
         double.requests()
+    );
+}
+
+#[test]
+fn a_relative_workspace_gives_run_steps_an_absolute_kubeconfig() {
+    let double = ApiServerDouble::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&double, dir.path(), "");
+    std::fs::write(dir.path().join("lockstep.yaml"), config).unwrap();
+    let probe = run_step(
+        "probe",
+        "mkdir -p sub && cd sub\ncase \"$KUBECONFIG\" in /*) ;; *) echo \"relative: $KUBECONFIG\"; exit 1 ;; esac\nkubectl get configmaps -o name\n",
+        "",
+    );
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        pipeline_with_steps(&in_cluster_group(&probe)),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args([
+            "run",
+            "pipeline.yaml",
+            "--config",
+            "lockstep.yaml",
+            "--workspace",
+            "ws",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        double
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/shop/configmaps")),
+        "kubectl reached the cluster, not localhost:8080: {stdout}"
+    );
+}
+
+/// What `lockstep validate` (and `run`, before anything starts) says about a pipeline whose step
+/// group points at `connector` in `namespace`, with `config` as lockstep.yaml.
+fn validate_group(config: &str, dir: &std::path::Path, connector: &str, namespace: &str) -> String {
+    let config = lockstep::config::Config::parse(&dir.join("lockstep.yaml"), config).unwrap();
+    let steps = group(
+        "deploy_group",
+        &apply_step("apply", "filePaths: [app]\n", ""),
+        &format!(
+            "  stepGroupInfra:\n    type: KubernetesDirect\n    spec:\n      connectorRef: {connector}\n      namespace: {namespace}\n"
+        ),
+    );
+    let pipeline = pipeline_with_steps(&(run_step("first", "echo ran\n", "") + &steps));
+    match lockstep::session::Session::load(&dir.join("p.yaml"), &pipeline, config) {
+        Ok(session) => session
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(invalid) => invalid.to_string(),
+    }
+}
+
+#[test]
+fn a_step_groups_cluster_is_checked_before_anything_runs() {
+    let double = ApiServerDouble::start();
+    let dir = tempfile::tempdir().unwrap();
+    let good = config(&double, dir.path(), "");
+    assert_eq!(validate_group(&good, dir.path(), "db", "shop"), "");
+
+    let missing = validate_group(&good, dir.path(), "prod", "shop");
+    assert!(
+        missing.contains("stepGroupInfra.spec.connectorRef")
+            && missing.contains("warning: connector `prod` is not in lockstep.yaml, so `lockstep run` will refuse this pipeline before any step runs"),
+        "valid, as a pipeline naming any connector lockstep.yaml lacks: {missing}"
+    );
+    let refused = validate_group(&good, dir.path(), "db", "kube-system");
+    assert!(
+        refused.contains("stepGroupInfra.spec.namespace")
+            && refused.contains("`kube-system` is not allowed for connector `db`"),
+        "{refused}"
+    );
+    let no_file = "connectors:\n  db: { type: Kubernetes, kubeconfig: nowhere/kubeconfig }\n";
+    let unreadable = validate_group(no_file, dir.path(), "db", "shop");
+    assert!(
+        unreadable.contains("kubeconfig") && unreadable.contains("nowhere"),
+        "{unreadable}"
+    );
+    let no_context = good.replace("context: double", "context: staging");
+    let wrong = validate_group(&no_context, dir.path(), "db", "shop");
+    assert!(wrong.contains("has no context `staging`"), "{wrong}");
+    let git = "connectors:\n  db: { type: Git, url: 'file:///srv/git' }\n";
+    let not_kube = validate_group(git, dir.path(), "db", "shop");
+    assert!(
+        not_kube.contains("is a Git connector, not a Kubernetes one"),
+        "{not_kube}"
+    );
+}
+
+fn apply_files(double: &ApiServerDouble, files: &[(&str, &str)], config: &str) -> Ran {
+    Deploy {
+        files,
+        steps: &apply_step("apply", "filePaths: [app]\n", ""),
+        config,
+        ..Deploy::default()
+    }
+    .run(double)
+}
+
+#[test]
+fn a_custom_kind_ending_in_list_is_an_object_and_a_real_list_is_flattened() {
+    let double = ApiServerDouble::start();
+    let manifests = "apiVersion: example.com/v1
+kind: AccessList
+metadata:
+  name: admins
+spec:
+  members: [ada, grace]
+---
+apiVersion: v1
+kind: ConfigMapList
+items:
+  - { apiVersion: v1, kind: ConfigMap, metadata: { name: one }, data: { a: b } }
+  - { apiVersion: v1, kind: ConfigMap, metadata: { name: two }, data: { c: d } }
+";
+    let ran = apply_files(&double, &[("app/objects.yaml", manifests)], "");
+    assert_eq!(
+        ran.status("apply"),
+        Status::Success,
+        "{:?}",
+        ran.node("apply").error
+    );
+    assert_eq!(ran.output("apply", "objectsApplied"), "3");
+    let access = double
+        .object("accesslists", "shop", "admins")
+        .expect("applied");
+    assert_eq!(
+        access["spec"]["members"],
+        serde_json::json!(["ada", "grace"])
+    );
+    assert!(double.object("configmaps", "shop", "one").is_some());
+    assert!(double.object("configmaps", "shop", "two").is_some());
+}
+
+#[test]
+fn an_unknown_kind_is_named_with_its_api_version() {
+    let double = ApiServerDouble::start();
+    let manifest = "apiVersion: example.com/v9\nkind: Widget\nmetadata:\n  name: w\n";
+    let ran = apply_files(&double, &[("app/widget.yaml", manifest)], "");
+    let message = ran.node("apply").error.clone().unwrap().message;
+    assert!(
+        message.contains("the cluster has no kind `Widget` in `example.com/v9`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_api_server_that_is_down_is_named_by_its_address() {
+    let double = ApiServerDouble::start();
+    let dir = tempfile::tempdir().unwrap();
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = unused.local_addr().unwrap().port();
+    drop(unused);
+    let kubeconfig = double.kubeconfig(dir.path());
+    let text = std::fs::read_to_string(&kubeconfig)
+        .unwrap()
+        .replace(&double.address.to_string(), &format!("127.0.0.1:{port}"));
+    std::fs::write(&kubeconfig, text).unwrap();
+    let config = format!(
+        "connectors:\n  db: {{ type: Kubernetes, kubeconfig: '{}', context: double, namespaces: [shop] }}\n",
+        kubeconfig.display()
+    );
+    let pipeline = pipeline_with_steps(
+        &(write_files(&[("app/deployment.yml", DEPLOYMENT)])
+            + &in_cluster_group(&apply_step("apply", "filePaths: [app]\n", ""))),
+    );
+    let ran = run_blocking(&pipeline, &config, &[]);
+    let message = ran.node("apply").error.clone().unwrap().message;
+    assert!(
+        message.contains(&format!(
+            "cannot reach the Kubernetes API server at http://127.0.0.1:{port}/"
+        )) && message.contains("connector `db`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_secret_in_the_manifests_is_refused_with_where_the_operator_grants_it() {
+    let double = ApiServerDouble::start();
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\nstringData:\n  t: x\n";
+    let ran = apply_files(&double, &[("app/secret.yaml", secret)], "");
+    let error = ran.node("apply").error.clone().unwrap();
+    assert_eq!(error.error_type, "Authorization");
+    assert!(
+        error
+            .message
+            .contains("the operator adds kinds with `connectors.db.kinds` in lockstep.yaml"),
+        "{}",
+        error.message
+    );
+    assert!(
+        double.object_requests().is_empty(),
+        "{:?}",
+        double.object_requests()
+    );
+}
+
+/// YAML 1.1 as Kubernetes tools read it: octal modes, hex numbers, merge keys, anchors and tags.
+const TYPED_MANIFEST: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: NAME
+  labels: &labels { app: NAME }
+spec:
+  replicas: 0x2
+  selector:
+    matchLabels: *labels
+  template:
+    metadata:
+      labels: *labels
+    spec:
+      containers:
+        - &base
+          name: app
+          image: registry.example.com/app:1.0
+          env:
+            - { name: PORT, value: !!str 8080 }
+            - { name: MODE, value: \"on\" }
+        - <<: *base
+          name: sidecar
+      volumes:
+        - name: token
+          secret: { secretName: token, defaultMode: 0400 }
+        - name: scripts
+          configMap: { name: scripts, defaultMode: 0755 }
+";
+
+#[test]
+fn manifests_are_read_exactly_as_kubectl_reads_them() {
+    let double = ApiServerDouble::start();
+    let ours = TYPED_MANIFEST.replace("NAME", "by-lockstep");
+    let kubectls = TYPED_MANIFEST.replace("NAME", "by-kubectl");
+    let ran = Deploy {
+        files: &[("app/typed.yaml", &ours), ("kubectl/typed.yaml", &kubectls)],
+        steps: &(apply_step("apply", "filePaths: [app]\n", "")
+            + &run_step("kubectl_apply", "kubectl apply -f kubectl/typed.yaml\n", "")),
+        ..Deploy::default()
+    }
+    .run(&double);
+    for step in ["apply", "kubectl_apply"] {
+        assert_eq!(
+            ran.status(step),
+            Status::Success,
+            "{step}: {:?} {:?}",
+            ran.node(step).error,
+            ran.logs_of(step)
+        );
+    }
+    let spec = |name: &str| {
+        let stored = double.object("deployments", "shop", name).unwrap();
+        let text = serde_json::to_string(&stored["spec"])
+            .unwrap()
+            .replace(name, "NAME");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    assert_eq!(spec("by-lockstep"), spec("by-kubectl"));
+    let ours = double.object("deployments", "shop", "by-lockstep").unwrap();
+    assert_eq!(
+        ours["spec"]["template"]["spec"]["volumes"][0]["secret"]["defaultMode"], 256,
+        "0400 is octal"
+    );
+    assert_eq!(
+        ours["spec"]["template"]["spec"]["containers"][1]["image"], "registry.example.com/app:1.0",
+        "merged from the anchor"
+    );
+    assert_eq!(
+        ours["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
+        "8080"
+    );
+}
+
+fn stateful_set(strategy: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 3
+  serviceName: db
+  selector: {{ matchLabels: {{ app: db }} }}
+  updateStrategy: {strategy}
+  template:
+    metadata: {{ labels: {{ app: db }} }}
+    spec:
+      containers: [{{ name: db, image: registry.example.com/db:2 }}]
+"
+    )
+}
+
+#[test]
+fn a_partitioned_stateful_set_rolls_out_when_its_partition_is_updated_and_on_delete_is_not_waited_for()
+ {
+    let double = ApiServerDouble::start();
+    let partitioned = stateful_set("{ type: RollingUpdate, rollingUpdate: { partition: 2 } }");
+    let ran = apply_files(&double, &[("app/db.yaml", &partitioned)], "");
+    assert_eq!(
+        ran.status("apply"),
+        Status::Success,
+        "{:?}",
+        ran.node("apply").error
+    );
+    assert!(
+        ran.logs_of("apply")
+            .iter()
+            .any(|l| l.contains("StatefulSet db rolled out: partitioned roll out complete")),
+        "{:?}",
+        ran.logs_of("apply")
+    );
+    let on_delete = stateful_set("{ type: OnDelete }");
+    let ran = apply_files(&double, &[("app/db.yaml", &on_delete)], "");
+    assert_eq!(
+        ran.status("apply"),
+        Status::Success,
+        "{:?}",
+        ran.node("apply").error
+    );
+    assert!(
+        ran.logs_of("apply")
+            .iter()
+            .any(|l| l.contains("StatefulSet db: not waited for: `OnDelete`")),
+        "{:?}",
+        ran.logs_of("apply")
+    );
+}
+
+#[test]
+fn a_field_dropped_from_the_manifest_is_removed_by_the_next_apply() {
+    let double = ApiServerDouble::start();
+    let labelled = DEPLOYMENT.replace(
+        "  labels: { app: go-mongodb-app }",
+        "  labels: { app: go-mongodb-app, canary: \"true\" }",
+    );
+    for manifests in [labelled.as_str(), DEPLOYMENT] {
+        let ran = Deploy {
+            files: &[("app/deployment.yml", manifests)],
+            steps: &apply_step("apply", "filePaths: [app]\n", ""),
+            ..Deploy::default()
+        }
+        .run(&double);
+        assert_eq!(
+            ran.status("apply"),
+            Status::Success,
+            "{:?}",
+            ran.node("apply").error
+        );
+    }
+    let deployment = double
+        .object("deployments", "shop", "go-mongodb-app")
+        .unwrap();
+    assert_eq!(
+        deployment["metadata"]["labels"],
+        serde_json::json!({"app": "go-mongodb-app"}),
+        "server-side apply removes what its manager no longer applies"
     );
 }

@@ -294,6 +294,32 @@ fn a_failing_rollout_fails_the_stage_and_rolls_the_schema_back() {
     assert!(world.statuses().is_empty(), "its dropCollection ran");
 }
 
+/// An image that cannot be pulled never rolls out. With `progressDeadlineSeconds` (600 s) as long
+/// as the step's timeout (10m), waiting for the deadline would surface it as a Timeout, which the
+/// pipeline ignores: the run would pass with a broken app and the schema applied.
+#[test]
+fn a_bad_image_fails_the_deploy_before_its_deadline_and_rolls_the_schema_back() {
+    let world = World::new(CHANGELOG);
+    world.cluster.break_image("registry.example.com/app:1.0");
+    let ran = world.run(&k8s_apply_variant(None));
+    let report = statuses_in_report(&ran);
+    assert_eq!(report["Deploy_Application"], "Failed");
+    let error = ran.node("Deploy_Application").error.clone().unwrap();
+    assert_ne!(error.error_type, "Timeout");
+    assert!(
+        error.message.contains("ImagePullBackOff"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        report["DBSchemaRollback_1"],
+        "Success",
+        "{:?}",
+        ran.node("DBSchemaRollback_1").error
+    );
+    assert_eq!(report["db_devops"], "Failed");
+}
+
 #[test]
 fn the_docs_pipeline_validates_unmodified() {
     let world = World::new(CHANGELOG);

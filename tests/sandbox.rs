@@ -276,3 +276,23 @@ async fn a_host_call_carrying_more_than_the_hostcall_budget_fails_the_step() {
         "passed more than 16 MiB to the host in one call"
     );
 }
+
+#[tokio::test]
+async fn a_run_step_longer_than_the_kernels_limit_on_one_argument_runs() {
+    // 200 KiB of script: one command-line argument may hold at most 128 KiB.
+    let script = "# padding padding padding padding padding padding padding padding\n"
+        .repeat(3_200)
+        + "LAST=reached\n";
+    let ran = run(
+        &pipeline_with_steps(&run_step_with_outputs("long", &script, &["LAST"], "")),
+        "",
+    )
+    .await;
+    assert_eq!(
+        ran.status("long"),
+        Status::Success,
+        "{:?}",
+        ran.node("long").error
+    );
+    assert_eq!(ran.output("long", "LAST"), "reached");
+}

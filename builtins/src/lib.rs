@@ -77,11 +77,49 @@ pub mod k8s {
         }
     }
 
-    /// The step group's cluster, resolved by the host.
+    /// The step group's cluster, resolved by the host, and what keys its release.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
     pub struct Settings {
         pub connector: String,
         pub namespace: String,
+        /// The release without a `releaseName`: one per pipeline and stage (each app's deploy
+        /// is its own), already a [`release_key`].
+        pub default_release: String,
+        /// The step's timeout: a release still in progress after it is a failed one.
+        pub timeout_seconds: u64,
+    }
+
+    /// The longest release key: what remains of a ConfigMap name and a label value after the
+    /// history's prefix and suffix (`lockstep.release.KEY.v123`, 63 characters for a label).
+    pub const MAX_RELEASE_KEY: usize = 53;
+
+    /// A release name as Kubernetes accepts it in object names and label values: lowercase
+    /// letters, digits and `-`, starting and ending with a letter or digit, at most
+    /// [`MAX_RELEASE_KEY`] characters (a longer name keeps its start and a digest of the whole).
+    /// `K8s_Prod-shop` is `k8s-prod-shop`.
+    pub fn release_key(name: &str) -> String {
+        let mut key = String::new();
+        for c in name.chars() {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                key.push(c);
+            } else if !key.ends_with('-') && !key.is_empty() {
+                key.push('-');
+            }
+        }
+        let key = key.trim_end_matches('-');
+        let key = if key.is_empty() { "release" } else { key };
+        if key.len() <= MAX_RELEASE_KEY {
+            return key.to_string();
+        }
+        // FNV-1a: stable across builds and platforms, and dependency-free.
+        let digest = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let digest = format!("{:08x}", digest as u32);
+        let kept = key[..MAX_RELEASE_KEY - digest.len() - 1].trim_end_matches('-');
+        format!("{kept}-{digest}")
     }
 }
 
@@ -153,5 +191,23 @@ mod tests {
                 .is_empty()
         );
         assert!(k8s::Spec::from_json(&serde_json::json!({"filePaths": "a"})).is_err());
+    }
+
+    #[test]
+    fn release_keys_are_valid_kubernetes_names_and_labels() {
+        assert_eq!(k8s::release_key("K8s_Prod-shop"), "k8s-prod-shop");
+        assert_eq!(k8s::release_key("orders"), "orders");
+        assert_eq!(k8s::release_key("--"), "release");
+        let long = "a".repeat(40) + "_" + &"b".repeat(40);
+        let key = k8s::release_key(&long);
+        assert_eq!(key.len(), k8s::MAX_RELEASE_KEY);
+        assert_ne!(
+            key,
+            k8s::release_key(&("a".repeat(40) + "_" + &"c".repeat(40)))
+        );
+        assert!(
+            key.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
     }
 }

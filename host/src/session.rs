@@ -22,6 +22,7 @@ use crate::pipeline::{self, Pipeline};
 use crate::plan::inputs::{InputError, MetaLookup};
 use crate::plan::{self as graph, PlanError, PlanNode};
 use crate::sandbox::{Sandbox, StepComponent};
+use crate::steps;
 
 /// A pipeline read and checked against the operator's configuration.
 pub struct Session {
@@ -108,15 +109,21 @@ impl Session {
     }
 
     /// Everything checked before the first step starts: the components of every step type the
-    /// plan uses (pinned digests, imports), whether this machine can confine its scripts, and a
-    /// workspace that steps cannot use to reach the component cache. `Err` lists every problem.
+    /// plan uses (pinned digests, imports), every step group's cluster, whether this machine can
+    /// confine its scripts, and a workspace that steps cannot use to reach the component cache.
+    /// `Err` lists every problem.
     pub fn prepare<'a>(
         &self,
         plan: &'a Plan,
         sandbox: &'a Sandbox,
         workspace_root: PathBuf,
     ) -> Result<Prepared<'a>, Vec<String>> {
+        // Every path a step is given is absolute (a Run step's KUBECONFIG among them), whatever
+        // directory its script runs in.
+        let workspace_root = std::path::absolute(&workspace_root)
+            .map_err(|e| vec![format!("the workspace {}: {e}", workspace_root.display())])?;
         let components = exec::load_components(&plan.root, &self.config, sandbox)?;
+        steps::k8s::check_clusters(&plan.root, &self.config)?;
         let shared: Vec<&Path> = self
             .config
             .process_policy

@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod git;
+pub mod k8s;
 pub mod kube_double;
 pub mod mongo;
 

@@ -1,9 +1,11 @@
 //! A YAML tree that remembers where every node came from (JSON is read as YAML).
 //!
 //! Built from `saphyr-parser` events. Anchors and aliases are resolved (an alias is a copy of
-//! its anchor's node, keeping the anchor's position); tags are ignored.
+//! its anchor's node, keeping the anchor's position). [`parse`] ignores tags and types plain
+//! scalars as YAML 1.2 does; [`kube::parse_manifests`] reads Kubernetes manifests as kubectl does.
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+mod events;
+pub mod kube;
 
 /// A position in a source file: 1-based line, 1-based column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -123,116 +125,10 @@ pub fn plain_scalar_to_json(text: &str) -> serde_json::Value {
 
 /// Parses `source` into its documents' root nodes.
 pub fn parse(source: &str) -> Result<Vec<Node>, SyntaxError> {
-    let mut builder = Builder::default();
-    for event in Parser::new_from_str(source) {
-        match event {
-            Ok((event, span)) => builder.on_event(event, span),
-            Err(e) => {
-                return Err(SyntaxError {
-                    pos: Pos {
-                        line: e.marker().line(),
-                        col: e.marker().col() + 1,
-                    },
-                    message: e.info().to_string(),
-                });
-            }
-        }
-    }
-    Ok(builder.documents)
-}
-
-#[derive(Default)]
-struct Builder {
-    documents: Vec<Node>,
-    /// Open collections: the node being filled, and for maps a key waiting for its value.
-    stack: Vec<(Node, Option<Node>, usize)>,
-    anchors: std::collections::HashMap<usize, Node>,
-}
-
-impl Builder {
-    fn on_event(&mut self, event: Event<'_>, span: Span) {
-        let pos = Pos {
-            line: span.start.line(),
-            col: span.start.col() + 1,
-        };
-        match event {
-            Event::Scalar(text, style, anchor, _) => {
-                let quoted = !matches!(style, ScalarStyle::Plain);
-                let value =
-                    if !quoted && matches!(text.as_ref(), "~" | "null" | "Null" | "NULL" | "") {
-                        Value::Null
-                    } else {
-                        Value::Scalar {
-                            text: text.into_owned(),
-                            quoted,
-                        }
-                    };
-                self.finish(Node { value, pos }, anchor);
-            }
-            Event::SequenceStart(anchor, _) => self.stack.push((
-                Node {
-                    value: Value::Seq(vec![]),
-                    pos,
-                },
-                None,
-                anchor,
-            )),
-            Event::MappingStart(anchor, _) => self.stack.push((
-                Node {
-                    value: Value::Map(vec![]),
-                    pos,
-                },
-                None,
-                anchor,
-            )),
-            Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((node, _, anchor)) = self.stack.pop() {
-                    self.finish(node, anchor);
-                }
-            }
-            Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
-                    value: Value::Null,
-                    pos,
-                });
-                self.finish(node, 0);
-            }
-            Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart(_)
-            | Event::DocumentEnd
-            | Event::Nothing => {}
-        }
-    }
-
-    fn finish(&mut self, node: Node, anchor: usize) {
-        if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
-        }
-        match self.stack.last_mut() {
-            None => self.documents.push(node),
-            Some((
-                Node {
-                    value: Value::Seq(items),
-                    ..
-                },
-                _,
-                _,
-            )) => items.push(node),
-            Some((
-                Node {
-                    value: Value::Map(entries),
-                    ..
-                },
-                pending,
-                _,
-            )) => match pending.take() {
-                None => *pending = Some(node),
-                Some(key) => entries.push((key, node)),
-            },
-            Some(_) => unreachable!("only collections are pushed on the stack"),
-        }
-    }
+    Ok(events::parse(source)?
+        .into_iter()
+        .map(events::Raw::into_node)
+        .collect())
 }
 
 #[cfg(test)]

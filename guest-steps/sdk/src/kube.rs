@@ -59,6 +59,12 @@ impl Client {
         object(self.0.apply(&manifest.to_string(), namespace, dry_run)?)
     }
 
+    /// Creates one object; `Conflict` when it exists already, and then nothing is changed: a
+    /// name is taken once, by whoever is first. Returns the object as stored.
+    pub fn create(&self, manifest: &Value, namespace: Option<&str>) -> Result<Value, Error> {
+        object(self.0.create(&manifest.to_string(), namespace)?)
+    }
+
     /// The object, or `None` when it does not exist.
     pub fn get(&self, target: &ObjectRef) -> Result<Option<Value>, Error> {
         self.0.get(&wit_ref(target))?.map(object).transpose()
@@ -85,7 +91,10 @@ impl Client {
         self.0.delete(&wit_ref(target)).map_err(Into::into)
     }
 
-    /// Waits until the workload has rolled out; `ProgressDeadlineExceeded` fails with its events.
+    /// Waits until the workload has rolled out as `kubectl rollout status` decides. `Failed` when
+    /// it cannot progress (its deadline exceeded, pods that cannot start), with the events;
+    /// `LimitExceeded` shortly before the step's timeout, so that the step can still record how
+    /// its deploy ended (the step then ends as timed out whatever it returns).
     pub fn wait_rollout(&self, target: &ObjectRef) -> Result<Rollout, Error> {
         let rollout = self.0.wait_rollout(&wit_ref(target))?;
         Ok(Rollout {

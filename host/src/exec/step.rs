@@ -68,6 +68,8 @@ impl Run<'_> {
             }
         };
         let source = steps::source(self.config, &step.step_type);
+        let limits = source.limits();
+        let timeout = step.common.timeout.unwrap_or(limits.default_timeout);
         let infra = scope.groups.iter().rev().find_map(|g| g.infra.as_ref());
         let steps::Bound {
             grants,
@@ -81,7 +83,9 @@ impl Run<'_> {
                 config: self.config,
                 fqn: &step_node.fqn,
                 execution_id: &self.meta.execution_id,
+                pipeline: &self.meta.identifier,
                 infra,
+                timeout,
             },
         ) {
             Ok(bound) => bound,
@@ -110,8 +114,6 @@ impl Run<'_> {
             .get(&step.step_type)
             .cloned()
             .expect("components were loaded for every step type");
-        let limits = source.limits();
-        let timeout = step.common.timeout.unwrap_or(limits.default_timeout);
         let mut attempt: u32 = 0;
         loop {
             let log = StepLog::new(

@@ -403,13 +403,7 @@ fn tree_node(node: &PlanNode, indent: &str, last: bool, out: &mut String) {
         NodeKind::Step => format!("step {} ({})", node.identifier, node.type_name()),
         NodeKind::Pipeline => format!("pipeline {}", node.identifier),
     };
-    let when = node.common.as_ref().and_then(|c| c.when.as_ref()).map(|w| {
-        let cond = w
-            .condition
-            .as_ref()
-            .map_or(String::new(), |c| format!(" if {c}"));
-        format!("  [when {:?}{cond}]", w.status)
-    });
+    let when = when_label(node).map(|w| format!("  [{w}]"));
     out.push_str(&format!(
         "{indent}{branch}{label}{}\n",
         when.unwrap_or_default()
@@ -422,7 +416,25 @@ fn tree_node(node: &PlanNode, indent: &str, last: bool, out: &mut String) {
     }
 }
 
-/// The plan as a Mermaid flowchart: stages and step groups are subgraphs, arrows show order.
+/// `when Success if <condition>`: when a node runs, if it says.
+fn when_label(node: &PlanNode) -> Option<String> {
+    let when = node.common.as_ref()?.when.as_ref()?;
+    let condition = when
+        .condition
+        .as_ref()
+        .map_or(String::new(), |c| format!(" if {c}"));
+    Some(format!("when {:?}{condition}", when.status))
+}
+
+/// Text inside a Mermaid `["…"]` label: quotes and angle brackets as Mermaid's entity codes.
+fn mermaid_text(text: &str) -> String {
+    text.replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+}
+
+/// The plan as a Mermaid flowchart: stages and step groups are subgraphs, arrows show order;
+/// a node that runs only under a `when` says so in its label.
 pub fn render_mermaid(root: &PlanNode) -> String {
     let mut m = Mermaid {
         out: String::from("flowchart TD\n"),
@@ -472,14 +484,22 @@ impl Mermaid {
             NodeKind::Step => {
                 self.next += 1;
                 let id = format!("n{}", self.next);
-                let label = format!("{} · {}", node.name, node.type_name()).replace('"', "'");
+                let mut label = format!("{} · {}", node.name, node.type_name());
+                if let Some(when) = when_label(node) {
+                    label.push_str(&format!("<br/>{}", mermaid_text(&when)));
+                }
+                let label = label.replace('"', "'");
                 self.line(depth, &format!("{id}[\"{label}\"]"));
                 (vec![id.clone()], vec![id])
             }
             _ => {
                 self.next += 1;
                 let id = format!("g{}", self.next);
-                let label = format!("{} {}", node.type_name(), node.name).replace('"', "'");
+                let mut label = format!("{} {}", node.type_name(), node.name);
+                if let Some(when) = when_label(node) {
+                    label.push_str(&format!("<br/>{}", mermaid_text(&when)));
+                }
+                let label = label.replace('"', "'");
                 self.line(depth, &format!("subgraph {id}[\"{label}\"]"));
                 let (ins, outs) = self.sequence(&node.children, depth + 1);
                 if !node.rollback.is_empty() {

@@ -105,7 +105,9 @@ impl PreparedRun<'_> {
     /// Every text the step chose (its summary, its error, a trap's message) is cleaned by its log:
     /// control sequences stripped, secrets masked.
     pub fn finish(self) -> Result<Success, Failure> {
-        let run = self.store.into_data().step;
+        let state = self.store.into_data();
+        let ran_out_of_time = state.ran_out_of_time();
+        let run = state.step;
         let log = &self.log;
         let kind = match self.result {
             Some(Ok(Ok(Ok(outcome)))) => {
@@ -114,6 +116,9 @@ impl PreparedRun<'_> {
                     summary: outcome.summary.map(|s| log.clean(&s)),
                 });
             }
+            // A host call gave up because the step's time was running out: the step's error is
+            // how it recorded that, and the step timed out.
+            Some(Ok(Ok(Err(_)))) if ran_out_of_time => FailureKind::Timeout(self.timeout),
             Some(Ok(Ok(Err(error)))) => FailureKind::Step(clean_error(error, log)),
             Some(Ok(Err(trap))) => classify_trap(&trap, self.timeout, self.hostcall_bytes, log),
             Some(Err(_elapsed)) => FailureKind::Timeout(self.timeout),
@@ -432,7 +437,7 @@ impl Sandbox {
             log,
             limits.outputs_bytes,
         );
-        let state = StepState::new(wasi.build(), step, grants, workspace, &limits);
+        let state = StepState::new(wasi.build(), step, grants, workspace, &limits, timeout);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_hostcall_fuel(limits.hostcall_bytes);

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
@@ -104,6 +105,7 @@ impl StepState {
         grants: Grants,
         workspace: PathBuf,
         limits: &StepLimits,
+        timeout: Duration,
     ) -> Self {
         let store_limits = StoreLimitsBuilder::new()
             .memory_size(limits.memory_bytes)
@@ -136,10 +138,7 @@ impl StepState {
                 workspace,
                 step: name.clone(),
             },
-            kube: KubeCtx {
-                grants: grants.kube,
-                step: name,
-            },
+            kube: KubeCtx::new(grants.kube, name, timeout),
             step,
         }
     }
@@ -173,6 +172,15 @@ impl DbState for StepState {
 impl GitState for StepState {
     fn git(&mut self) -> &mut GitCtx {
         &mut self.git
+    }
+}
+
+impl StepState {
+    /// Whether a host call gave up because the step's time was running out.
+    pub(super) fn ran_out_of_time(&self) -> bool {
+        self.kube
+            .ran_out_of_time
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

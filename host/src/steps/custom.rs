@@ -4,13 +4,14 @@
 use super::Bound;
 use crate::capability::db::DbGrant;
 use crate::capability::git::GitGrant;
-use crate::capability::kube::KubeGrant;
+use crate::capability::kube::{KindsFrom, KubeGrant};
 use crate::capability::process::ProcessGrant;
 use crate::capability::{FileGrant, Grants, db, git, kube};
 use crate::config::{Config, CustomStepType, Refusal};
 
-/// The grants of a step of `custom`, its names resolved through lockstep.yaml.
+/// The grants of a step of type `step_type`, its names resolved through lockstep.yaml.
 pub fn bind(
+    step_type: &str,
     custom: &CustomStepType,
     spec: serde_json::Value,
     config: &Config,
@@ -53,6 +54,7 @@ pub fn bind(
             namespaces: spec.namespaces.clone(),
             kinds: spec.kinds.clone(),
             verbs: spec.verbs.clone(),
+            kinds_from: KindsFrom::StepType(step_type.to_string()),
         });
     }
     let bound = Bound::new(grants, spec);

@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
-use lockstep_builtins::k8s::{Settings, Spec, WORKSPACE_MOUNT};
+use lockstep_builtins::k8s::{Settings, Spec, WORKSPACE_MOUNT, release_key};
 
 use super::{BindContext, Bound, BuiltInStep, SpecLocation};
 use crate::capability::kube::{Verb, resolve};
 use crate::capability::{FileGrant, Grants};
 use crate::config::{Config, Refusal};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Location};
+use crate::plan::PlanNode;
 use crate::yaml::Node;
 
 pub struct Kubernetes;
@@ -82,8 +83,79 @@ impl BuiltInStep for Kubernetes {
         .with_settings(Settings {
             connector: infra.connector.clone(),
             namespace,
+            default_release: release_key(&format!(
+                "{}-{}",
+                context.pipeline,
+                stage_of(context.fqn)
+            )),
+            timeout_seconds: context.timeout.as_secs(),
         }))
     }
+}
+
+/// Whether a step group's Kubernetes cluster can be reached as lockstep.yaml says: its
+/// connector, kubeconfig, context and namespace (a step group whose cluster is wrong would
+/// otherwise fail only when its turn comes, after earlier steps ran). A connector lockstep.yaml
+/// lacks is a warning, as for every connector a pipeline names: the pipeline is valid, and
+/// [`crate::session::Session::prepare`] refuses to start it.
+pub fn check_group_infra(infra: &Node, group: &Location, config: &Config) -> Vec<Diagnostic> {
+    let spec = infra.get("spec");
+    let field = |key: &str| spec.and_then(|s| s.get(key));
+    let at = |key: &str| {
+        Location::new(
+            group.file.to_path_buf(),
+            field(key).map_or(infra.pos, |n| n.pos),
+            format!("{}.stepGroupInfra.spec.{key}", group.yaml_path),
+        )
+    };
+    let Some(connector) = field("connectorRef").and_then(Node::as_str) else {
+        return vec![Diagnostic::error(at("connectorRef"), "`stepGroupInfra` needs `spec.connectorRef`, a Kubernetes connector").with_help("write `stepGroupInfra: { type: KubernetesDirect, spec: { connectorRef: <connector>, namespace: <namespace> } }`")];
+    };
+    let namespace = field("namespace").and_then(Node::as_str);
+    if connector.contains("<+") || namespace.is_some_and(|n| n.contains("<+")) {
+        return vec![];
+    }
+    if !config.connectors.contains_key(connector) {
+        return vec![Diagnostic::warning(at("connectorRef"), format!("connector `{connector}` is not in lockstep.yaml, so `lockstep run` will refuse this pipeline before any step runs")).with_help(format!("add `{connector}: {{ type: Kubernetes, kubeconfig: …, context: … }}` under `connectors:` in lockstep.yaml"))];
+    }
+    match resolve::group_grant(config, connector, namespace, vec![]) {
+        Ok(_) => vec![],
+        Err(refusal) => {
+            let key = match &refusal {
+                Refusal::Denied(_) => "namespace",
+                Refusal::Configuration(_) => "connectorRef",
+            };
+            vec![
+                Diagnostic::error(at(key), refusal.to_string())
+                    .with_help("the step group's steps cannot run until lockstep.yaml and the kubeconfig agree with it"),
+            ]
+        }
+    }
+}
+
+/// Every step group's cluster in the plan, as the run will reach it: `Err` names each that
+/// lockstep.yaml cannot give (what [`check_group_infra`] warned of, among them).
+pub fn check_clusters(root: &PlanNode, config: &Config) -> Result<(), Vec<String>> {
+    let problems: Vec<String> = root
+        .descendants()
+        .into_iter()
+        .filter_map(|node| Some((node, node.infra.as_ref()?)))
+        .filter_map(|(node, infra)| {
+            resolve::group_grant(config, &infra.connector, infra.namespace.as_deref(), vec![])
+                .err()
+                .map(|refusal| format!("step group `{}`: {refusal}", node.fqn))
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// `deploy` of `pipeline.stages.deploy.spec.execution.steps.…` (a looping copy: `deploy_1`).
+fn stage_of(fqn: &str) -> &str {
+    fqn.split('.').nth(2).unwrap_or("stage")
 }
 
 fn check_manifest_paths(

@@ -8,7 +8,7 @@
 pub mod custom;
 mod db_schema;
 mod git_clone;
-mod k8s;
+pub mod k8s;
 mod run;
 
 use std::path::PathBuf;
@@ -90,8 +90,12 @@ pub struct BindContext<'a> {
     /// The step's fully qualified name and the run's execution id (a DB step's lock holder).
     pub fqn: &'a str,
     pub execution_id: &'a str,
+    /// The pipeline's identifier.
+    pub pipeline: &'a str,
     /// The enclosing step group's Kubernetes `stepGroupInfra`, if any.
     pub infra: Option<&'a KubeInfra>,
+    /// How long the step may run.
+    pub timeout: std::time::Duration,
 }
 
 /// What a step gets when it runs.
@@ -163,7 +167,7 @@ impl StepSource<'_> {
     ) -> Result<Bound, Refusal> {
         match self {
             StepSource::BuiltIn(built_in) => built_in.bind(step_type, spec, context),
-            StepSource::Custom(custom) => custom::bind(custom, spec, context.config),
+            StepSource::Custom(custom) => custom::bind(step_type, custom, spec, context.config),
             StepSource::Unavailable(message) => Err(Refusal::Configuration(message.clone())),
         }
     }
@@ -229,25 +233,31 @@ pub fn check_spec(step: &Step, source: &StepSource<'_>, config: &Config) -> Vec<
 /// Checks every step's type and spec; returns warnings and errors in document order.
 pub fn check_pipeline(pipeline: &crate::pipeline::Pipeline, config: &Config) -> Vec<Diagnostic> {
     use crate::pipeline::{StageItem, StepItem};
-    fn walk<'p>(items: &'p [StepItem], out: &mut Vec<&'p Step>) {
+    fn walk(items: &[StepItem], config: &Config, out: &mut Vec<Diagnostic>) {
         for item in items {
             match item {
-                StepItem::Step(s) => out.push(s),
-                StepItem::Group(g) => {
-                    walk(&g.steps, out);
-                    walk(&g.rollback_steps, out);
+                StepItem::Step(step) => {
+                    out.extend(check_spec(step, &source(config, &step.step_type), config))
                 }
-                StepItem::Parallel(inner) => walk(inner, out),
+                StepItem::Group(group) => {
+                    if let Some(infra) = &group.infra {
+                        out.extend(k8s::check_group_infra(
+                            infra,
+                            &group.common.location,
+                            config,
+                        ));
+                    }
+                    walk(&group.steps, config, out);
+                    walk(&group.rollback_steps, config, out);
+                }
+                StepItem::Parallel(inner) => walk(inner, config, out),
             }
         }
     }
-    let mut steps = vec![];
+    let mut out = vec![];
     for stage in pipeline.stages.iter().flat_map(StageItem::stages) {
-        walk(&stage.execution.steps, &mut steps);
-        walk(&stage.execution.rollback_steps, &mut steps);
+        walk(&stage.execution.steps, config, &mut out);
+        walk(&stage.execution.rollback_steps, config, &mut out);
     }
-    steps
-        .iter()
-        .flat_map(|step| check_spec(step, &source(config, &step.step_type), config))
-        .collect()
+    out
 }

@@ -1,12 +1,24 @@
 //! A Kubernetes API-server DOUBLE for the tests: no kube-apiserver can be installed on these
 //! machines, so the product's real `kube` client talks HTTP to this stateful stand-in on loopback.
 //!
-//! It serves discovery (`/api`, `/apis`, the group-version resource lists, `/version`), CRUD on
-//! namespaced and cluster-scoped objects, server-side apply (creating when missing, recording
-//! field managers, `dryRun=All`), lists with label and field selectors, `resourceVersion`
-//! conflicts on replace, and a Deployment rollout simulation that can succeed, progress slowly,
-//! or fail with ProgressDeadlineExceeded (with an Event saying why). Every request is recorded,
-//! so a test can prove that nothing reached the "cluster".
+//! It serves discovery (`/api`, `/apis`, the group-version resource lists, `/version`, OpenAPI
+//! v3), CRUD on namespaced and cluster-scoped objects, and behaves as the real server does where
+//! Lockstep could get it wrong:
+//! - writes: server-side apply with field ownership and conflicts ([`apply`]), strategic-merge
+//!   and merge patches, `dryRun=All`, `resourceVersion` preconditions on replace and apply;
+//! - validation ([`validation`]): RFC 1123 names, label values, the 1 MiB data limit of
+//!   ConfigMaps and Secrets, the 3 MiB request limit; failures are `Status` objects with the
+//!   server's `reason`, `message` and `details`;
+//! - reads: label and field selectors with the server's syntax ([`selectors`]), watches;
+//! - controllers ([`workloads`]): rollouts that succeed, progress slowly, exceed their progress
+//!   deadline, or never start because an image cannot be pulled (a pod in `ImagePullBackOff`).
+//!
+//! Every request is recorded, so a test can prove that nothing reached the "cluster".
+
+mod apply;
+mod selectors;
+mod validation;
+mod workloads;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -64,12 +76,16 @@ const RESOURCES: &[(&str, &str, &str, &str, bool)] = &[
     ("apps", "v1", "Deployment", "deployments", true),
     ("apps", "v1", "StatefulSet", "statefulsets", true),
     ("apps", "v1", "DaemonSet", "daemonsets", true),
+    // A custom resource whose kind ends in `List` without being a list.
+    ("example.com", "v1", "AccessList", "accesslists", true),
 ];
 
 #[derive(Default)]
 struct State {
     /// `plural/namespace/name` → object (namespace empty when cluster-scoped).
     objects: BTreeMap<String, Value>,
+    /// Who owns which fields of each object, by the same key.
+    ownership: HashMap<String, apply::Ownership>,
     resource_version: u64,
     requests: Vec<String>,
     /// Deployment name → how its rollouts go (default: succeeds).
@@ -162,6 +178,19 @@ impl ApiServerDouble {
             .cloned()
     }
 
+    /// Every object stored under `plural` in `namespace`, in name order.
+    pub fn objects(&self, plural: &str, namespace: &str) -> Vec<Value> {
+        let prefix = format!("{plural}/{namespace}/");
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .iter()
+            .filter(|(key, _)| key.starts_with(&prefix))
+            .map(|(_, object)| object.clone())
+            .collect()
+    }
+
     /// Every request so far, as `METHOD /path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
@@ -219,10 +248,26 @@ fn discovery(path: &str) -> Option<Value> {
             json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})
         }
         "/apis" => {
-            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [{"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}], "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]})
+            let mut groups: Vec<&str> = RESOURCES
+                .iter()
+                .map(|r| r.0)
+                .filter(|g| !g.is_empty())
+                .collect();
+            groups.dedup();
+            let groups: Vec<Value> = groups
+                .iter()
+                .map(|g| json!({"name": g, "versions": [{"groupVersion": format!("{g}/v1"), "version": "v1"}], "preferredVersion": {"groupVersion": format!("{g}/v1"), "version": "v1"}}))
+                .collect();
+            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
         }
         "/api/v1" => resources("", "v1"),
-        "/apis/apps/v1" => resources("apps", "v1"),
+        other if other.starts_with("/apis/") && other.matches('/').count() == 3 => {
+            let (group, version) = other["/apis/".len()..].split_once('/')?;
+            if !RESOURCES.iter().any(|r| r.0 == group && r.1 == version) {
+                return None;
+            }
+            resources(group, version)
+        }
         "/openapi/v3" => {
             json!({"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=double"}, "apis/apps/v1": {"serverRelativeURL": "/openapi/v3/apis/apps/v1?hash=double"}}})
         }
@@ -289,51 +334,81 @@ fn query(uri: &Uri) -> HashMap<String, String> {
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| {
-            (
-                k.to_string(),
-                v.replace("%3D", "=")
-                    .replace("%2C", ",")
-                    .replace("%2F", "/"),
-            )
+            // Query strings encode a space as `+` (a literal `+` as `%2B`).
+            let v = v.replace('+', " ");
+            let decoded = percent_encoding::percent_decode_str(&v).decode_utf8_lossy();
+            (k.to_string(), decoded.into_owned())
         })
         .collect()
 }
 
-/// Objects merge recursively; anything else (lists included) is replaced, like an apply that
-/// owns the fields it sends.
-fn merge(into: &mut Value, from: &Value) {
-    match (into, from) {
-        (Value::Object(into), Value::Object(from)) => {
-            for (key, value) in from {
-                merge(into.entry(key.clone()).or_insert(Value::Null), value);
-            }
+/// What an error response names: the object and its resource.
+struct Subject<'a> {
+    group: &'a str,
+    kind: &'a str,
+    plural: &'a str,
+    name: &'a str,
+}
+
+impl Subject<'_> {
+    /// `configmaps "x"`, `deployments.apps "x"`: how the server names an object in messages.
+    fn resource(&self) -> String {
+        if self.group.is_empty() {
+            format!("{} \"{}\"", self.plural, self.name)
+        } else {
+            format!("{}.{} \"{}\"", self.plural, self.group, self.name)
         }
-        (into, from) => *into = from.clone(),
+    }
+
+    fn failure(&self, code: u16, reason: &str, message: String, causes: Value) -> Response {
+        let mut details = json!({"name": self.name, "group": self.group, "kind": self.plural});
+        if !causes.is_null() {
+            details["causes"] = causes;
+            details["kind"] = json!(self.kind);
+        }
+        let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "details": details, "code": code});
+        (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response()
+    }
+
+    fn not_found(&self) -> Response {
+        self.failure(
+            404,
+            "NotFound",
+            format!("{} not found", self.resource()),
+            Value::Null,
+        )
+    }
+
+    fn already_exists(&self) -> Response {
+        self.failure(
+            409,
+            "AlreadyExists",
+            format!("{} already exists", self.resource()),
+            Value::Null,
+        )
+    }
+
+    fn modified(&self) -> Response {
+        self.failure(409, "Conflict", format!("Operation cannot be fulfilled on {}: the object has been modified; please apply your changes to the latest version and try again", self.resource()), Value::Null)
+    }
+
+    fn invalid(&self, field: &str, message: &str) -> Response {
+        self.failure(
+            422,
+            "Invalid",
+            format!(
+                "{} \"{}\" is invalid: {field}: {message}",
+                self.kind, self.name
+            ),
+            json!([{"reason": "FieldValueInvalid", "message": message, "field": field}]),
+        )
     }
 }
 
-fn selected(object: &Value, labels: Option<&String>, fields: Option<&String>) -> bool {
-    let labels_ok = labels.is_none_or(|selector| {
-        selector.split(',').filter(|s| !s.is_empty()).all(|pair| {
-            pair.split_once('=').is_some_and(|(k, v)| {
-                object
-                    .pointer(&format!("/metadata/labels/{k}"))
-                    .and_then(Value::as_str)
-                    == Some(v)
-            })
-        })
-    });
-    let fields_ok = fields.is_none_or(|selector| {
-        selector.split(',').filter(|s| !s.is_empty()).all(|pair| {
-            pair.split_once('=').is_some_and(|(k, v)| {
-                object
-                    .pointer(&format!("/{}", k.replace('.', "/")))
-                    .and_then(Value::as_str)
-                    == Some(v)
-            })
-        })
-    });
-    labels_ok && fields_ok
+/// Refuses what the server would not store.
+fn check(subject: &Subject<'_>, object: &Value) -> Option<Response> {
+    let (field, message) = validation::invalid(subject.kind, subject.name, object)?;
+    Some(subject.invalid(&field, &message))
 }
 
 fn handle(
@@ -349,6 +424,16 @@ fn handle(
         "{method} {}",
         uri.path_and_query().map_or(path.clone(), |p| p.to_string())
     ));
+    if body.len() > validation::MAX_REQUEST_BYTES {
+        return status(
+            413,
+            "RequestEntityTooLarge",
+            format!(
+                "Request entity too large: limit is {}",
+                validation::MAX_REQUEST_BYTES
+            ),
+        );
+    }
     if method == Method::GET
         && let Some(document) = discovery(&path)
     {
@@ -363,7 +448,7 @@ fn handle(
         return status(
             404,
             "NotFound",
-            format!("the server could not find the requested resource ({path})"),
+            "the server could not find the requested resource".into(),
         );
     };
     if !state.faults.is_empty() {
@@ -388,6 +473,9 @@ fn handle(
     };
     let params = query(&uri);
     let key = |name: &str| format!("{plural}/{namespace}/{name}");
+    let dry_run = params.get("dryRun").is_some_and(|d| d == "All");
+    let manager = params.get("fieldManager").cloned();
+    let parse = |body: &Bytes| serde_json::from_slice::<Value>(body);
     match (method.clone(), name) {
         (Method::GET, None) => {
             let prefix = if namespace.is_empty() && namespaced {
@@ -395,15 +483,25 @@ fn handle(
             } else {
                 format!("{plural}/{namespace}/")
             };
-            let items: Vec<Value> = state
-                .objects
-                .iter()
-                .filter(|(k, o)| {
-                    k.starts_with(&prefix)
-                        && selected(o, params.get("labelSelector"), params.get("fieldSelector"))
-                })
-                .map(|(_, o)| o.clone())
-                .collect();
+            let mut items = vec![];
+            for (k, object) in &state.objects {
+                if !k.starts_with(&prefix) {
+                    continue;
+                }
+                let labels = params
+                    .get("labelSelector")
+                    .map_or(Ok(true), |s| selectors::labels_match(object, s));
+                let fields = params
+                    .get("fieldSelector")
+                    .map_or(Ok(true), |s| selectors::fields_match(object, s));
+                match (labels, fields) {
+                    (Ok(true), Ok(true)) => items.push(object.clone()),
+                    (Err(message), _) | (_, Err(message)) => {
+                        return status(400, "BadRequest", message);
+                    }
+                    _ => {}
+                }
+            }
             let rv = state.resource_version.to_string();
             if params.get("watch").is_some_and(|w| w == "true" || w == "1") {
                 // A watch from the start: every matching object as ADDED, then the stream ends
@@ -435,21 +533,38 @@ fn handle(
         (Method::GET, Some(name)) => {
             let key = key(&name);
             if kind == "Deployment" {
-                progress_slow_rollout(&mut state, &key);
+                workloads::progress_slow_rollout(&mut state, &key);
             }
+            let subject = Subject {
+                group,
+                kind,
+                plural,
+                name: &name,
+            };
             match state.objects.get(&key) {
                 Some(object) => ok(object.clone()),
-                None => status(404, "NotFound", format!("{plural} \"{name}\" not found")),
+                None => subject.not_found(),
             }
         }
-        (Method::DELETE, Some(name)) => match state.objects.remove(&key(&name)) {
-            Some(_) => ok(
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name, "kind": plural}}),
-            ),
-            None => status(404, "NotFound", format!("{plural} \"{name}\" not found")),
-        },
+        (Method::DELETE, Some(name)) => {
+            let subject = Subject {
+                group,
+                kind,
+                plural,
+                name: &name,
+            };
+            match state.objects.remove(&key(&name)) {
+                Some(_) => {
+                    state.ownership.remove(&key(&name));
+                    ok(
+                        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": {"name": name, "group": group, "kind": plural}}),
+                    )
+                }
+                None => subject.not_found(),
+            }
+        }
         (Method::POST, None) => {
-            let Ok(object) = serde_json::from_slice::<Value>(&body) else {
+            let Ok(object) = parse(&body) else {
                 return status(400, "BadRequest", "the body is not JSON".into());
             };
             let Some(name) = object
@@ -457,26 +572,48 @@ fn handle(
                 .and_then(Value::as_str)
                 .map(str::to_string)
             else {
-                return status(422, "Invalid", "metadata.name is required".into());
-            };
-            if state.objects.contains_key(&key(&name)) {
                 return status(
-                    409,
-                    "AlreadyExists",
-                    format!("{plural} \"{name}\" already exists"),
+                    422,
+                    "Invalid",
+                    format!(
+                        "{kind} \"\" is invalid: metadata.name: Required value: name or generateName is required"
+                    ),
+                );
+            };
+            let subject = Subject {
+                group,
+                kind,
+                plural,
+                name: &name,
+            };
+            if let Some(refused) = check(&subject, &object) {
+                return refused;
+            }
+            if state.objects.contains_key(&key(&name)) {
+                return subject.already_exists();
+            }
+            if object.pointer("/metadata/resourceVersion").is_some() {
+                return subject.invalid(
+                    "metadata.resourceVersion",
+                    "Invalid value: 0x0: must not be set on objects to be created",
                 );
             }
-            let stored = store(
+            if dry_run {
+                return (StatusCode::CREATED, axum::Json(object)).into_response();
+            }
+            let manager = manager.unwrap_or_else(|| "unknown".into());
+            let stored = write(
                 &mut state,
-                key(&name),
-                object,
+                &key(&name),
+                object.clone(),
                 &namespace,
                 None,
-                "kubectl-create",
+                &api_version,
+                |ownership, stored| {
+                    ownership.update(stored, apply::leaves(&object), &manager);
+                },
             );
-            if kind == "Deployment" {
-                start_rollout(&mut state, &key(&name), &name, &namespace);
-            }
+            workloads::start_rollout(&mut state, kind, &key(&name), &name, &namespace);
             (
                 StatusCode::CREATED,
                 axum::Json(state.objects.get(&key(&name)).cloned().unwrap_or(stored)),
@@ -484,86 +621,183 @@ fn handle(
                 .into_response()
         }
         (Method::PUT, Some(name)) => {
-            let Ok(object) = serde_json::from_slice::<Value>(&body) else {
+            let Ok(object) = parse(&body) else {
                 return status(400, "BadRequest", "the body is not JSON".into());
             };
-            let current = state
-                .objects
-                .get(&key(&name))
-                .and_then(|o| o.pointer("/metadata/resourceVersion").cloned());
-            if let (Some(sent), Some(current)) =
-                (object.pointer("/metadata/resourceVersion"), &current)
-                && sent != current
-            {
-                return status(
-                    409,
-                    "Conflict",
-                    format!(
-                        "Operation cannot be fulfilled on {plural} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
-                    ),
-                );
+            let subject = Subject {
+                group,
+                kind,
+                plural,
+                name: &name,
+            };
+            let Some(previous) = state.objects.get(&key(&name)).cloned() else {
+                return subject.not_found();
+            };
+            if let Some(refused) = check(&subject, &object) {
+                return refused;
             }
-            let previous = state.objects.get(&key(&name)).cloned();
-            ok(store(
+            if let Some(sent) = object.pointer("/metadata/resourceVersion")
+                && Some(sent) != previous.pointer("/metadata/resourceVersion")
+            {
+                return subject.modified();
+            }
+            if dry_run {
+                return ok(object);
+            }
+            let manager = manager.unwrap_or_else(|| "unknown".into());
+            let stored = write(
                 &mut state,
-                key(&name),
-                object,
+                &key(&name),
+                object.clone(),
                 &namespace,
-                previous.as_ref(),
-                "kubectl-replace",
-            ))
+                Some(&previous),
+                &api_version,
+                |ownership, stored| {
+                    ownership.update(stored, apply::leaves(&object), &manager);
+                },
+            );
+            workloads::start_rollout(&mut state, kind, &key(&name), &name, &namespace);
+            ok(state.objects.get(&key(&name)).cloned().unwrap_or(stored))
         }
         (Method::PATCH, Some(name)) => {
-            let apply = headers
+            let content_type = headers
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| t.starts_with("application/apply-patch"));
-            let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
+                .unwrap_or_default()
+                .to_string();
+            let Ok(patch) = parse(&body) else {
                 return status(400, "BadRequest", "the body is not JSON".into());
             };
+            let subject = Subject {
+                group,
+                kind,
+                plural,
+                name: &name,
+            };
             let previous = state.objects.get(&key(&name)).cloned();
-            if previous.is_none() && !apply {
-                return status(404, "NotFound", format!("{plural} \"{name}\" not found"));
+            let apply = content_type.starts_with("application/apply-patch");
+            if let Some(sent) = patch.pointer("/metadata/resourceVersion")
+                && previous
+                    .as_ref()
+                    .and_then(|p| p.pointer("/metadata/resourceVersion"))
+                    != Some(sent)
+            {
+                return subject.modified();
             }
-            let mut merged = previous.clone().unwrap_or_else(|| json!({}));
-            merge(&mut merged, &patch);
-            let manager = params
-                .get("fieldManager")
-                .cloned()
-                .unwrap_or_else(|| "unknown".into());
-            if params.contains_key("dryRun") {
+            let (merged, ownership) = if apply {
+                let Some(manager) = &manager else {
+                    return status(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into());
+                };
+                if patch.pointer("/metadata/name").and_then(Value::as_str) != Some(name.as_str()) {
+                    return status(
+                        400,
+                        "BadRequest",
+                        format!(
+                            "the name of the object ({}) does not match the name on the URL ({name})",
+                            patch
+                                .pointer("/metadata/name")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                        ),
+                    );
+                }
+                if patch["apiVersion"] != json!(api_version) || patch["kind"] != json!(kind) {
+                    return status(
+                        400,
+                        "BadRequest",
+                        format!(
+                            "the API version in the data ({}) does not match the expected API version ({api_version}), or the kind ({}) is not {kind}",
+                            patch["apiVersion"], patch["kind"]
+                        ),
+                    );
+                }
+                let force = params.get("force").is_some_and(|f| f == "true");
+                let mut ownership = state
+                    .ownership
+                    .get(&key(&name))
+                    .cloned()
+                    .unwrap_or_default();
+                match ownership.apply(previous.as_ref(), &patch, manager, force) {
+                    Ok(merged) => (merged, ownership),
+                    Err(conflicts) => {
+                        let causes: Vec<Value> = conflicts.0.iter().map(|(m, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\" using {api_version}"), "field": format!(".{}", p.join("."))})).collect();
+                        return subject.failure(
+                            409,
+                            "Conflict",
+                            conflicts.message(&api_version),
+                            Value::Array(causes),
+                        );
+                    }
+                }
+            } else {
+                let Some(previous) = &previous else {
+                    return subject.not_found();
+                };
+                let mut merged = previous.clone();
+                if content_type.starts_with("application/strategic-merge-patch") {
+                    apply::strategic_merge_patch(&mut merged, &patch);
+                } else if content_type.starts_with("application/merge-patch") {
+                    apply::merge_patch(&mut merged, &patch);
+                } else {
+                    return status(
+                        415,
+                        "UnsupportedMediaType",
+                        format!(
+                            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (sent {content_type})"
+                        ),
+                    );
+                }
+                let mut ownership = state
+                    .ownership
+                    .get(&key(&name))
+                    .cloned()
+                    .unwrap_or_default();
+                ownership.update(
+                    &merged,
+                    apply::leaves(&patch),
+                    manager.as_deref().unwrap_or("unknown"),
+                );
+                (merged, ownership)
+            };
+            if let Some(refused) = check(&subject, &merged) {
+                return refused;
+            }
+            if dry_run {
                 return ok(merged);
             }
-            let stored = store(
+            let stored = write(
                 &mut state,
-                key(&name),
+                &key(&name),
                 merged,
                 &namespace,
                 previous.as_ref(),
-                &manager,
+                &api_version,
+                |owned, _| *owned = ownership,
             );
-            if kind == "Deployment" {
-                start_rollout(&mut state, &key(&name), &name, &namespace);
-            }
+            workloads::start_rollout(&mut state, kind, &key(&name), &name, &namespace);
             ok(state.objects.get(&key(&name)).cloned().unwrap_or(stored))
         }
         _ => status(
             405,
             "MethodNotAllowed",
-            format!("{method} is not supported on {path}"),
+            format!(
+                "the server does not allow this method on the requested resource ({method} {path})"
+            ),
         ),
     }
 }
 
-/// Stores `object` with server-set metadata: uid, resourceVersion, generation (bumped when the
-/// spec changed), the namespace, and the field manager.
-fn store(
+/// Stores `object` with server-set metadata: uid, resourceVersion, creationTimestamp,
+/// generation (bumped when the spec changed), the namespace, and `managedFields` after `own`
+/// has recorded who set what.
+fn write(
     state: &mut State,
-    key: String,
+    key: &str,
     mut object: Value,
     namespace: &str,
     previous: Option<&Value>,
-    manager: &str,
+    api_version: &str,
+    own: impl FnOnce(&mut apply::Ownership, &Value),
 ) -> Value {
     state.resource_version += 1;
     let generation = match previous {
@@ -580,111 +814,31 @@ fn store(
             }
         }
     };
+    if let Some(status) = previous.and_then(|p| p.get("status"))
+        && object.get("status").is_none()
+    {
+        object["status"] = status.clone();
+    }
+    let inherited =
+        |field: &str| previous.and_then(|p| p.pointer(&format!("/metadata/{field}")).cloned());
+    let uid = inherited("uid").unwrap_or_else(|| json!(format!("uid-{}", state.resource_version)));
+    let created = inherited("creationTimestamp").unwrap_or_else(|| json!("2026-01-01T00:00:00Z"));
     let metadata = object
         .as_object_mut()
         .unwrap()
         .entry("metadata")
         .or_insert_with(|| json!({}));
-    let uid = previous
-        .and_then(|p| p.pointer("/metadata/uid").cloned())
-        .unwrap_or_else(|| json!(format!("uid-{}", state.resource_version)));
-    merge(
-        metadata,
-        &json!({"uid": uid, "resourceVersion": state.resource_version.to_string(), "generation": generation}),
-    );
+    metadata["uid"] = uid;
+    metadata["resourceVersion"] = json!(state.resource_version.to_string());
+    metadata["generation"] = json!(generation);
+    metadata["creationTimestamp"] = created;
     if !namespace.is_empty() {
         metadata["namespace"] = json!(namespace);
     }
-    let mut managers: Vec<Value> = metadata
-        .get("managedFields")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if !managers.iter().any(|m| m["manager"] == manager) {
-        managers.push(json!({"manager": manager, "operation": "Apply", "apiVersion": object["apiVersion"].clone()}));
-    }
-    object["metadata"]["managedFields"] = json!(managers);
-    state.objects.insert(key, object.clone());
+    let mut ownership = state.ownership.remove(key).unwrap_or_default();
+    own(&mut ownership, &object);
+    object["metadata"]["managedFields"] = ownership.managed_fields(&json!(api_version));
+    state.ownership.insert(key.to_string(), ownership);
+    state.objects.insert(key.to_string(), object.clone());
     object
-}
-
-fn start_rollout(state: &mut State, key: &str, name: &str, namespace: &str) {
-    let broken = state
-        .objects
-        .get(key)
-        .and_then(|o| o.pointer("/spec/template/spec/containers"))
-        .and_then(Value::as_array)
-        .is_some_and(|containers| {
-            containers.iter().any(|c| {
-                c["image"]
-                    .as_str()
-                    .is_some_and(|i| state.broken_images.iter().any(|b| b == i))
-            })
-        });
-    let rollout = if broken {
-        Rollout::Fails
-    } else {
-        state
-            .rollouts
-            .get(name)
-            .copied()
-            .unwrap_or(Rollout::Succeeds)
-    };
-    let Some(object) = state.objects.get_mut(key) else {
-        return;
-    };
-    let generation = object
-        .pointer("/metadata/generation")
-        .cloned()
-        .unwrap_or(json!(1));
-    let desired = object
-        .pointer("/spec/replicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(1);
-    match rollout {
-        Rollout::Succeeds => object["status"] = complete(&generation, desired),
-        Rollout::Slow(reads) => {
-            object["status"] = json!({"observedGeneration": generation, "replicas": desired, "updatedReplicas": 0, "readyReplicas": 0, "availableReplicas": 0});
-            state.slow.insert(key.to_string(), reads);
-        }
-        Rollout::Fails => {
-            let message = format!("ReplicaSet \"{name}-7d9f8c\" has timed out progressing.");
-            object["status"] = json!({"observedGeneration": generation, "replicas": desired, "updatedReplicas": 0, "readyReplicas": 0, "availableReplicas": 0, "unavailableReplicas": desired,
-                "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}, {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": message}]});
-            state.resource_version += 1;
-            let event_name = format!("{name}.failed");
-            let event = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event_name, "namespace": namespace, "resourceVersion": state.resource_version.to_string()},
-                "involvedObject": {"kind": "Deployment", "name": name, "namespace": namespace}, "reason": "Failed", "message": "Back-off pulling image \"registry.example.com/app:broken\"", "type": "Warning"});
-            state
-                .objects
-                .insert(format!("events/{namespace}/{event_name}"), event);
-        }
-    }
-}
-
-fn complete(generation: &Value, desired: u64) -> Value {
-    json!({"observedGeneration": generation, "replicas": desired, "updatedReplicas": desired, "readyReplicas": desired, "availableReplicas": desired,
-        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}, {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]})
-}
-
-fn progress_slow_rollout(state: &mut State, key: &str) {
-    let Some(left) = state.slow.get_mut(key) else {
-        return;
-    };
-    if *left > 0 {
-        *left -= 1;
-        return;
-    }
-    state.slow.remove(key);
-    if let Some(object) = state.objects.get_mut(key) {
-        let generation = object
-            .pointer("/metadata/generation")
-            .cloned()
-            .unwrap_or(json!(1));
-        let desired = object
-            .pointer("/spec/replicas")
-            .and_then(Value::as_u64)
-            .unwrap_or(1);
-        object["status"] = complete(&generation, desired);
-    }
 }

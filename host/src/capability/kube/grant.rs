@@ -23,6 +23,17 @@ pub struct KubeGrant {
     /// (`Secret`, `RoleBinding`, `Namespace`, …) whatever it is.
     pub kinds: Vec<String>,
     pub verbs: Vec<Verb>,
+    /// Where the operator sets `kinds`, for a refusal to say.
+    pub kinds_from: KindsFrom,
+}
+
+/// Where a grant's kinds come from in lockstep.yaml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KindsFrom {
+    /// `connectors.NAME.kinds`: built-in K8s steps and Run steps of a Kubernetes step group.
+    Connector,
+    /// `stepTypes.TYPE.grants.kube[].kinds`: a custom step type's own grant.
+    StepType(String),
 }
 
 /// Built-in kinds that live outside namespaces.
@@ -143,7 +154,31 @@ impl KubeGrant {
         } else {
             format!("granted kinds: {}", self.kinds.join(", "))
         };
-        Some(format!("kind `{kind}` is not granted; {why}"))
+        Some(format!(
+            "kind `{kind}` is not granted; {why}; {}",
+            self.fix()
+        ))
+    }
+
+    /// Where the operator grants a kind.
+    fn fix(&self) -> String {
+        match &self.kinds_from {
+            KindsFrom::Connector => format!(
+                "the operator adds kinds with `connectors.{}.kinds` in lockstep.yaml",
+                self.connector
+            ),
+            KindsFrom::StepType(step_type) => format!(
+                "the operator adds kinds with `stepTypes.{step_type}.grants.kube[].kinds` in lockstep.yaml"
+            ),
+        }
+    }
+
+    /// The refusal of a kind that discovery found cluster-scoped (a custom resource).
+    pub fn refuse_cluster_scoped(&self, kind: &str) -> Error {
+        self.denied(format!(
+            "kind `{kind}` is not granted; `{kind}` is cluster-scoped: a grant must name it; {}",
+            self.fix()
+        ))
     }
 
     fn denied(&self, why: String) -> Error {
@@ -286,6 +321,7 @@ mod tests {
             namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
             kinds: kinds.iter().map(|s| s.to_string()).collect(),
             verbs: vec![Verb::Get, Verb::List, Verb::Apply],
+            kinds_from: KindsFrom::Connector,
         }
     }
 

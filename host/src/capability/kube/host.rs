@@ -6,7 +6,9 @@ use wasmtime::component::Resource;
 use super::KubeView;
 use super::bindings::lockstep::kube::cluster as wit;
 use super::client::KubeClient;
-use crate::capability::{WitError, find_grant};
+use std::sync::atomic::Ordering;
+
+use crate::capability::{Error, WitError, find_grant};
 
 impl wit::Host for KubeView<'_> {}
 
@@ -93,17 +95,34 @@ impl wit::HostClient for KubeView<'_> {
             .map_err(Into::into))
     }
 
+    async fn create(
+        &mut self,
+        handle: Resource<KubeClient>,
+        manifest: String,
+        namespace: Option<String>,
+    ) -> wasmtime::Result<Result<String, WitError>> {
+        Ok(self
+            .table
+            .get(&handle)?
+            .create(&manifest, namespace.as_deref())
+            .await
+            .map_err(Into::into))
+    }
+
     async fn wait_rollout(
         &mut self,
         handle: Resource<KubeClient>,
         target: wit::ObjectRef,
     ) -> wasmtime::Result<Result<wit::Rollout, WitError>> {
-        Ok(self
+        let waited = self
             .table
             .get(&handle)?
-            .wait_rollout(&target)
-            .await
-            .map_err(Into::into))
+            .wait_rollout(&target, self.ctx.give_up_at)
+            .await;
+        if let Err(Error::LimitExceeded(_)) = &waited {
+            self.ctx.ran_out_of_time.store(true, Ordering::Relaxed);
+        }
+        Ok(waited.map_err(Into::into))
     }
 
     async fn drop(&mut self, handle: Resource<KubeClient>) -> wasmtime::Result<()> {

@@ -11,10 +11,13 @@ pub mod grant;
 mod host;
 pub mod resolve;
 
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 pub use client::{FIELD_MANAGER, KubeClient, connect};
-pub use grant::{KubeCluster, KubeGrant, Verb};
+pub use grant::{KindsFrom, KubeCluster, KubeGrant, Verb};
 
 use crate::capability::ConnectionBudget;
 
@@ -36,6 +39,24 @@ pub struct KubeCtx {
     pub grants: Vec<KubeGrant>,
     /// The step's identifier, for denials.
     pub step: String,
+    /// When waiting for a rollout stops, shortly before the step's timeout: the step still has
+    /// time to record how its deploy ended.
+    pub give_up_at: Instant,
+    /// Set when a wait gave up for that reason: the step's failure is then a timeout.
+    pub ran_out_of_time: AtomicBool,
+}
+
+impl KubeCtx {
+    pub fn new(grants: Vec<KubeGrant>, step: String, timeout: Duration) -> Self {
+        // A fifth of the timeout, at most 5 s, is left for the step after a wait gives up.
+        let margin = (timeout / 5).min(Duration::from_secs(5));
+        KubeCtx {
+            grants,
+            step,
+            give_up_at: Instant::now() + timeout - margin,
+            ran_out_of_time: AtomicBool::new(false),
+        }
+    }
 }
 
 /// What the host functions of `lockstep:kube` work on: the step's grants, its resource table

@@ -1,7 +1,7 @@
 //! Kubernetes names in lockstep.yaml, resolved: a connector's cluster, and what a step group's
 //! steps may do there.
 
-use super::grant::{KubeCluster, KubeGrant, Verb};
+use super::grant::{KindsFrom, KubeCluster, KubeGrant, Verb};
 use crate::config::{Config, ConnectorKind, ConnectorSpec, Refusal};
 
 /// The Kubernetes connector `name`: its kubeconfig and context, or the in-cluster configuration.
@@ -48,6 +48,7 @@ pub fn group_grant(
         namespaces: vec![namespace.clone()],
         kinds: kinds.clone(),
         verbs,
+        kinds_from: KindsFrom::Connector,
     };
     Ok((grant, namespace))
 }

@@ -120,10 +120,15 @@ pub async fn run(
         Shell::Sh => "sh",
         Shell::Bash => "bash",
     };
+    // A file, not `-c`: the kernel caps one argument at 128 KiB, and scripts may be longer.
+    std::fs::write(
+        lockstep_dir.join("script"),
+        wrap(&script.source, &script.capture),
+    )
+    .map_err(|e| Error::Unavailable(format!("writing the script: {e}")))?;
     let mut command = Command::new(program);
     command
-        .arg("-c")
-        .arg(wrap(&script.source, &script.capture))
+        .arg(inside("script"))
         .current_dir(workspace)
         .env_clear()
         .env("PATH", jail.path_variable(&grant.policy))
