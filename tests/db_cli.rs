@@ -206,3 +206,62 @@ fn a_runner_killed_at_random_points_is_resumed_without_duplicates_or_manual_unlo
         }
     }
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let db = TestDb::sqlite();
+    // More than a pipe holds (64 KiB), so the writer is still writing when the pipe closes.
+    let many: String = (1..=10_000)
+        .map(|i| format!("--changeset a:{i}\nselect {i};\n"))
+        .collect();
+    let dir = project(&db, &format!("--liquibase formatted sql\n{many}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args([
+            "db",
+            "status",
+            "--instance",
+            "main",
+            "--config",
+            "lockstep.yaml",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -c 10`: read a little, then close the pipe.
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_lock_held_by_another_tool_is_reported_while_waiting_and_for_as_long_as_lock_timeout_says() {
+    let db = TestDb::postgres();
+    let dir = project(&db, CHANGELOG);
+    assert_eq!(lockstep_db(dir.path(), &["update"]).0, 0);
+    let more = format!("{CHANGELOG}--changeset a:3\ninsert into t1 values (3);\n");
+    std::fs::write(dir.path().join("db/changelog.sql"), more).unwrap();
+    use lockstep_changelog::db::Sql;
+    db.session()
+        .execute("UPDATE DATABASECHANGELOGLOCK SET LOCKED = TRUE, LOCKEDBY = 'ci-host (10.0.0.7)', LOCKGRANTED = CURRENT_TIMESTAMP", &[])
+        .unwrap();
+    let (code, _, err) = lockstep_db(dir.path(), &["update", "--lock-timeout", "2s"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("note: waiting for the changelog lock, held by ci-host (10.0.0.7) (since")
+            && err.contains("giving up after 2 s"),
+        "says who holds it while it waits: {err}"
+    );
+    assert!(
+        err.contains("error: could not acquire the changelog lock"),
+        "{err}"
+    );
+    let (code, _, err) = lockstep_db(dir.path(), &["update", "--lock-timeout", "soon"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`soon` is not a duration"), "{err}");
+}

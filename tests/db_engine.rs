@@ -13,8 +13,12 @@ use lockstep_changelog::model::Changelog;
 use support::db::TestDb;
 
 fn changelog(source: &str) -> Changelog {
-    formatted_sql::parse("db/changelog.sql", source, &BTreeMap::new())
-        .unwrap_or_else(|e| panic!("{e:?}"))
+    formatted_sql::parse(
+        "db/changelog.sql",
+        source,
+        &mut lockstep_changelog::properties::FileProperties::only(&BTreeMap::new()),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 const THREE: &str = "--liquibase formatted sql
@@ -346,6 +350,22 @@ fn a_stale_lock_left_by_a_dead_runner_is_taken_over_and_liquibases_is_waited_for
     }
 }
 
+/// On PostgreSQL the lock row is locked in a transaction held open on a second session, never
+/// committed: if the runner dies the server undoes it, so Liquibase is never left blocked.
+#[test]
+fn the_postgres_lock_row_is_held_in_an_open_transaction_never_committed_locked() {
+    let db = TestDb::postgres();
+    let log = changelog(
+        "--liquibase formatted sql\n--changeset a:probe\n--preconditions onFail:HALT\n--precondition-sql-check expectedResult:false select cast(locked as text) from databasechangeloglock\nselect 1;\n",
+    );
+    assert_eq!(update(&db, &log).unwrap(), ["db/changelog.sql::probe::a"]);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'"),
+        Value::Integer(0),
+        "the held session ends with the run"
+    );
+}
+
 #[test]
 fn two_racing_updates_apply_each_changeset_once() {
     for db in TestDb::both() {
@@ -457,7 +477,7 @@ fn tag_after_apply_follows_tag_database_changeset() {
 fn load_changelog(name: &str, source: &str) -> Changelog {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(name), source).unwrap();
-    lockstep_changelog::load::load(dir.path(), name, &BTreeMap::new())
+    lockstep_changelog::load::load(dir.path(), name, &BTreeMap::new(), &Default::default())
         .unwrap_or_else(|e| panic!("{e:?}"))
 }
 

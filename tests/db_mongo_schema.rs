@@ -69,9 +69,13 @@ fn load_changelog(text: &str) -> (tempfile::TempDir, Changelog) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("db")).unwrap();
     std::fs::write(dir.path().join("db/changelog.yaml"), text).unwrap();
-    let changelog =
-        lockstep_changelog::load::load(dir.path(), "db/changelog.yaml", &BTreeMap::new())
-            .unwrap_or_else(|e| panic!("{e:?}"));
+    let changelog = lockstep_changelog::load::load(
+        dir.path(),
+        "db/changelog.yaml",
+        &BTreeMap::new(),
+        &Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
     (dir, changelog)
 }
 
@@ -516,8 +520,13 @@ fn a_json_changelog_with_raw_json_values_applies() {
   ]}}
 ]}"#;
     std::fs::write(dir.path().join("changelog.json"), json_changelog).unwrap();
-    let changelog =
-        lockstep_changelog::load::load(dir.path(), "changelog.json", &BTreeMap::new()).unwrap();
+    let changelog = lockstep_changelog::load::load(
+        dir.path(),
+        "changelog.json",
+        &BTreeMap::new(),
+        &Default::default(),
+    )
+    .unwrap();
     Engine::mongo(session.connection(), settings())
         .update(&changelog, None, false)
         .unwrap();

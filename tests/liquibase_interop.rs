@@ -48,11 +48,25 @@ impl Project {
 
     /// A project whose root changelog is `path`.
     fn with_file(db: &TestDb, path: &str, changelog: &str) -> Self {
+        Self::with_instance(db, path, changelog, "")
+    }
+
+    /// A project whose instance has `instance` among its settings (`context: prod`).
+    fn with_instance(db: &TestDb, path: &str, changelog: &str, instance: &str) -> Self {
+        Self::with_files(db, &[(path, changelog)], instance)
+    }
+
+    /// A project of `files` (path, content), whose root changelog is the first.
+    fn with_files(db: &TestDb, files: &[(&str, &str)], instance: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("db")).unwrap();
-        std::fs::write(dir.path().join(path), changelog).unwrap();
+        for (file, content) in files {
+            let file = dir.path().join(file);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, content).unwrap();
+        }
+        let path = files[0].0;
         let config = format!(
-            "connectors:\n{}dbSchemas:\n  app: {{ changelog: {path} }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n",
+            "connectors:\n{}dbSchemas:\n  app: {{ changelog: {path} }}\ndbInstances:\n  main: {{ schema: app, connector: db{instance} }}\n",
             db.connector("db")
         );
         std::fs::write(dir.path().join("lockstep.yaml"), config).unwrap();
@@ -96,6 +110,13 @@ impl Project {
     }
 
     fn lockstep(&self, args: &[&str]) -> String {
+        let (ok, text) = self.try_lockstep(args);
+        assert!(ok, "lockstep db {args:?} failed:\n{text}");
+        text
+    }
+
+    /// `lockstep db ARGS`: whether it succeeded, and what it printed.
+    fn try_lockstep(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_lockstep"))
             .arg("db")
             .args(args)
@@ -109,11 +130,7 @@ impl Project {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(
-            output.status.success(),
-            "lockstep db {args:?} failed:\n{text}"
-        );
-        text
+        (output.status.success(), text)
     }
 }
 
@@ -197,6 +214,432 @@ fn the_same_changelog_gives_the_same_history_and_schema_with_either_tool() {
     assert_eq!(expected.len(), 5);
     assert_eq!(history(&by_lockstep), expected);
     assert_eq!(schema(&by_lockstep), schema(&by_liquibase));
+}
+
+/// Applies `changelog` with Liquibase (with `liquibase_args`) and with Lockstep (its instance
+/// with `instance`) to fresh databases, and asserts the same DATABASECHANGELOG and schema; then
+/// each tool finds the other's database up to date. Returns Lockstep's history.
+fn same_as_liquibase(
+    path: &str,
+    changelog: &str,
+    liquibase_args: &[&str],
+    instance: &str,
+) -> Vec<String> {
+    same_as_liquibase_for_files(&[(path, changelog)], liquibase_args, instance)
+}
+
+/// [`same_as_liquibase`] for a changelog of several files, the first the root.
+fn same_as_liquibase_for_files(
+    files: &[(&str, &str)],
+    liquibase_args: &[&str],
+    instance: &str,
+) -> Vec<String> {
+    let (by_liquibase, by_lockstep) = (TestDb::postgres(), TestDb::postgres());
+    let theirs = Project::with_files(&by_liquibase, files, instance);
+    theirs.liquibase(&by_liquibase, &[&["update"], liquibase_args].concat());
+    let ours = Project::with_files(&by_lockstep, files, instance);
+    ours.lockstep(&["update"]);
+    let expected = history(&by_liquibase);
+    assert_eq!(history(&by_lockstep), expected);
+    assert_eq!(schema(&by_lockstep), schema(&by_liquibase));
+    let status = ours.liquibase(&by_lockstep, &[&["status"], liquibase_args].concat());
+    assert!(
+        status.contains("is up to date"),
+        "Liquibase on Lockstep's database:\n{status}"
+    );
+    let status = theirs.lockstep(&["status"]);
+    assert!(
+        status.contains("main is up to date"),
+        "Lockstep on Liquibase's database:\n{status}"
+    );
+    expected
+}
+
+#[test]
+fn the_contexts_column_holds_the_changesets_own_expression_not_the_runs_contexts() {
+    let changelog = "--liquibase formatted sql
+
+--changeset alice:prod-only context:prod
+create table audit (id int);
+
+--changeset alice:everywhere
+create table person (id int);
+";
+    let history = same_as_liquibase(
+        "db/changelog.sql",
+        changelog,
+        &["--contexts=prod"],
+        ", context: prod",
+    );
+    assert!(history[0].ends_with("|prod|NULL"), "{history:?}");
+    assert!(history[1].ends_with("|NULL|NULL"), "{history:?}");
+}
+
+#[test]
+fn a_word_end_delimiter_splits_only_at_the_whole_word_in_any_case() {
+    let changelog = "--liquibase formatted sql
+
+--changeset alice:goods endDelimiter:GO
+create table GOODS (id int)
+go
+insert into GOODS values (1)
+GO
+--rollback drop table GOODS;
+";
+    same_as_liquibase("db/changelog.sql", changelog, &[], "");
+}
+
+#[test]
+fn an_xml_root_logical_file_path_is_every_changesets_filename() {
+    let changelog = r#"<?xml version="1.0" encoding="UTF-8"?>
+<databaseChangeLog xmlns="http://www.liquibase.org/xml/ns/dbchangelog"
+    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    xsi:schemaLocation="http://www.liquibase.org/xml/ns/dbchangelog http://www.liquibase.org/xml/ns/dbchangelog/dbchangelog-4.28.xsd"
+    logicalFilePath="shared/app-changelog.xml">
+    <changeSet id="person" author="alice">
+        <createTable tableName="person">
+            <column name="id" type="int"/>
+        </createTable>
+    </changeSet>
+</databaseChangeLog>
+"#;
+    let history = same_as_liquibase("db/changelog.xml", changelog, &[], "");
+    assert!(
+        history[0].starts_with("person|alice|shared/app-changelog.xml|"),
+        "{history:?}"
+    );
+}
+
+#[test]
+fn an_include_that_may_be_missing_is_skipped_as_liquibase_skips_it() {
+    let changelog = "databaseChangeLog:
+  - include: { file: db/optional.yaml, errorIfMissing: false }
+  - changeSet:
+      id: person
+      author: alice
+      changes:
+        - createTable: { tableName: person, columns: [{ column: { name: id, type: int } }] }
+";
+    let history = same_as_liquibase("db/changelog.yaml", changelog, &[], "");
+    assert_eq!(history.len(), 1, "{history:?}");
+}
+
+#[test]
+fn a_parents_properties_are_seen_in_the_files_it_includes() {
+    let master = "databaseChangeLog:
+  - property: { name: table, value: people }
+  - property: { name: column_type, value: varchar(40) }
+  - include: { file: parts/people.sql, relativeToChangelogFile: true }
+  - include: { file: parts/later.yaml, relativeToChangelogFile: true }
+";
+    let people = "--liquibase formatted sql
+--property name:suffix value:_archive
+--changeset alice:people
+create table ${table} (id int, name ${column_type});
+--rollback drop table ${table};
+";
+    let later = "databaseChangeLog:
+  - changeSet:
+      id: archive
+      author: alice
+      changes:
+        - createTable: { tableName: '${table}${suffix}', columns: [{ column: { name: id, type: int } }] }
+";
+    let history = same_as_liquibase_for_files(
+        &[
+            ("db/master.yaml", master),
+            ("db/parts/people.sql", people),
+            ("db/parts/later.yaml", later),
+        ],
+        &[],
+        "",
+    );
+    assert!(
+        history[1].contains("createTable tableName=people_archive"),
+        "a global property of one include is seen by the next: {history:?}"
+    );
+}
+
+#[test]
+fn a_context_scoped_property_counts_only_in_its_context() {
+    let changelog = "databaseChangeLog:
+  - property: { name: rows_table, value: test_rows, context: test }
+  - property: { name: rows_table, value: prod_rows, context: prod }
+  - property: { name: rows_table, value: any_rows }
+  - changeSet:
+      id: rows
+      author: alice
+      changes:
+        - createTable: { tableName: '${rows_table}', columns: [{ column: { name: id, type: int } }] }
+";
+    let history = same_as_liquibase(
+        "db/changelog.yaml",
+        changelog,
+        &["--contexts=prod"],
+        ", context: prod",
+    );
+    assert!(history[0].contains("tableName=prod_rows"), "{history:?}");
+}
+
+#[test]
+fn an_undefined_property_refuses_the_update_before_the_first_write() {
+    let db = TestDb::postgres();
+    let project = Project::new(
+        &db,
+        "--liquibase formatted sql
+
+--changeset alice:person
+create table person (id int);
+
+--changeset alice:typo
+alter table person add column ${colum_name} text;
+",
+    );
+    let (ok, text) = project.try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains("db/changelog.sql:6: this changeset uses ${colum_name} but no property of that name is defined"),
+        "{text}"
+    );
+    assert!(
+        !schema(&db).contains("person"),
+        "nothing was applied: {}",
+        schema(&db)
+    );
+}
+
+#[test]
+fn schemas_inline_constraints_and_identity_columns_land_where_liquibase_puts_them() {
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: schema
+      author: alice
+      changes:
+        - sql: create schema app
+      rollback: drop schema app
+  - changeSet:
+      id: company
+      author: alice
+      changes:
+        - createTable:
+            tableName: company
+            schemaName: app
+            columns:
+              - column: { name: id, type: int, autoIncrement: true, constraints: { primaryKey: true, primaryKeyName: pk_company } }
+              - column: { name: code, type: varchar(10), constraints: { unique: true, uniqueConstraintName: uq_company_code, nullable: false } }
+  - changeSet:
+      id: employee
+      author: alice
+      changes:
+        - createTable:
+            tableName: employee
+            schemaName: app
+            columns:
+              - column: { name: id, type: bigint, autoIncrement: true, startWith: 100, incrementBy: 10, constraints: { primaryKey: true } }
+              - column: { name: company_id, type: int, constraints: { foreignKeyName: fk_employee_company, references: app.company(id), deleteCascade: true } }
+              - column: { name: boss_id, type: bigint, constraints: { foreignKeyName: fk_employee_boss, referencedTableSchemaName: app, referencedTableName: employee, referencedColumnNames: id } }
+        - addColumn:
+            tableName: employee
+            schemaName: app
+            columns:
+              - column: { name: mentor_id, type: bigint, constraints: { foreignKeyName: fk_employee_mentor, references: app.employee(id) } }
+              - column: { name: badge, type: int, autoIncrement: true }
+              - column: { name: nickname, type: varchar(20) }
+        - createIndex: { schemaName: app, tableName: employee, indexName: ix_employee_company, columns: [{ column: { name: company_id } }] }
+        - createView: { schemaName: app, viewName: employee_names, selectQuery: 'select id, nickname from app.employee' }
+  - changeSet:
+      id: nicknames
+      author: alice
+      changes:
+        - sql: insert into app.employee (nickname) values (null)
+        - addNotNullConstraint: { schemaName: app, tableName: employee, columnName: nickname, columnDataType: varchar(20), defaultNullValue: none }
+  - changeSet:
+      id: renames
+      author: alice
+      changes:
+        - renameColumn: { schemaName: app, tableName: employee, oldColumnName: badge, newColumnName: badge_number, columnDataType: int }
+        - renameTable: { schemaName: app, oldTableName: company, newTableName: employer }
+";
+    let history = same_as_liquibase("db/changelog.yaml", changelog, &[], "");
+    assert_eq!(history.len(), 5, "{history:?}");
+}
+
+#[test]
+fn a_constraint_attribute_neither_tool_honours_is_refused_before_the_first_write() {
+    let db = TestDb::postgres();
+    let project = Project::with_file(
+        &db,
+        "db/changelog.yaml",
+        "databaseChangeLog:
+  - changeSet:
+      id: person
+      author: alice
+      changes:
+        - createTable: { tableName: person, columns: [{ column: { name: id, type: int } }] }
+  - changeSet:
+      id: sized
+      author: alice
+      changes:
+        - createTable:
+            tableName: box
+            remarks: what we ship in
+            columns:
+              - column: { name: size, type: int, constraints: { checkConstraint: size > 0 } }
+",
+    );
+    let (ok, text) = project.try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains(
+            "db/changelog.yaml:12: `remarks` on `createTable` is not supported by Lockstep"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("`checkConstraint` on a column's constraints is not supported by Lockstep")
+            && text.contains("creates no CHECK constraint"),
+        "{text}"
+    );
+    assert!(!schema(&db).contains("person"), "{}", schema(&db));
+}
+
+#[test]
+fn update_sql_ends_each_statement_as_liquibase_prints_it() {
+    let changelog = "--liquibase formatted sql
+
+--changeset alice:whole splitStatements:false
+create table t1 (id int);
+insert into t1 values (1);
+
+--changeset alice:slashes endDelimiter:/
+create function f() returns int as $$ select 1 $$ language sql
+/
+create table t2 (id int)
+/
+
+--changeset alice:plain
+create table t3 (id int);
+create table t4 (id int)
+";
+    // The changelog's own statements, without comments and the tracking tables' statements.
+    let statements = |printed: &str| -> Vec<String> {
+        printed
+            .lines()
+            .filter(|l| l.ends_with(';') || l.ends_with('/'))
+            .filter(|l| !l.starts_with("--") && !l.starts_with("SET SEARCH_PATH"))
+            .filter(|l| !l.to_uppercase().contains("DATABASECHANGELOG"))
+            .map(String::from)
+            .collect()
+    };
+    let db = TestDb::postgres();
+    let project = Project::new(&db, changelog);
+    let theirs = statements(&project.liquibase(&db, &["update-sql"]));
+    assert_eq!(theirs.len(), 6, "{theirs:?}");
+    assert_eq!(statements(&project.lockstep(&["update-sql"])), theirs);
+}
+
+#[test]
+fn a_killed_lockstep_never_leaves_liquibase_waiting_for_the_lock() {
+    use lockstep_changelog::db::{Sql, Value};
+    let db = TestDb::postgres();
+    let project = Project::new(
+        &db,
+        "--liquibase formatted sql
+
+--changeset alice:slow
+select pg_sleep(4);
+
+--changeset alice:person
+create table person (id int);
+",
+    );
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args([
+            "db",
+            "update",
+            "--instance",
+            "main",
+            "--config",
+            "lockstep.yaml",
+        ])
+        .current_dir(project.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The lock is taken once a session of the database holds the lock row's transaction open.
+    let mut session = db.session();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let holding = session
+            .query(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction'",
+                &[Value::from(database_name(&db))],
+            )
+            .unwrap()
+            .rows[0][0]
+            .as_integer()
+            .unwrap();
+        if holding > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Lockstep never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    // Liquibase waits at most a minute for a lock; a row left locked would fail it.
+    project.liquibase(&db, &["--changelog-lock-wait-time-in-minutes=1", "update"]);
+    assert_eq!(history(&db).len(), 2, "{:?}", history(&db));
+    let lock = session
+        .query(
+            "SELECT CAST(LOCKED AS TEXT) FROM DATABASECHANGELOGLOCK",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(lock.rows, [[Value::from("false")]]);
+}
+
+const WITH_A_LEGACY_CHANGESET: &str = "databaseChangeLog:
+  - changeSet:
+      id: person
+      author: alice
+      changes:
+        - createTable: { tableName: person, columns: [{ column: { name: first, type: text } }, { column: { name: last, type: text } }] }
+  - changeSet:
+      id: legacy-merge
+      author: alice
+      context: legacy
+      changes:
+        - mergeColumns: { tableName: person, column1Name: first, column2Name: last, finalColumnName: full, finalColumnType: text, joinString: ' ' }
+";
+
+#[test]
+fn a_change_type_lockstep_lacks_matters_only_in_a_changeset_that_runs() {
+    same_as_liquibase(
+        "db/changelog.yaml",
+        WITH_A_LEGACY_CHANGESET,
+        &["--contexts=prod"],
+        ", context: prod",
+    );
+    let db = TestDb::postgres();
+    let project = Project::with_file(&db, "db/changelog.yaml", WITH_A_LEGACY_CHANGESET);
+    let (ok, text) = project.try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains(
+            "db/changelog.yaml:12: change type `mergeColumns` is not supported by Lockstep yet"
+        ),
+        "{text}"
+    );
+    let schema = schema(&db);
+    assert!(
+        !schema.contains("person") && !schema.contains("databasechangelog"),
+        "refused before the first write, the tracking tables included: {schema}"
+    );
 }
 
 #[test]

@@ -13,70 +13,122 @@ pub struct Column {
     /// `defaultValueBoolean`, `defaultValueComputed`): the key decides quoting and the checksum.
     pub default: Option<(String, String)>,
     pub auto_increment: Option<bool>,
+    /// `startWith` and `incrementBy` of an autoIncrement column.
+    pub start_with: Option<String>,
+    pub increment_by: Option<String>,
     pub constraints: Option<Constraints>,
 }
 
+/// A column's inline `constraints`, as Liquibase 4.28 reads them.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Constraints {
     pub nullable: Option<bool>,
     pub primary_key: Option<bool>,
+    pub primary_key_name: Option<String>,
     pub unique: Option<bool>,
+    pub unique_constraint_name: Option<String>,
+    pub foreign_key_name: Option<String>,
+    /// `references: table(column)`, written as given.
+    pub references: Option<String>,
+    pub referenced_table_schema: Option<String>,
+    pub referenced_table: Option<String>,
+    pub referenced_columns: Option<String>,
+    pub delete_cascade: Option<bool>,
+}
+
+impl Constraints {
+    /// What the column's foreign key references (`table(columns)`), if it has one.
+    fn referenced(&self) -> Option<String> {
+        if let Some(references) = &self.references {
+            return Some(references.clone());
+        }
+        let table = qualified(
+            self.referenced_table_schema.as_deref(),
+            self.referenced_table.as_ref()?,
+        );
+        Some(format!(
+            "{table}({})",
+            self.referenced_columns.as_deref().unwrap_or_default()
+        ))
+    }
+}
+
+/// `schema.name`, or `name` in the connection's default schema.
+fn qualified(schema: Option<&str>, name: &str) -> String {
+    match schema {
+        Some(schema) => format!("{schema}.{name}"),
+        None => name.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Structured {
     CreateTable {
+        schema: Option<String>,
         table: String,
         columns: Vec<Column>,
     },
     AddColumn {
+        schema: Option<String>,
         table: String,
         columns: Vec<Column>,
     },
     CreateIndex {
+        schema: Option<String>,
         table: String,
         index: Option<String>,
         columns: Vec<String>,
         unique: Option<bool>,
     },
     DropTable {
+        schema: Option<String>,
         table: String,
         cascade: Option<bool>,
     },
     DropColumn {
+        schema: Option<String>,
         table: String,
         column: String,
     },
     DropIndex {
+        schema: Option<String>,
         table: Option<String>,
         index: String,
     },
     RenameTable {
+        schema: Option<String>,
         old: String,
         new: String,
     },
     RenameColumn {
+        schema: Option<String>,
         table: String,
         old: String,
         new: String,
         column_type: Option<String>,
     },
     AddNotNullConstraint {
+        schema: Option<String>,
         table: String,
         column: String,
         column_type: Option<String>,
+        /// Written into the column's NULLs before the constraint is added.
+        default_null_value: Option<String>,
     },
     DropNotNullConstraint {
+        schema: Option<String>,
         table: String,
         column: String,
         column_type: Option<String>,
     },
     CreateView {
+        schema: Option<String>,
         view: String,
         query: String,
         replace: Option<bool>,
     },
     DropView {
+        schema: Option<String>,
         view: String,
     },
     TagDatabase {
@@ -103,30 +155,74 @@ impl Column {
             fields.push((key.clone(), scalar(value)));
         }
         push(&mut fields, "autoIncrement", self.auto_increment);
+        push(&mut fields, "startWith", self.start_with.as_ref());
+        push(&mut fields, "incrementBy", self.increment_by.as_ref());
         if let Some(c) = &self.constraints {
             let mut inner = vec![];
             push(&mut inner, "nullable", c.nullable);
             push(&mut inner, "primaryKey", c.primary_key);
+            push(&mut inner, "primaryKeyName", c.primary_key_name.as_ref());
             push(&mut inner, "unique", c.unique);
+            push(
+                &mut inner,
+                "uniqueConstraintName",
+                c.unique_constraint_name.as_ref(),
+            );
+            push(&mut inner, "foreignKeyName", c.foreign_key_name.as_ref());
+            push(&mut inner, "references", c.references.as_ref());
+            push(
+                &mut inner,
+                "referencedTableSchemaName",
+                c.referenced_table_schema.as_ref(),
+            );
+            push(
+                &mut inner,
+                "referencedTableName",
+                c.referenced_table.as_ref(),
+            );
+            push(
+                &mut inner,
+                "referencedColumnNames",
+                c.referenced_columns.as_ref(),
+            );
+            push(&mut inner, "deleteCascade", c.delete_cascade);
             fields.push(("constraints".to_string(), Serialized::Object(inner)));
         }
         Serialized::Object(fields)
     }
 
+    fn is_primary_key(&self) -> bool {
+        self.constraints.as_ref().and_then(|c| c.primary_key) == Some(true)
+    }
+
+    /// The column as CREATE TABLE and ALTER TABLE … ADD write it. The primary key is inline only
+    /// when `inline_primary_key` (SQLite, whose autoincrement needs it there); elsewhere it is a
+    /// table constraint. A foreign key is a column constraint, which both dialects accept.
     fn definition(&self, dialect: Dialect, inline_primary_key: bool) -> String {
+        let auto_increment = self.auto_increment == Some(true);
         let mut out = format!(
             "{} {}",
             self.name,
-            sql_type(
-                self.column_type.as_deref().unwrap_or("text"),
-                dialect,
-                self.auto_increment == Some(true)
-            )
+            sql_type(self.column_type.as_deref().unwrap_or("text"), dialect)
         );
+        if auto_increment && dialect == Dialect::Postgresql {
+            // Liquibase 4.28 on PostgreSQL 10+: an identity column, not SERIAL.
+            out.push_str(" GENERATED BY DEFAULT AS IDENTITY");
+            let options: Vec<String> = [
+                ("START WITH", &self.start_with),
+                ("INCREMENT BY", &self.increment_by),
+            ]
+            .into_iter()
+            .filter_map(|(keyword, value)| value.as_ref().map(|v| format!("{keyword} {v}")))
+            .collect();
+            if !options.is_empty() {
+                out.push_str(&format!(" ({})", options.join(" ")));
+            }
+        }
         if let Some((key, value)) = &self.default {
             // A plain defaultValue is a string; the typed forms are written as they are.
             let sql = if key == "defaultValue" {
-                format!("'{}'", value.replace('\'', "''"))
+                quoted(value)
             } else {
                 value.clone()
             };
@@ -134,28 +230,43 @@ impl Column {
         }
         let constraints = self.constraints.clone().unwrap_or_default();
         if inline_primary_key && constraints.primary_key == Some(true) {
-            out.push_str(" PRIMARY KEY");
+            out.push_str(&named(constraints.primary_key_name.as_deref()));
+            out.push_str("PRIMARY KEY");
+            if auto_increment {
+                out.push_str(" AUTOINCREMENT");
+            }
         }
         if constraints.nullable == Some(false) || constraints.primary_key == Some(true) {
             out.push_str(" NOT NULL");
         }
         if constraints.unique == Some(true) {
-            out.push_str(" UNIQUE");
+            out.push_str(&named(constraints.unique_constraint_name.as_deref()));
+            out.push_str("UNIQUE");
+        }
+        if let Some(target) = constraints.referenced() {
+            out.push_str(&named(constraints.foreign_key_name.as_deref()));
+            out.push_str(&format!("REFERENCES {target}"));
+            if constraints.delete_cascade == Some(true) {
+                out.push_str(" ON DELETE CASCADE");
+            }
         }
         out
     }
 }
 
+/// ` CONSTRAINT name ` before a constraint keyword, or ` ` for an unnamed one.
+fn named(name: Option<&str>) -> String {
+    name.map_or(" ".to_string(), |name| format!(" CONSTRAINT {name} "))
+}
+
+/// `text` as an SQL string literal.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Liquibase's type names to the database's.
-fn sql_type(declared: &str, dialect: Dialect, auto_increment: bool) -> String {
+fn sql_type(declared: &str, dialect: Dialect) -> String {
     let lower = declared.trim().to_lowercase();
-    if auto_increment && dialect == Dialect::Postgresql {
-        return if lower.starts_with("bigint") {
-            "BIGSERIAL".into()
-        } else {
-            "SERIAL".into()
-        };
-    }
     match lower.as_str() {
         "int" | "integer" | "int4" => "INTEGER".into(),
         "bigint" | "int8" => "BIGINT".into(),
@@ -190,6 +301,25 @@ impl Structured {
         }
     }
 
+    /// The `schemaName` the change names, if any.
+    fn schema(&self) -> Option<&str> {
+        match self {
+            Structured::CreateTable { schema, .. }
+            | Structured::AddColumn { schema, .. }
+            | Structured::CreateIndex { schema, .. }
+            | Structured::DropTable { schema, .. }
+            | Structured::DropColumn { schema, .. }
+            | Structured::DropIndex { schema, .. }
+            | Structured::RenameTable { schema, .. }
+            | Structured::RenameColumn { schema, .. }
+            | Structured::AddNotNullConstraint { schema, .. }
+            | Structured::DropNotNullConstraint { schema, .. }
+            | Structured::CreateView { schema, .. }
+            | Structured::DropView { schema, .. } => schema.as_deref(),
+            Structured::TagDatabase { .. } | Structured::Empty => None,
+        }
+    }
+
     /// The checksum Liquibase 4.28 computes for this change. `createView` hashes its query as SQL
     /// (whitespace-insensitive) next to the serializer text without it.
     pub fn checksum(&self, version: ChecksumVersion) -> CheckSum {
@@ -211,16 +341,19 @@ impl Structured {
     /// The fields the StringChangeLogSerializer writes, which the checksum hashes.
     pub fn serialized(&self) -> Vec<(String, Serialized)> {
         let mut f = vec![];
+        push(&mut f, "schemaName", self.schema());
         let columns =
             |columns: &[Column]| Serialized::List(columns.iter().map(Column::serialized).collect());
         match self {
             Structured::CreateTable {
                 table,
                 columns: cols,
+                ..
             }
             | Structured::AddColumn {
                 table,
                 columns: cols,
+                ..
             } => {
                 f.push(("tableName".into(), scalar(table)));
                 f.push(("columns".into(), columns(cols)));
@@ -230,6 +363,7 @@ impl Structured {
                 index,
                 columns: cols,
                 unique,
+                ..
             } => {
                 f.push(("tableName".into(), scalar(table)));
                 push(&mut f, "indexName", index.as_ref());
@@ -243,19 +377,19 @@ impl Structured {
                     ),
                 ));
             }
-            Structured::DropTable { table, cascade } => {
+            Structured::DropTable { table, cascade, .. } => {
                 f.push(("tableName".into(), scalar(table)));
                 push(&mut f, "cascadeConstraints", *cascade);
             }
-            Structured::DropColumn { table, column } => {
+            Structured::DropColumn { table, column, .. } => {
                 f.push(("tableName".into(), scalar(table)));
                 f.push(("columnName".into(), scalar(column)));
             }
-            Structured::DropIndex { table, index } => {
+            Structured::DropIndex { table, index, .. } => {
                 push(&mut f, "tableName", table.as_ref());
                 f.push(("indexName".into(), scalar(index)));
             }
-            Structured::RenameTable { old, new } => {
+            Structured::RenameTable { old, new, .. } => {
                 f.push(("oldTableName".into(), scalar(old)));
                 f.push(("newTableName".into(), scalar(new)));
             }
@@ -264,6 +398,7 @@ impl Structured {
                 old,
                 new,
                 column_type,
+                ..
             } => {
                 f.push(("tableName".into(), scalar(table)));
                 f.push(("oldColumnName".into(), scalar(old)));
@@ -274,11 +409,19 @@ impl Structured {
                 table,
                 column,
                 column_type,
+                default_null_value,
+                ..
+            } => {
+                f.push(("tableName".into(), scalar(table)));
+                f.push(("columnName".into(), scalar(column)));
+                push(&mut f, "columnDataType", column_type.as_ref());
+                push(&mut f, "defaultNullValue", default_null_value.as_ref());
             }
-            | Structured::DropNotNullConstraint {
+            Structured::DropNotNullConstraint {
                 table,
                 column,
                 column_type,
+                ..
             } => {
                 f.push(("tableName".into(), scalar(table)));
                 f.push(("columnName".into(), scalar(column)));
@@ -288,12 +431,13 @@ impl Structured {
                 view,
                 query,
                 replace,
+                ..
             } => {
                 f.push(("viewName".into(), scalar(view)));
                 f.push(("selectQuery".into(), scalar(query)));
                 push(&mut f, "replaceIfExists", *replace);
             }
-            Structured::DropView { view } => f.push(("viewName".into(), scalar(view))),
+            Structured::DropView { view, .. } => f.push(("viewName".into(), scalar(view))),
             Structured::TagDatabase { tag } => f.push(("tag".into(), scalar(tag))),
             Structured::Empty => {}
         }
@@ -323,13 +467,16 @@ impl Structured {
 
     /// The statements that make this change.
     pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
+        if let (Some(schema), Dialect::Sqlite) = (self.schema(), dialect) {
+            return Err(format!(
+                "{} names schemaName `{schema}`, and an SQLite database has one schema; remove schemaName, or give it a `dbms: postgresql` changeset",
+                self.name()
+            ));
+        }
+        let at = |name: &str| qualified(self.schema(), name);
         Ok(match self {
-            Structured::CreateTable { table, columns } => {
-                let keys: Vec<&str> = columns
-                    .iter()
-                    .filter(|c| c.constraints.as_ref().and_then(|k| k.primary_key) == Some(true))
-                    .map(|c| c.name.as_str())
-                    .collect();
+            Structured::CreateTable { table, columns, .. } => {
+                let keys: Vec<&Column> = columns.iter().filter(|c| c.is_primary_key()).collect();
                 // SQLite's autoincrement needs the key inline; everywhere else a table constraint.
                 let inline = dialect == Dialect::Sqlite && keys.len() == 1;
                 let mut parts: Vec<String> = columns
@@ -337,49 +484,78 @@ impl Structured {
                     .map(|c| c.definition(dialect, inline))
                     .collect();
                 if !keys.is_empty() && !inline {
+                    let name = keys
+                        .iter()
+                        .find_map(|c| c.constraints.as_ref()?.primary_key_name.clone())
+                        .unwrap_or_else(|| format!("{}_pkey", table.to_lowercase()));
+                    let names: Vec<&str> = keys.iter().map(|c| c.name.as_str()).collect();
                     parts.push(format!(
-                        "CONSTRAINT {}_pkey PRIMARY KEY ({})",
-                        table.to_lowercase(),
-                        keys.join(", ")
+                        "CONSTRAINT {name} PRIMARY KEY ({})",
+                        names.join(", ")
                     ));
                 }
-                vec![format!("CREATE TABLE {table} ({})", parts.join(", "))]
+                vec![format!("CREATE TABLE {} ({})", at(table), parts.join(", "))]
             }
-            Structured::AddColumn { table, columns } => columns
-                .iter()
-                .map(|c| format!("ALTER TABLE {table} ADD {}", c.definition(dialect, false)))
-                .collect(),
+            Structured::AddColumn { table, columns, .. } => {
+                let mut statements = vec![];
+                for column in columns {
+                    statements.push(format!(
+                        "ALTER TABLE {} ADD {}",
+                        at(table),
+                        column.definition(dialect, false)
+                    ));
+                    if column.is_primary_key() {
+                        let name = column
+                            .constraints
+                            .as_ref()
+                            .and_then(|c| c.primary_key_name.clone())
+                            .unwrap_or_else(|| format!("{}_pkey", table.to_lowercase()));
+                        statements.push(format!(
+                            "ALTER TABLE {} ADD CONSTRAINT {name} PRIMARY KEY ({})",
+                            at(table),
+                            column.name
+                        ));
+                    }
+                }
+                statements
+            }
             Structured::CreateIndex {
                 table,
                 index,
                 columns,
                 unique,
+                ..
             } => {
                 let name = index.clone().ok_or("createIndex needs `indexName`")?;
                 vec![format!(
-                    "CREATE {}INDEX {name} ON {table}({})",
+                    "CREATE {}INDEX {name} ON {}({})",
                     if *unique == Some(true) { "UNIQUE " } else { "" },
+                    at(table),
                     columns.join(", ")
                 )]
             }
-            Structured::DropTable { table, cascade } => vec![format!(
-                "DROP TABLE {table}{}",
+            Structured::DropTable { table, cascade, .. } => vec![format!(
+                "DROP TABLE {}{}",
+                at(table),
                 if *cascade == Some(true) && dialect == Dialect::Postgresql {
                     " CASCADE"
                 } else {
                     ""
                 }
             )],
-            Structured::DropColumn { table, column } => {
-                vec![format!("ALTER TABLE {table} DROP COLUMN {column}")]
+            Structured::DropColumn { table, column, .. } => {
+                vec![format!("ALTER TABLE {} DROP COLUMN {column}", at(table))]
             }
-            Structured::DropIndex { index, .. } => vec![format!("DROP INDEX {index}")],
-            Structured::RenameTable { old, new } => {
-                vec![format!("ALTER TABLE {old} RENAME TO {new}")]
+            Structured::DropIndex { index, .. } => vec![format!("DROP INDEX {}", at(index))],
+            Structured::RenameTable { old, new, .. } => {
+                vec![format!("ALTER TABLE {} RENAME TO {new}", at(old))]
             }
             Structured::RenameColumn {
                 table, old, new, ..
-            } => vec![format!("ALTER TABLE {table} RENAME COLUMN {old} TO {new}")],
+            } => vec![format!(
+                "ALTER TABLE {} RENAME COLUMN {old} TO {new}",
+                at(table)
+            )],
             Structured::AddNotNullConstraint { table, column, .. }
             | Structured::DropNotNullConstraint { table, column, .. }
                 if dialect == Dialect::Sqlite =>
@@ -389,25 +565,43 @@ impl Structured {
                     self.name()
                 ));
             }
-            Structured::AddNotNullConstraint { table, column, .. } => vec![format!(
-                "ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL"
-            )],
+            Structured::AddNotNullConstraint {
+                table,
+                column,
+                default_null_value,
+                ..
+            } => default_null_value
+                .iter()
+                .map(|value| {
+                    format!(
+                        "UPDATE {} SET {column} = {} WHERE {column} IS NULL",
+                        at(table),
+                        quoted(value)
+                    )
+                })
+                .chain([format!(
+                    "ALTER TABLE {} ALTER COLUMN {column} SET NOT NULL",
+                    at(table)
+                )])
+                .collect(),
             Structured::DropNotNullConstraint { table, column, .. } => vec![format!(
-                "ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL"
+                "ALTER TABLE {} ALTER COLUMN {column} DROP NOT NULL",
+                at(table)
             )],
             Structured::CreateView {
                 view,
                 query,
                 replace,
+                ..
             } => {
                 let or_replace = if *replace == Some(true) && dialect == Dialect::Postgresql {
                     "OR REPLACE "
                 } else {
                     ""
                 };
-                vec![format!("CREATE {or_replace}VIEW {view} AS {query}")]
+                vec![format!("CREATE {or_replace}VIEW {} AS {query}", at(view))]
             }
-            Structured::DropView { view } => vec![format!("DROP VIEW {view}")],
+            Structured::DropView { view, .. } => vec![format!("DROP VIEW {}", at(view))],
             Structured::TagDatabase { .. } | Structured::Empty => vec![],
         })
     }
@@ -415,14 +609,17 @@ impl Structured {
     /// The change that undoes this one, if Liquibase has an automatic inverse for it.
     /// `Ok(None)` means nothing needs undoing (tagDatabase, empty).
     pub fn inverse(&self) -> Result<Option<Vec<Structured>>, String> {
+        let schema = self.schema().map(String::from);
         Ok(Some(match self {
             Structured::CreateTable { table, .. } => vec![Structured::DropTable {
+                schema,
                 table: table.clone(),
                 cascade: None,
             }],
-            Structured::AddColumn { table, columns } => columns
+            Structured::AddColumn { table, columns, .. } => columns
                 .iter()
                 .map(|c| Structured::DropColumn {
+                    schema: schema.clone(),
                     table: table.clone(),
                     column: c.name.clone(),
                 })
@@ -432,10 +629,12 @@ impl Structured {
                 index: Some(index),
                 ..
             } => vec![Structured::DropIndex {
+                schema,
                 table: Some(table.clone()),
                 index: index.clone(),
             }],
-            Structured::RenameTable { old, new } => vec![Structured::RenameTable {
+            Structured::RenameTable { old, new, .. } => vec![Structured::RenameTable {
+                schema,
                 old: new.clone(),
                 new: old.clone(),
             }],
@@ -444,7 +643,9 @@ impl Structured {
                 old,
                 new,
                 column_type,
+                ..
             } => vec![Structured::RenameColumn {
+                schema,
                 table: table.clone(),
                 old: new.clone(),
                 new: old.clone(),
@@ -454,7 +655,9 @@ impl Structured {
                 table,
                 column,
                 column_type,
+                ..
             } => vec![Structured::DropNotNullConstraint {
+                schema,
                 table: table.clone(),
                 column: column.clone(),
                 column_type: column_type.clone(),
@@ -463,14 +666,18 @@ impl Structured {
                 table,
                 column,
                 column_type,
+                ..
             } => vec![Structured::AddNotNullConstraint {
+                schema,
                 table: table.clone(),
                 column: column.clone(),
                 column_type: column_type.clone(),
+                default_null_value: None,
             }],
-            Structured::CreateView { view, .. } => {
-                vec![Structured::DropView { view: view.clone() }]
-            }
+            Structured::CreateView { view, .. } => vec![Structured::DropView {
+                schema,
+                view: view.clone(),
+            }],
             Structured::TagDatabase { .. } | Structured::Empty => return Ok(None),
             other => return Err(format!("{} has no automatic rollback", other.name())),
         }))
@@ -484,6 +691,7 @@ mod tests {
 
     fn person() -> Structured {
         Structured::CreateTable {
+            schema: None,
             table: "person".into(),
             columns: vec![
                 Column {
@@ -492,7 +700,7 @@ mod tests {
                     constraints: Some(Constraints {
                         primary_key: Some(true),
                         nullable: Some(false),
-                        unique: None,
+                        ..Constraints::default()
                     }),
                     ..Column::default()
                 },
@@ -516,6 +724,7 @@ mod tests {
     #[test]
     fn create_view_and_typed_defaults_match_liquibase() {
         let view = Structured::CreateView {
+            schema: None,
             view: "active_people".into(),
             query: "select id, full_name from person where active".into(),
             replace: None,
@@ -525,6 +734,7 @@ mod tests {
             "9:06d0a72c4a50b9c1bc98efdbca539f13"
         );
         let add = Structured::AddColumn {
+            schema: None,
             table: "person".into(),
             columns: vec![
                 Column {
@@ -563,6 +773,7 @@ mod tests {
             ["CREATE TABLE person (id INTEGER PRIMARY KEY NOT NULL, name VARCHAR(50))"]
         );
         let index = Structured::CreateIndex {
+            schema: None,
             table: "person".into(),
             index: Some("ix_name".into()),
             columns: vec!["name".into()],
@@ -583,6 +794,7 @@ mod tests {
         assert_eq!(
             person().inverse().unwrap(),
             Some(vec![Structured::DropTable {
+                schema: None,
                 table: "person".into(),
                 cascade: None
             }])
@@ -595,6 +807,7 @@ mod tests {
         );
         assert!(
             Structured::DropTable {
+                schema: None,
                 table: "t".into(),
                 cascade: None
             }

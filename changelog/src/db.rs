@@ -100,6 +100,12 @@ pub trait Sql {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
     fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError>;
     fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError>;
+    /// Runs one statement on a second session of the same database, inside a transaction that
+    /// stays open until [`Sql::release_held`]; if this process dies, the server rolls it back.
+    /// PostgreSQL only (SQLite has no second writer): an error there.
+    fn hold(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
+    /// Rolls back and closes what [`Sql::hold`] opened; nothing when nothing is held.
+    fn release_held(&mut self) -> Result<(), DbError>;
 }
 
 /// A MongoDB session on one database. Commands and replies are Extended JSON text.

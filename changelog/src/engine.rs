@@ -9,7 +9,8 @@
 //! - The changelog lock is taken with guarded writes only, and a lock left by a dead Lockstep
 //!   runner is taken over where the store can tell (see [`crate::sql_store`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::checksum::{CheckSum, ChecksumVersion};
@@ -17,6 +18,7 @@ use crate::db::{DbError, Mongo, Sql};
 use crate::filters;
 use crate::model::*;
 use crate::mongo_store::MongoStore;
+use crate::properties::Scope;
 use crate::sql_store::SqlStore;
 pub use crate::store::HistoryRow;
 use crate::store::{LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store};
@@ -104,7 +106,12 @@ pub struct Engine<'d> {
     settings: RunSettings,
     /// Things worth telling the user (a stale lock taken over, checksums upgraded, …).
     pub notes: Vec<String>,
+    /// Told at once, while it lasts: waiting for a lock another runner holds.
+    waiting: Box<dyn FnMut(&str) + 'd>,
 }
+
+/// How often a wait for the changelog lock says it is still waiting.
+const LOCK_WAIT_REPORT: Duration = Duration::from_secs(10);
 
 fn epoch_millis() -> u128 {
     SystemTime::now()
@@ -123,6 +130,7 @@ impl<'d> Engine<'d> {
             store: Box::new(SqlStore::new(db)),
             settings,
             notes: vec![],
+            waiting: Box::new(|_| {}),
         }
     }
 
@@ -132,7 +140,29 @@ impl<'d> Engine<'d> {
             store: Box::new(MongoStore::new(db)),
             settings,
             notes: vec![],
+            waiting: Box::new(|_| {}),
         }
+    }
+
+    /// Reads `changelog` (relative to `root`) as this run sees it: `property` definitions scoped
+    /// by `context`, `labels` or `dbms` count only when they admit this run's.
+    pub fn load(
+        &self,
+        root: &Path,
+        changelog: &str,
+        given: &BTreeMap<String, String>,
+    ) -> Result<Changelog, Vec<ChangelogError>> {
+        let scope = Scope {
+            contexts: self.settings.contexts.clone(),
+            label_filter: self.settings.label_filter.clone(),
+            dbms: self.store.dbms().to_string(),
+        };
+        crate::load::load(root, changelog, given, &scope)
+    }
+
+    /// Where a wait for a lock held by someone else is reported, as it starts and every 10 s.
+    pub fn on_waiting(&mut self, report: impl FnMut(&str) + 'd) {
+        self.waiting = Box::new(report);
     }
 
     /// DATABASECHANGELOG in execution order (empty when it does not exist yet).
@@ -165,6 +195,10 @@ impl<'d> Engine<'d> {
         let mut pending = vec![];
         let mut problems = vec![];
         for changeset in self.selected(changelog) {
+            if !changeset.unsupported.is_empty() {
+                problems.extend(changeset.unsupported.iter().cloned());
+                continue;
+            }
             let rerun = match ran.get(&(
                 changeset.file.as_str(),
                 changeset.id.as_str(),
@@ -275,13 +309,7 @@ impl<'d> Engine<'d> {
         order: i64,
         deployment_id: &str,
     ) -> Record<'static> {
-        let row = new_row(
-            step.changeset,
-            exec_type,
-            order,
-            deployment_id,
-            &self.settings.contexts,
-        );
+        let row = new_row(step.changeset, exec_type, order, deployment_id);
         if step.rerun {
             Record::Update(row)
         } else {
@@ -716,7 +744,9 @@ impl<'d> Engine<'d> {
     }
 
     fn lock(&mut self, me: &str) -> Result<(), EngineError> {
-        let deadline = Instant::now() + self.settings.lock_wait;
+        let started = Instant::now();
+        let deadline = started + self.settings.lock_wait;
+        let mut next_report = started;
         loop {
             let give_up = match self.store.try_lock(me)? {
                 LockAttempt::Acquired => return Ok(()),
@@ -727,8 +757,21 @@ impl<'d> Engine<'d> {
                 LockAttempt::Held { by, since } => EngineError::Locked { by, since },
                 LockAttempt::HeldByRunner => EngineError::HeldByRunner,
             };
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(give_up);
+            }
+            if now >= next_report {
+                let holder = match &give_up {
+                    EngineError::Locked { by, since } => format!("{by} (since {since})"),
+                    _ => "another Lockstep runner, still connected".to_string(),
+                };
+                (self.waiting)(&format!(
+                    "waiting for the changelog lock, held by {holder}: {} s so far, giving up after {} s",
+                    (now - started).as_secs(),
+                    self.settings.lock_wait.as_secs()
+                ));
+                next_report = now + LOCK_WAIT_REPORT;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -768,7 +811,6 @@ fn new_row(
     exec_type: &'static str,
     order: i64,
     deployment_id: &str,
-    contexts: &[String],
 ) -> NewRow {
     let description = if changeset.changes.is_empty() {
         "empty".to_string()
@@ -806,7 +848,7 @@ fn new_row(
             .iter()
             .find_map(Change::tag)
             .map(str::to_string),
-        contexts: contexts_column(contexts, changeset.context.as_deref()),
+        contexts: contexts_column(changeset.context.as_deref()),
         labels,
         liquibase: LIQUIBASE_VERSION,
         deployment_id: deployment_id.to_string(),
@@ -872,6 +914,9 @@ fn rollback_changes(changeset: &ChangeSet, changelog: &Changelog) -> Result<Vec<
             changeset.identifier()
         )
     };
+    if let Some(unsupported) = changeset.unsupported.first() {
+        return Err(unsupported.clone());
+    }
     match &changeset.rollback {
         Rollback::Empty => Ok(vec![]),
         Rollback::Sql(sql) => Ok(vec![Change::Sql(sql.clone())]),
@@ -917,21 +962,16 @@ fn rollback_changes(changeset: &ChangeSet, changelog: &Changelog) -> Result<Vec<
     }
 }
 
-/// The CONTEXTS column: the run's contexts and the changeset's, joined with ` AND `; a part
-/// containing a space or a comma is wrapped in parentheses. NULL when there are none.
-fn contexts_column(runtime: &[String], changeset: Option<&str>) -> Option<String> {
-    let mut parts: Vec<String> = vec![];
-    let runtime = runtime.join(",");
-    for part in [runtime.as_str(), changeset.unwrap_or_default()] {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        parts.push(if part.contains(' ') || part.contains(',') {
-            format!("({part})")
-        } else {
-            part.to_string()
-        });
+/// The CONTEXTS column, as Liquibase 4.28 writes it: the changeset's own context expression
+/// (never the run's contexts), in parentheses when it holds a space or a comma. NULL without one.
+fn contexts_column(changeset: Option<&str>) -> Option<String> {
+    let expression = changeset?.trim();
+    if expression.is_empty() {
+        return None;
     }
-    (!parts.is_empty()).then(|| parts.join(" AND "))
+    Some(if expression.contains(' ') || expression.contains(',') {
+        format!("({expression})")
+    } else {
+        expression.to_string()
+    })
 }

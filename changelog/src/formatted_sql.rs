@@ -8,21 +8,21 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::checksum::SqlSettings;
 use crate::model::*;
-use crate::properties;
+use crate::properties::{self, Definition, FileProperties};
 
 /// Parses `source`. `file` is the changelog's FILENAME (its path relative to the search root);
-/// `given` properties (from the instance or the command line) win over `--property` lines.
+/// the file's `--property` lines are added to `properties`.
 pub fn parse(
     file: &str,
     source: &str,
-    given: &BTreeMap<String, String>,
+    properties: &mut FileProperties,
 ) -> Result<Changelog, Vec<ChangelogError>> {
     let mut parser = Parser {
         file: file.to_string(),
         errors: vec![],
-        properties: BTreeMap::new(),
+        properties,
     };
-    parser.collect_properties(source, given);
+    parser.collect_properties(source);
     let changesets = parser.changesets(source);
     if parser.errors.is_empty() {
         Ok(Changelog {
@@ -34,10 +34,10 @@ pub fn parse(
     }
 }
 
-struct Parser {
+struct Parser<'p> {
     file: String,
     errors: Vec<ChangelogError>,
-    properties: BTreeMap<String, String>,
+    properties: &'p mut FileProperties,
 }
 
 /// A changeset being read.
@@ -98,7 +98,7 @@ fn flag(value: &str) -> Option<bool> {
     }
 }
 
-impl Parser {
+impl Parser<'_> {
     fn error(&mut self, line: usize, message: impl Into<String>, help: impl Into<String>) {
         self.errors.push(ChangelogError {
             file: self.file.clone(),
@@ -109,11 +109,12 @@ impl Parser {
     }
 
     fn expand(&self, text: &str) -> String {
-        properties::expand(text, &self.properties)
+        self.properties.expand(text)
     }
 
-    /// `--property name:n value:v` lines anywhere in the file; given properties win.
-    fn collect_properties(&mut self, source: &str, given: &BTreeMap<String, String>) {
+    /// `--property name:n value:v [context:… labels:… dbms:… global:…]` lines, anywhere in the
+    /// file, before any changeset is read.
+    fn collect_properties(&mut self, source: &str) {
         for (index, line) in source.lines().enumerate() {
             if let Some((keyword, rest)) = directive(line)
                 && keyword == "property"
@@ -121,9 +122,15 @@ impl Parser {
                 let attrs: BTreeMap<String, String> = attributes(rest).into_iter().collect();
                 match (attrs.get("name"), attrs.get("value")) {
                     (Some(name), Some(value)) => {
-                        self.properties
-                            .entry(name.clone())
-                            .or_insert_with(|| value.clone());
+                        let global = attrs.get("global").is_none_or(|g| flag(g) != Some(false));
+                        self.properties.define(Definition {
+                            name: name.clone(),
+                            value: value.clone(),
+                            context: attrs.get("context").cloned(),
+                            labels: attrs.get("labels").cloned(),
+                            dbms: attrs.get("dbms").cloned(),
+                            global,
+                        });
                     }
                     _ => self.error(
                         index + 1,
@@ -133,8 +140,6 @@ impl Parser {
                 }
             }
         }
-        self.properties
-            .extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 
     fn changesets(&mut self, source: &str) -> Vec<ChangeSet> {
@@ -328,6 +333,7 @@ impl Parser {
             );
             return None;
         };
+        self.properties.take_undefined();
         let mut changeset = ChangeSet::new(id, author, default_file, number);
         let mut settings = SqlSettings::default();
         let mut rollback_settings = SqlSettings::default();
@@ -385,6 +391,14 @@ impl Parser {
                 .push(Change::Sql(SqlChange { sql, settings }));
         }
         changeset.rollback = self.rollback(&rollback, rollback_settings);
+        let undefined = self.properties.take_undefined();
+        if !undefined.is_empty() {
+            changeset.unsupported.push(properties::undefined_message(
+                &self.file,
+                changeset.line,
+                &undefined,
+            ));
+        }
         changeset
     }
 
@@ -514,7 +528,12 @@ mod tests {
     use crate::checksum::ChecksumVersion::V9;
 
     fn parse_ok(source: &str) -> Changelog {
-        parse("db/changelog.sql", source, &BTreeMap::new()).unwrap_or_else(|e| {
+        parse(
+            "db/changelog.sql",
+            source,
+            &mut FileProperties::only(&BTreeMap::new()),
+        )
+        .unwrap_or_else(|e| {
             panic!(
                 "{}",
                 e.iter()
@@ -666,7 +685,7 @@ mod tests {
     fn properties_expand_before_the_checksum_and_given_ones_win() {
         let source = "--liquibase formatted sql\n--property name:table value:t1\n--property name:suffix value:from_file\n--changeset a:1\ncreate table ${table} (id int primary key, name text);\n--rollback drop table ${table}_${suffix};\n";
         let given = BTreeMap::from([("suffix".to_string(), "given".to_string())]);
-        let log = parse("c.sql", source, &given).unwrap();
+        let log = parse("c.sql", source, &mut FileProperties::only(&given)).unwrap();
         let cs = &log.changesets[0];
         assert_eq!(
             cs.checksum(V9).to_string(),
@@ -697,7 +716,7 @@ mod tests {
 
     #[test]
     fn problems_name_the_file_and_line() {
-        let errors = parse("db/c.sql", "--liquibase formatted sql\nselect 0;\n--changeset nobody\nselect 1;\n--changeset a:1 runAlways:sometimes\nselect 2;\n--changeset a:1\nselect 3;\n--changeset a:2\n--precondition-row-count table:t\n", &BTreeMap::new()).unwrap_err();
+        let errors = parse("db/c.sql", "--liquibase formatted sql\nselect 0;\n--changeset nobody\nselect 1;\n--changeset a:1 runAlways:sometimes\nselect 2;\n--changeset a:1\nselect 3;\n--changeset a:2\n--precondition-row-count table:t\n", &mut FileProperties::only(&BTreeMap::new())).unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert!(
             text[0].starts_with("db/c.sql:2: error: this SQL is not inside a changeset"),

@@ -15,7 +15,7 @@ pub mod model;
 pub mod mongo_changes;
 pub mod mongo_json;
 mod mongo_store;
-mod properties;
+pub mod properties;
 mod sql_store;
 pub mod statements;
 mod store;

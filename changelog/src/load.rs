@@ -6,24 +6,27 @@ use std::path::Path;
 
 use crate::formatted_sql;
 use crate::model::{ChangeSet, Changelog, ChangelogError};
+use crate::properties::{Registry, Scope};
 use crate::xml_changelog;
 use crate::yaml_changelog::{self, Entry};
 
 /// Reads and parses `changelog` (a path relative to `root`, which becomes FILENAME) and its
-/// includes, expanding `${}` with `properties`. Every problem names the file and line.
+/// includes, expanding `${}` with the `given` properties and those the files define for `scope`
+/// (see [`crate::properties`]). Every problem names the file and line.
 pub fn load(
     root: &Path,
     changelog: &str,
-    properties: &BTreeMap<String, String>,
+    given: &BTreeMap<String, String>,
+    scope: &Scope,
 ) -> Result<Changelog, Vec<ChangelogError>> {
     let mut loader = Loader {
         root,
-        properties,
+        properties: Registry::new(given, scope),
         changesets: vec![],
         errors: vec![],
         chain: vec![],
     };
-    loader.file(&normalize(changelog), changelog, 0);
+    loader.file(&normalize(changelog), changelog, 0, true);
     let mut seen = HashSet::new();
     for changeset in &loader.changesets {
         if !seen.insert((
@@ -51,7 +54,7 @@ pub fn load(
 
 struct Loader<'a> {
     root: &'a Path,
-    properties: &'a BTreeMap<String, String>,
+    properties: Registry,
     changesets: Vec<ChangeSet>,
     errors: Vec<ChangelogError>,
     /// The include chain, to refuse a file that includes itself.
@@ -71,7 +74,8 @@ impl Loader<'_> {
     }
 
     /// Loads `path` (normalised, relative to the root); `from`/`line` say who asked, for errors.
-    fn file(&mut self, path: &str, from: &str, line: usize) {
+    /// A file that is not there is skipped unless `required`.
+    fn file(&mut self, path: &str, from: &str, line: usize, required: bool) {
         if self.chain.iter().any(|p| p == path) {
             self.problem(
                 from,
@@ -84,22 +88,43 @@ impl Loader<'_> {
             );
             return;
         }
-        let source = match std::fs::read_to_string(self.root.join(path)) {
-            Ok(source) => source,
+        let bytes = match std::fs::read(self.root.join(path)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return,
             Err(e) => return self.problem(from, line.max(1), format!("cannot read {path}: {e}"), "check the path; includes are relative to the schema's root unless relativeToChangelogFile: true"),
         };
+        let source = match String::from_utf8(bytes) {
+            Ok(source) => source,
+            Err(e) => {
+                let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+                let column =
+                    valid.len() - valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
+                return self.problem(
+                    path,
+                    line,
+                    format!("this line is not valid UTF-8 (at byte {column} of the line)"),
+                    "save the changelog as UTF-8",
+                );
+            }
+        };
         self.chain.push(path.to_string());
+        let mut properties = self.properties.for_file();
         if path.ends_with(".sql") {
-            match formatted_sql::parse(path, &source, self.properties) {
+            let parsed = formatted_sql::parse(path, &source, &mut properties);
+            self.properties.absorb(properties);
+            match parsed {
                 Ok(changelog) => self.changesets.extend(changelog.changesets),
                 Err(errors) => self.errors.extend(errors),
             }
         } else if EXTENSIONS.iter().any(|e| path.ends_with(e)) {
             let parsed = if path.ends_with(".xml") {
-                xml_changelog::parse(path, &source, self.properties)
+                xml_changelog::parse(path, &source, &mut properties)
             } else {
-                yaml_changelog::parse(path, &source, self.properties)
+                yaml_changelog::parse(path, &source, &mut properties)
             };
+            // What this file defines globally is visible in the files it includes, and after.
+            self.properties.absorb(properties);
             match parsed {
                 Ok(entries) => self.entries(path, entries),
                 Err(errors) => self.errors.extend(errors),
@@ -130,22 +155,24 @@ impl Loader<'_> {
                 Entry::Include {
                     file,
                     relative,
+                    error_if_missing,
                     line,
-                } => self.file(&resolve(&file, relative), path, line),
+                } => self.file(&resolve(&file, relative), path, line, error_if_missing),
                 Entry::IncludeAll {
                     path: target,
                     relative,
+                    error_if_missing,
                     line,
                 } => {
                     let base = resolve(&target, relative);
                     let mut found = vec![];
                     collect(self.root, base.trim_end_matches('/'), &mut found);
-                    if found.is_empty() {
+                    if found.is_empty() && error_if_missing {
                         self.problem(path, line, format!("includeAll found no changelogs in {base}"), "check `path` (relative to the schema's root unless relativeToChangelogFile: true)");
                     }
                     found.sort();
                     for file in found {
-                        self.file(&file, path, line);
+                        self.file(&file, path, line, true);
                     }
                 }
             }
@@ -236,8 +263,13 @@ mod tests {
                 ("db/all/readme.txt", "not a changelog"),
             ],
         );
-        let log =
-            load(&dir, "./db/master.yaml", &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}"));
+        let log = load(
+            &dir,
+            "./db/master.yaml",
+            &BTreeMap::new(),
+            &Scope::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
         let names: Vec<String> = log.changesets.iter().map(ChangeSet::identifier).collect();
         assert_eq!(
             names,
@@ -274,18 +306,36 @@ mod tests {
                 ("one.yaml", &format!("databaseChangeLog:\n{}", cs("1"))),
             ],
         );
-        let errors = load(&dir, "a.yaml", &BTreeMap::new()).unwrap_err();
+        let errors = load(&dir, "a.yaml", &BTreeMap::new(), &Scope::default()).unwrap_err();
         assert!(
             errors[0]
                 .message
                 .contains("a.yaml includes itself (through a.yaml → b.yaml)"),
             "{errors:?}"
         );
-        let errors = load(&dir, "twice.yaml", &BTreeMap::new()).unwrap_err();
+        let errors = load(&dir, "twice.yaml", &BTreeMap::new(), &Scope::default()).unwrap_err();
         assert!(
             errors[0]
                 .message
                 .contains("duplicate identifiers: changeset one.yaml::1::a appears twice"),
+            "{errors:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_at_the_line_that_is_not() {
+        let dir = std::env::temp_dir().join(format!("lockstep-load-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("c.sql"),
+            b"--liquibase formatted sql\n--changeset a:1\nselect 'caf\xe9';\n",
+        )
+        .unwrap();
+        let errors = load(&dir, "c.sql", &BTreeMap::new(), &Scope::default()).unwrap_err();
+        assert_eq!((errors[0].file.as_str(), errors[0].line), ("c.sql", 3));
+        assert!(
+            errors[0].message.contains("not valid UTF-8 (at byte 12"),
             "{errors:?}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

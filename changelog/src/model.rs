@@ -46,6 +46,10 @@ pub struct ChangeSet {
     /// Checksums (or `ANY`) that are accepted in place of the computed one.
     pub valid_checksums: Vec<String>,
     pub comment: Option<String>,
+    /// Change types Lockstep cannot run, each with where it is written. The changeset is refused
+    /// before anything is written if a command would run it (or needs its checksum); a changeset
+    /// filtered out by context, label or dbms may have them, as Liquibase only reads what it runs.
+    pub unsupported: Vec<String>,
 }
 
 impl ChangeSet {
@@ -74,6 +78,7 @@ impl ChangeSet {
             dbms: None,
             valid_checksums: vec![],
             comment: None,
+            unsupported: vec![],
         }
     }
 

@@ -1,9 +1,14 @@
 //! Liquibase's tracking tables on PostgreSQL and SQLite, exactly as 4.28 creates them.
 //!
 //! The DATABASECHANGELOGLOCK row is paired with a session advisory lock (PostgreSQL
-//! `pg_try_advisory_lock`; for SQLite the host's file lock). A runner that dies releases the
-//! advisory lock with its session, so a lock row it left behind is recognised as stale and taken
-//! over. A row held by Liquibase itself is waited for.
+//! `pg_try_advisory_lock`; for SQLite the host's file lock), which keeps Lockstep runners apart.
+//!
+//! On PostgreSQL the row is set LOCKED in a transaction held open on a second session for the
+//! whole run ([`Sql::hold`]), never committed. Liquibase, trying to lock, waits on that row until
+//! the run ends; if the runner dies, the server rolls the transaction back and Liquibase goes on.
+//! On SQLite, which has one writer, the row is committed; a runner that dies releases its file
+//! lock, so the next Lockstep run recognises the row as stale and takes it over (Liquibase needs
+//! `lockstep db release-locks` then). A row locked by Liquibase itself is waited for.
 
 use crate::db::{DbError, Dialect, Sql, Value};
 use crate::model::{Change, Precondition};
@@ -74,26 +79,48 @@ impl<'d> SqlStore<'d> {
             self.db.batch(CREATE_LOCK)?;
         }
         self.db.execute("INSERT INTO DATABASECHANGELOGLOCK (ID, LOCKED) SELECT 1, FALSE WHERE NOT EXISTS (SELECT 1 FROM DATABASECHANGELOGLOCK WHERE ID = 1)", &[])?;
-        let claimed = self.db.execute("UPDATE DATABASECHANGELOGLOCK SET LOCKED = TRUE, LOCKEDBY = $1, LOCKGRANTED = CURRENT_TIMESTAMP WHERE ID = 1 AND LOCKED = FALSE", &[Value::from(me)])?;
+        let mut took_over = None;
+        if let Some((by, since)) = self.lock_holder()? {
+            if !by.starts_with(LOCKED_BY_PREFIX) {
+                return Ok(LockAttempt::Held { by, since });
+            }
+            // We hold the advisory lock, so the Lockstep runner that committed this row is gone.
+            self.db.execute(CLEAR_LOCK, &[])?;
+            took_over = Some((by, since));
+        }
+        let claim = "UPDATE DATABASECHANGELOGLOCK SET LOCKED = TRUE, LOCKEDBY = $1, LOCKGRANTED = CURRENT_TIMESTAMP WHERE ID = 1 AND LOCKED = FALSE";
+        let claimed = match self.db.dialect() {
+            Dialect::Postgresql => self.db.hold(claim, &[Value::from(me)])?,
+            Dialect::Sqlite => self.db.execute(claim, &[Value::from(me)])?,
+        };
         if claimed == 1 {
-            return Ok(LockAttempt::Acquired);
+            return Ok(match took_over {
+                Some((by, since)) => LockAttempt::TookOver { by, since },
+                None => LockAttempt::Acquired,
+            });
         }
-        let rows = self.db.query("SELECT LOCKEDBY, CAST(LOCKGRANTED AS VARCHAR(40)) FROM DATABASECHANGELOGLOCK WHERE ID = 1", &[])?;
-        let mut row = rows.rows.into_iter().next().unwrap_or_default().into_iter();
-        let by = row
-            .next()
-            .and_then(text)
-            .unwrap_or_else(|| "(unknown)".into());
-        let since = row
-            .next()
-            .and_then(text)
-            .unwrap_or_else(|| "(unknown)".into());
-        if by.starts_with(LOCKED_BY_PREFIX) {
-            // We hold the advisory lock, so the Lockstep runner that wrote this row is gone.
-            self.db.execute("UPDATE DATABASECHANGELOGLOCK SET LOCKEDBY = $1, LOCKGRANTED = CURRENT_TIMESTAMP WHERE ID = 1", &[Value::from(me)])?;
-            return Ok(LockAttempt::TookOver { by, since });
-        }
+        // Liquibase locked it between our read and our claim.
+        self.db.release_held()?;
+        let (by, since) = self
+            .lock_holder()?
+            .unwrap_or_else(|| ("(unknown)".into(), "(unknown)".into()));
         Ok(LockAttempt::Held { by, since })
+    }
+
+    /// Who holds the committed lock row, and since when; `None` when it is not locked.
+    fn lock_holder(&mut self) -> Result<Option<(String, String)>, DbError> {
+        let rows = self.db.query("SELECT LOCKED, LOCKEDBY, CAST(LOCKGRANTED AS VARCHAR(40)) FROM DATABASECHANGELOGLOCK WHERE ID = 1", &[])?;
+        let mut row = rows.rows.into_iter().next().unwrap_or_default().into_iter();
+        let locked = matches!(row.next(), Some(Value::Boolean(true) | Value::Integer(1)));
+        if !locked {
+            return Ok(None);
+        }
+        let mut field = || {
+            row.next()
+                .and_then(text)
+                .unwrap_or_else(|| "(unknown)".into())
+        };
+        Ok(Some((field(), field())))
     }
 }
 
@@ -300,7 +327,12 @@ impl Store for SqlStore<'_> {
     }
 
     fn unlock(&mut self, _me: &str) -> Result<(), DbError> {
-        self.db.execute(CLEAR_LOCK, &[])?;
+        match self.db.dialect() {
+            Dialect::Postgresql => self.db.release_held()?,
+            Dialect::Sqlite => {
+                self.db.execute(CLEAR_LOCK, &[])?;
+            }
+        }
         self.db.advisory_unlock(ADVISORY_KEY)
     }
 
@@ -320,11 +352,21 @@ impl Store for SqlStore<'_> {
     }
 
     fn script(&mut self, changes: &[Change], record: &Record<'_>) -> Result<Vec<String>, DbError> {
-        let mut out: Vec<String> = self
-            .statements(changes)?
-            .into_iter()
-            .map(|s| format!("{s};"))
-            .collect();
+        let mut out = vec![];
+        for change in changes {
+            // Liquibase ends each statement with the change's delimiter, unless it already does.
+            let delimiter = match change {
+                Change::Sql(sql) => sql.settings.end_delimiter.as_deref().unwrap_or(";"),
+                _ => ";",
+            };
+            for statement in self.statements(std::slice::from_ref(change))? {
+                out.push(if statement.trim_end().ends_with(delimiter) {
+                    statement
+                } else {
+                    format!("{statement}{delimiter}")
+                });
+            }
+        }
         let (sql, params) = record_statement(record);
         out.push(format!("{};", with_literals(sql, &params)));
         Ok(out)

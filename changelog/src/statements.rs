@@ -1,7 +1,9 @@
 //! Splitting a SQL text into statements, and stripping comments, as a changeset's settings ask.
 //!
 //! Like Liquibase: split at `;`, and at a line that is only `go` or `/`; `endDelimiter` replaces
-//! `;`. Unlike Liquibase, quoted strings and PostgreSQL dollar-quoted bodies (`$$ … $$`) are never
+//! `;`, matched as Liquibase matches it against its SQL tokens: a word (`GO`) only as a whole
+//! word and in any case (`go`, never the start of `GOODS`), `/` only at the start of a line.
+//! Unlike Liquibase, quoted strings and PostgreSQL dollar-quoted bodies (`$$ … $$`) are never
 //! split, so a function body survives without `splitStatements:false`.
 
 use crate::checksum::SqlSettings;
@@ -31,9 +33,9 @@ pub fn split(sql: &str, settings: &SqlSettings) -> Vec<String> {
             rest = &rest[len..];
             continue;
         }
-        if rest.starts_with(delimiter) && (delimiter != "/" || at_line_start(&current)) {
+        if let Some(len) = delimiter_at(rest, &current, delimiter) {
             push(&mut statements, &mut current);
-            rest = &rest[delimiter.len()..];
+            rest = &rest[len..];
             continue;
         }
         if at_line_start(&current) {
@@ -49,6 +51,25 @@ pub fn split(sql: &str, settings: &SqlSettings) -> Vec<String> {
     }
     push(&mut statements, &mut current);
     statements
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The length of `delimiter` if `rest` starts with it where it counts as one, after `current`.
+fn delimiter_at(rest: &str, current: &str, delimiter: &str) -> Option<usize> {
+    let candidate = rest.get(..delimiter.len())?;
+    if delimiter.starts_with(is_word) || delimiter.ends_with(is_word) {
+        // A word: whole, in any case.
+        let before_ok = !current.ends_with(is_word) || !delimiter.starts_with(is_word);
+        let after_ok =
+            !rest[delimiter.len()..].starts_with(is_word) || !delimiter.ends_with(is_word);
+        return (candidate.eq_ignore_ascii_case(delimiter) && before_ok && after_ok)
+            .then_some(delimiter.len());
+    }
+    (candidate == delimiter && (delimiter != "/" || at_line_start(current)))
+        .then_some(delimiter.len())
 }
 
 fn push(statements: &mut Vec<String>, current: &mut String) {
@@ -175,6 +196,17 @@ mod tests {
         assert_eq!(
             split("select 1; select 2 GO select 3", &custom),
             ["select 1; select 2", "select 3"]
+        );
+        assert_eq!(
+            split(
+                "create table GOODS (id int)\ngo\ninsert into GOODS values (1)\n",
+                &custom
+            ),
+            [
+                "create table GOODS (id int)",
+                "insert into GOODS values (1)"
+            ],
+            "a word delimiter is a whole word, in any case"
         );
         let whole = SqlSettings {
             split_statements: false,

@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 
 use crate::model::ChangelogError;
+use crate::properties::FileProperties;
 use crate::yaml_changelog::{self, Entry};
 use lockstep_yaml::{Node, Pos, Value};
 
 pub fn parse(
     file: &str,
     source: &str,
-    given: &BTreeMap<String, String>,
+    properties: &mut FileProperties,
 ) -> Result<Vec<Entry>, Vec<ChangelogError>> {
     let document = roxmltree::Document::parse(source).map_err(|e| {
         vec![ChangelogError {
@@ -40,10 +41,17 @@ pub fn parse(
             col: at.col as usize,
         }
     };
-    let items: Vec<Node> = root
-        .children()
-        .filter(roxmltree::Node::is_element)
-        .map(|child| single(child.tag_name().name(), element(child, &pos), pos(child)))
+    // The root's `logicalFilePath` is the FILENAME of every changeset in the file.
+    let logical = root
+        .attribute("logicalFilePath")
+        .map(|path| single("logicalFilePath", scalar(path, pos(root)), pos(root)));
+    let items: Vec<Node> = logical
+        .into_iter()
+        .chain(
+            root.children()
+                .filter(roxmltree::Node::is_element)
+                .map(|child| single(child.tag_name().name(), element(child, &pos), pos(child))),
+        )
         .collect();
     let shaped = single(
         "databaseChangeLog",
@@ -53,7 +61,7 @@ pub fn parse(
         },
         pos(root),
     );
-    yaml_changelog::entries(file, &shaped, given)
+    yaml_changelog::entries(file, &shaped, properties)
 }
 
 fn scalar(text: &str, pos: Pos) -> Node {
@@ -217,14 +225,7 @@ mod tests {
     use crate::model::{ChangeSet, Rollback};
 
     fn changesets(source: &str) -> Vec<ChangeSet> {
-        parse("db/changelog.xml", source, &BTreeMap::new())
-            .unwrap_or_else(|e| panic!("{e:?}"))
-            .into_iter()
-            .filter_map(|e| match e {
-                Entry::ChangeSet(c) => Some(*c),
-                _ => None,
-            })
-            .collect()
+        crate::yaml_changelog::tests::changesets_of(parse, "db/changelog.xml", source)
     }
 
     #[test]
@@ -303,7 +304,7 @@ mod tests {
         let errors = parse(
             "c.xml",
             "<databaseChangeLog>\n  <changeSet id=\"1\" author=\"a\">\n</databaseChangeLog>\n",
-            &BTreeMap::new(),
+            &mut FileProperties::only(&BTreeMap::new()),
         )
         .unwrap_err();
         assert_eq!(errors[0].line, 3, "{errors:?}");

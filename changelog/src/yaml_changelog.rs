@@ -1,13 +1,11 @@
 //! YAML and JSON changelogs (`databaseChangeLog:` → `changeSet` / `include` / `includeAll` /
 //! `property`), read with the positions of every node so that errors name the line.
 
-use std::collections::BTreeMap;
-
 use crate::changes::{Column, Constraints, Structured};
 use crate::checksum::SqlSettings;
 use crate::model::*;
 use crate::mongo_changes::MongoChange;
-use crate::properties;
+use crate::properties::{self, Definition, FileProperties};
 use lockstep_yaml::{self as yaml, Node, Value};
 
 /// One item of a changelog file, in order.
@@ -17,26 +15,33 @@ pub enum Entry {
     Include {
         file: String,
         relative: bool,
+        /// `errorIfMissing: false`: a file that is not there is skipped.
+        error_if_missing: bool,
         line: usize,
     },
     IncludeAll {
         path: String,
         relative: bool,
+        /// `errorIfMissing: false`: a directory that is not there (or empty) is skipped.
+        error_if_missing: bool,
         line: usize,
     },
 }
 
 struct Reader<'a> {
     file: &'a str,
-    properties: BTreeMap<String, String>,
+    properties: &'a mut FileProperties,
     errors: Vec<ChangelogError>,
+    /// Change types not supported in the changeset being read (see [`ChangeSet::unsupported`]).
+    unsupported: Vec<String>,
 }
 
-/// Parses one YAML or JSON changelog file. `file` is its FILENAME.
+/// Parses one YAML or JSON changelog file. `file` is its FILENAME; the file's own `property`
+/// definitions are added to `properties`.
 pub fn parse(
     file: &str,
     source: &str,
-    given: &BTreeMap<String, String>,
+    properties: &mut FileProperties,
 ) -> Result<Vec<Entry>, Vec<ChangelogError>> {
     let roots = yaml::parse(source).map_err(|e| {
         vec![ChangelogError {
@@ -50,7 +55,7 @@ pub fn parse(
         value: Value::Null,
         pos: yaml::Pos { line: 1, col: 1 },
     });
-    entries(file, &root, given)
+    entries(file, &root, properties)
 }
 
 /// Reads a changelog already in the YAML shape (`databaseChangeLog:` → items); XML changelogs
@@ -58,7 +63,7 @@ pub fn parse(
 pub fn entries(
     file: &str,
     root: &Node,
-    given: &BTreeMap<String, String>,
+    properties: &mut FileProperties,
 ) -> Result<Vec<Entry>, Vec<ChangelogError>> {
     let Some(items) = root.get("databaseChangeLog").and_then(Node::as_seq) else {
         return Err(vec![ChangelogError {
@@ -73,27 +78,16 @@ pub fn entries(
     };
     let mut reader = Reader {
         file,
-        properties: BTreeMap::new(),
+        properties,
         errors: vec![],
+        unsupported: vec![],
     };
-    // Properties first, wherever they are; given ones (the instance's) win.
+    // Liquibase reads a YAML changelog's properties before anything else in it.
     for item in items {
         if let Some(property) = item.get("property") {
-            match (text(property.get("name")), text(property.get("value"))) {
-                (Some(name), Some(value)) => {
-                    reader.properties.entry(name).or_insert(value);
-                }
-                _ => reader.error(
-                    property,
-                    "a property needs `name` and `value`",
-                    "write `- property: { name: schema, value: app }`",
-                ),
-            }
+            reader.property(property);
         }
     }
-    reader
-        .properties
-        .extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut logical_path = None;
     let mut entries = vec![];
     for item in items {
@@ -115,6 +109,7 @@ pub fn entries(
                 Some(path) => entries.push(Entry::Include {
                     file: path,
                     relative: reader.flag(body, "relativeToChangelogFile", false),
+                    error_if_missing: reader.flag(body, "errorIfMissing", true),
                     line: body.pos.line,
                 }),
                 None => reader.error(
@@ -127,6 +122,7 @@ pub fn entries(
                 Some(path) => entries.push(Entry::IncludeAll {
                     path,
                     relative: reader.flag(body, "relativeToChangelogFile", false),
+                    error_if_missing: reader.flag(body, "errorIfMissing", true),
                     line: body.pos.line,
                 }),
                 None => reader.error(
@@ -170,7 +166,29 @@ impl Reader<'_> {
 
     /// A string field, with `${}` expanded.
     fn string(&self, node: &Node, key: &str) -> Option<String> {
-        text(node.get(key)).map(|t| properties::expand(&t, &self.properties))
+        text(node.get(key)).map(|t| self.properties.expand(&t))
+    }
+
+    fn property(&mut self, node: &Node) {
+        let (Some(name), Some(value)) = (text(node.get("name")), text(node.get("value"))) else {
+            let help = if node.get("file").is_some() {
+                "Lockstep does not read properties files yet; define each property with `name` and `value`"
+            } else {
+                "write `- property: { name: schema, value: app }`"
+            };
+            return self.error(node, "a property needs `name` and `value`", help);
+        };
+        let definition = Definition {
+            name,
+            value,
+            context: self
+                .string(node, "context")
+                .or_else(|| self.string(node, "contextFilter")),
+            labels: self.string(node, "labels"),
+            dbms: self.string(node, "dbms"),
+            global: self.flag(node, "global", true),
+        };
+        self.properties.define(definition);
     }
 
     fn flag(&mut self, node: &Node, key: &str, default: bool) -> bool {
@@ -209,6 +227,8 @@ impl Reader<'_> {
             .or(logical_path.map(String::from))
             .unwrap_or_else(|| self.file.to_string());
         let mut changeset = ChangeSet::new(id, author, file, body.pos.line);
+        self.unsupported.clear();
+        self.properties.take_undefined();
         changeset.run_always =
             self.flag(body, "runAlways", false) || self.flag(body, "alwaysRun", false);
         changeset.run_on_change = self.flag(body, "runOnChange", false);
@@ -240,7 +260,10 @@ impl Reader<'_> {
                 "rollback" => changeset.rollback = self.rollback(change),
                 "validCheckSum" => self.valid_checksums(item, &mut changeset),
                 "preConditions" => changeset.preconditions = self.preconditions(change),
-                "modifySql" => {}
+                "modifySql" => self.unsupported.push(format!(
+                    "{}:{}: `modifySql` is not supported by Lockstep yet\n  help: Lockstep would run the SQL unmodified, so it refuses instead; write the SQL you want with a `sql` change",
+                    self.file, key.pos.line
+                )),
                 name => {
                     if let Some(change) = self.change(name, change) {
                         changeset.changes.push(change);
@@ -254,6 +277,15 @@ impl Reader<'_> {
         if let Some(preconditions) = body.get("preConditions") {
             changeset.preconditions = self.preconditions(preconditions);
         }
+        let undefined = self.properties.take_undefined();
+        if !undefined.is_empty() {
+            self.unsupported.push(properties::undefined_message(
+                self.file,
+                changeset.line,
+                &undefined,
+            ));
+        }
+        changeset.unsupported = std::mem::take(&mut self.unsupported);
         Some(changeset)
     }
 
@@ -385,7 +417,7 @@ impl Reader<'_> {
         match &node.value {
             Value::Null => Rollback::Empty,
             Value::Scalar { text, .. } => {
-                let sql = properties::expand(text, &self.properties);
+                let sql = self.properties.expand(text);
                 if sql.trim().is_empty() || sql.trim().eq_ignore_ascii_case("empty") {
                     Rollback::Empty
                 } else {
@@ -532,7 +564,31 @@ impl Reader<'_> {
         })
     }
 
-    fn columns(&mut self, node: &Node, change: &str) -> Vec<Column> {
+    /// Remembers, for the engine to refuse if the changeset runs, every attribute of `node`
+    /// (a `what`) that is not in `known`: Lockstep never ignores what it does not understand.
+    fn refuse_unknown(&mut self, node: &Node, what: &str, known: &[&str]) {
+        for (key, _) in node.as_map().unwrap_or_default() {
+            let key = key.as_str().unwrap_or_default();
+            if known.contains(&key) {
+                continue;
+            }
+            let help = match key {
+                // Liquibase 4.28 open source accepts it and creates no CHECK.
+                "checkConstraint" => "Liquibase 4.28 (open source) creates no CHECK constraint for it, so neither tool would do what the changelog says; add the constraint with a `sql` change".to_string(),
+                _ => format!(
+                    "Lockstep refuses what it cannot do exactly as Liquibase does; supported here: {}",
+                    known.join(", ")
+                ),
+            };
+            self.unsupported.push(format!(
+                "{}:{}: `{key}` on {what} is not supported by Lockstep\n  help: {help}",
+                self.file, node.pos.line
+            ));
+        }
+    }
+
+    /// The `columns` of a change; each column may have the attributes in `known`.
+    fn columns(&mut self, node: &Node, change: &str, known: &[&str]) -> Vec<Column> {
         let Some(items) = node.get("columns").and_then(Node::as_seq) else {
             self.error(
                 node,
@@ -541,28 +597,38 @@ impl Reader<'_> {
             );
             return vec![];
         };
+        let what = format!("a column of {change}");
         items
             .iter()
             .filter_map(|item| {
                 let column = item.get("column").unwrap_or(item);
+                self.refuse_unknown(column, &what, known);
                 let name = self.required(column, "a column", "name")?;
-                let constraints = column.get("constraints").map(|c| Constraints {
-                    nullable: self.optional_flag(c, "nullable"),
-                    primary_key: self.optional_flag(c, "primaryKey"),
-                    unique: self.optional_flag(c, "unique"),
+                let constraints = column.get("constraints").map(|c| {
+                    self.refuse_unknown(c, "a column's constraints", CONSTRAINT_ATTRIBUTES);
+                    Constraints {
+                        nullable: self.optional_flag(c, "nullable"),
+                        primary_key: self.optional_flag(c, "primaryKey"),
+                        primary_key_name: self.string(c, "primaryKeyName"),
+                        unique: self.optional_flag(c, "unique"),
+                        unique_constraint_name: self.string(c, "uniqueConstraintName"),
+                        foreign_key_name: self.string(c, "foreignKeyName"),
+                        references: self.string(c, "references"),
+                        referenced_table_schema: self.string(c, "referencedTableSchemaName"),
+                        referenced_table: self.string(c, "referencedTableName"),
+                        referenced_columns: self.string(c, "referencedColumnNames"),
+                        delete_cascade: self.optional_flag(c, "deleteCascade"),
+                    }
                 });
                 Some(Column {
                     name,
                     column_type: self.string(column, "type"),
-                    default: [
-                        "defaultValue",
-                        "defaultValueNumeric",
-                        "defaultValueBoolean",
-                        "defaultValueComputed",
-                    ]
-                    .iter()
-                    .find_map(|key| self.string(column, key).map(|v| (key.to_string(), v))),
+                    default: DEFAULT_KEYS
+                        .iter()
+                        .find_map(|key| self.string(column, key).map(|v| (key.to_string(), v))),
                     auto_increment: self.optional_flag(column, "autoIncrement"),
+                    start_with: self.string(column, "startWith"),
+                    increment_by: self.string(column, "incrementBy"),
                     constraints,
                 })
             })
@@ -573,93 +639,181 @@ impl Reader<'_> {
         if let Some(mongo) = self.mongo_change(name, node) {
             return mongo.map(Change::Mongo);
         }
+        if let Value::Scalar { text, .. } = &node.value
+            && name == "sql"
+        {
+            return Some(Change::Sql(SqlChange {
+                sql: self.properties.expand(text),
+                settings: yaml_sql_settings(),
+            }));
+        }
+        let Some(known) = change_attributes(name) else {
+            self.unsupported.push(format!("{}:{}: change type `{name}` is not supported by Lockstep yet\n  help: supported: sql, createTable, addColumn, createIndex, dropTable, dropColumn, dropIndex, renameTable, renameColumn, addNotNullConstraint, dropNotNullConstraint, createView, dropView, tagDatabase, empty; for MongoDB: createCollection, dropCollection, createIndex, dropIndex, insertOne, insertMany, runCommand, adminCommand", self.file, node.pos.line));
+            return None;
+        };
+        self.refuse_unknown(node, &format!("`{name}`"), known);
+        let schema = self.string(node, "schemaName");
         let structured = match name {
             "sql" => {
-                return match &node.value {
-                    Value::Scalar { text, .. } => Some(Change::Sql(SqlChange {
-                        sql: properties::expand(text, &self.properties),
-                        settings: yaml_sql_settings(),
-                    })),
-                    _ => {
-                        let sql = self.required(node, "sql", "sql")?;
-                        let settings = SqlSettings {
-                            end_delimiter: self.string(node, "endDelimiter"),
-                            split_statements: self.flag(node, "splitStatements", true),
-                            strip_comments: self.flag(node, "stripComments", false),
-                        };
-                        Some(Change::Sql(SqlChange { sql, settings }))
-                    }
+                let sql = self.required(node, "sql", "sql")?;
+                let settings = SqlSettings {
+                    end_delimiter: self.string(node, "endDelimiter"),
+                    split_statements: self.flag(node, "splitStatements", true),
+                    strip_comments: self.flag(node, "stripComments", false),
                 };
+                return Some(Change::Sql(SqlChange { sql, settings }));
             }
             "createTable" => Structured::CreateTable {
+                schema,
                 table: self.required(node, name, "tableName")?,
-                columns: self.columns(node, name),
+                columns: self.columns(node, name, COLUMN_ATTRIBUTES),
             },
             "addColumn" => Structured::AddColumn {
+                schema,
                 table: self.required(node, name, "tableName")?,
-                columns: self.columns(node, name),
+                columns: self.columns(node, name, COLUMN_ATTRIBUTES),
             },
             "createIndex" => Structured::CreateIndex {
+                schema,
                 table: self.required(node, name, "tableName")?,
                 index: self.string(node, "indexName"),
                 columns: self
-                    .columns(node, name)
+                    .columns(node, name, &["name"])
                     .into_iter()
                     .map(|c| c.name)
                     .collect(),
                 unique: self.optional_flag(node, "unique"),
             },
             "dropTable" => Structured::DropTable {
+                schema,
                 table: self.required(node, name, "tableName")?,
                 cascade: self.optional_flag(node, "cascadeConstraints"),
             },
             "dropColumn" => Structured::DropColumn {
+                schema,
                 table: self.required(node, name, "tableName")?,
                 column: self.required(node, name, "columnName")?,
             },
             "dropIndex" => Structured::DropIndex {
+                schema,
                 table: self.string(node, "tableName"),
                 index: self.required(node, name, "indexName")?,
             },
             "renameTable" => Structured::RenameTable {
+                schema,
                 old: self.required(node, name, "oldTableName")?,
                 new: self.required(node, name, "newTableName")?,
             },
             "renameColumn" => Structured::RenameColumn {
+                schema,
                 table: self.required(node, name, "tableName")?,
                 old: self.required(node, name, "oldColumnName")?,
                 new: self.required(node, name, "newColumnName")?,
                 column_type: self.string(node, "columnDataType"),
             },
             "addNotNullConstraint" => Structured::AddNotNullConstraint {
+                schema,
                 table: self.required(node, name, "tableName")?,
                 column: self.required(node, name, "columnName")?,
                 column_type: self.string(node, "columnDataType"),
+                default_null_value: self.string(node, "defaultNullValue"),
             },
             "dropNotNullConstraint" => Structured::DropNotNullConstraint {
+                schema,
                 table: self.required(node, name, "tableName")?,
                 column: self.required(node, name, "columnName")?,
                 column_type: self.string(node, "columnDataType"),
             },
             "createView" => Structured::CreateView {
+                schema,
                 view: self.required(node, name, "viewName")?,
                 query: self.required(node, name, "selectQuery")?,
                 replace: self.optional_flag(node, "replaceIfExists"),
             },
             "dropView" => Structured::DropView {
+                schema,
                 view: self.required(node, name, "viewName")?,
             },
             "tagDatabase" => Structured::TagDatabase {
                 tag: self.required(node, name, "tag")?,
             },
-            "empty" => Structured::Empty,
-            other => {
-                self.error(node, &format!("change type `{other}` is not supported by Lockstep yet"), "supported: sql, createTable, addColumn, createIndex, dropTable, dropColumn, dropIndex, renameTable, renameColumn, addNotNullConstraint, dropNotNullConstraint, createView, dropView, tagDatabase, empty; for MongoDB: createCollection, dropCollection, createIndex, dropIndex, insertOne, insertMany, runCommand, adminCommand");
-                return None;
-            }
+            _ => Structured::Empty,
         };
         Some(Change::Structured(structured))
     }
+}
+
+const DEFAULT_KEYS: &[&str] = &[
+    "defaultValue",
+    "defaultValueNumeric",
+    "defaultValueBoolean",
+    "defaultValueComputed",
+];
+
+const COLUMN_ATTRIBUTES: &[&str] = &[
+    "name",
+    "type",
+    "defaultValue",
+    "defaultValueNumeric",
+    "defaultValueBoolean",
+    "defaultValueComputed",
+    "autoIncrement",
+    "startWith",
+    "incrementBy",
+    "constraints",
+];
+
+const CONSTRAINT_ATTRIBUTES: &[&str] = &[
+    "nullable",
+    "primaryKey",
+    "primaryKeyName",
+    "unique",
+    "uniqueConstraintName",
+    "foreignKeyName",
+    "references",
+    "referencedTableSchemaName",
+    "referencedTableName",
+    "referencedColumnNames",
+    "deleteCascade",
+];
+
+/// The attributes of each SQL change type Lockstep runs (`columns` are checked on their own).
+fn change_attributes(change: &str) -> Option<&'static [&'static str]> {
+    Some(match change {
+        "sql" => &[
+            "sql",
+            "endDelimiter",
+            "splitStatements",
+            "stripComments",
+            "comment",
+        ],
+        "createTable" | "addColumn" => &["schemaName", "tableName", "columns"],
+        "createIndex" => &["schemaName", "tableName", "indexName", "unique", "columns"],
+        "dropTable" => &["schemaName", "tableName", "cascadeConstraints"],
+        "dropColumn" => &["schemaName", "tableName", "columnName"],
+        "dropIndex" => &["schemaName", "tableName", "indexName"],
+        "renameTable" => &["schemaName", "oldTableName", "newTableName"],
+        "renameColumn" => &[
+            "schemaName",
+            "tableName",
+            "oldColumnName",
+            "newColumnName",
+            "columnDataType",
+        ],
+        "addNotNullConstraint" => &[
+            "schemaName",
+            "tableName",
+            "columnName",
+            "columnDataType",
+            "defaultNullValue",
+        ],
+        "dropNotNullConstraint" => &["schemaName", "tableName", "columnName", "columnDataType"],
+        "createView" => &["schemaName", "viewName", "selectQuery", "replaceIfExists"],
+        "dropView" => &["schemaName", "viewName"],
+        "tagDatabase" => &["tag"],
+        "empty" => &[],
+        _ => return None,
+    })
 }
 
 /// The (key, value) entries of a list of single-key maps (YAML) or of a map (XML).
@@ -684,12 +838,16 @@ fn yaml_sql_settings() -> SqlSettings {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::checksum::ChecksumVersion::V9;
+    use std::collections::BTreeMap;
 
-    fn changesets(source: &str) -> Vec<ChangeSet> {
-        parse("db/changelog.yaml", source, &BTreeMap::new())
+    type Parse = fn(&str, &str, &mut FileProperties) -> Result<Vec<Entry>, Vec<ChangelogError>>;
+
+    /// The changesets of a file read with no properties given.
+    pub(crate) fn changesets_of(parse: Parse, file: &str, source: &str) -> Vec<ChangeSet> {
+        parse(file, source, &mut FileProperties::only(&BTreeMap::new()))
             .unwrap_or_else(|e| panic!("{e:?}"))
             .into_iter()
             .filter_map(|e| match e {
@@ -697,6 +855,10 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    fn changesets(source: &str) -> Vec<ChangeSet> {
+        changesets_of(parse, "db/changelog.yaml", source)
     }
 
     #[test]
@@ -731,7 +893,7 @@ mod tests {
 
     #[test]
     fn rollback_forms_and_entries() {
-        let entries = parse("c.yaml", "databaseChangeLog:\n  - property: {name: t, value: people}\n  - changeSet:\n      id: 1\n      author: a\n      changes:\n        - sql: create table ${t} (id int)\n        - rollback: drop table ${t}\n  - changeSet:\n      id: 2\n      author: a\n      changes: [{empty: {}}]\n      rollback: []\n  - changeSet:\n      id: 3\n      author: a\n      changes: [{tagDatabase: {tag: v1}}]\n      rollback:\n        - dropTable: {tableName: people}\n  - include: {file: more.yaml, relativeToChangelogFile: true}\n  - includeAll: {path: changes/}\n", &BTreeMap::new()).unwrap();
+        let entries = parse("c.yaml", "databaseChangeLog:\n  - property: {name: t, value: people}\n  - changeSet:\n      id: 1\n      author: a\n      changes:\n        - sql: create table ${t} (id int)\n        - rollback: drop table ${t}\n  - changeSet:\n      id: 2\n      author: a\n      changes: [{empty: {}}]\n      rollback: []\n  - changeSet:\n      id: 3\n      author: a\n      changes: [{tagDatabase: {tag: v1}}]\n      rollback:\n        - dropTable: {tableName: people}\n  - include: {file: more.yaml, relativeToChangelogFile: true}\n  - includeAll: {path: changes/}\n", &mut FileProperties::only(&BTreeMap::new())).unwrap();
         let Entry::ChangeSet(first) = &entries[0] else {
             panic!()
         };
@@ -750,6 +912,7 @@ mod tests {
             Entry::Include {
                 file: "more.yaml".into(),
                 relative: true,
+                error_if_missing: true,
                 line: 20
             }
         );
@@ -760,17 +923,31 @@ mod tests {
 
     #[test]
     fn problems_name_the_line() {
-        let errors = parse("c.yaml", "databaseChangeLog:\n  - changeSet:\n      id: 1\n      changes: []\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - mergeColumns: {}\n", &BTreeMap::new()).unwrap_err();
+        let errors = parse(
+            "c.yaml",
+            "databaseChangeLog:\n  - changeSet:\n      id: 1\n      changes: []\n",
+            &mut FileProperties::only(&BTreeMap::new()),
+        )
+        .unwrap_err();
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert!(
             text[0].starts_with("c.yaml:3: error: a changeSet needs `id` and `author`"),
             "{text:#?}"
         );
+    }
+
+    #[test]
+    fn an_unsupported_change_type_is_kept_with_its_changeset_for_the_engine_to_refuse_if_it_runs() {
+        let entries = parse("c.yaml", "databaseChangeLog:\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - mergeColumns: {}\n", &mut FileProperties::only(&BTreeMap::new())).unwrap();
+        let Entry::ChangeSet(changeset) = &entries[0] else {
+            panic!("{entries:?}")
+        };
         assert!(
-            text[1].starts_with(
-                "c.yaml:9: error: change type `mergeColumns` is not supported by Lockstep yet"
+            changeset.unsupported[0].starts_with(
+                "c.yaml:6: change type `mergeColumns` is not supported by Lockstep yet"
             ),
-            "{text:#?}"
+            "{:?}",
+            changeset.unsupported
         );
     }
 }

@@ -8,7 +8,6 @@ use lockstep_builtins::NumberOrText;
 use lockstep_builtins::db::{DatabaseKind, SCHEMA_MOUNT, Settings};
 use lockstep_changelog::db::DbError;
 use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
-use lockstep_changelog::load::load;
 use lockstep_changelog::model::Changelog;
 use lockstep_step::{Error, Outcome, Step, StepContext, db, export_step, mongo};
 use serde::Deserialize;
@@ -47,20 +46,6 @@ impl Step for DbSchema {
     fn run(ctx: &StepContext) -> Result<Outcome, Error> {
         let spec: DbSpec = ctx.spec_as()?;
         let settings: Settings = ctx.settings()?;
-        let changelog = load(
-            std::path::Path::new(SCHEMA_MOUNT),
-            &settings.changelog_file,
-            &settings.properties,
-        )
-        .map_err(|errors| {
-            Error::Invalid(
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
         let run_settings = RunSettings {
             contexts: settings.contexts,
             label_filter: settings.label_filter,
@@ -78,6 +63,22 @@ impl Step for DbSchema {
                 Engine::sql(&mut sql, run_settings)
             }
         };
+        let changelog = engine
+            .load(
+                std::path::Path::new(SCHEMA_MOUNT),
+                &settings.changelog_file,
+                &settings.properties,
+            )
+            .map_err(|errors| {
+                Error::Invalid(
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })?;
+        engine.on_waiting(|report| ctx.info(report));
         let outcome = match ctx.step_type().as_str() {
             "DBSchemaRollback" => rollback(ctx, &spec, &changelog, &mut engine),
             _ => apply(ctx, &spec, &changelog, &mut engine),

@@ -100,6 +100,19 @@ impl Connection {
     pub fn advisory_unlock(&self, key: i64) -> Result<(), Error> {
         self.0.advisory_unlock(key).map_err(Into::into)
     }
+
+    /// Runs one statement on a second session, in a transaction that stays open until
+    /// [`Connection::release_held`]; the server rolls it back if the run dies. PostgreSQL only.
+    pub fn hold(&self, sql: &str, params: &[Value]) -> Result<u64, Error> {
+        self.0
+            .hold(sql, &params.iter().map(to_wit).collect::<Vec<_>>())
+            .map_err(Into::into)
+    }
+
+    /// Rolls back and closes what [`Connection::hold`] opened.
+    pub fn release_held(&self) -> Result<(), Error> {
+        self.0.release_held().map_err(Into::into)
+    }
 }
 
 /// The changelog engine runs on a step's connection directly.
@@ -177,6 +190,15 @@ mod engine {
 
         fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError> {
             Connection::advisory_unlock(self, key).map_err(db_error)
+        }
+
+        fn hold(&mut self, sql: &str, params: &[engine::Value]) -> Result<u64, DbError> {
+            Connection::hold(self, sql, &params.iter().map(ours).collect::<Vec<_>>())
+                .map_err(db_error)
+        }
+
+        fn release_held(&mut self) -> Result<(), DbError> {
+            Connection::release_held(self).map_err(db_error)
         }
     }
 }

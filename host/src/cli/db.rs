@@ -1,6 +1,7 @@
 //! `lockstep db …`: Liquibase-style commands against one `dbInstance` of lockstep.yaml, run with
 //! the same engine as the DB steps.
 
+use super::output::{say, tell};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +11,6 @@ use lockstep::capability::db::{BlockingSql, DbTarget, SqlConnection};
 use lockstep::capability::mongo::{BlockingMongo, MongoConnection};
 use lockstep::config::{CONFIG_VARIABLE, ConfigSource};
 use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
-use lockstep_changelog::load::load;
 
 /// The open database, of whichever kind the instance is.
 enum Connection {
@@ -26,6 +26,9 @@ pub struct DbArgs {
     /// The operator's lockstep.yaml (else $LOCKSTEP_CONFIG, else ~/.config/lockstep/lockstep.yaml).
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// How long to wait for the changelog lock another runner holds (`30s`, `5m`; default 5m).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    lock_timeout: Option<std::time::Duration>,
     #[command(subcommand)]
     command: DbCommand,
 }
@@ -77,9 +80,14 @@ impl RollbackArgs {
     }
 }
 
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    lockstep::pipeline::duration::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a duration; write e.g. `30s`, `5m` or `1h`"))
+}
+
 /// Problems with the input exit 2, failures of the command 1.
 fn invalid(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
+    tell!("error: {message}");
     ExitCode::from(2)
 }
 
@@ -119,7 +127,7 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
         Ok(Some(fetch)) => {
             let dir = tempfile::tempdir()?;
             if let Err(message) = fetch.fetch(dir.path()) {
-                eprintln!("error: {message}");
+                tell!("error: {message}");
                 return Ok(ExitCode::from(1));
             }
             Some(dir)
@@ -130,15 +138,6 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
     let root = checkout
         .as_ref()
         .map_or(schema.root.as_path(), |dir| dir.path());
-    let changelog = match load(root, &schema.changelog, &instance.substitute_properties) {
-        Ok(changelog) => changelog,
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            return Ok(ExitCode::from(2));
-        }
-    };
     let target = match lockstep::capability::db::resolve::target(&config, &instance_name) {
         Ok(target) => target,
         Err(message) => return Ok(invalid(message)),
@@ -158,7 +157,7 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
     let mut connection = match connection {
         Ok(connection) => connection,
         Err(e) => {
-            eprintln!("error: {instance_name}: {e}");
+            tell!("error: {instance_name}: {e}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -175,21 +174,33 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         label_filter: instance.labels.clone(),
         holder: format!("{host} pid {} (lockstep db)", std::process::id()),
-        ..RunSettings::default()
+        lock_wait: args
+            .lock_timeout
+            .unwrap_or(RunSettings::default().lock_wait),
     };
     let mut engine = match &mut connection {
         Connection::Sql(sql) => Engine::sql(sql, settings),
         Connection::Mongo(mongo) => Engine::mongo(mongo, settings),
     };
+    let changelog = match engine.load(root, &schema.changelog, &instance.substitute_properties) {
+        Ok(changelog) => changelog,
+        Err(errors) => {
+            for e in &errors {
+                tell!("{e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    engine.on_waiting(|report| tell!("note: {report}"));
     let outcome = execute(&mut engine, &args.command, &changelog, &instance_name);
     for note in &engine.notes {
-        eprintln!("note: {note}");
+        tell!("note: {note}");
     }
     Ok(match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ (EngineError::Invalid(_) | EngineError::UnknownTag { .. })) => invalid(error),
         Err(error) => {
-            eprintln!("error: {error}");
+            tell!("error: {error}");
             ExitCode::from(1)
         }
     })
@@ -205,59 +216,63 @@ fn execute(
         DbCommand::Status => {
             let pending = engine.status(changelog)?;
             if pending.is_empty() {
-                println!("{instance} is up to date");
+                say!("{instance} is up to date");
             } else {
-                println!(
+                say!(
                     "{} changeset(s) have not been applied to {instance}:",
                     pending.len()
                 );
                 for changeset in pending {
-                    println!("  {}", changeset.identifier());
+                    say!("  {}", changeset.identifier());
                 }
             }
         }
         DbCommand::Update { count } => {
             let report = engine.update(changelog, *count, false)?;
             for applied in &report.applied {
-                println!("applied {applied}");
+                say!("applied {applied}");
             }
-            println!(
+            say!(
                 "{} changeset(s) applied to {instance}",
                 report.applied.len()
             );
         }
         DbCommand::UpdateSql { count } => {
             for statement in engine.update_sql(changelog, *count)? {
-                println!("{statement}");
+                say!("{statement}");
             }
         }
         DbCommand::Rollback(target) => {
             let report = engine.rollback(changelog, &target.target())?;
             for undone in &report.rolled_back {
-                println!("rolled back {undone}");
+                say!("rolled back {undone}");
             }
-            println!(
+            say!(
                 "{} changeset(s) rolled back on {instance}",
                 report.rolled_back.len()
             );
         }
         DbCommand::RollbackSql(target) => {
             for statement in engine.rollback_sql(changelog, &target.target())? {
-                println!("{statement}");
+                say!("{statement}");
             }
         }
         DbCommand::Tag { tag } => {
             engine.tag(tag)?;
-            println!("tagged {instance} as {tag}");
+            say!("tagged {instance} as {tag}");
         }
         DbCommand::History => {
             let rows = engine.history()?;
-            println!(
+            say!(
                 "{:<12} {:<26} {:<40} {:<16} {:<24} TAG",
-                "DEPLOYMENT", "DATE", "FILENAME", "AUTHOR", "ID"
+                "DEPLOYMENT",
+                "DATE",
+                "FILENAME",
+                "AUTHOR",
+                "ID"
             );
             for row in rows {
-                println!(
+                say!(
                     "{:<12} {:<26} {:<40} {:<16} {:<24} {}",
                     row.deployment_id.unwrap_or_default(),
                     row.date_executed,
@@ -270,7 +285,7 @@ fn execute(
         }
         DbCommand::Validate => {
             let pending = engine.status(changelog)?.len();
-            println!(
+            say!(
                 "{} is valid: {} changeset(s), {pending} not yet applied to {instance}",
                 changelog.path,
                 changelog.changesets.len()
@@ -278,7 +293,7 @@ fn execute(
         }
         DbCommand::ReleaseLocks => {
             engine.release_locks()?;
-            println!("released the changelog lock of {instance}");
+            say!("released the changelog lock of {instance}");
         }
     }
     Ok(())

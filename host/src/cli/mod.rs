@@ -2,9 +2,11 @@
 //! [`step`].
 
 pub mod db;
+pub mod output;
 mod progress;
 pub mod step;
 
+use output::{say, say_raw, tell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,22 +73,22 @@ fn load(file: &Path, args: &ConfigArgs) -> anyhow::Result<Option<Session>> {
     let config = match config_source.load() {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("{e:#}");
+            tell!("{e:#}");
             return Ok(None);
         }
     };
     if let Some(warning) = config.process_policy.unconfined_warning() {
-        eprintln!("warning: {warning}");
+        tell!("warning: {warning}");
     }
     match Session::load(file, &source, config) {
         Ok(session) => {
             for warning in &session.warnings {
-                eprintln!("{warning}");
+                tell!("{warning}");
             }
             Ok(Some(session))
         }
         Err(invalid) => {
-            eprintln!("{invalid}");
+            tell!("{invalid}");
             Ok(None)
         }
     }
@@ -101,7 +103,7 @@ fn warn_about_repository_config(pipeline: &Path, source: &ConfigSource) {
         .join("lockstep.yaml");
     let same = |a: &Path, b: &Path| std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok();
     if beside.is_file() && !source.path().is_some_and(|p| same(p, &beside)) {
-        eprintln!(
+        tell!(
             "warning: {} is not read: a lockstep.yaml in the repository could grant its pipelines anything. If you trust it, pass `--config {}` (or set {CONFIG_VARIABLE})",
             beside.display(),
             beside.display()
@@ -112,7 +114,7 @@ fn warn_about_repository_config(pipeline: &Path, source: &ConfigSource) {
 pub fn validate(file: &Path, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     Ok(match load(file, args)? {
         Some(session) => {
-            println!(
+            say!(
                 "{} is valid: pipeline `{}`",
                 file.display(),
                 session.pipeline.identifier
@@ -144,12 +146,12 @@ pub fn show_plan(
         None => match session.plan(&vars.into_iter().collect(), meta) {
             Ok(plan) => plan.root,
             Err(message) => {
-                eprintln!("error: {message}");
+                tell!("error: {message}");
                 return Ok(ExitCode::from(INVALID));
             }
         },
     };
-    print!(
+    say_raw!(
         "{}",
         match format {
             Format::Tree => plan::render_tree(&root),
@@ -167,7 +169,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plan = match session.plan(&vars, session.meta()) {
         Ok(plan) => plan,
         Err(message) => {
-            eprintln!("error: {message}");
+            tell!("error: {message}");
             return Ok(ExitCode::from(INVALID));
         }
     };
@@ -177,7 +179,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .parent()
             .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
     {
-        eprintln!(
+        tell!(
             "error: cannot write the report to {}: directory {} does not exist",
             path.display(),
             dir.display()
@@ -185,7 +187,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(INVALID));
     }
     let sandbox = Sandbox::new(args.max_parallel, ArtifactCache::default_dir(), &|w| {
-        eprintln!("warning: {w}")
+        tell!("warning: {w}")
     })?;
     let (workspace_root, temporary) = match args.workspace {
         Some(dir) => (dir, None),
@@ -198,9 +200,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(prepared) => prepared,
         Err(problems) => {
             for p in &problems {
-                eprintln!("error: {p}");
+                tell!("error: {p}");
             }
-            eprintln!("nothing was run: fix the problems above first");
+            tell!("nothing was run: fix the problems above first");
             return Ok(ExitCode::from(INVALID));
         }
     };
@@ -214,7 +216,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let on_interrupt = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: aborting the running steps…");
+                tell!("\ninterrupted: aborting the running steps…");
                 on_interrupt.cancel(Reason::Aborted);
             }
         });

@@ -1,5 +1,6 @@
 //! What `lockstep run` shows while it runs: a live tree on a terminal, plain lines otherwise.
 
+use super::output::tell;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
@@ -131,7 +132,7 @@ impl Progress {
             .collect();
         for r in &failed {
             if let Some(e) = &r.error {
-                eprintln!(
+                tell!(
                     "✘ {}: [{}] {}",
                     short(&r.fqn),
                     e.error_type,
@@ -140,7 +141,7 @@ impl Progress {
                 );
             }
         }
-        eprintln!(
+        tell!(
             "pipeline {} ended {:?} in {:.1}s (execution {})",
             outcome.meta.identifier,
             outcome.status,

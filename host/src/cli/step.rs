@@ -1,5 +1,6 @@
 //! `lockstep step …`: write a custom step ([`lockstep::authoring`]).
 
+use super::output::{say, tell};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,7 +54,7 @@ pub fn run(command: StepCommand) -> anyhow::Result<ExitCode> {
                 };
             }
             let made = new_step(&dir, &name, &found)?;
-            println!(
+            say!(
                 "wrote {} (step type {})\n\nnext:\n  cd {}\n  cargo test\n  lockstep step build --config path/to/lockstep.yaml\n\nthen use `type: {}` in a pipeline; it is granted nothing until its entry in lockstep.yaml says so",
                 made.dir.display(),
                 made.type_name,
@@ -74,10 +75,10 @@ pub fn run(command: StepCommand) -> anyhow::Result<ExitCode> {
                     "say which lockstep.yaml to pin the step in: `--config PATH` (or set {CONFIG_VARIABLE})"
                 );
             };
-            let built = compile::build(&dir, &|note| eprintln!("note: {note}"))?;
+            let built = compile::build(&dir, &|note| tell!("note: {note}"))?;
             let step_type = step_type.unwrap_or_else(|| type_name(&built.name));
             let pinned = pin_in_file(&config, &step_type, &built.component, &built.sha256)?;
-            println!(
+            say!(
                 "built {} (sha256 {})\n{} step type {step_type} in {}",
                 built.component.display(),
                 built.sha256,

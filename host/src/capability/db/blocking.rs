@@ -45,4 +45,12 @@ impl lockstep_changelog::db::Sql for BlockingSql {
     fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError> {
         self.runtime.block_on(self.connection.advisory_unlock(key))
     }
+
+    fn hold(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        self.runtime.block_on(self.connection.hold(sql, params))
+    }
+
+    fn release_held(&mut self) -> Result<(), DbError> {
+        self.runtime.block_on(self.connection.release_held())
+    }
 }

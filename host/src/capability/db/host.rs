@@ -168,6 +168,31 @@ impl wit::HostConnection for DbView<'_> {
             .map_err(|e| Error::from(e).into()))
     }
 
+    async fn hold(
+        &mut self,
+        handle: Resource<SqlConnection>,
+        sql: String,
+        params: Vec<wit::Value>,
+    ) -> wasmtime::Result<Result<u64, WitError>> {
+        let params: Vec<Value> = params.into_iter().map(from_wit_value).collect();
+        Ok(self
+            .connection(&handle)?
+            .hold(&sql, &params)
+            .await
+            .map_err(|e| Error::from(e).into()))
+    }
+
+    async fn release_held(
+        &mut self,
+        handle: Resource<SqlConnection>,
+    ) -> wasmtime::Result<Result<(), WitError>> {
+        Ok(self
+            .connection(&handle)?
+            .release_held()
+            .await
+            .map_err(|e| Error::from(e).into()))
+    }
+
     async fn drop(&mut self, handle: Resource<SqlConnection>) -> wasmtime::Result<()> {
         self.close(handle)
     }

@@ -11,8 +11,38 @@ use super::grant::DbTarget;
 
 /// An open session.
 pub enum SqlConnection {
-    Postgres(tokio_postgres::Client),
+    Postgres(PostgresSession),
     Sqlite(SqliteSession),
+}
+
+/// A PostgreSQL session, and the second session that [`SqlConnection::hold`] keeps a
+/// transaction open on (the changelog lock's row), opened on first use with the same settings.
+pub struct PostgresSession {
+    client: tokio_postgres::Client,
+    config: Box<tokio_postgres::Config>,
+    held: Option<Box<tokio_postgres::Client>>,
+}
+
+async fn connect(config: &tokio_postgres::Config) -> Result<tokio_postgres::Client, DbError> {
+    let (client, driver) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| DbError::Unavailable(format!("connecting to PostgreSQL: {e}")))?;
+    tokio::spawn(driver);
+    Ok(client)
+}
+
+async fn pg_execute(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[Value],
+) -> Result<u64, DbError> {
+    let typed = pg_params(params);
+    let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed
+        .iter()
+        .map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone()))
+        .collect();
+    client.execute_typed(sql, &refs).await.map_err(pg_error)
 }
 
 /// A SQLite connection, and the file lock that stands in for PostgreSQL's advisory lock: an
@@ -172,15 +202,15 @@ impl SqlConnection {
                 config,
                 allow_superuser,
             } => {
-                let (client, driver) = config
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| DbError::Unavailable(format!("connecting to PostgreSQL: {e}")))?;
-                tokio::spawn(driver);
+                let client = connect(config).await?;
                 if !allow_superuser {
                     refuse_powerful_role(&client).await?;
                 }
-                Ok(SqlConnection::Postgres(client))
+                Ok(SqlConnection::Postgres(PostgresSession {
+                    client,
+                    config: config.clone(),
+                    held: None,
+                }))
             }
             DbTarget::Sqlite { path } => {
                 // The path comes from lockstep.yaml; its directory is created on first use.
@@ -218,7 +248,9 @@ impl SqlConnection {
 
     pub async fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
-            SqlConnection::Postgres(client) => client.batch_execute(sql).await.map_err(pg_error),
+            SqlConnection::Postgres(PostgresSession { client, .. }) => {
+                client.batch_execute(sql).await.map_err(pg_error)
+            }
             SqlConnection::Sqlite(session) => session
                 .connection
                 .execute_batch(sql)
@@ -228,13 +260,8 @@ impl SqlConnection {
 
     pub async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         match self {
-            SqlConnection::Postgres(client) => {
-                let typed = pg_params(params);
-                let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed
-                    .iter()
-                    .map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone()))
-                    .collect();
-                client.execute_typed(sql, &refs).await.map_err(pg_error)
+            SqlConnection::Postgres(PostgresSession { client, .. }) => {
+                pg_execute(client, sql, params).await
             }
             SqlConnection::Sqlite(session) => {
                 let mut statement = session
@@ -249,7 +276,7 @@ impl SqlConnection {
 
     pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         match self {
-            SqlConnection::Postgres(client) => {
+            SqlConnection::Postgres(PostgresSession { client, .. }) => {
                 let typed = pg_params(params);
                 let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed
                     .iter()
@@ -287,7 +314,7 @@ impl SqlConnection {
 
     pub async fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError> {
         match self {
-            SqlConnection::Postgres(client) => {
+            SqlConnection::Postgres(PostgresSession { client, .. }) => {
                 let row = client
                     .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
                     .await
@@ -298,9 +325,45 @@ impl SqlConnection {
         }
     }
 
+    /// Runs `sql` on the second session, in a transaction that stays open until
+    /// [`Self::release_held`] or until this connection closes; if the runner dies, the server
+    /// rolls it back. PostgreSQL only.
+    pub async fn hold(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let SqlConnection::Postgres(session) = self else {
+            return Err(DbError::Invalid(
+                "SQLite has one writer, so there is no second session to hold a transaction on"
+                    .into(),
+            ));
+        };
+        let held = match session.held.take() {
+            Some(held) => held,
+            None => {
+                let held = Box::new(connect(&session.config).await?);
+                // A server-wide idle timeout must not end the transaction while the run goes on.
+                held.batch_execute("SET idle_in_transaction_session_timeout = 0; BEGIN")
+                    .await
+                    .map_err(pg_error)?;
+                held
+            }
+        };
+        let result = pg_execute(&held, sql, params).await;
+        session.held = Some(held);
+        result
+    }
+
+    /// Rolls back what [`Self::hold`] holds and closes its session.
+    pub async fn release_held(&mut self) -> Result<(), DbError> {
+        if let SqlConnection::Postgres(session) = self
+            && let Some(held) = session.held.take()
+        {
+            held.batch_execute("ROLLBACK").await.map_err(pg_error)?;
+        }
+        Ok(())
+    }
+
     pub async fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError> {
         match self {
-            SqlConnection::Postgres(client) => client
+            SqlConnection::Postgres(PostgresSession { client, .. }) => client
                 .execute("SELECT pg_advisory_unlock($1)", &[&key])
                 .await
                 .map(|_| ())
