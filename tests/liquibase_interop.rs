@@ -25,8 +25,36 @@ fn liquibase() -> &'static Path {
                 .expect("npm is needed to install Liquibase for the interop tests");
             assert!(status.success(), "`npm install liquibase@4.28.1` failed");
         }
+        // The bundled SQLite driver logs through SLF4J, which the package does not ship.
+        let slf4j = cli.with_file_name("lib").join("slf4j-api.jar");
+        if !slf4j.exists() {
+            let debian = Path::new("/usr/share/java/slf4j-api.jar");
+            if debian.exists() {
+                std::fs::copy(debian, &slf4j).expect("copying slf4j-api.jar into Liquibase's lib/");
+            }
+        }
         cli
     })
+}
+
+/// The JDBC URL (and user) Liquibase reaches `db` with.
+fn jdbc(db: &TestDb) -> Vec<String> {
+    match db {
+        TestDb::Postgres { name, .. } => vec![
+            format!("--url=jdbc:postgresql://127.0.0.1:5432/{name}"),
+            format!("--username={}", db.role()),
+        ],
+        TestDb::Sqlite { path, .. } => {
+            assert!(
+                liquibase()
+                    .with_file_name("lib")
+                    .join("slf4j-api.jar")
+                    .exists(),
+                "Liquibase's SQLite driver needs slf4j-api.jar: install Debian's libslf4j-java"
+            );
+            vec![format!("--url=jdbc:sqlite:{}", path.display())]
+        }
+    }
 }
 
 fn database_name(db: &TestDb) -> &str {
@@ -83,11 +111,7 @@ impl Project {
     /// Runs Liquibase from the project root, as a team would (so FILENAME is `db/changelog.sql`).
     fn liquibase(&self, db: &TestDb, args: &[&str]) -> String {
         let output = Command::new(liquibase())
-            .arg(format!(
-                "--url=jdbc:postgresql://127.0.0.1:5432/{}",
-                database_name(db)
-            ))
-            .arg(format!("--username={}", db.role()))
+            .args(jdbc(db))
             .args([
                 &format!("--changelog-file={}", self.changelog),
                 "--show-banner=false",
@@ -149,8 +173,14 @@ fn history(db: &TestDb) -> Vec<String> {
         .collect()
 }
 
-/// `pg_dump --schema-only` without comments and pg_dump's per-run random `\restrict` token.
+/// The schema as the database reports it: `pg_dump --schema-only` (without comments and its
+/// per-run random `\restrict` token), or SQLite's own text of each table and index.
 fn schema(db: &TestDb) -> String {
+    use lockstep_changelog::db::Sql;
+    if let TestDb::Sqlite { .. } = db {
+        let rows = db.session().query("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name", &[]).unwrap();
+        return format!("{:?}", rows.rows);
+    }
     let output = Command::new("pg_dump")
         .args([
             "-h",
@@ -234,7 +264,17 @@ fn same_as_liquibase_for_files(
     liquibase_args: &[&str],
     instance: &str,
 ) -> Vec<String> {
-    let (by_liquibase, by_lockstep) = (TestDb::postgres(), TestDb::postgres());
+    same_as_liquibase_on(TestDb::postgres, files, liquibase_args, instance)
+}
+
+/// [`same_as_liquibase_for_files`] on databases that `fresh` makes.
+fn same_as_liquibase_on(
+    fresh: fn() -> TestDb,
+    files: &[(&str, &str)],
+    liquibase_args: &[&str],
+    instance: &str,
+) -> Vec<String> {
+    let (by_liquibase, by_lockstep) = (fresh(), fresh());
     let theirs = Project::with_files(&by_liquibase, files, instance);
     theirs.liquibase(&by_liquibase, &[&["update"], liquibase_args].concat());
     let ours = Project::with_files(&by_lockstep, files, instance);
@@ -601,6 +641,44 @@ create table person (id int);
         )
         .unwrap();
     assert_eq!(lock.rows, [[Value::from("false")]]);
+}
+
+#[test]
+fn sqlite_tracking_tables_and_keys_are_created_as_liquibase_creates_them() {
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: parent
+      author: alice
+      changes:
+        - createTable:
+            tableName: parent
+            columns:
+              - column: { name: id, type: int, constraints: { primaryKey: true } }
+              - column: { name: active, type: boolean, defaultValueBoolean: true }
+              - column: { name: archived, type: boolean, defaultValueBoolean: false }
+  - changeSet:
+      id: child
+      author: alice
+      changes:
+        - createTable:
+            tableName: child
+            columns:
+              - column: { name: id, type: int, autoIncrement: true, constraints: { primaryKey: true } }
+              - column: { name: parent_id, type: int, constraints: { nullable: false, foreignKeyName: fk_child_parent, references: parent(id), deleteCascade: true } }
+              - column: { name: code, type: varchar(10), constraints: { unique: true, uniqueConstraintName: uq_child_code } }
+  - changeSet:
+      id: pair
+      author: alice
+      changes:
+        - createTable:
+            tableName: pair
+            columns:
+              - column: { name: a, type: int, constraints: { primaryKey: true, primaryKeyName: pk_pair } }
+              - column: { name: b, type: int, constraints: { primaryKey: true } }
+";
+    let history =
+        same_as_liquibase_on(TestDb::sqlite, &[("db/changelog.yaml", changelog)], &[], "");
+    assert_eq!(history.len(), 3, "{history:?}");
 }
 
 const WITH_A_LEGACY_CHANGESET: &str = "databaseChangeLog:

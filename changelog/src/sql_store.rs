@@ -17,8 +17,30 @@ use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, St
 /// The advisory-lock key: "Lockstep" in ASCII.
 const ADVISORY_KEY: i64 = 0x4c6f_636b_7374_6570;
 
-const CREATE_CHANGELOG: &str = "CREATE TABLE DATABASECHANGELOG (ID VARCHAR(255) NOT NULL, AUTHOR VARCHAR(255) NOT NULL, FILENAME VARCHAR(255) NOT NULL, DATEEXECUTED TIMESTAMP NOT NULL, ORDEREXECUTED INTEGER NOT NULL, EXECTYPE VARCHAR(10) NOT NULL, MD5SUM VARCHAR(35), DESCRIPTION VARCHAR(255), COMMENTS VARCHAR(255), TAG VARCHAR(255), LIQUIBASE VARCHAR(20), CONTEXTS VARCHAR(255), LABELS VARCHAR(255), DEPLOYMENT_ID VARCHAR(10))";
-const CREATE_LOCK: &str = "CREATE TABLE DATABASECHANGELOGLOCK (ID INTEGER NOT NULL, LOCKED BOOLEAN NOT NULL, LOCKGRANTED TIMESTAMP, LOCKEDBY VARCHAR(255), CONSTRAINT DATABASECHANGELOGLOCK_PKEY PRIMARY KEY (ID))";
+/// DATABASECHANGELOG as Liquibase 4.28 creates it: DATEEXECUTED is TIMESTAMP on PostgreSQL and
+/// TEXT on SQLite.
+fn create_changelog(dialect: Dialect) -> String {
+    let date = match dialect {
+        Dialect::Postgresql => "TIMESTAMP",
+        Dialect::Sqlite => "TEXT",
+    };
+    format!(
+        "CREATE TABLE DATABASECHANGELOG (ID VARCHAR(255) NOT NULL, AUTHOR VARCHAR(255) NOT NULL, FILENAME VARCHAR(255) NOT NULL, DATEEXECUTED {date} NOT NULL, ORDEREXECUTED INTEGER NOT NULL, EXECTYPE VARCHAR(10) NOT NULL, MD5SUM VARCHAR(35), DESCRIPTION VARCHAR(255), COMMENTS VARCHAR(255), TAG VARCHAR(255), LIQUIBASE VARCHAR(20), CONTEXTS VARCHAR(255), LABELS VARCHAR(255), DEPLOYMENT_ID VARCHAR(10))"
+    )
+}
+
+/// DATABASECHANGELOGLOCK as Liquibase 4.28 creates it, per dialect.
+fn create_lock(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgresql => {
+            "CREATE TABLE DATABASECHANGELOGLOCK (ID INTEGER NOT NULL, LOCKED BOOLEAN NOT NULL, LOCKGRANTED TIMESTAMP, LOCKEDBY VARCHAR(255), CONSTRAINT DATABASECHANGELOGLOCK_PKEY PRIMARY KEY (ID))"
+        }
+        Dialect::Sqlite => {
+            "CREATE TABLE DATABASECHANGELOGLOCK (ID INTEGER NOT NULL, LOCKED BOOLEAN NOT NULL, LOCKGRANTED TEXT, LOCKEDBY VARCHAR(255), CONSTRAINT PK_DATABASECHANGELOGLOCK PRIMARY KEY (ID))"
+        }
+    }
+}
+
 const DELETE_ROW: &str =
     "DELETE FROM DATABASECHANGELOG WHERE ID = $1 AND AUTHOR = $2 AND FILENAME = $3";
 const CLEAR_LOCK: &str = "UPDATE DATABASECHANGELOGLOCK SET LOCKED = FALSE, LOCKEDBY = NULL, LOCKGRANTED = NULL WHERE ID = 1";
@@ -76,7 +98,7 @@ impl<'d> SqlStore<'d> {
     /// With the advisory lock held: takes the lock row, or says who holds it.
     fn claim_lock_row(&mut self, me: &str) -> Result<LockAttempt, DbError> {
         if !self.table_exists("databasechangeloglock")? {
-            self.db.batch(CREATE_LOCK)?;
+            self.db.batch(create_lock(self.db.dialect()))?;
         }
         self.db.execute("INSERT INTO DATABASECHANGELOGLOCK (ID, LOCKED) SELECT 1, FALSE WHERE NOT EXISTS (SELECT 1 FROM DATABASECHANGELOGLOCK WHERE ID = 1)", &[])?;
         let mut took_over = None;
@@ -185,7 +207,7 @@ impl Store for SqlStore<'_> {
 
     fn ensure_history(&mut self) -> Result<(), DbError> {
         if !self.table_exists("databasechangelog")? {
-            self.db.batch(CREATE_CHANGELOG)?;
+            self.db.batch(&create_changelog(self.db.dialect()))?;
         }
         Ok(())
     }
@@ -347,7 +369,7 @@ impl Store for SqlStore<'_> {
         Ok(if self.table_exists("databasechangelog")? {
             vec![]
         } else {
-            vec![format!("{CREATE_CHANGELOG};")]
+            vec![format!("{};", create_changelog(self.db.dialect()))]
         })
     }
 
