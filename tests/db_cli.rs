@@ -2,11 +2,10 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::db::TestDb;
+use support::db::{TestDb, lockstep_db};
 
 /// A directory holding lockstep.yaml (instance `main` on `db`) and the changelog.
 fn project(db: &TestDb, changelog: &str) -> tempfile::TempDir {
@@ -19,22 +18,6 @@ fn project(db: &TestDb, changelog: &str) -> tempfile::TempDir {
     );
     std::fs::write(dir.path().join("lockstep.yaml"), config).unwrap();
     dir
-}
-
-fn lockstep_db(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .arg("db")
-        .args(args)
-        .args(["--instance", "main"])
-        .args(["--config", "lockstep.yaml"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 const CHANGELOG: &str = "--liquibase formatted sql

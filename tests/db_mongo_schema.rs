@@ -630,21 +630,7 @@ fn lockstep_db_works_on_a_mongodb_instance_and_refuses_sql_previews() {
         project_config(&server, true),
     )
     .unwrap();
-    let lockstep_db = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .arg("db")
-            .args(args)
-            .args(["--instance", "main"])
-            .args(["--config", "lockstep.yaml"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let lockstep_db = |args: &[&str]| support::db::lockstep_db(dir.path(), args);
     let (code, out, err) = lockstep_db(&["status"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("db/changelog.yaml::5::bob"), "{out}");
@@ -666,4 +652,127 @@ fn lockstep_db_works_on_a_mongodb_instance_and_refuses_sql_previews() {
     assert_eq!(code, 0, "{err}");
     let mut session = MongoSession::open(&server, "shop", false);
     assert_eq!(history(&mut session).len(), 4);
+}
+
+fn mongo_project(server: &Secantus, changelog: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("db")).unwrap();
+    std::fs::write(dir.path().join("db/changelog.yaml"), changelog).unwrap();
+    std::fs::write(
+        dir.path().join("lockstep.yaml"),
+        project_config(server, true),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn killed_twenty_times_during_a_long_apply_nothing_is_applied_twice_and_no_lock_is_left() {
+    let server = Secantus::start();
+    let mut changelog = String::from("databaseChangeLog:\n");
+    for i in 0..5_001 {
+        changelog.push_str(&format!("  - changeSet:\n      id: {i}\n      author: killer\n      changes:\n        - insertOne: {{ collectionName: items, document: '{{ n: {i} }}' }}\n"));
+    }
+    let dir = mongo_project(&server, &changelog);
+    let lease = ["--lock-lease", "1s"];
+    for kill in 0..20u64 {
+        let mut runner = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args([
+                "db",
+                "update",
+                "--instance",
+                "main",
+                "--config",
+                "lockstep.yaml",
+            ])
+            .args(lease)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Somewhere between starting up and well into the changesets.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
+        std::thread::sleep(Duration::from_millis(
+            300 + (nanos ^ kill.wrapping_mul(0x9e37_79b9)) % 1_500,
+        ));
+        runner.kill().unwrap(); // SIGKILL
+        runner.wait().unwrap();
+    }
+    let (code, _, err) = support::db::lockstep_db(dir.path(), &["update", lease[0], lease[1]]);
+    assert_eq!(
+        code, 0,
+        "the run after the kills needs no manual unlock: {err}"
+    );
+    let mut session = MongoSession::open(&server, "shop", false);
+    let mut seen: Vec<i64> = session
+        .documents("items")
+        .iter()
+        .map(|d| d["n"].as_i64().unwrap())
+        .collect();
+    let applied = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(
+        (applied, seen.len()),
+        (5_001, 5_001),
+        "every insert applied exactly once"
+    );
+    assert_eq!(history(&mut session).len(), 5_001);
+    let lock = session.documents("DATABASECHANGELOGLOCK");
+    assert_eq!(lock[0]["locked"], json!(false), "{lock:?}");
+    assert!(lock[0].get("changeSetInProgress").is_none(), "{lock:?}");
+}
+
+#[test]
+fn without_transactions_a_changeset_a_dead_runner_left_midway_is_reported_not_run_again() {
+    let server = Secantus::start_standalone();
+    let dir = mongo_project(&server, CHANGELOG);
+    let mut session = MongoSession::open(&server, "shop", false);
+    // A runner died while applying changeset 1 (outside a transaction), long enough ago that
+    // its lease ran out.
+    session.command(json!({ "insert": "DATABASECHANGELOGLOCK", "documents": [{ "_id": 1, "locked": true, "lockGranted": { "$date": "2026-01-01T00:00:00Z" }, "lockedBy": "lockstep ci-7 pid 4242 (lockstep db)", "changeSetInProgress": { "fileName": "db/changelog.yaml", "id": "1", "author": "alice", "rollback": false, "since": { "$date": "2026-01-01T00:00:00Z" } } }] }));
+    let (code, _, err) = support::db::lockstep_db(dir.path(), &["update"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("changeset db/changelog.yaml::1::alice may be half-applied")
+            && err.contains("it is not run again by itself"),
+        "{err}"
+    );
+    assert!(
+        session.collections().iter().all(|c| c != "people"),
+        "nothing ran"
+    );
+    let lock = session.documents("DATABASECHANGELOGLOCK");
+    assert_eq!(
+        lock[0]["locked"],
+        json!(false),
+        "the lock is given back: {lock:?}"
+    );
+    let (code, _, err) = support::db::lockstep_db(dir.path(), &["release-locks"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = support::db::lockstep_db(dir.path(), &["update"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("5 changeset(s) applied"), "{out}");
+    assert_eq!(session.documents("people").len(), 3);
+}
+
+#[test]
+fn a_lock_whose_lease_ran_out_is_taken_over_and_the_run_says_so() {
+    let server = Secantus::start();
+    let dir = mongo_project(&server, CHANGELOG);
+    let mut session = MongoSession::open(&server, "shop", false);
+    session.command(json!({ "insert": "DATABASECHANGELOGLOCK", "documents": [{ "_id": 1, "locked": true, "lockGranted": { "$date": "2026-01-01T00:00:00Z" }, "lockedBy": "lockstep ci-7 pid 4242 (lockstep db)" }] }));
+    let (code, _, err) = support::db::lockstep_db(dir.path(), &["update"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "took over a stale changelog lock left by lockstep ci-7 pid 4242 (lockstep db)"
+        ) && err.contains("its lease ran out"),
+        "{err}"
+    );
+    assert_eq!(session.documents("people").len(), 3);
 }

@@ -115,4 +115,14 @@ pub trait Mongo {
     fn run_command(&mut self, command: &str) -> Result<String, DbError>;
     /// Runs `command` on the `admin` database (liquibase-mongodb's adminCommand).
     fn run_admin_command(&mut self, command: &str) -> Result<String, DbError>;
+    /// The id (`lsid`, Extended JSON) of the session this connection runs transactions in,
+    /// made on first use; `None` when the deployment has no transactions (a standalone server;
+    /// they need a replica set or a sharded cluster).
+    fn transaction_session(&mut self) -> Result<Option<String>, DbError>;
+    /// Starts a transaction in that session: commands run in it until
+    /// [`Mongo::commit_transaction`] or [`Mongo::abort_transaction`].
+    fn start_transaction(&mut self) -> Result<(), DbError>;
+    fn commit_transaction(&mut self) -> Result<(), DbError>;
+    /// Undoes the open transaction; nothing when none is open.
+    fn abort_transaction(&mut self) -> Result<(), DbError>;
 }

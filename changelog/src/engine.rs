@@ -64,6 +64,9 @@ pub struct RunSettings {
     pub holder: String,
     /// How long to wait for a lock held by someone alive.
     pub lock_wait: Duration,
+    /// MongoDB, which has no session-bound lock: how long a runner's lock lasts unless it renews
+    /// it (it renews it between changesets). A lock whose lease ran out is taken over.
+    pub lock_lease: Duration,
 }
 
 impl Default for RunSettings {
@@ -73,6 +76,7 @@ impl Default for RunSettings {
             label_filter: None,
             holder: "runner".into(),
             lock_wait: Duration::from_secs(300),
+            lock_lease: Duration::from_secs(120),
         }
     }
 }
@@ -137,7 +141,7 @@ impl<'d> Engine<'d> {
     /// An engine over a MongoDB database.
     pub fn mongo(db: &'d mut dyn Mongo, settings: RunSettings) -> Self {
         Engine {
-            store: Box::new(MongoStore::new(db)),
+            store: Box::new(MongoStore::new(db, settings.lock_lease)),
             settings,
             notes: vec![],
             waiting: Box::new(|_| {}),
@@ -750,8 +754,10 @@ impl<'d> Engine<'d> {
         loop {
             let give_up = match self.store.try_lock(me)? {
                 LockAttempt::Acquired => return Ok(()),
-                LockAttempt::TookOver { by, since } => {
-                    self.notes.push(format!("took over a stale changelog lock left by {by} (since {since}); that runner is no longer connected"));
+                LockAttempt::TookOver { by, since, why } => {
+                    self.notes.push(format!(
+                        "took over a stale changelog lock left by {by} (since {since}); {why}"
+                    ));
                     return Ok(());
                 }
                 LockAttempt::Held { by, since } => EngineError::Locked { by, since },

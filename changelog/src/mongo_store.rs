@@ -8,19 +8,25 @@
 //! - The lock is taken with one guarded `findAndModify` (`locked: false` → `true`) and released
 //!   with an update guarded by `lockedBy`, never check-then-replace, so two runners cannot both win
 //!   (the race liquibase-mongodb 4.28 has).
-//! - MongoDB has no DDL transactions: a changeset that fails halfway stays partly applied, as with
-//!   Liquibase. Its history document is written only after all its changes succeeded.
+//! - The lock is a lease, since MongoDB has no session-bound lock: its holder renews
+//!   `lockGranted` between changesets, and a Lockstep holder whose lease ran out is taken over
+//!   with a guarded `findAndModify`, which says so. A lock held by liquibase-mongodb is waited for.
+//! - Where the server has transactions (a replica set), a changeset of inserts and its history
+//!   document commit in one transaction. Other changesets (collection and index changes, commands)
+//!   run outside one, so the lock document names the changeset while it runs
+//!   (`changeSetInProgress`); a runner that finds the name there after a crash reports the
+//!   changeset as possibly half-done and does not re-run it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
 use crate::changes::Structured;
 use crate::db::{DbError, Mongo};
 use crate::model::{Change, Precondition};
-use crate::mongo_changes::MongoCommand;
+use crate::mongo_changes::{MongoChange, MongoCommand};
 use crate::mongo_json;
-use crate::store::{HistoryRow, LockAttempt, NewRow, Record, Store};
+use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store};
 
 const HISTORY: &str = "DATABASECHANGELOG";
 const LOCK: &str = "DATABASECHANGELOGLOCK";
@@ -28,16 +34,31 @@ const LOCK: &str = "DATABASECHANGELOGLOCK";
 const DUPLICATE_KEY: i64 = 11000;
 /// The server's code for "collection already exists".
 const NAMESPACE_EXISTS: i64 = 48;
+/// The lock document's field that names the changeset running outside a transaction.
+const IN_PROGRESS: &str = "changeSetInProgress";
+/// The lock document's field that holds the session the holder runs its transactions in.
+const SESSION: &str = "transactionSession";
 
 pub struct MongoStore<'d> {
     db: &'d mut dyn Mongo,
+    lease: Duration,
+    /// Who holds the lock through this store, and when it last renewed it.
+    held: Option<(String, Instant)>,
+    /// The session transactions run in (its `lsid`), once asked; `Some(None)` without
+    /// transactions.
+    session: Option<Option<Value>>,
+    /// Whether the lock document names that session for this holding of the lock.
+    session_recorded: bool,
+}
+
+/// A moment as an Extended JSON date.
+fn date(at: SystemTime) -> Value {
+    let millis = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    json!({ "$date": { "$numberLong": millis.to_string() } })
 }
 
 fn now() -> Value {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    json!({ "$date": { "$numberLong": millis.to_string() } })
+    date(SystemTime::now())
 }
 
 /// The history collection's validator, as liquibase-mongodb applies it.
@@ -122,8 +143,14 @@ fn error_code(error: &DbError) -> Option<i64> {
 }
 
 impl<'d> MongoStore<'d> {
-    pub fn new(db: &'d mut dyn Mongo) -> Self {
-        MongoStore { db }
+    pub fn new(db: &'d mut dyn Mongo, lease: Duration) -> Self {
+        MongoStore {
+            db,
+            lease,
+            held: None,
+            session: None,
+            session_recorded: false,
+        }
     }
 
     /// Runs a command; write errors inside an `ok: 1` reply are errors too.
@@ -217,6 +244,161 @@ impl<'d> MongoStore<'d> {
         }))?;
         Ok(reply.get("value").is_some_and(|v| !v.is_null()))
     }
+
+    fn lock_document(&mut self) -> Result<Option<Value>, DbError> {
+        Ok(self
+            .find(LOCK, json!({ "_id": 1 }), json!({}))?
+            .into_iter()
+            .next())
+    }
+
+    /// Takes the lock, or takes it over from a Lockstep runner whose lease ran out.
+    fn claim_or_take_over(&mut self, me: &str) -> Result<LockAttempt, DbError> {
+        if self.claim(me)? {
+            return Ok(LockAttempt::Acquired);
+        }
+        let Some(lock) = self.lock_document()? else {
+            // No lock document yet: create it (a racing runner may win; either way one exists).
+            self.create_collection(LOCK, lock_validator())?;
+            match self.command(json!({ "insert": LOCK, "documents": [{ "_id": 1, "locked": false, "lockGranted": null, "lockedBy": null }] })) {
+                Err(error) if error_code(&error) != Some(DUPLICATE_KEY) => return Err(error),
+                _ => {}
+            }
+            return self.claim_or_take_over(me);
+        };
+        let by = string(&lock, "lockedBy").unwrap_or_else(|| "(unknown)".into());
+        let since = lock
+            .get("lockGranted")
+            .map(date_text)
+            .unwrap_or_else(|| "(unknown)".into());
+        if by.starts_with(LOCKED_BY_PREFIX) {
+            let expired = SystemTime::now()
+                .checked_sub(self.lease)
+                .unwrap_or(UNIX_EPOCH);
+            let reply = self.command(json!({
+                "findAndModify": LOCK,
+                "query": { "_id": 1, "locked": true, "lockedBy": by, "lockGranted": { "$lt": date(expired) } },
+                "update": { "$set": { "lockGranted": now(), "lockedBy": me } },
+                "new": true
+            }))?;
+            if reply.get("value").is_some_and(|v| !v.is_null()) {
+                // Its open transaction would hold what it wrote until the server expires it.
+                if let Some(session) = lock.get(SESSION).filter(|s| s.is_object()) {
+                    self.command(json!({ "killSessions": [session] }))?;
+                }
+                return Ok(LockAttempt::TookOver {
+                    by,
+                    since,
+                    why: "its lease ran out (a Lockstep runner renews its lock on MongoDB between changesets)",
+                });
+            }
+        }
+        Ok(LockAttempt::Held { by, since })
+    }
+
+    /// Renews the lease once a third of it has passed; fails if another runner took it over.
+    fn renew(&mut self) -> Result<(), DbError> {
+        let Some((me, renewed)) = self.held.take() else {
+            return Ok(());
+        };
+        if renewed.elapsed() < self.lease / 3 {
+            self.held = Some((me, renewed));
+            return Ok(());
+        }
+        let reply = self.command(json!({ "update": LOCK, "updates": [{ "q": { "_id": 1, "locked": true, "lockedBy": me }, "u": { "$set": { "lockGranted": now() } } }] }))?;
+        if integer(reply.get("n")) != Some(1) {
+            return Err(DbError::Conflict(format!(
+                "the changelog lock was taken over while this run held it (its lease of {} s ran out); stopping before the next changeset\n  help: give changesets that run longer a longer lease with --lock-lease",
+                self.lease.as_secs()
+            )));
+        }
+        self.held = Some((me, Instant::now()));
+        Ok(())
+    }
+
+    /// Whether transactions can be used; the first time in a holding of the lock, the lock
+    /// document is told their session, outside any transaction, so that a runner taking over
+    /// after this one dies can end the transaction it left open.
+    fn has_transactions(&mut self) -> Result<bool, DbError> {
+        if self.session.is_none() {
+            let lsid = match self.db.transaction_session()? {
+                Some(text) => Some(
+                    serde_json::from_str::<Value>(&text)
+                        .map_err(|e| DbError::Failed(format!("the session id is not JSON: {e}")))?,
+                ),
+                None => None,
+            };
+            self.session = Some(lsid);
+        }
+        let Some(Some(lsid)) = self.session.clone() else {
+            return Ok(false);
+        };
+        if !self.session_recorded {
+            let me = self.held.as_ref().map(|(me, _)| me.clone());
+            self.command(json!({ "update": LOCK, "updates": [{ "q": { "_id": 1, "lockedBy": me }, "u": { "$set": { SESSION: lsid } } }] }))?;
+            self.session_recorded = true;
+        }
+        Ok(true)
+    }
+
+    /// Names the changeset that `record` writes in the lock document while it runs.
+    fn mark_in_progress(&mut self, record: &Record<'_>) -> Result<(), DbError> {
+        let (filename, id, author, rollback) = match record {
+            Record::Insert(row) | Record::Update(row) => {
+                (&row.filename, &row.id, &row.author, false)
+            }
+            Record::Delete(row) => (&row.filename, &row.id, &row.author, true),
+        };
+        let mark = json!({ "fileName": filename, "id": id, "author": author, "rollback": rollback, "since": now() });
+        self.command(json!({ "update": LOCK, "updates": [{ "q": { "_id": 1 }, "u": { "$set": { IN_PROGRESS: mark } } }] }))
+            .map(drop)
+    }
+
+    fn clear_in_progress(&mut self) -> Result<(), DbError> {
+        self.command(json!({ "update": LOCK, "updates": [{ "q": { "_id": 1 }, "u": { "$unset": { IN_PROGRESS: "" } } }] }))
+            .map(drop)
+    }
+
+    /// With the lock just taken: refuses to go on if a runner stopped in the middle of a
+    /// changeset that ran outside a transaction; a mark whose changeset did finish is cleared.
+    fn check_interrupted(&mut self) -> Result<(), DbError> {
+        let Some(mark) = self
+            .lock_document()?
+            .and_then(|lock| lock.get(IN_PROGRESS).cloned())
+        else {
+            return Ok(());
+        };
+        let (filename, id, author) = (
+            string(&mark, "fileName").unwrap_or_default(),
+            string(&mark, "id").unwrap_or_default(),
+            string(&mark, "author").unwrap_or_default(),
+        );
+        let rollback = mark.get("rollback").and_then(Value::as_bool) == Some(true);
+        let recorded = !self
+            .find(HISTORY, key(&filename, &author, &id), json!({}))?
+            .is_empty();
+        if recorded != rollback {
+            return self.clear_in_progress();
+        }
+        let since = mark.get("since").map(date_text).unwrap_or_default();
+        Err(DbError::Conflict(format!(
+            "changeset {filename}::{id}::{author} may be half-{}: a runner stopped while {} it (since {since}), and MongoDB ran it outside a transaction; it is not run again by itself\n  help: check what of it is in the database and finish or undo it by hand; then `lockstep db release-locks` clears the mark, and the next update runs the changeset again",
+            if rollback { "rolled back" } else { "applied" },
+            if rollback { "rolling back" } else { "applying" },
+        )))
+    }
+}
+
+/// Whether a changeset of `changes` can commit with its history document in one transaction:
+/// inserts can; collection and index changes, and arbitrary commands, are not run in one.
+fn transactable(changes: &[Change]) -> bool {
+    changes.iter().all(|change| {
+        matches!(
+            change,
+            Change::Mongo(MongoChange::InsertOne { .. } | MongoChange::InsertMany { .. })
+                | Change::Structured(Structured::TagDatabase { .. } | Structured::Empty)
+        )
+    })
 }
 
 /// The reply of a command, with write errors turned into errors.
@@ -334,14 +516,52 @@ impl Store for MongoStore<'_> {
         &mut self,
         changes: &[Change],
         record: &Record<'_>,
-        _atomic: bool,
+        atomic: bool,
     ) -> Result<(), DbError> {
+        self.renew()?;
+        let mut commands = vec![];
         for change in changes {
-            if let Some(command) = command_of(change).map_err(DbError::Invalid)? {
-                self.run_change(command)?;
+            commands.extend(command_of(change).map_err(DbError::Invalid)?);
+        }
+        if commands.is_empty() {
+            return self.record(record);
+        }
+        if atomic && transactable(changes) && self.has_transactions()? {
+            self.db.start_transaction()?;
+            let done = commands
+                .into_iter()
+                .try_for_each(|command| self.run_change(command))
+                .and_then(|()| self.record(record));
+            return match done {
+                Ok(()) => self.db.commit_transaction(),
+                Err(error) => {
+                    // The error is what matters; the server drops the transaction either way.
+                    let _ = self.db.abort_transaction();
+                    Err(error)
+                }
+            };
+        }
+        self.mark_in_progress(record)?;
+        // A first change that is one write and failed changed nothing; otherwise the mark stays.
+        let first_is_one_write = changes.iter().find_map(|c| match c {
+            Change::Mongo(change) => Some(!matches!(
+                change,
+                MongoChange::InsertMany { .. }
+                    | MongoChange::RunCommand { .. }
+                    | MongoChange::AdminCommand { .. }
+            )),
+            _ => None,
+        }) == Some(true);
+        for (index, command) in commands.into_iter().enumerate() {
+            if let Err(error) = self.run_change(command) {
+                if index == 0 && first_is_one_write {
+                    self.clear_in_progress()?;
+                }
+                return Err(error);
             }
         }
-        self.record(record)
+        self.record(record)?;
+        self.clear_in_progress()
     }
 
     fn holds(&mut self, check: &Precondition) -> Result<bool, DbError> {
@@ -375,34 +595,28 @@ impl Store for MongoStore<'_> {
     }
 
     fn try_lock(&mut self, me: &str) -> Result<LockAttempt, DbError> {
-        if self.claim(me)? {
-            return Ok(LockAttempt::Acquired);
-        }
-        let current = self.find(LOCK, json!({ "_id": 1 }), json!({}))?;
-        let Some(lock) = current.first() else {
-            // No lock document yet: create it (a racing runner may win; either way one exists).
-            self.create_collection(LOCK, lock_validator())?;
-            match self.command(json!({ "insert": LOCK, "documents": [{ "_id": 1, "locked": false, "lockGranted": null, "lockedBy": null }] })) {
-                Err(error) if error_code(&error) != Some(DUPLICATE_KEY) => return Err(error),
-                _ => {}
+        let attempt = self.claim_or_take_over(me)?;
+        if matches!(
+            attempt,
+            LockAttempt::Acquired | LockAttempt::TookOver { .. }
+        ) {
+            self.held = Some((me.to_string(), Instant::now()));
+            self.session_recorded = false;
+            if let Err(interrupted) = self.check_interrupted() {
+                self.unlock(me)?;
+                return Err(interrupted);
             }
-            return self.try_lock(me);
-        };
-        Ok(LockAttempt::Held {
-            by: string(lock, "lockedBy").unwrap_or_else(|| "(unknown)".into()),
-            since: lock
-                .get("lockGranted")
-                .map(date_text)
-                .unwrap_or_else(|| "(unknown)".into()),
-        })
+        }
+        Ok(attempt)
     }
 
     fn unlock(&mut self, me: &str) -> Result<(), DbError> {
-        self.command(json!({ "update": LOCK, "updates": [{ "q": { "_id": 1, "locked": true, "lockedBy": me }, "u": { "$set": { "locked": false } } }] })).map(drop)
+        self.held = None;
+        self.command(json!({ "update": LOCK, "updates": [{ "q": { "_id": 1, "locked": true, "lockedBy": me }, "u": { "$set": { "locked": false }, "$unset": { SESSION: "" } } }] })).map(drop)
     }
 
     fn release_locks(&mut self) -> Result<(), DbError> {
-        self.command(json!({ "update": LOCK, "updates": [{ "q": { "_id": 1 }, "u": { "$set": { "locked": false } } }] })).map(drop)
+        self.command(json!({ "update": LOCK, "updates": [{ "q": { "_id": 1 }, "u": { "$set": { "locked": false }, "$unset": { IN_PROGRESS: "", SESSION: "" } } }] })).map(drop)
     }
 
     fn script_setup(&mut self) -> Result<Vec<String>, DbError> {

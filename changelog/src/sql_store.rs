@@ -117,7 +117,11 @@ impl<'d> SqlStore<'d> {
         };
         if claimed == 1 {
             return Ok(match took_over {
-                Some((by, since)) => LockAttempt::TookOver { by, since },
+                Some((by, since)) => LockAttempt::TookOver {
+                    by,
+                    since,
+                    why: "that runner is no longer connected",
+                },
                 None => LockAttempt::Acquired,
             });
         }

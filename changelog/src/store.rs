@@ -68,6 +68,8 @@ pub enum LockAttempt {
     TookOver {
         by: String,
         since: String,
+        /// How Lockstep knows the holder is gone.
+        why: &'static str,
     },
     /// Held by someone who may still be working (Liquibase, or a runner that is alive).
     Held {

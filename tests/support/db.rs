@@ -169,3 +169,20 @@ impl TestDb {
         }
     }
 }
+
+/// `lockstep db ARGS --instance main --config lockstep.yaml` in `dir`: the exit code, stdout and
+/// stderr.
+pub fn lockstep_db(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .arg("db")
+        .args(args)
+        .args(["--instance", "main", "--config", "lockstep.yaml"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -35,7 +35,17 @@ pub struct Secantus {
 }
 
 impl Secantus {
+    /// A server that, like a single-node replica set, has transactions.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A standalone server: no transactions.
+    pub fn start_standalone() -> Self {
+        Self::start_with(&["--standalone"])
+    }
+
+    fn start_with(flags: &[&str]) -> Self {
         ensure_installed();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -44,6 +54,7 @@ impl Secantus {
             .port();
         let child = Command::new("secantusd-py")
             .args(["--port", &port.to_string(), "--storage-path", ":memory:"])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

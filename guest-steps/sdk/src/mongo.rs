@@ -37,6 +37,26 @@ impl Connection {
         serde_json::from_str(&reply)
             .map_err(|e| Error::Failed(format!("the server's reply is not JSON: {e}")))
     }
+
+    /// The id (`lsid`, Extended JSON) of the session transactions run in; `None` when the
+    /// deployment has no transactions (a standalone server).
+    pub fn transaction_session(&self) -> Result<Option<String>, Error> {
+        self.0.transaction_session().map_err(Into::into)
+    }
+
+    /// Starts a transaction that [`Connection::run_command`] then runs in.
+    pub fn start_transaction(&self) -> Result<(), Error> {
+        self.0.start_transaction().map_err(Into::into)
+    }
+
+    pub fn commit_transaction(&self) -> Result<(), Error> {
+        self.0.commit_transaction().map_err(Into::into)
+    }
+
+    /// Undoes the open transaction; nothing when none is open.
+    pub fn abort_transaction(&self) -> Result<(), Error> {
+        self.0.abort_transaction().map_err(Into::into)
+    }
 }
 
 /// The changelog engine sends its commands as text.
@@ -55,5 +75,21 @@ impl lockstep_changelog::db::Mongo for Connection {
         self.0
             .run_admin_command(command)
             .map_err(|e| crate::db::db_error(e.into()))
+    }
+
+    fn transaction_session(&mut self) -> Result<Option<String>, lockstep_changelog::db::DbError> {
+        Connection::transaction_session(self).map_err(crate::db::db_error)
+    }
+
+    fn start_transaction(&mut self) -> Result<(), lockstep_changelog::db::DbError> {
+        Connection::start_transaction(self).map_err(crate::db::db_error)
+    }
+
+    fn commit_transaction(&mut self) -> Result<(), lockstep_changelog::db::DbError> {
+        Connection::commit_transaction(self).map_err(crate::db::db_error)
+    }
+
+    fn abort_transaction(&mut self) -> Result<(), lockstep_changelog::db::DbError> {
+        Connection::abort_transaction(self).map_err(crate::db::db_error)
     }
 }

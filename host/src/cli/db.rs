@@ -29,6 +29,10 @@ pub struct DbArgs {
     /// How long to wait for the changelog lock another runner holds (`30s`, `5m`; default 5m).
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
     lock_timeout: Option<std::time::Duration>,
+    /// MongoDB: how long the lock lasts unless renewed; a runner renews it between changesets,
+    /// and a lock whose lease ran out (its runner died) is taken over (default 2m).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    lock_lease: Option<std::time::Duration>,
     #[command(subcommand)]
     command: DbCommand,
 }
@@ -177,6 +181,7 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
         lock_wait: args
             .lock_timeout
             .unwrap_or(RunSettings::default().lock_wait),
+        lock_lease: args.lock_lease.unwrap_or(RunSettings::default().lock_lease),
     };
     let mut engine = match &mut connection {
         Connection::Sql(sql) => Engine::sql(sql, settings),

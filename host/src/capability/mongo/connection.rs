@@ -10,9 +10,15 @@ use crate::capability::db::DbTarget;
 
 /// An open connection to one database.
 pub struct MongoConnection {
+    client: mongodb::Client,
     database: mongodb::Database,
     /// `admin`, when the instance allows admin commands.
     admin: Option<mongodb::Database>,
+    /// The session transactions run in, once [`MongoConnection::transaction_session`] made it;
+    /// `Some(None)` when the deployment has no transactions.
+    session: Option<Option<Box<mongodb::ClientSession>>>,
+    /// Whether a transaction is open in `session`: commands then run in it.
+    in_transaction: bool,
 }
 
 fn unavailable(error: mongodb::error::Error) -> DbError {
@@ -58,6 +64,9 @@ impl MongoConnection {
         Ok(MongoConnection {
             database: client.database(database),
             admin: admin_commands.then(|| client.database("admin")),
+            client,
+            session: None,
+            in_transaction: false,
         })
     }
 
@@ -65,11 +74,84 @@ impl MongoConnection {
         self.database.name()
     }
 
-    /// Runs one command given as Extended JSON; returns the reply as relaxed Extended JSON.
-    pub async fn run_command(&self, command: &str) -> Result<String, DbError> {
+    /// Runs one command given as Extended JSON, in the open transaction if there is one;
+    /// returns the reply as relaxed Extended JSON.
+    pub async fn run_command(&mut self, command: &str) -> Result<String, DbError> {
         let document = parse(command)?;
         stays_in(&document, self.database.name())?;
-        run(&self.database, document).await
+        let action = self.database.run_command(document);
+        let reply = match (&mut self.session, self.in_transaction) {
+            (Some(Some(session)), true) => action.session(&mut **session).await,
+            _ => action.await,
+        };
+        reply_text(reply)
+    }
+
+    /// The id (`lsid`, as Extended JSON) of the session this connection runs transactions in,
+    /// made on first use; `None` when the deployment has no transactions (a standalone server;
+    /// they need a replica set or a sharded cluster).
+    pub async fn transaction_session(&mut self) -> Result<Option<String>, DbError> {
+        if self.session.is_none() {
+            let hello = self
+                .database
+                .run_command(mongodb::bson::doc! { "hello": 1 })
+                .await
+                .map_err(unavailable)?;
+            let has_transactions = hello.contains_key("setName")
+                || hello.get_str("msg").is_ok_and(|msg| msg == "isdbgrid");
+            self.session = Some(if has_transactions {
+                Some(Box::new(
+                    self.client.start_session().await.map_err(unavailable)?,
+                ))
+            } else {
+                None
+            });
+        }
+        Ok(self
+            .session
+            .as_ref()
+            .and_then(|s| s.as_ref())
+            .map(|session| {
+                Bson::Document(session.id().clone())
+                    .into_canonical_extjson()
+                    .to_string()
+            }))
+    }
+
+    fn session(&mut self) -> Result<&mut mongodb::ClientSession, DbError> {
+        match &mut self.session {
+            Some(Some(session)) => Ok(session),
+            _ => Err(DbError::Invalid(
+                "no transaction session: ask for transaction-session first, on a deployment that has transactions".into(),
+            )),
+        }
+    }
+
+    pub async fn start_transaction(&mut self) -> Result<(), DbError> {
+        self.session()?
+            .start_transaction()
+            .await
+            .map_err(unavailable)?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    pub async fn commit_transaction(&mut self) -> Result<(), DbError> {
+        self.in_transaction = false;
+        self.session()?
+            .commit_transaction()
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn abort_transaction(&mut self) -> Result<(), DbError> {
+        if !std::mem::take(&mut self.in_transaction) {
+            return Ok(());
+        }
+        self.session()?
+            .abort_transaction()
+            .await
+            .map_err(unavailable)
     }
 
     /// Runs one command on `admin`; refused unless the instance allows admin commands.
@@ -167,7 +249,11 @@ fn stays_in(command: &Document, database: &str) -> Result<(), DbError> {
 }
 
 async fn run(database: &mongodb::Database, document: Document) -> Result<String, DbError> {
-    let reply: Document = database.run_command(document).await.map_err(unavailable)?;
+    reply_text(database.run_command(document).await)
+}
+
+fn reply_text(reply: mongodb::error::Result<Document>) -> Result<String, DbError> {
+    let reply = reply.map_err(unavailable)?;
     Ok(Bson::Document(reply).into_relaxed_extjson().to_string())
 }
 
@@ -195,6 +281,22 @@ impl lockstep_changelog::db::Mongo for BlockingMongo {
     fn run_admin_command(&mut self, command: &str) -> Result<String, DbError> {
         self.runtime
             .block_on(self.connection.run_admin_command(command))
+    }
+
+    fn transaction_session(&mut self) -> Result<Option<String>, DbError> {
+        self.runtime.block_on(self.connection.transaction_session())
+    }
+
+    fn start_transaction(&mut self) -> Result<(), DbError> {
+        self.runtime.block_on(self.connection.start_transaction())
+    }
+
+    fn commit_transaction(&mut self) -> Result<(), DbError> {
+        self.runtime.block_on(self.connection.commit_transaction())
+    }
+
+    fn abort_transaction(&mut self) -> Result<(), DbError> {
+        self.runtime.block_on(self.connection.abort_transaction())
     }
 }
 

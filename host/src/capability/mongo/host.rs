@@ -29,9 +29,53 @@ impl wit::HostConnection for DbView<'_> {
         handle: Resource<MongoConnection>,
         command: String,
     ) -> wasmtime::Result<Result<String, WitError>> {
-        let connection = self.table.get(&handle)?;
+        let connection = self.table.get_mut(&handle)?;
         Ok(connection
             .run_command(&command)
+            .await
+            .map_err(|e| Error::from(e).into()))
+    }
+
+    async fn transaction_session(
+        &mut self,
+        handle: Resource<MongoConnection>,
+    ) -> wasmtime::Result<Result<Option<String>, WitError>> {
+        let connection = self.table.get_mut(&handle)?;
+        Ok(connection
+            .transaction_session()
+            .await
+            .map_err(|e| Error::from(e).into()))
+    }
+
+    async fn start_transaction(
+        &mut self,
+        handle: Resource<MongoConnection>,
+    ) -> wasmtime::Result<Result<(), WitError>> {
+        let connection = self.table.get_mut(&handle)?;
+        Ok(connection
+            .start_transaction()
+            .await
+            .map_err(|e| Error::from(e).into()))
+    }
+
+    async fn commit_transaction(
+        &mut self,
+        handle: Resource<MongoConnection>,
+    ) -> wasmtime::Result<Result<(), WitError>> {
+        let connection = self.table.get_mut(&handle)?;
+        Ok(connection
+            .commit_transaction()
+            .await
+            .map_err(|e| Error::from(e).into()))
+    }
+
+    async fn abort_transaction(
+        &mut self,
+        handle: Resource<MongoConnection>,
+    ) -> wasmtime::Result<Result<(), WitError>> {
+        let connection = self.table.get_mut(&handle)?;
+        Ok(connection
+            .abort_transaction()
             .await
             .map_err(|e| Error::from(e).into()))
     }
