@@ -2,6 +2,7 @@
 //! their automatic inverses, their DESCRIPTION text, and the serializer fields their checksums
 //! hash — all as Liquibase 4.28 has them.
 
+use crate::attribute_changes::AttributeChange;
 use crate::checksum::{self, CheckSum, ChecksumVersion, Serialized, SqlSettings};
 use crate::db::Dialect;
 
@@ -135,6 +136,8 @@ pub enum Structured {
         tag: String,
     },
     Empty,
+    /// A change described by its attributes (constraints, defaults, sequences, data, …).
+    Attributes(AttributeChange),
 }
 
 fn scalar(text: impl Into<String>) -> Serialized {
@@ -343,6 +346,7 @@ impl Structured {
             Structured::DropView { .. } => "dropView",
             Structured::TagDatabase { .. } => "tagDatabase",
             Structured::Empty => "empty",
+            Structured::Attributes(change) => change.kind.name(),
         }
     }
 
@@ -361,6 +365,9 @@ impl Structured {
             | Structured::DropNotNullConstraint { schema, .. }
             | Structured::CreateView { schema, .. }
             | Structured::DropView { schema, .. } => schema.as_deref(),
+            Structured::Attributes(change) => {
+                change.attributes.get("schemaName").map(String::as_str)
+            }
             Structured::TagDatabase { .. } | Structured::Empty => None,
         }
     }
@@ -485,6 +492,7 @@ impl Structured {
             Structured::DropView { view, .. } => f.push(("viewName".into(), scalar(view))),
             Structured::TagDatabase { tag } => f.push(("tag".into(), scalar(tag))),
             Structured::Empty => {}
+            Structured::Attributes(change) => return change.serialized(),
         }
         f
     }
@@ -495,7 +503,8 @@ impl Structured {
             .serialized()
             .into_iter()
             .filter(|(k, _)| {
-                k.to_lowercase().ends_with("name") && k != "schemaName" && k != "catalogName"
+                let key = k.to_lowercase();
+                key.ends_with("name") && !key.contains("schema") && !key.contains("catalog")
             })
             .filter_map(|(k, v)| match v {
                 Serialized::Scalar(text) => Some(format!("{k}={text}")),
@@ -678,6 +687,7 @@ impl Structured {
                 vec![format!("CREATE {or_replace}VIEW {} AS {query}", at(view))]
             }
             Structured::DropView { view, .. } => vec![format!("DROP VIEW {}", at(view))],
+            Structured::Attributes(change) => return change.statements(dialect),
             Structured::TagDatabase { .. } | Structured::Empty => vec![],
         })
     }
@@ -754,6 +764,10 @@ impl Structured {
                 schema,
                 view: view.clone(),
             }],
+            Structured::Attributes(change) => match change.inverse() {
+                Some(inverse) => vec![Structured::Attributes(inverse)],
+                None => return Err(format!("{} has no automatic rollback", change.kind.name())),
+            },
             Structured::TagDatabase { .. } | Structured::Empty => return Ok(None),
             other => return Err(format!("{} has no automatic rollback", other.name())),
         }))

@@ -812,6 +812,17 @@ impl RollbackStep {
 }
 
 /// The DATABASECHANGELOG row for `changeset`, with the columns Liquibase 4.28 writes.
+/// Liquibase's `StringUtil.limitSize(description, 250)`: a longer text keeps 247 characters
+/// and ends in `...`.
+fn limit_size(text: &str) -> String {
+    const LIMIT: usize = 250;
+    if text.chars().count() <= LIMIT {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(LIMIT - 3).collect();
+    format!("{kept}...")
+}
+
 fn new_row(
     changeset: &ChangeSet,
     exec_type: &'static str,
@@ -821,12 +832,14 @@ fn new_row(
     let description = if changeset.changes.is_empty() {
         "empty".to_string()
     } else {
-        changeset
-            .changes
-            .iter()
-            .map(Change::description)
-            .collect::<Vec<_>>()
-            .join("; ")
+        limit_size(
+            &changeset
+                .changes
+                .iter()
+                .map(Change::description)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     };
     let labels = changeset
         .labels
@@ -940,7 +953,7 @@ fn rollback_changes(changeset: &ChangeSet, changelog: &Changelog) -> Result<Vec<
             let mut out = vec![];
             for change in changeset.changes.iter().rev() {
                 match change {
-                    Change::Sql(_) => {
+                    Change::Sql(_) | Change::SqlFile(_) => {
                         return Err(format!(
                             "{}:{}: changeset {} has no rollback, and raw SQL has no automatic inverse\n  help: add a rollback (`--rollback <sql>`, or `rollback:` in YAML; `empty` if nothing needs undoing)",
                             changeset.file,

@@ -4,6 +4,7 @@
 //! Liquibase 4.28 does, and (in later modules) decides what to run. It compiles for the host and
 //! for `wasm32-wasip2` alike.
 
+pub mod attribute_changes;
 pub mod changes;
 pub mod checksum;
 pub mod db;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::formatted_sql;
-use crate::model::{ChangeSet, Changelog, ChangelogError};
+use crate::model::{Change, ChangeSet, Changelog, ChangelogError};
 use crate::properties::{Registry, Scope};
 use crate::xml_changelog;
 use crate::yaml_changelog::{self, Entry};
@@ -151,7 +151,10 @@ impl Loader<'_> {
         };
         for entry in entries {
             match entry {
-                Entry::ChangeSet(changeset) => self.changesets.push(*changeset),
+                Entry::ChangeSet(mut changeset) => {
+                    self.read_sql_files(&mut changeset);
+                    self.changesets.push(*changeset);
+                }
                 Entry::Include {
                     file,
                     relative,
@@ -175,6 +178,46 @@ impl Loader<'_> {
                         self.file(&file, path, line, true);
                     }
                 }
+            }
+        }
+    }
+}
+
+impl Loader<'_> {
+    /// Reads the SQL of the changeset's `sqlFile` changes, expanding `${}` as in the changelog.
+    fn read_sql_files(&mut self, changeset: &mut ChangeSet) {
+        for change in &mut changeset.changes {
+            let Change::SqlFile(file) = change else {
+                continue;
+            };
+            match std::fs::read(self.root.join(&file.resolved)).map(String::from_utf8) {
+                Ok(Ok(text)) => {
+                    let properties = self.properties.for_file();
+                    file.sql.sql = properties.expand(&text);
+                    file.text = text;
+                    let undefined = properties.take_undefined();
+                    if !undefined.is_empty() {
+                        changeset
+                            .unsupported
+                            .push(crate::properties::undefined_message(
+                                &file.resolved,
+                                1,
+                                &undefined,
+                            ));
+                    }
+                }
+                Ok(Err(_)) => self.problem(
+                    &changeset.file,
+                    changeset.line,
+                    format!("sqlFile {} is not UTF-8", file.resolved),
+                    "save it as UTF-8",
+                ),
+                Err(e) => self.problem(
+                    &changeset.file,
+                    changeset.line,
+                    format!("cannot read sqlFile {}: {e}", file.resolved),
+                    "`path` is relative to the schema's root unless relativeToChangelogFile: true",
+                ),
             }
         }
     }

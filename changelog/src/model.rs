@@ -97,6 +97,8 @@ impl ChangeSet {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     Sql(SqlChange),
+    /// `sqlFile`: SQL read from a file when the changelog is loaded.
+    SqlFile(SqlFile),
     Structured(Structured),
     Mongo(MongoChange),
 }
@@ -105,6 +107,7 @@ impl Change {
     pub fn checksum(&self, version: ChecksumVersion) -> CheckSum {
         match self {
             Change::Sql(sql) => checksum::sql(version, &sql.sql, &sql.settings),
+            Change::SqlFile(file) => checksum::sql(version, &file.text, &file.sql.settings),
             Change::Structured(change) => change.checksum(version),
             Change::Mongo(change) => change.checksum(version),
         }
@@ -114,6 +117,7 @@ impl Change {
     pub fn description(&self) -> String {
         match self {
             Change::Sql(_) => "sql".to_string(),
+            Change::SqlFile(file) => format!("sqlFile path={}", file.path),
             Change::Structured(change) => change.description(),
             Change::Mongo(change) => change.description(),
         }
@@ -122,7 +126,9 @@ impl Change {
     /// The statements that make this change on `dialect`.
     pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
         match self {
-            Change::Sql(sql) => Ok(statements::split(&sql.sql, &sql.settings)),
+            Change::Sql(sql) | Change::SqlFile(SqlFile { sql, .. }) => {
+                Ok(statements::split(&sql.sql, &sql.settings))
+            }
             Change::Structured(change) => change.statements(dialect),
             Change::Mongo(change) => Err(format!(
                 "{} is a MongoDB change; it cannot run on {}",
@@ -146,6 +152,19 @@ impl Change {
 pub struct SqlChange {
     pub sql: String,
     pub settings: SqlSettings,
+}
+
+/// A `sqlFile` change: the file and, once loaded, its SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlFile {
+    /// `path` as the changelog writes it (DESCRIPTION shows it).
+    pub path: String,
+    /// The file relative to the schema's root.
+    pub resolved: String,
+    /// The file as read: Liquibase's checksum hashes it before `${}` is expanded.
+    pub text: String,
+    /// What runs: the text with `${}` expanded.
+    pub sql: SqlChange,
 }
 
 /// How a changeset is undone.

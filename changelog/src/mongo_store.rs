@@ -440,7 +440,9 @@ fn command_of(change: &Change) -> Result<Option<MongoCommand>, String> {
     match change {
         Change::Mongo(change) => change.command().map(Some),
         Change::Structured(Structured::TagDatabase { .. } | Structured::Empty) => Ok(None),
-        Change::Sql(_) => Err("a `sql` change cannot run on MongoDB".into()),
+        Change::Sql(_) | Change::SqlFile(_) => {
+            Err("a `sql` or `sqlFile` change cannot run on MongoDB".into())
+        }
         Change::Structured(change) => Err(format!(
             "`{}` is a SQL change; it cannot run on MongoDB",
             change.name()

@@ -11,7 +11,7 @@
 //! `lockstep db release-locks` then). A row locked by Liquibase itself is waited for.
 
 use crate::db::{DbError, Dialect, Sql, Value};
-use crate::model::{Change, Precondition};
+use crate::model::{Change, Precondition, SqlFile};
 use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store};
 
 /// The advisory-lock key: "Lockstep" in ASCII.
@@ -382,7 +382,9 @@ impl Store for SqlStore<'_> {
         for change in changes {
             // Liquibase ends each statement with the change's delimiter, unless it already does.
             let delimiter = match change {
-                Change::Sql(sql) => sql.settings.end_delimiter.as_deref().unwrap_or(";"),
+                Change::Sql(sql) | Change::SqlFile(SqlFile { sql, .. }) => {
+                    sql.settings.end_delimiter.as_deref().unwrap_or(";")
+                }
                 _ => ";",
             };
             for statement in self.statements(std::slice::from_ref(change))? {

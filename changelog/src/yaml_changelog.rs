@@ -1,6 +1,7 @@
 //! YAML and JSON changelogs (`databaseChangeLog:` → `changeSet` / `include` / `includeAll` /
 //! `property`), read with the positions of every node so that errors name the line.
 
+use crate::attribute_changes::{AttributeChange, Kind};
 use crate::changes::{Column, Constraints, Structured};
 use crate::checksum::SqlSettings;
 use crate::model::*;
@@ -647,8 +648,59 @@ impl Reader<'_> {
                 settings: yaml_sql_settings(),
             }));
         }
+        if let Some(kind) = Kind::from_name(name) {
+            return self
+                .attribute_change(kind, node)
+                .map(|change| Change::Structured(Structured::Attributes(change)));
+        }
+        if name == "sqlFile" {
+            self.refuse_unknown(
+                node,
+                "`sqlFile`",
+                &[
+                    "path",
+                    "relativeToChangelogFile",
+                    "splitStatements",
+                    "endDelimiter",
+                    "stripComments",
+                    "encoding",
+                    "comment",
+                ],
+            );
+            let path = self.required(node, name, "path")?;
+            let encoding = self.string(node, "encoding");
+            if let Some(other) = encoding
+                .filter(|e| !e.eq_ignore_ascii_case("utf-8") && !e.eq_ignore_ascii_case("utf8"))
+            {
+                self.unsupported.push(format!("{}:{}: sqlFile `encoding: {other}` is not supported by Lockstep\n  help: save the file as UTF-8", self.file, node.pos.line));
+            }
+            let dir = self.file.rsplit_once('/').map_or("", |(d, _)| d);
+            let resolved = if self.flag(node, "relativeToChangelogFile", false) && !dir.is_empty() {
+                format!("{dir}/{path}")
+            } else {
+                path.clone()
+            };
+            let settings = SqlSettings {
+                end_delimiter: self.string(node, "endDelimiter"),
+                split_statements: self.flag(node, "splitStatements", true),
+                strip_comments: self.flag(node, "stripComments", false),
+            };
+            return Some(Change::SqlFile(SqlFile {
+                path,
+                resolved: crate::load::normalize(&resolved),
+                text: String::new(),
+                sql: SqlChange {
+                    sql: String::new(),
+                    settings,
+                },
+            }));
+        }
+        if name == "executeCommand" {
+            self.unsupported.push(format!("{}:{}: `executeCommand` runs a program on the machine that applies the changelog, and Lockstep never lets a changelog do that\n  help: a changelog is repository content and gets only database access; run programs in a Run step, whose access the operator grants", self.file, node.pos.line));
+            return None;
+        }
         let Some(known) = change_attributes(name) else {
-            self.unsupported.push(format!("{}:{}: change type `{name}` is not supported by Lockstep yet\n  help: supported: sql, createTable, addColumn, createIndex, dropTable, dropColumn, dropIndex, renameTable, renameColumn, addNotNullConstraint, dropNotNullConstraint, createView, dropView, tagDatabase, empty; for MongoDB: createCollection, dropCollection, createIndex, dropIndex, insertOne, insertMany, runCommand, adminCommand", self.file, node.pos.line));
+            self.unsupported.push(format!("{}:{}: change type `{name}` is not supported by Lockstep yet\n  help: supported: sql, createTable, addColumn, createIndex, dropTable, dropColumn, dropIndex, renameTable, renameColumn, addNotNullConstraint, dropNotNullConstraint, createView, dropView, renameView, addPrimaryKey, dropPrimaryKey, addUniqueConstraint, dropUniqueConstraint, addForeignKeyConstraint, dropForeignKeyConstraint, addDefaultValue, dropDefaultValue, modifyDataType, createSequence, alterSequence, renameSequence, dropSequence, setTableRemarks, setColumnRemarks, insert, update, delete, tagDatabase, empty; for MongoDB: createCollection, dropCollection, createIndex, dropIndex, insertOne, insertMany, runCommand, adminCommand", self.file, node.pos.line));
             return None;
         };
         self.refuse_unknown(node, &format!("`{name}`"), known);
@@ -740,6 +792,64 @@ impl Reader<'_> {
             _ => Structured::Empty,
         };
         Some(Change::Structured(structured))
+    }
+}
+
+impl Reader<'_> {
+    /// A change of `kind`, read from its attributes; a required one missing is an error.
+    fn attribute_change(&mut self, kind: Kind, node: &Node) -> Option<AttributeChange> {
+        let (required, optional) = kind.attributes();
+        let known: Vec<&str> = required.iter().chain(optional).copied().collect();
+        let name = kind.name();
+        self.refuse_unknown(node, &format!("`{name}`"), &known);
+        let mut attributes = std::collections::BTreeMap::new();
+        for key in known.iter().filter(|key| **key != "columns") {
+            match self.string(node, key) {
+                Some(value) => {
+                    attributes.insert(key.to_string(), value);
+                }
+                None if required.contains(key) => {
+                    self.error(
+                        node,
+                        &format!("{name} needs `{key}`"),
+                        &format!("add `{key}:`"),
+                    );
+                    return None;
+                }
+                None => {}
+            }
+        }
+        let mut columns = vec![];
+        if required.contains(&"columns") {
+            let what = format!("a column of {name}");
+            for item in node
+                .get("columns")
+                .and_then(Node::as_seq)
+                .unwrap_or_default()
+            {
+                let column = item.get("column").unwrap_or(item);
+                self.refuse_unknown(column, &what, kind.column_attributes());
+                columns.push(
+                    kind.column_attributes()
+                        .iter()
+                        .filter_map(|key| self.string(column, key).map(|v| (key.to_string(), v)))
+                        .collect(),
+                );
+            }
+            if columns.is_empty() {
+                self.error(
+                    node,
+                    &format!("{name} needs `columns`"),
+                    "add `columns:` with `- column: {name: …, value: …}` items",
+                );
+                return None;
+            }
+        }
+        Some(AttributeChange {
+            kind,
+            attributes,
+            columns,
+        })
     }
 }
 

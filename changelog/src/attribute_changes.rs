@@ -1,0 +1,582 @@
+//! Change types described fully by their attributes (constraints, defaults, sequences, data,
+//! views, remarks): Liquibase's serializer writes every attribute as given, so their checksums and
+//! DESCRIPTIONs come from the attributes, and each kind turns them into SQL for PostgreSQL.
+//! On SQLite, which cannot alter constraints, defaults, types or sequences in place (Liquibase
+//! rebuilds the table), only the data changes run; the others are refused before any write.
+
+use std::collections::BTreeMap;
+
+use crate::checksum::Serialized;
+use crate::db::Dialect;
+
+/// `Kind`, with each kind's name in changelogs.
+macro_rules! kinds {
+    ($($kind:ident => $name:literal,)*) => {
+        /// Which change it is.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Kind {
+            $($kind,)*
+        }
+
+        impl Kind {
+            pub fn from_name(name: &str) -> Option<Kind> {
+                match name {
+                    $($name => Some(Kind::$kind),)*
+                    _ => None,
+                }
+            }
+
+            /// The change's name in changelogs.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Kind::$kind => $name,)*
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    AddPrimaryKey => "addPrimaryKey",
+    DropPrimaryKey => "dropPrimaryKey",
+    AddUniqueConstraint => "addUniqueConstraint",
+    DropUniqueConstraint => "dropUniqueConstraint",
+    AddForeignKeyConstraint => "addForeignKeyConstraint",
+    DropForeignKeyConstraint => "dropForeignKeyConstraint",
+    AddDefaultValue => "addDefaultValue",
+    DropDefaultValue => "dropDefaultValue",
+    ModifyDataType => "modifyDataType",
+    CreateSequence => "createSequence",
+    AlterSequence => "alterSequence",
+    RenameSequence => "renameSequence",
+    DropSequence => "dropSequence",
+    RenameView => "renameView",
+    SetTableRemarks => "setTableRemarks",
+    SetColumnRemarks => "setColumnRemarks",
+    Insert => "insert",
+    Update => "update",
+    Delete => "delete",
+}
+
+use Kind::*;
+
+/// The defaults a column may be given, as in `addDefaultValue` and `createTable`.
+const DEFAULTS: &[&str] = &[
+    "defaultValue",
+    "defaultValueNumeric",
+    "defaultValueBoolean",
+    "defaultValueComputed",
+];
+
+/// The values a column of `insert` and `update` may be given.
+pub const VALUES: &[&str] = &["value", "valueNumeric", "valueBoolean", "valueComputed"];
+
+impl Kind {
+    /// The attributes it needs, then those it may have; `columns` is a list of columns.
+    pub fn attributes(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            AddPrimaryKey => (
+                &["tableName", "columnNames"],
+                &["schemaName", "constraintName"],
+            ),
+            DropPrimaryKey => (&["tableName"], &["schemaName", "constraintName"]),
+            AddUniqueConstraint => (
+                &["tableName", "columnNames"],
+                &["schemaName", "constraintName"],
+            ),
+            DropUniqueConstraint => (&["tableName", "constraintName"], &["schemaName"]),
+            AddForeignKeyConstraint => (
+                &[
+                    "baseTableName",
+                    "baseColumnNames",
+                    "constraintName",
+                    "referencedTableName",
+                    "referencedColumnNames",
+                ],
+                &[
+                    "baseTableSchemaName",
+                    "referencedTableSchemaName",
+                    "onDelete",
+                    "onUpdate",
+                ],
+            ),
+            DropForeignKeyConstraint => (
+                &["baseTableName", "constraintName"],
+                &["baseTableSchemaName"],
+            ),
+            AddDefaultValue => (
+                &["tableName", "columnName"],
+                &[
+                    "schemaName",
+                    "columnDataType",
+                    "defaultValue",
+                    "defaultValueNumeric",
+                    "defaultValueBoolean",
+                    "defaultValueComputed",
+                ],
+            ),
+            DropDefaultValue => (
+                &["tableName", "columnName"],
+                &["schemaName", "columnDataType"],
+            ),
+            ModifyDataType => (&["tableName", "columnName", "newDataType"], &["schemaName"]),
+            CreateSequence => (
+                &["sequenceName"],
+                &[
+                    "schemaName",
+                    "startValue",
+                    "incrementBy",
+                    "minValue",
+                    "maxValue",
+                    "cycle",
+                ],
+            ),
+            AlterSequence => (
+                &["sequenceName"],
+                &["schemaName", "incrementBy", "minValue", "maxValue", "cycle"],
+            ),
+            RenameSequence => (&["oldSequenceName", "newSequenceName"], &["schemaName"]),
+            DropSequence => (&["sequenceName"], &["schemaName"]),
+            RenameView => (&["oldViewName", "newViewName"], &["schemaName"]),
+            SetTableRemarks => (&["tableName", "remarks"], &["schemaName"]),
+            SetColumnRemarks => (&["tableName", "columnName", "remarks"], &["schemaName"]),
+            Insert => (&["tableName", "columns"], &["schemaName"]),
+            Update => (&["tableName", "columns"], &["schemaName", "where"]),
+            Delete => (&["tableName"], &["schemaName", "where"]),
+        }
+    }
+
+    /// The column attributes, for the kinds that have `columns`.
+    pub fn column_attributes(self) -> &'static [&'static str] {
+        match self {
+            Insert | Update => &[
+                "name",
+                "value",
+                "valueNumeric",
+                "valueBoolean",
+                "valueComputed",
+            ],
+            _ => &[],
+        }
+    }
+
+    /// Whether SQLite can run it in place.
+    fn runs_on_sqlite(self) -> bool {
+        matches!(self, Insert | Update | Delete)
+    }
+}
+
+/// One change of a [`Kind`], with its attributes as the changelog gives them (`${}` expanded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeChange {
+    pub kind: Kind,
+    pub attributes: BTreeMap<String, String>,
+    /// `columns` of `insert` and `update`, each its attributes.
+    pub columns: Vec<BTreeMap<String, String>>,
+}
+
+fn scalar(text: &str) -> Serialized {
+    Serialized::Scalar(text.to_string())
+}
+
+/// `text` as an SQL string literal.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+impl AttributeChange {
+    fn get(&self, name: &str) -> &str {
+        self.attributes.get(name).map_or("", String::as_str)
+    }
+
+    /// `schema.name` when the schema attribute is set.
+    fn at(&self, schema: &str, name: &str) -> String {
+        match self.attributes.get(schema) {
+            Some(schema) => format!("{schema}.{}", self.get(name)),
+            None => self.get(name).to_string(),
+        }
+    }
+
+    fn table(&self) -> String {
+        self.at("schemaName", "tableName")
+    }
+
+    /// The fields Liquibase's serializer writes: every attribute, and the columns.
+    pub fn serialized(&self) -> Vec<(String, Serialized)> {
+        let mut fields: Vec<(String, Serialized)> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), scalar(v)))
+            .collect();
+        if !self.columns.is_empty() {
+            let columns = self
+                .columns
+                .iter()
+                .map(|column| {
+                    Serialized::Object(column.iter().map(|(k, v)| (k.clone(), scalar(v))).collect())
+                })
+                .collect();
+            fields.push(("columns".into(), Serialized::List(columns)));
+        }
+        fields
+    }
+
+    /// A column's value as SQL: `value` is a string, the typed forms are written as they are.
+    fn value(column: &BTreeMap<String, String>) -> String {
+        VALUES
+            .iter()
+            .find_map(|key| column.get(*key).map(|v| (key, v)))
+            .map_or("NULL".to_string(), |(key, value)| {
+                if *key == "value" {
+                    quoted(value)
+                } else {
+                    value.clone()
+                }
+            })
+    }
+
+    /// The default an `addDefaultValue` sets, as SQL.
+    fn default_value(&self) -> Result<String, String> {
+        DEFAULTS
+            .iter()
+            .find_map(|key| self.attributes.get(*key).map(|v| (key, v)))
+            .map(|(key, value)| {
+                if *key == "defaultValue" {
+                    quoted(value)
+                } else {
+                    value.clone()
+                }
+            })
+            .ok_or_else(|| "addDefaultValue needs one of defaultValue, defaultValueNumeric, defaultValueBoolean, defaultValueComputed".to_string())
+    }
+
+    pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
+        if dialect == Dialect::Sqlite && !self.kind.runs_on_sqlite() {
+            return Err(format!(
+                "{} cannot run on SQLite, which cannot change a table's constraints, defaults, types or remarks in place and has no sequences (Liquibase rebuilds the table); write the new table with `sql`",
+                self.kind.name()
+            ));
+        }
+        let table = self.table();
+        let column = self.get("columnName");
+        Ok(vec![match self.kind {
+            AddPrimaryKey => match self.attributes.get("constraintName") {
+                Some(name) => format!(
+                    "ALTER TABLE {table} ADD CONSTRAINT {name} PRIMARY KEY ({})",
+                    self.get("columnNames")
+                ),
+                None => format!(
+                    "ALTER TABLE {table} ADD PRIMARY KEY ({})",
+                    self.get("columnNames")
+                ),
+            },
+            DropPrimaryKey => match self.attributes.get("constraintName") {
+                Some(name) => format!("ALTER TABLE {table} DROP CONSTRAINT {name}"),
+                // As Liquibase does it: the key's name, looked up by the server.
+                None => {
+                    let schema = self
+                        .attributes
+                        .get("schemaName")
+                        .map_or("current_schema()".to_string(), |s| quoted(s));
+                    format!(
+                        "DO $$ DECLARE key_name varchar; BEGIN SELECT tc.constraint_name INTO STRICT key_name FROM information_schema.table_constraints tc WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_name = {} AND tc.table_schema = {schema}; EXECUTE 'ALTER TABLE {table} DROP CONSTRAINT \"' || key_name || '\"'; END $$",
+                        quoted(self.get("tableName"))
+                    )
+                }
+            },
+            AddUniqueConstraint => match self.attributes.get("constraintName") {
+                Some(name) => format!(
+                    "ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE ({})",
+                    self.get("columnNames")
+                ),
+                None => format!(
+                    "ALTER TABLE {table} ADD UNIQUE ({})",
+                    self.get("columnNames")
+                ),
+            },
+            DropUniqueConstraint => format!(
+                "ALTER TABLE {table} DROP CONSTRAINT {}",
+                self.get("constraintName")
+            ),
+            AddForeignKeyConstraint => {
+                let mut sql = format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+                    self.at("baseTableSchemaName", "baseTableName"),
+                    self.get("constraintName"),
+                    self.get("baseColumnNames"),
+                    self.at("referencedTableSchemaName", "referencedTableName"),
+                    self.get("referencedColumnNames")
+                );
+                for (attribute, clause) in [("onDelete", "ON DELETE"), ("onUpdate", "ON UPDATE")] {
+                    if let Some(action) = self.attributes.get(attribute) {
+                        sql.push_str(&format!(" {clause} {action}"));
+                    }
+                }
+                sql
+            }
+            DropForeignKeyConstraint => format!(
+                "ALTER TABLE {} DROP CONSTRAINT {}",
+                self.at("baseTableSchemaName", "baseTableName"),
+                self.get("constraintName")
+            ),
+            AddDefaultValue => format!(
+                "ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {}",
+                self.default_value()?
+            ),
+            DropDefaultValue => format!("ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT"),
+            ModifyDataType => {
+                let new_type = self.get("newDataType").to_uppercase();
+                format!(
+                    "ALTER TABLE {table} ALTER COLUMN {column} TYPE {new_type} USING ({column}::{new_type})"
+                )
+            }
+            CreateSequence | AlterSequence => {
+                // Liquibase creates a sequence only if it does not exist yet.
+                let verb = if self.kind == CreateSequence {
+                    "CREATE SEQUENCE IF NOT EXISTS"
+                } else {
+                    "ALTER SEQUENCE"
+                };
+                let mut sql = format!("{verb} {}", self.at("schemaName", "sequenceName"));
+                for (attribute, clause) in [
+                    ("startValue", "START WITH"),
+                    ("incrementBy", "INCREMENT BY"),
+                    ("minValue", "MINVALUE"),
+                    ("maxValue", "MAXVALUE"),
+                ] {
+                    if let Some(value) = self.attributes.get(attribute) {
+                        sql.push_str(&format!(" {clause} {value}"));
+                    }
+                }
+                match self.attributes.get("cycle").map(String::as_str) {
+                    Some("true") => sql.push_str(" CYCLE"),
+                    Some("false") => sql.push_str(" NO CYCLE"),
+                    _ => {}
+                }
+                sql
+            }
+            RenameSequence => format!(
+                "ALTER SEQUENCE {} RENAME TO {}",
+                self.at("schemaName", "oldSequenceName"),
+                self.get("newSequenceName")
+            ),
+            // As Liquibase drops it: with what depends on it.
+            DropSequence => format!(
+                "DROP SEQUENCE {} CASCADE",
+                self.at("schemaName", "sequenceName")
+            ),
+            RenameView => format!(
+                "ALTER VIEW {} RENAME TO {}",
+                self.at("schemaName", "oldViewName"),
+                self.get("newViewName")
+            ),
+            SetTableRemarks => format!(
+                "COMMENT ON TABLE {table} IS {}",
+                quoted(self.get("remarks"))
+            ),
+            SetColumnRemarks => format!(
+                "COMMENT ON COLUMN {table}.{column} IS {}",
+                quoted(self.get("remarks"))
+            ),
+            Insert => {
+                let names: Vec<&str> = self
+                    .columns
+                    .iter()
+                    .map(|c| c.get("name").map_or("", String::as_str))
+                    .collect();
+                let values: Vec<String> = self.columns.iter().map(Self::value).collect();
+                format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    names.join(", "),
+                    values.join(", ")
+                )
+            }
+            Update => {
+                let sets: Vec<String> = self
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} = {}",
+                            c.get("name").map_or("", String::as_str),
+                            Self::value(c)
+                        )
+                    })
+                    .collect();
+                let mut sql = format!("UPDATE {table} SET {}", sets.join(", "));
+                if let Some(condition) = self.attributes.get("where") {
+                    sql.push_str(&format!(" WHERE {condition}"));
+                }
+                sql
+            }
+            Delete => {
+                let mut sql = format!("DELETE FROM {table}");
+                if let Some(condition) = self.attributes.get("where") {
+                    sql.push_str(&format!(" WHERE {condition}"));
+                }
+                sql
+            }
+        }])
+    }
+
+    /// Liquibase's automatic inverse, if it has one.
+    pub fn inverse(&self) -> Option<AttributeChange> {
+        let keep = |names: &[(&str, &str)]| -> BTreeMap<String, String> {
+            names
+                .iter()
+                .filter_map(|(from, to)| {
+                    self.attributes
+                        .get(*from)
+                        .map(|v| (to.to_string(), v.clone()))
+                })
+                .collect()
+        };
+        let (kind, attributes) = match self.kind {
+            AddPrimaryKey => (
+                DropPrimaryKey,
+                keep(&[
+                    ("schemaName", "schemaName"),
+                    ("tableName", "tableName"),
+                    ("constraintName", "constraintName"),
+                ]),
+            ),
+            AddUniqueConstraint => (
+                DropUniqueConstraint,
+                keep(&[
+                    ("schemaName", "schemaName"),
+                    ("tableName", "tableName"),
+                    ("constraintName", "constraintName"),
+                ]),
+            ),
+            AddForeignKeyConstraint => (
+                DropForeignKeyConstraint,
+                keep(&[
+                    ("baseTableSchemaName", "baseTableSchemaName"),
+                    ("baseTableName", "baseTableName"),
+                    ("constraintName", "constraintName"),
+                ]),
+            ),
+            AddDefaultValue => (
+                DropDefaultValue,
+                keep(&[
+                    ("schemaName", "schemaName"),
+                    ("tableName", "tableName"),
+                    ("columnName", "columnName"),
+                    ("columnDataType", "columnDataType"),
+                ]),
+            ),
+            CreateSequence => (
+                DropSequence,
+                keep(&[
+                    ("schemaName", "schemaName"),
+                    ("sequenceName", "sequenceName"),
+                ]),
+            ),
+            RenameSequence => (
+                RenameSequence,
+                keep(&[
+                    ("schemaName", "schemaName"),
+                    ("newSequenceName", "oldSequenceName"),
+                    ("oldSequenceName", "newSequenceName"),
+                ]),
+            ),
+            RenameView => (
+                RenameView,
+                keep(&[
+                    ("schemaName", "schemaName"),
+                    ("newViewName", "oldViewName"),
+                    ("oldViewName", "newViewName"),
+                ]),
+            ),
+            _ => return None,
+        };
+        Some(AttributeChange {
+            kind,
+            attributes,
+            columns: vec![],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::{self, ChecksumVersion::V9};
+
+    fn change(kind: Kind, attributes: &[(&str, &str)]) -> AttributeChange {
+        AttributeChange {
+            kind,
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            columns: vec![],
+        }
+    }
+
+    #[test]
+    fn a_foreign_key_is_written_as_liquibase_writes_it_and_undone_by_its_name() {
+        let fk = change(
+            AddForeignKeyConstraint,
+            &[
+                ("baseTableName", "emp"),
+                ("baseColumnNames", "dept_id"),
+                ("constraintName", "fk_emp_dept"),
+                ("referencedTableName", "dept"),
+                ("referencedColumnNames", "id"),
+                ("onDelete", "CASCADE"),
+            ],
+        );
+        assert_eq!(
+            fk.statements(Dialect::Postgresql).unwrap(),
+            [
+                "ALTER TABLE emp ADD CONSTRAINT fk_emp_dept FOREIGN KEY (dept_id) REFERENCES dept (id) ON DELETE CASCADE"
+            ]
+        );
+        let inverse = fk.inverse().unwrap();
+        assert_eq!(
+            inverse.statements(Dialect::Postgresql).unwrap(),
+            ["ALTER TABLE emp DROP CONSTRAINT fk_emp_dept"]
+        );
+        // The checksum hashes every attribute as given.
+        assert_eq!(
+            checksum::structured(V9, "addForeignKeyConstraint", &fk.serialized()),
+            checksum::structured(
+                V9,
+                "addForeignKeyConstraint",
+                &fk.serialized().into_iter().rev().collect::<Vec<_>>()
+            )
+        );
+    }
+
+    #[test]
+    fn only_data_changes_run_on_sqlite() {
+        let insert = AttributeChange {
+            kind: Insert,
+            attributes: [("tableName".to_string(), "t".to_string())].into(),
+            columns: vec![
+                [
+                    ("name".to_string(), "a".to_string()),
+                    ("value".to_string(), "it's".to_string()),
+                ]
+                .into(),
+                [
+                    ("name".to_string(), "b".to_string()),
+                    ("valueNumeric".to_string(), "2".to_string()),
+                ]
+                .into(),
+            ],
+        };
+        assert_eq!(
+            insert.statements(Dialect::Sqlite).unwrap(),
+            ["INSERT INTO t (a, b) VALUES ('it''s', 2)"]
+        );
+        let error = change(AddPrimaryKey, &[("tableName", "t"), ("columnNames", "a")])
+            .statements(Dialect::Sqlite)
+            .unwrap_err();
+        assert!(
+            error.starts_with("addPrimaryKey cannot run on SQLite"),
+            "{error}"
+        );
+    }
+}
