@@ -799,6 +799,70 @@ fn sql_files_are_read_split_and_checksummed_as_liquibase_does() {
     assert_eq!(history.len(), 2, "{history:?}");
 }
 
+#[test]
+fn sequences_merges_lookups_procedures_and_output_match_liquibase() {
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: base
+      author: alice
+      changes:
+        - createTable: { tableName: dept, columns: [{ column: { name: id, type: int, constraints: { primaryKey: true } } }, { column: { name: name, type: varchar(20) } }] }
+        - createTable: { tableName: emp, columns: [{ column: { name: id, type: int } }, { column: { name: dept_id, type: int, constraints: { foreignKeyName: fk_emp_dept, references: dept(id) } } }, { column: { name: first, type: varchar(20) } }, { column: { name: last, type: varchar(20) } }] }
+        - insert: { tableName: dept, columns: [{ column: { name: id, valueNumeric: 1 } }, { column: { name: name, value: Research } }] }
+        - insert: { tableName: emp, columns: [{ column: { name: id, valueNumeric: 1 } }, { column: { name: dept_id, valueNumeric: 1 } }, { column: { name: first, value: Ada } }, { column: { name: last, value: Lovelace } }] }
+  - changeSet:
+      id: reshape
+      author: alice
+      changes:
+        - addAutoIncrement: { tableName: emp, columnName: id, columnDataType: int, startWith: 10, incrementBy: 2 }
+        - mergeColumns: { tableName: emp, column1Name: first, column2Name: last, finalColumnName: full_name, finalColumnType: varchar(41), joinString: ' ' }
+        - addLookupTable: { existingTableName: dept, existingColumnName: name, newTableName: dept_names, newColumnName: name, newColumnDataType: varchar(20), constraintName: fk_dept_name }
+        - output: { message: reshaped }
+  - changeSet:
+      id: procedures
+      author: alice
+      changes:
+        - createProcedure: { procedureName: hello, procedureText: 'create procedure hello() language sql as $$ select 1 $$' }
+        - dropAllForeignKeyConstraints: { baseTableName: emp }
+        - dropProcedure: { procedureName: hello }
+";
+    let history = same_as_liquibase("db/changelog.yaml", changelog, &[], "");
+    assert_eq!(history.len(), 3, "{history:?}");
+}
+
+#[test]
+fn a_stop_change_stops_the_update_before_its_changeset_and_says_why() {
+    let db = TestDb::postgres();
+    let project = Project::with_file(
+        &db,
+        "db/changelog.yaml",
+        "databaseChangeLog:
+  - changeSet:
+      id: before
+      author: alice
+      changes:
+        - createTable: { tableName: person, columns: [{ column: { name: id, type: int } }] }
+  - changeSet:
+      id: halt
+      author: alice
+      changes:
+        - stop: { message: check the backfill first }
+  - changeSet:
+      id: after
+      author: alice
+      changes:
+        - createTable: { tableName: later, columns: [{ column: { name: id, type: int } }] }
+",
+    );
+    let (ok, text) = project.try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains("changeset db/changelog.yaml::halt::alice failed: stopped by a `stop` change: check the backfill first"),
+        "{text}"
+    );
+    assert_eq!(history(&db).len(), 1, "{:?}", history(&db));
+}
+
 const WITH_A_LEGACY_CHANGESET: &str = "databaseChangeLog:
   - changeSet:
       id: person
@@ -810,7 +874,7 @@ const WITH_A_LEGACY_CHANGESET: &str = "databaseChangeLog:
       author: alice
       context: legacy
       changes:
-        - mergeColumns: { tableName: person, column1Name: first, column2Name: last, finalColumnName: full, finalColumnType: text, joinString: ' ' }
+        - loadData: { tableName: person, file: db/legacy-people.csv }
 ";
 
 #[test]
@@ -827,7 +891,7 @@ fn a_change_type_lockstep_lacks_matters_only_in_a_changeset_that_runs() {
     assert!(!ok);
     assert!(
         text.contains(
-            "db/changelog.yaml:12: change type `mergeColumns` is not supported by Lockstep yet"
+            "db/changelog.yaml:12: change type `loadData` is not supported by Lockstep yet"
         ),
         "{text}"
     );

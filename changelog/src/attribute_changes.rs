@@ -56,6 +56,14 @@ kinds! {
     Insert => "insert",
     Update => "update",
     Delete => "delete",
+    AddAutoIncrement => "addAutoIncrement",
+    MergeColumns => "mergeColumns",
+    AddLookupTable => "addLookupTable",
+    DropAllForeignKeyConstraints => "dropAllForeignKeyConstraints",
+    CreateProcedure => "createProcedure",
+    DropProcedure => "dropProcedure",
+    Output => "output",
+    Stop => "stop",
 }
 
 use Kind::*;
@@ -143,6 +151,42 @@ impl Kind {
             Insert => (&["tableName", "columns"], &["schemaName"]),
             Update => (&["tableName", "columns"], &["schemaName", "where"]),
             Delete => (&["tableName"], &["schemaName", "where"]),
+            AddAutoIncrement => (
+                &["tableName", "columnName"],
+                &["schemaName", "columnDataType", "startWith", "incrementBy"],
+            ),
+            MergeColumns => (
+                &[
+                    "tableName",
+                    "column1Name",
+                    "column2Name",
+                    "finalColumnName",
+                    "finalColumnType",
+                ],
+                &["schemaName", "joinString"],
+            ),
+            AddLookupTable => (
+                &[
+                    "existingTableName",
+                    "existingColumnName",
+                    "newTableName",
+                    "newColumnName",
+                    "constraintName",
+                ],
+                &[
+                    "existingTableSchemaName",
+                    "newTableSchemaName",
+                    "newColumnDataType",
+                ],
+            ),
+            DropAllForeignKeyConstraints => (&["baseTableName"], &["baseTableSchemaName"]),
+            CreateProcedure => (
+                &["procedureText"],
+                &["schemaName", "procedureName", "replaceIfExists"],
+            ),
+            DropProcedure => (&["procedureName"], &["schemaName"]),
+            Output => (&[], &["message", "target"]),
+            Stop => (&[], &["message"]),
         }
     }
 
@@ -160,9 +204,14 @@ impl Kind {
         }
     }
 
+    /// The attribute whose SQL Liquibase's V9 checksum hashes on its own, as SQL.
+    pub fn sql_field(self) -> Option<&'static str> {
+        (self == CreateProcedure).then_some("procedureText")
+    }
+
     /// Whether SQLite can run it in place.
     fn runs_on_sqlite(self) -> bool {
-        matches!(self, Insert | Update | Delete)
+        matches!(self, Insert | Update | Delete | Output | Stop)
     }
 }
 
@@ -259,8 +308,80 @@ impl AttributeChange {
         }
         let table = self.table();
         let column = self.get("columnName");
-        Ok(vec![match self.kind {
-            AddPrimaryKey => match self.attributes.get("constraintName") {
+        Ok(match self.kind {
+            AddAutoIncrement => {
+                // As Liquibase 4.28 does it on PostgreSQL: a sequence the column owns.
+                let sequence = self.at("schemaName", "tableName") + "_" + column + "_seq";
+                let mut create = format!("CREATE SEQUENCE IF NOT EXISTS {sequence}");
+                for (attribute, clause) in
+                    [("startWith", "START WITH"), ("incrementBy", "INCREMENT BY")]
+                {
+                    if let Some(value) = self.attributes.get(attribute) {
+                        create.push_str(&format!(" {clause} {value}"));
+                    }
+                }
+                vec![
+                    create,
+                    format!("ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL"),
+                    format!(
+                        "ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT nextval({})",
+                        quoted(&sequence)
+                    ),
+                    format!("ALTER SEQUENCE {sequence} OWNED BY {table}.{column}"),
+                ]
+            }
+            MergeColumns => {
+                let (first, second, merged) = (
+                    self.get("column1Name"),
+                    self.get("column2Name"),
+                    self.get("finalColumnName"),
+                );
+                vec![
+                    format!(
+                        "ALTER TABLE {table} ADD {merged} {}",
+                        self.get("finalColumnType").to_uppercase()
+                    ),
+                    format!(
+                        "UPDATE {table} SET {merged} = {first} || {} || {second}",
+                        quoted(self.get("joinString"))
+                    ),
+                    format!("ALTER TABLE {table} DROP COLUMN {first}"),
+                    format!("ALTER TABLE {table} DROP COLUMN {second}"),
+                ]
+            }
+            AddLookupTable => {
+                let existing = self.at("existingTableSchemaName", "existingTableName");
+                let lookup = self.at("newTableSchemaName", "newTableName");
+                let (existing_column, new_column) =
+                    (self.get("existingColumnName"), self.get("newColumnName"));
+                vec![
+                    format!(
+                        "CREATE TABLE {lookup} AS SELECT DISTINCT {existing_column} AS {new_column} FROM {existing} WHERE {existing_column} IS NOT NULL"
+                    ),
+                    format!("ALTER TABLE {lookup} ALTER COLUMN {new_column} SET NOT NULL"),
+                    format!("ALTER TABLE {lookup} ADD PRIMARY KEY ({new_column})"),
+                    format!(
+                        "ALTER TABLE {existing} ADD CONSTRAINT {} FOREIGN KEY ({existing_column}) REFERENCES {lookup} ({new_column})",
+                        self.get("constraintName")
+                    ),
+                ]
+            }
+            // Liquibase reads the table's foreign keys from the database; the server does it here.
+            DropAllForeignKeyConstraints => {
+                let base = self.at("baseTableSchemaName", "baseTableName");
+                vec![format!(
+                    "DO $$ DECLARE key record; BEGIN FOR key IN SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = {}::regclass LOOP EXECUTE 'ALTER TABLE {base} DROP CONSTRAINT ' || quote_ident(key.conname); END LOOP; END $$",
+                    quoted(&base)
+                )]
+            }
+            CreateProcedure => vec![self.get("procedureText").trim().to_string()],
+            DropProcedure => vec![format!(
+                "DROP PROCEDURE {}",
+                self.at("schemaName", "procedureName")
+            )],
+            // Said or done by the engine, not by the database.
+            Output | Stop => vec![],
+            AddPrimaryKey => vec![match self.attributes.get("constraintName") {
                 Some(name) => format!(
                     "ALTER TABLE {table} ADD CONSTRAINT {name} PRIMARY KEY ({})",
                     self.get("columnNames")
@@ -269,8 +390,8 @@ impl AttributeChange {
                     "ALTER TABLE {table} ADD PRIMARY KEY ({})",
                     self.get("columnNames")
                 ),
-            },
-            DropPrimaryKey => match self.attributes.get("constraintName") {
+            }],
+            DropPrimaryKey => vec![match self.attributes.get("constraintName") {
                 Some(name) => format!("ALTER TABLE {table} DROP CONSTRAINT {name}"),
                 // As Liquibase does it: the key's name, looked up by the server.
                 None => {
@@ -283,8 +404,8 @@ impl AttributeChange {
                         quoted(self.get("tableName"))
                     )
                 }
-            },
-            AddUniqueConstraint => match self.attributes.get("constraintName") {
+            }],
+            AddUniqueConstraint => vec![match self.attributes.get("constraintName") {
                 Some(name) => format!(
                     "ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE ({})",
                     self.get("columnNames")
@@ -293,12 +414,12 @@ impl AttributeChange {
                     "ALTER TABLE {table} ADD UNIQUE ({})",
                     self.get("columnNames")
                 ),
-            },
-            DropUniqueConstraint => format!(
+            }],
+            DropUniqueConstraint => vec![format!(
                 "ALTER TABLE {table} DROP CONSTRAINT {}",
                 self.get("constraintName")
-            ),
-            AddForeignKeyConstraint => {
+            )],
+            AddForeignKeyConstraint => vec![{
                 let mut sql = format!(
                     "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
                     self.at("baseTableSchemaName", "baseTableName"),
@@ -313,24 +434,26 @@ impl AttributeChange {
                     }
                 }
                 sql
-            }
-            DropForeignKeyConstraint => format!(
+            }],
+            DropForeignKeyConstraint => vec![format!(
                 "ALTER TABLE {} DROP CONSTRAINT {}",
                 self.at("baseTableSchemaName", "baseTableName"),
                 self.get("constraintName")
-            ),
-            AddDefaultValue => format!(
+            )],
+            AddDefaultValue => vec![format!(
                 "ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {}",
                 self.default_value()?
-            ),
-            DropDefaultValue => format!("ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT"),
-            ModifyDataType => {
+            )],
+            DropDefaultValue => vec![format!(
+                "ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT"
+            )],
+            ModifyDataType => vec![{
                 let new_type = self.get("newDataType").to_uppercase();
                 format!(
                     "ALTER TABLE {table} ALTER COLUMN {column} TYPE {new_type} USING ({column}::{new_type})"
                 )
-            }
-            CreateSequence | AlterSequence => {
+            }],
+            CreateSequence | AlterSequence => vec![{
                 // Liquibase creates a sequence only if it does not exist yet.
                 let verb = if self.kind == CreateSequence {
                     "CREATE SEQUENCE IF NOT EXISTS"
@@ -354,31 +477,31 @@ impl AttributeChange {
                     _ => {}
                 }
                 sql
-            }
-            RenameSequence => format!(
+            }],
+            RenameSequence => vec![format!(
                 "ALTER SEQUENCE {} RENAME TO {}",
                 self.at("schemaName", "oldSequenceName"),
                 self.get("newSequenceName")
-            ),
+            )],
             // As Liquibase drops it: with what depends on it.
-            DropSequence => format!(
+            DropSequence => vec![format!(
                 "DROP SEQUENCE {} CASCADE",
                 self.at("schemaName", "sequenceName")
-            ),
-            RenameView => format!(
+            )],
+            RenameView => vec![format!(
                 "ALTER VIEW {} RENAME TO {}",
                 self.at("schemaName", "oldViewName"),
                 self.get("newViewName")
-            ),
-            SetTableRemarks => format!(
+            )],
+            SetTableRemarks => vec![format!(
                 "COMMENT ON TABLE {table} IS {}",
                 quoted(self.get("remarks"))
-            ),
-            SetColumnRemarks => format!(
+            )],
+            SetColumnRemarks => vec![format!(
                 "COMMENT ON COLUMN {table}.{column} IS {}",
                 quoted(self.get("remarks"))
-            ),
-            Insert => {
+            )],
+            Insert => vec![{
                 let names: Vec<&str> = self
                     .columns
                     .iter()
@@ -390,8 +513,8 @@ impl AttributeChange {
                     names.join(", "),
                     values.join(", ")
                 )
-            }
-            Update => {
+            }],
+            Update => vec![{
                 let sets: Vec<String> = self
                     .columns
                     .iter()
@@ -408,15 +531,25 @@ impl AttributeChange {
                     sql.push_str(&format!(" WHERE {condition}"));
                 }
                 sql
-            }
-            Delete => {
+            }],
+            Delete => vec![{
                 let mut sql = format!("DELETE FROM {table}");
                 if let Some(condition) = self.attributes.get("where") {
                     sql.push_str(&format!(" WHERE {condition}"));
                 }
                 sql
-            }
-        }])
+            }],
+        })
+    }
+
+    /// What an `output` change says.
+    pub fn output(&self) -> Option<&str> {
+        (self.kind == Output).then(|| self.get("message"))
+    }
+
+    /// Why a `stop` change stops the update.
+    pub fn stop(&self) -> Option<&str> {
+        (self.kind == Stop).then(|| self.get("message"))
     }
 
     /// Liquibase's automatic inverse, if it has one.

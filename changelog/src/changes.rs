@@ -372,21 +372,28 @@ impl Structured {
         }
     }
 
-    /// The checksum Liquibase 4.28 computes for this change. `createView` hashes its query as SQL
-    /// (whitespace-insensitive) next to the serializer text without it.
+    /// The checksum Liquibase 4.28 computes for this change. `createView` and `createProcedure`
+    /// hash their SQL as SQL (whitespace-insensitive), after the serializer's checksum without it.
     pub fn checksum(&self, version: ChecksumVersion) -> CheckSum {
-        match self {
-            Structured::CreateView { query, .. } if version == ChecksumVersion::V9 => {
-                let fields: Vec<(String, Serialized)> = self
-                    .serialized()
-                    .into_iter()
-                    .filter(|(k, _)| k != "selectQuery")
-                    .collect();
-                let serializer = checksum::structured(version, self.name(), &fields);
-                let sql = checksum::sql(version, query, &SqlSettings::default());
+        let sql_field = match self {
+            Structured::CreateView { .. } => Some("selectQuery"),
+            Structured::Attributes(change) => change.kind.sql_field(),
+            _ => None,
+        };
+        let fields = self.serialized();
+        match sql_field {
+            Some(sql_field) if version == ChecksumVersion::V9 => {
+                let (sql, rest): (Vec<_>, Vec<_>) =
+                    fields.into_iter().partition(|(k, _)| k == sql_field);
+                let text = match sql.first() {
+                    Some((_, Serialized::Scalar(text))) => text.as_str(),
+                    _ => "",
+                };
+                let serializer = checksum::structured(version, self.name(), &rest);
+                let sql = checksum::sql(version, text, &SqlSettings::default());
                 checksum::text(version, &format!("{serializer}:{sql}"))
             }
-            _ => checksum::structured(version, self.name(), &self.serialized()),
+            _ => checksum::structured(version, self.name(), &fields),
         }
     }
 

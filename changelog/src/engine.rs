@@ -358,6 +358,11 @@ impl<'d> Engine<'d> {
                 }
             }
         }
+        if let Some(why) = changeset.changes.iter().find_map(Change::stop) {
+            return Err(DbError::Failed(format!(
+                "stopped by a `stop` change: {why}"
+            )));
+        }
         let record = self.record(
             step,
             if step.rerun { "RERAN" } else { "EXECUTED" },
@@ -366,6 +371,13 @@ impl<'d> Engine<'d> {
         );
         self.store
             .run(&changeset.changes, &record, changeset.run_in_transaction)?;
+        self.notes.extend(
+            changeset
+                .changes
+                .iter()
+                .filter_map(Change::output)
+                .map(String::from),
+        );
         Ok(Applied::Ran)
     }
 

@@ -138,6 +138,22 @@ impl Change {
         }
     }
 
+    /// What an `output` change says when its changeset runs.
+    pub fn output(&self) -> Option<&str> {
+        match self {
+            Change::Structured(Structured::Attributes(change)) => change.output(),
+            _ => None,
+        }
+    }
+
+    /// Why a `stop` change stops the update before its changeset runs.
+    pub fn stop(&self) -> Option<&str> {
+        match self {
+            Change::Structured(Structured::Attributes(change)) => change.stop(),
+            _ => None,
+        }
+    }
+
     /// The tag a `tagDatabase` change writes into its row.
     pub fn tag(&self) -> Option<&str> {
         match self {

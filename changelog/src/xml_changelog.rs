@@ -119,11 +119,12 @@ fn element(node: roxmltree::Node<'_, '_>, pos: &dyn Fn(roxmltree::Node<'_, '_>) 
     }
     let mut entries = attributes;
     match name {
-        "sql" | "createView" | "sqlCheck" => {
-            let field = if name == "createView" {
-                "selectQuery"
-            } else {
-                "sql"
+        "sql" | "createView" | "sqlCheck" | "createProcedure" | "output" | "stop" => {
+            let field = match name {
+                "createView" => "selectQuery",
+                "createProcedure" => "procedureText",
+                "output" | "stop" => "message",
+                _ => "sql",
             };
             if !text.trim().is_empty() {
                 entries.push((key(field, at), scalar(text.trim(), at)));

@@ -819,6 +819,17 @@ impl Reader<'_> {
                 None => {}
             }
         }
+        // Liquibase's defaults for these, which its checksum hashes.
+        let defaults: &[(&str, &str)] = match kind {
+            Kind::Stop => &[("message", "Stop command in changelog file")],
+            Kind::Output => &[("target", "STDERR")],
+            _ => &[],
+        };
+        for (key, value) in defaults {
+            attributes
+                .entry(key.to_string())
+                .or_insert_with(|| value.to_string());
+        }
         let mut columns = vec![];
         if required.contains(&"columns") {
             let what = format!("a column of {name}");
@@ -1048,14 +1059,13 @@ pub(crate) mod tests {
 
     #[test]
     fn an_unsupported_change_type_is_kept_with_its_changeset_for_the_engine_to_refuse_if_it_runs() {
-        let entries = parse("c.yaml", "databaseChangeLog:\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - mergeColumns: {}\n", &mut FileProperties::only(&BTreeMap::new())).unwrap();
+        let entries = parse("c.yaml", "databaseChangeLog:\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - loadData: {}\n", &mut FileProperties::only(&BTreeMap::new())).unwrap();
         let Entry::ChangeSet(changeset) = &entries[0] else {
             panic!("{entries:?}")
         };
         assert!(
-            changeset.unsupported[0].starts_with(
-                "c.yaml:6: change type `mergeColumns` is not supported by Lockstep yet"
-            ),
+            changeset.unsupported[0]
+                .starts_with("c.yaml:6: change type `loadData` is not supported by Lockstep yet"),
             "{:?}",
             changeset.unsupported
         );
