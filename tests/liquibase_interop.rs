@@ -863,6 +863,100 @@ fn a_stop_change_stops_the_update_before_its_changeset_and_says_why() {
     assert_eq!(history(&db).len(), 1, "{:?}", history(&db));
 }
 
+#[test]
+fn a_changelogs_own_preconditions_gate_the_update_as_in_liquibase() {
+    // Met, and unmet with WARN: both tools apply everything.
+    let warned = "databaseChangeLog:
+  - preConditions:
+      - dbms: { type: postgresql }
+  - include: { file: db/part.yaml }
+";
+    let part = "databaseChangeLog:
+  - preConditions:
+      - onFail: WARN
+      - tableExists: { tableName: legacy_people }
+  - changeSet:
+      id: person
+      author: alice
+      changes:
+        - createTable: { tableName: person, columns: [{ column: { name: id, type: int } }] }
+";
+    same_as_liquibase_for_files(
+        &[("db/changelog.yaml", warned), ("db/part.yaml", part)],
+        &[],
+        "",
+    );
+    // Unmet with HALT (the default): nothing is applied, and the message says why.
+    let db = TestDb::postgres();
+    let project = Project::with_file(
+        &db,
+        "db/changelog.yaml",
+        "databaseChangeLog:
+  - preConditions:
+      - dbms: { type: mysql }
+  - changeSet:
+      id: person
+      author: alice
+      changes:
+        - createTable: { tableName: person, columns: [{ column: { name: id, type: int } }] }
+",
+    );
+    let (ok, text) = project.try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains("db/changelog.yaml: the changelog's preConditions stop the update: a precondition does not hold; nothing was applied"),
+        "{text}"
+    );
+    assert!(!schema(&db).contains("person"), "{}", schema(&db));
+}
+
+#[test]
+fn an_includes_context_and_labels_scope_its_changesets_and_their_history_rows() {
+    let files = [
+        (
+            "db/changelog.yaml",
+            "databaseChangeLog:
+  - include: { file: db/part.yaml, context: prod, labels: core }
+  - changeSet:
+      id: top
+      author: alice
+      changes:
+        - createTable: { tableName: top_table, columns: [{ column: { name: id, type: int } }] }
+",
+        ),
+        (
+            "db/part.yaml",
+            "databaseChangeLog:
+  - changeSet:
+      id: inner
+      author: alice
+      context: eu
+      labels: billing
+      changes:
+        - createTable: { tableName: inner_table, columns: [{ column: { name: id, type: int } }] }
+  - changeSet:
+      id: plain
+      author: alice
+      changes:
+        - createTable: { tableName: plain_table, columns: [{ column: { name: id, type: int } }] }
+",
+        ),
+    ];
+    let history =
+        same_as_liquibase_for_files(&files, &["--contexts=prod,eu"], ", context: 'prod,eu'");
+    assert!(
+        history[0].ends_with("|prod AND eu|core,billing"),
+        "{history:?}"
+    );
+    assert!(history[1].ends_with("|prod|core"), "{history:?}");
+    let history = same_as_liquibase_for_files(&files, &["--contexts=test"], ", context: test");
+    assert_eq!(
+        history.len(),
+        1,
+        "only the changeset outside the include: {history:?}"
+    );
+}
+
 const WITH_A_LEGACY_CHANGESET: &str = "databaseChangeLog:
   - changeSet:
       id: person

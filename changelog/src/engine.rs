@@ -50,6 +50,9 @@ pub enum EngineError {
     HeldByRunner,
     #[error("tag `{tag}` is not in DATABASECHANGELOG (tags there: {known})")]
     UnknownTag { tag: String, known: String },
+    /// A changelog's own `preConditions` (onFail/onError HALT) did not hold; nothing ran.
+    #[error("{file}: the changelog's preConditions stop the update: {why}; nothing was applied")]
+    PreconditionsHalt { file: String, why: String },
     #[error("{0}")]
     Db(#[from] DbError),
 }
@@ -183,8 +186,13 @@ impl<'d> Engine<'d> {
         changelog.changesets.iter().filter(move |cs| {
             !cs.ignore
                 && filters::dbms_matches(cs.dbms.as_deref(), dbms)
-                && filters::context_matches(cs.context.as_deref(), &contexts)
-                && filters::labels_match(labels.as_deref(), cs.labels.as_deref())
+                && cs
+                    .inherited_contexts
+                    .iter()
+                    .map(String::as_str)
+                    .chain(cs.context.as_deref())
+                    .all(|context| filters::context_matches(Some(context), &contexts))
+                && filters::labels_match(labels.as_deref(), labels_column(cs).as_deref())
         })
     }
 
@@ -267,6 +275,7 @@ impl<'d> Engine<'d> {
         if pending.is_empty() {
             return Ok(UpdateReport::default());
         }
+        self.changelog_preconditions(changelog)?;
         self.with_lock(|engine| {
             engine.store.ensure_history()?;
             // Another runner may have applied some while we waited for the lock.
@@ -381,6 +390,44 @@ impl<'d> Engine<'d> {
         Ok(Applied::Ran)
     }
 
+    /// Checks the changelog files' own `preConditions`: HALT stops the update before anything
+    /// runs, WARN says so and goes on. Liquibase's CONTINUE at this level skips the file's
+    /// changesets, which Lockstep does not do yet: it refuses rather than run them.
+    fn changelog_preconditions(&mut self, changelog: &Changelog) -> Result<(), EngineError> {
+        for (file, preconditions) in &changelog.preconditions {
+            let outcome = self.all_hold(&preconditions.checks);
+            if matches!(outcome, Ok(true)) {
+                continue;
+            }
+            let action = if outcome.is_ok() {
+                preconditions.on_fail
+            } else {
+                preconditions.on_error
+            };
+            let why = outcome.err().map_or_else(
+                || "a precondition does not hold".to_string(),
+                |e| format!("a precondition could not be checked: {e}"),
+            );
+            match action {
+                OnPrecondition::Halt => {
+                    return Err(EngineError::PreconditionsHalt {
+                        file: file.clone(),
+                        why,
+                    });
+                }
+                OnPrecondition::Warn => self.notes.push(format!(
+                    "{file}: the changelog's preConditions: {why}; the update goes on (WARN)"
+                )),
+                OnPrecondition::Continue | OnPrecondition::MarkRan => {
+                    return Err(EngineError::Invalid(vec![format!(
+                        "{file}: the changelog's preConditions do not hold ({why}), and Lockstep does not yet skip a changelog file's changesets as Liquibase's onFail CONTINUE does\n  help: use onFail: HALT or WARN on the changelog's preConditions, or put them on its changesets"
+                    )]));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn all_hold(&mut self, checks: &[Precondition]) -> Result<bool, DbError> {
         for check in checks {
             if !self.holds(check)? {
@@ -435,6 +482,7 @@ impl<'d> Engine<'d> {
         let mut order = history.iter().map(|r| r.order_executed).max().unwrap_or(0);
         let mut out = vec![];
         if !pending.is_empty() {
+            self.changelog_preconditions(changelog)?;
             out.extend(self.store.script_setup().map_err(no_script)?);
         }
         for step in pending.iter().take(count.unwrap_or(usize::MAX)) {
@@ -853,17 +901,6 @@ fn new_row(
                 .join("; "),
         )
     };
-    let labels = changeset
-        .labels
-        .as_deref()
-        .map(|l| {
-            l.split(',')
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .filter(|l| !l.is_empty());
     NewRow {
         id: changeset.id.clone(),
         author: changeset.author.clone(),
@@ -879,8 +916,8 @@ fn new_row(
             .iter()
             .find_map(Change::tag)
             .map(str::to_string),
-        contexts: contexts_column(changeset.context.as_deref()),
-        labels,
+        contexts: contexts_column(changeset),
+        labels: labels_column(changeset),
         liquibase: LIQUIBASE_VERSION,
         deployment_id: deployment_id.to_string(),
     }
@@ -993,16 +1030,38 @@ fn rollback_changes(changeset: &ChangeSet, changelog: &Changelog) -> Result<Vec<
     }
 }
 
-/// The CONTEXTS column, as Liquibase 4.28 writes it: the changeset's own context expression
-/// (never the run's contexts), in parentheses when it holds a space or a comma. NULL without one.
-fn contexts_column(changeset: Option<&str>) -> Option<String> {
-    let expression = changeset?.trim();
-    if expression.is_empty() {
-        return None;
-    }
-    Some(if expression.contains(' ') || expression.contains(',') {
-        format!("({expression})")
-    } else {
-        expression.to_string()
-    })
+/// The CONTEXTS column, as Liquibase 4.28's buildFullContext writes it: the contexts of the
+/// includes that lead to the changeset, then its own, joined with ` AND `, each in parentheses
+/// when it holds a space or a comma (never the run's contexts). NULL without any.
+fn contexts_column(changeset: &ChangeSet) -> Option<String> {
+    let parts: Vec<String> = changeset
+        .inherited_contexts
+        .iter()
+        .map(String::as_str)
+        .chain(changeset.context.as_deref())
+        .map(str::trim)
+        .filter(|expression| !expression.is_empty())
+        .map(|expression| {
+            if expression.contains(' ') || expression.contains(',') {
+                format!("({expression})")
+            } else {
+                expression.to_string()
+            }
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" AND "))
+}
+
+/// The LABELS column: the includes' labels, then the changeset's, comma-separated.
+fn labels_column(changeset: &ChangeSet) -> Option<String> {
+    let labels: Vec<&str> = changeset
+        .inherited_labels
+        .iter()
+        .map(String::as_str)
+        .chain(changeset.labels.as_deref())
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    (!labels.is_empty()).then(|| labels.join(","))
 }

@@ -28,6 +28,7 @@ pub fn parse(
         Ok(Changelog {
             path: file.to_string(),
             changesets,
+            preconditions: vec![],
         })
     } else {
         Err(parser.errors)

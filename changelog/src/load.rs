@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::formatted_sql;
-use crate::model::{Change, ChangeSet, Changelog, ChangelogError};
+use crate::model::{Change, ChangeSet, Changelog, ChangelogError, Preconditions};
 use crate::properties::{Registry, Scope};
 use crate::xml_changelog;
-use crate::yaml_changelog::{self, Entry};
+use crate::yaml_changelog::{self, Entry, IncludeScope};
 
 /// Reads and parses `changelog` (a path relative to `root`, which becomes FILENAME) and its
 /// includes, expanding `${}` with the `given` properties and those the files define for `scope`
@@ -23,6 +23,8 @@ pub fn load(
         root,
         properties: Registry::new(given, scope),
         changesets: vec![],
+        preconditions: vec![],
+        scopes: vec![],
         errors: vec![],
         chain: vec![],
     };
@@ -46,6 +48,7 @@ pub fn load(
         Ok(Changelog {
             path: changelog.to_string(),
             changesets: loader.changesets,
+            preconditions: loader.preconditions,
         })
     } else {
         Err(loader.errors)
@@ -56,6 +59,9 @@ struct Loader<'a> {
     root: &'a Path,
     properties: Registry,
     changesets: Vec<ChangeSet>,
+    preconditions: Vec<(String, Preconditions)>,
+    /// The scopes of the includes being read, outermost first.
+    scopes: Vec<IncludeScope>,
     errors: Vec<ChangelogError>,
     /// The include chain, to refuse a file that includes itself.
     chain: Vec<String>,
@@ -114,7 +120,11 @@ impl Loader<'_> {
             let parsed = formatted_sql::parse(path, &source, &mut properties);
             self.properties.absorb(properties);
             match parsed {
-                Ok(changelog) => self.changesets.extend(changelog.changesets),
+                Ok(changelog) => {
+                    for changeset in changelog.changesets {
+                        self.add(changeset);
+                    }
+                }
                 Err(errors) => self.errors.extend(errors),
             }
         } else if EXTENSIONS.iter().any(|e| path.ends_with(e)) {
@@ -151,22 +161,29 @@ impl Loader<'_> {
         };
         for entry in entries {
             match entry {
-                Entry::ChangeSet(mut changeset) => {
-                    self.read_sql_files(&mut changeset);
-                    self.changesets.push(*changeset);
+                Entry::Preconditions(preconditions) => {
+                    self.preconditions.push((path.to_string(), preconditions))
                 }
+                Entry::ChangeSet(changeset) => self.add(*changeset),
                 Entry::Include {
                     file,
                     relative,
                     error_if_missing,
+                    scope,
                     line,
-                } => self.file(&resolve(&file, relative), path, line, error_if_missing),
+                } => {
+                    self.scopes.push(scope);
+                    self.file(&resolve(&file, relative), path, line, error_if_missing);
+                    self.scopes.pop();
+                }
                 Entry::IncludeAll {
                     path: target,
                     relative,
                     error_if_missing,
+                    scope,
                     line,
                 } => {
+                    self.scopes.push(scope);
                     let base = resolve(&target, relative);
                     let mut found = vec![];
                     collect(self.root, base.trim_end_matches('/'), &mut found);
@@ -177,6 +194,7 @@ impl Loader<'_> {
                     for file in found {
                         self.file(&file, path, line, true);
                     }
+                    self.scopes.pop();
                 }
             }
         }
@@ -184,6 +202,16 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
+    /// Takes in a changeset read from a file: what its includes scope it to, and its SQL files.
+    fn add(&mut self, mut changeset: ChangeSet) {
+        for scope in &self.scopes {
+            changeset.inherited_contexts.extend(scope.context.clone());
+            changeset.inherited_labels.extend(scope.labels.clone());
+        }
+        self.read_sql_files(&mut changeset);
+        self.changesets.push(changeset);
+    }
+
     /// Reads the SQL of the changeset's `sqlFile` changes, expanding `${}` as in the changelog.
     fn read_sql_files(&mut self, changeset: &mut ChangeSet) {
         for change in &mut changeset.changes {

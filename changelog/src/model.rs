@@ -22,6 +22,9 @@ pub struct Changelog {
     /// The path as given (relative to the search root); FILENAME unless overridden.
     pub path: String,
     pub changesets: Vec<ChangeSet>,
+    /// The `preConditions` of the changelog files themselves (root level), with their file:
+    /// an update checks them before it runs anything.
+    pub preconditions: Vec<(String, Preconditions)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +45,10 @@ pub struct ChangeSet {
     pub ignore: bool,
     pub context: Option<String>,
     pub labels: Option<String>,
+    /// The `context`s and `labels` of the includes that lead to this changeset, outermost
+    /// first: it runs only where each of them admits the run too.
+    pub inherited_contexts: Vec<String>,
+    pub inherited_labels: Vec<String>,
     pub dbms: Option<String>,
     /// Checksums (or `ANY`) that are accepted in place of the computed one.
     pub valid_checksums: Vec<String>,
@@ -75,6 +82,8 @@ impl ChangeSet {
             ignore: false,
             context: None,
             labels: None,
+            inherited_contexts: vec![],
+            inherited_labels: vec![],
             dbms: None,
             valid_checksums: vec![],
             comment: None,

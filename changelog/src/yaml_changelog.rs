@@ -18,6 +18,7 @@ pub enum Entry {
         relative: bool,
         /// `errorIfMissing: false`: a file that is not there is skipped.
         error_if_missing: bool,
+        scope: IncludeScope,
         line: usize,
     },
     IncludeAll {
@@ -25,8 +26,18 @@ pub enum Entry {
         relative: bool,
         /// `errorIfMissing: false`: a directory that is not there (or empty) is skipped.
         error_if_missing: bool,
+        scope: IncludeScope,
         line: usize,
     },
+    /// The file's own `preConditions`, which gate the whole update.
+    Preconditions(Preconditions),
+}
+
+/// The `context` and `labels` of an include or includeAll, which its changesets inherit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncludeScope {
+    pub context: Option<String>,
+    pub labels: Option<String>,
 }
 
 struct Reader<'a> {
@@ -111,6 +122,7 @@ pub fn entries(
                     file: path,
                     relative: reader.flag(body, "relativeToChangelogFile", false),
                     error_if_missing: reader.flag(body, "errorIfMissing", true),
+                    scope: reader.include_scope(body),
                     line: body.pos.line,
                 }),
                 None => reader.error(
@@ -124,6 +136,7 @@ pub fn entries(
                     path,
                     relative: reader.flag(body, "relativeToChangelogFile", false),
                     error_if_missing: reader.flag(body, "errorIfMissing", true),
+                    scope: reader.include_scope(body),
                     line: body.pos.line,
                 }),
                 None => reader.error(
@@ -133,7 +146,12 @@ pub fn entries(
                 ),
             },
             "logicalFilePath" => logical_path = text(Some(body)),
-            "property" | "preConditions" | "objectQuotingStrategy" => {}
+            "preConditions" => {
+                if let Some(preconditions) = reader.preconditions(body) {
+                    entries.push(Entry::Preconditions(preconditions));
+                }
+            }
+            "property" | "objectQuotingStrategy" => {}
             other => reader.error(
                 key,
                 &format!("`{other}` cannot appear in `databaseChangeLog`"),
@@ -168,6 +186,15 @@ impl Reader<'_> {
     /// A string field, with `${}` expanded.
     fn string(&self, node: &Node, key: &str) -> Option<String> {
         text(node.get(key)).map(|t| self.properties.expand(&t))
+    }
+
+    fn include_scope(&self, node: &Node) -> IncludeScope {
+        IncludeScope {
+            context: self
+                .string(node, "context")
+                .or_else(|| self.string(node, "contextFilter")),
+            labels: self.string(node, "labels"),
+        }
     }
 
     fn property(&mut self, node: &Node) {
@@ -1034,6 +1061,7 @@ pub(crate) mod tests {
                 file: "more.yaml".into(),
                 relative: true,
                 error_if_missing: true,
+                scope: IncludeScope::default(),
                 line: 20
             }
         );
