@@ -206,6 +206,32 @@ fn schema(db: &TestDb) -> String {
         .join("\n")
 }
 
+/// The rows of the user's tables (not the tracking tables), as `pg_dump --data-only` gives
+/// them; nothing for SQLite, whose rows these tests do not compare.
+fn data(db: &TestDb) -> String {
+    let TestDb::Postgres { name, .. } = db else {
+        return String::new();
+    };
+    let output = Command::new("pg_dump")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "--data-only",
+            "--inserts",
+        ])
+        .args(["--exclude-table=databasechangelog*", name])
+        .output()
+        .expect("pg_dump");
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.starts_with("INSERT") || l.starts_with("SELECT pg_catalog.setval"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 const CHANGELOG: &str = "--liquibase formatted sql
 
 --changeset alice:create-person labels:core,people context:prod
@@ -282,6 +308,7 @@ fn same_as_liquibase_on(
     let expected = history(&by_liquibase);
     assert_eq!(history(&by_lockstep), expected);
     assert_eq!(schema(&by_lockstep), schema(&by_liquibase));
+    assert_eq!(data(&by_lockstep), data(&by_liquibase));
     let status = ours.liquibase(&by_lockstep, &[&["status"], liquibase_args].concat());
     assert!(
         status.contains("is up to date"),
@@ -957,6 +984,40 @@ fn an_includes_context_and_labels_scope_its_changesets_and_their_history_rows() 
     );
 }
 
+#[test]
+fn csv_data_is_loaded_and_checksummed_as_liquibase_loads_it() {
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: people
+      author: alice
+      changes:
+        - createTable: { tableName: people, columns: [{ column: { name: id, type: int, constraints: { primaryKey: true } } }, { column: { name: name, type: varchar(40) } }, { column: { name: active, type: boolean } }, { column: { name: score, type: 'numeric(5,2)' } }] }
+  - changeSet:
+      id: load
+      author: alice
+      changes:
+        - loadData: { tableName: people, file: data/people.csv, relativeToChangelogFile: true }
+  - changeSet:
+      id: refresh
+      author: alice
+      changes:
+        - loadUpdateData: { tableName: people, file: data/changes.csv, relativeToChangelogFile: true, primaryKey: id }
+";
+    let people =
+        "id,name,active,score\n1,Ada,true,3.5\n\n2,\"Lovelace, Ada\",false,\n3,NULL,true,1\n";
+    let changes = "id,name,active,score\n2,\"O'Neil\",true,2\n4,Grace,false,4.25\n";
+    let history = same_as_liquibase_for_files(
+        &[
+            ("db/changelog.yaml", changelog),
+            ("db/data/people.csv", people),
+            ("db/data/changes.csv", changes),
+        ],
+        &[],
+        "",
+    );
+    assert_eq!(history.len(), 3, "{history:?}");
+}
+
 const WITH_A_LEGACY_CHANGESET: &str = "databaseChangeLog:
   - changeSet:
       id: person
@@ -968,11 +1029,11 @@ const WITH_A_LEGACY_CHANGESET: &str = "databaseChangeLog:
       author: alice
       context: legacy
       changes:
-        - loadData: { tableName: person, file: db/legacy-people.csv }
+        - executeCommand: { executable: /usr/bin/touch, args: [{ arg: { value: /tmp/legacy-ran } }] }
 ";
 
 #[test]
-fn a_change_type_lockstep_lacks_matters_only_in_a_changeset_that_runs() {
+fn a_change_lockstep_refuses_matters_only_in_a_changeset_that_runs() {
     same_as_liquibase(
         "db/changelog.yaml",
         WITH_A_LEGACY_CHANGESET,
@@ -985,7 +1046,7 @@ fn a_change_type_lockstep_lacks_matters_only_in_a_changeset_that_runs() {
     assert!(!ok);
     assert!(
         text.contains(
-            "db/changelog.yaml:12: change type `loadData` is not supported by Lockstep yet"
+            "db/changelog.yaml:12: `executeCommand` runs a program on the machine that applies the changelog"
         ),
         "{text}"
     );

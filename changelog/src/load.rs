@@ -208,47 +208,52 @@ impl Loader<'_> {
             changeset.inherited_contexts.extend(scope.context.clone());
             changeset.inherited_labels.extend(scope.labels.clone());
         }
-        self.read_sql_files(&mut changeset);
+        self.read_files(&mut changeset);
         self.changesets.push(changeset);
     }
 
-    /// Reads the SQL of the changeset's `sqlFile` changes, expanding `${}` as in the changelog.
-    fn read_sql_files(&mut self, changeset: &mut ChangeSet) {
+    /// Reads the files of the changeset's `sqlFile`, `loadData` and `loadUpdateData` changes. A
+    /// file that cannot be read refuses the changeset if it runs: Liquibase reads such files only
+    /// for the changesets it runs.
+    fn read_files(&mut self, changeset: &mut ChangeSet) {
+        let mut problems = vec![];
         for change in &mut changeset.changes {
-            let Change::SqlFile(file) = change else {
-                continue;
-            };
-            match std::fs::read(self.root.join(&file.resolved)).map(String::from_utf8) {
-                Ok(Ok(text)) => {
-                    let properties = self.properties.for_file();
-                    file.sql.sql = properties.expand(&text);
-                    file.text = text;
-                    let undefined = properties.take_undefined();
-                    if !undefined.is_empty() {
-                        changeset
-                            .unsupported
-                            .push(crate::properties::undefined_message(
+            let (path, outcome) = match change {
+                Change::LoadData(load) => {
+                    let outcome =
+                        read_text(self.root, &load.resolved).and_then(|text| load.read(&text));
+                    (load.resolved.clone(), outcome)
+                }
+                Change::SqlFile(file) => {
+                    let outcome = read_text(self.root, &file.resolved).map(|text| {
+                        let properties = self.properties.for_file();
+                        file.sql.sql = properties.expand(&text);
+                        file.text = text;
+                        let undefined = properties.take_undefined();
+                        if !undefined.is_empty() {
+                            problems.push(crate::properties::undefined_message(
                                 &file.resolved,
                                 1,
                                 &undefined,
                             ));
-                    }
+                        }
+                    });
+                    (file.resolved.clone(), outcome)
                 }
-                Ok(Err(_)) => self.problem(
-                    &changeset.file,
-                    changeset.line,
-                    format!("sqlFile {} is not UTF-8", file.resolved),
-                    "save it as UTF-8",
-                ),
-                Err(e) => self.problem(
-                    &changeset.file,
-                    changeset.line,
-                    format!("cannot read sqlFile {}: {e}", file.resolved),
-                    "`path` is relative to the schema's root unless relativeToChangelogFile: true",
-                ),
+                _ => continue,
+            };
+            if let Err(message) = outcome {
+                problems.push(format!("{}:{}: {} cannot be read: {message}\n  help: a file a change names is relative to the schema's root unless relativeToChangelogFile: true", changeset.file, changeset.line, path));
             }
         }
+        changeset.unsupported.extend(problems);
     }
+}
+
+/// A file under `root`, as UTF-8 text.
+fn read_text(root: &Path, path: &str) -> Result<String, String> {
+    let bytes = std::fs::read(root.join(path)).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8".to_string())
 }
 
 /// Changelog files under `dir` (relative to `root`), recursively.

@@ -108,6 +108,8 @@ pub enum Change {
     Sql(SqlChange),
     /// `sqlFile`: SQL read from a file when the changelog is loaded.
     SqlFile(SqlFile),
+    /// `loadData` / `loadUpdateData`: rows read from a CSV file when the changelog is loaded.
+    LoadData(LoadData),
     Structured(Structured),
     Mongo(MongoChange),
 }
@@ -117,6 +119,7 @@ impl Change {
         match self {
             Change::Sql(sql) => checksum::sql(version, &sql.sql, &sql.settings),
             Change::SqlFile(file) => checksum::sql(version, &file.text, &file.sql.settings),
+            Change::LoadData(load) => load.checksum(version),
             Change::Structured(change) => change.checksum(version),
             Change::Mongo(change) => change.checksum(version),
         }
@@ -127,6 +130,7 @@ impl Change {
         match self {
             Change::Sql(_) => "sql".to_string(),
             Change::SqlFile(file) => format!("sqlFile path={}", file.path),
+            Change::LoadData(load) => format!("{} tableName={}", load.name(), load.table),
             Change::Structured(change) => change.description(),
             Change::Mongo(change) => change.description(),
         }
@@ -138,6 +142,7 @@ impl Change {
             Change::Sql(sql) | Change::SqlFile(SqlFile { sql, .. }) => {
                 Ok(statements::split(&sql.sql, &sql.settings))
             }
+            Change::LoadData(load) => load.statements(dialect),
             Change::Structured(change) => change.statements(dialect),
             Change::Mongo(change) => Err(format!(
                 "{} is a MongoDB change; it cannot run on {}",
@@ -315,5 +320,122 @@ impl Precondition {
             Precondition::Or(_) => "or",
             Precondition::Not(_) => "not",
         }
+    }
+}
+
+/// `loadData` and `loadUpdateData`: rows read from a CSV file when the changelog is loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadData {
+    pub schema: Option<String>,
+    pub table: String,
+    /// `path` as the changelog writes it, and the file relative to the schema's root.
+    pub path: String,
+    pub resolved: String,
+    pub separator: u8,
+    pub quote: u8,
+    pub comment_prefix: String,
+    /// `loadUpdateData`'s `primaryKey` (columns, comma-separated): rows are updated if there.
+    pub primary_key: Option<String>,
+    /// The file's lines without empty and comment lines, which Liquibase's checksum hashes.
+    pub text: String,
+    pub header: Vec<String>,
+    /// Each row's values; `None` for an empty value or `NULL`.
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl LoadData {
+    pub fn name(&self) -> &'static str {
+        if self.primary_key.is_some() {
+            "loadUpdateData"
+        } else {
+            "loadData"
+        }
+    }
+
+    /// Liquibase 4.28: the MD5 of `table:` and the checksum of the file's text.
+    pub fn checksum(&self, version: ChecksumVersion) -> CheckSum {
+        let file = checksum::text(version, &self.text);
+        checksum::text(version, &format!("{}:{file}", self.table))
+    }
+
+    /// The file's text, as Liquibase reads it for the checksum: empty and comment lines skipped.
+    pub fn read(&mut self, text: &str) -> Result<(), String> {
+        self.text = text
+            .lines()
+            .filter(|line| !line.trim().is_empty() && !line.starts_with(&self.comment_prefix))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(self.separator)
+            .quote(self.quote)
+            .from_reader(self.text.as_bytes());
+        self.header = reader
+            .headers()
+            .map_err(|e| format!("{}: {e}", self.resolved))?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        self.rows = vec![];
+        for record in reader.records() {
+            let record = record.map_err(|e| format!("{}: {e}", self.resolved))?;
+            self.rows.push(
+                record
+                    .iter()
+                    .map(|value| {
+                        (!value.is_empty() && !value.eq_ignore_ascii_case("NULL"))
+                            .then(|| value.to_string())
+                    })
+                    .collect(),
+            );
+        }
+        Ok(())
+    }
+
+    /// One statement per row, as Liquibase writes them on PostgreSQL (values as literals the
+    /// server casts to the column's type).
+    pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
+        let table = match &self.schema {
+            Some(schema) => format!("{schema}.{}", self.table),
+            None => self.table.clone(),
+        };
+        if self.primary_key.is_some() && dialect == Dialect::Sqlite {
+            return Err("loadUpdateData cannot run on SQLite yet; use loadData into an empty table, or `sql`".into());
+        }
+        let literal = |value: &Option<String>| {
+            value.as_ref().map_or("NULL".to_string(), |v| {
+                format!("'{}'", v.replace('\'', "''"))
+            })
+        };
+        let columns = self.header.join(", ");
+        let keys: Vec<&str> = self
+            .primary_key
+            .as_deref()
+            .map(|k| k.split(',').map(str::trim).collect())
+            .unwrap_or_default();
+        Ok(self
+            .rows
+            .iter()
+            .map(|row| {
+                let values: Vec<String> = row.iter().map(literal).collect();
+                let insert = format!("INSERT INTO {table} ({columns}) VALUES ({})", values.join(", "));
+                if keys.is_empty() {
+                    return insert;
+                }
+                let pairs = || self.header.iter().zip(&values);
+                let sets: Vec<String> = pairs()
+                    .filter(|(c, _)| !keys.contains(&c.as_str()))
+                    .map(|(c, v)| format!("{c} = {v}"))
+                    .collect();
+                let key: Vec<String> = pairs()
+                    .filter(|(c, _)| keys.contains(&c.as_str()))
+                    .map(|(c, v)| format!("{c} = {v}"))
+                    .collect();
+                format!(
+                    "DO $$ BEGIN UPDATE {table} SET {} WHERE {}; IF NOT FOUND THEN {insert}; END IF; END $$",
+                    sets.join(", "),
+                    key.join(" AND ")
+                )
+            })
+            .collect())
     }
 }

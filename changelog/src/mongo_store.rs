@@ -440,9 +440,10 @@ fn command_of(change: &Change) -> Result<Option<MongoCommand>, String> {
     match change {
         Change::Mongo(change) => change.command().map(Some),
         Change::Structured(Structured::TagDatabase { .. } | Structured::Empty) => Ok(None),
-        Change::Sql(_) | Change::SqlFile(_) => {
-            Err("a `sql` or `sqlFile` change cannot run on MongoDB".into())
-        }
+        Change::Sql(_) | Change::SqlFile(_) | Change::LoadData(_) => Err(format!(
+            "`{}` is a SQL change; it cannot run on MongoDB",
+            change.description()
+        )),
         Change::Structured(change) => Err(format!(
             "`{}` is a SQL change; it cannot run on MongoDB",
             change.name()

@@ -722,12 +722,69 @@ impl Reader<'_> {
                 },
             }));
         }
+        if name == "loadData" || name == "loadUpdateData" {
+            let update = name == "loadUpdateData";
+            let mut known = vec![
+                "tableName",
+                "file",
+                "relativeToChangelogFile",
+                "separator",
+                "quotchar",
+                "commentLineStartsWith",
+                "encoding",
+                "schemaName",
+            ];
+            if update {
+                known.push("primaryKey");
+            }
+            self.refuse_unknown(node, &format!("`{name}`"), &known);
+            let table = self.required(node, name, "tableName")?;
+            let path = self.required(node, name, "file")?;
+            let primary_key = if update {
+                Some(self.required(node, name, "primaryKey")?)
+            } else {
+                None
+            };
+            if let Some(other) = self
+                .string(node, "encoding")
+                .filter(|e| !e.eq_ignore_ascii_case("utf-8") && !e.eq_ignore_ascii_case("utf8"))
+            {
+                self.unsupported.push(format!("{}:{}: {name} `encoding: {other}` is not supported by Lockstep\n  help: save the file as UTF-8", self.file, node.pos.line));
+            }
+            let byte = |reader: &Self, key: &str, default: u8| {
+                reader
+                    .string(node, key)
+                    .and_then(|s| s.bytes().next())
+                    .unwrap_or(default)
+            };
+            let dir = self.file.rsplit_once('/').map_or("", |(d, _)| d);
+            let resolved = if self.flag(node, "relativeToChangelogFile", false) && !dir.is_empty() {
+                format!("{dir}/{path}")
+            } else {
+                path.clone()
+            };
+            return Some(Change::LoadData(LoadData {
+                schema: self.string(node, "schemaName"),
+                table,
+                path,
+                resolved: crate::load::normalize(&resolved),
+                separator: byte(self, "separator", b','),
+                quote: byte(self, "quotchar", b'"'),
+                comment_prefix: self
+                    .string(node, "commentLineStartsWith")
+                    .unwrap_or_else(|| "#".into()),
+                primary_key,
+                text: String::new(),
+                header: vec![],
+                rows: vec![],
+            }));
+        }
         if name == "executeCommand" {
             self.unsupported.push(format!("{}:{}: `executeCommand` runs a program on the machine that applies the changelog, and Lockstep never lets a changelog do that\n  help: a changelog is repository content and gets only database access; run programs in a Run step, whose access the operator grants", self.file, node.pos.line));
             return None;
         }
         let Some(known) = change_attributes(name) else {
-            self.unsupported.push(format!("{}:{}: change type `{name}` is not supported by Lockstep yet\n  help: supported: sql, createTable, addColumn, createIndex, dropTable, dropColumn, dropIndex, renameTable, renameColumn, addNotNullConstraint, dropNotNullConstraint, createView, dropView, renameView, addPrimaryKey, dropPrimaryKey, addUniqueConstraint, dropUniqueConstraint, addForeignKeyConstraint, dropForeignKeyConstraint, addDefaultValue, dropDefaultValue, modifyDataType, createSequence, alterSequence, renameSequence, dropSequence, setTableRemarks, setColumnRemarks, insert, update, delete, tagDatabase, empty; for MongoDB: createCollection, dropCollection, createIndex, dropIndex, insertOne, insertMany, runCommand, adminCommand", self.file, node.pos.line));
+            self.unsupported.push(format!("{}:{}: change type `{name}` is not supported by Lockstep yet\n  help: supported: sql, sqlFile, createTable, addColumn, createIndex, dropTable, dropColumn, dropIndex, renameTable, renameColumn, addNotNullConstraint, dropNotNullConstraint, createView, dropView, renameView, addPrimaryKey, dropPrimaryKey, addUniqueConstraint, dropUniqueConstraint, addForeignKeyConstraint, dropForeignKeyConstraint, dropAllForeignKeyConstraints, addDefaultValue, dropDefaultValue, modifyDataType, addAutoIncrement, mergeColumns, addLookupTable, createSequence, alterSequence, renameSequence, dropSequence, createProcedure, dropProcedure, setTableRemarks, setColumnRemarks, insert, update, delete, loadData, loadUpdateData, output, stop, tagDatabase, empty (Liquibase Pro's change types are not); for MongoDB: createCollection, dropCollection, createIndex, dropIndex, insertOne, insertMany, runCommand, adminCommand", self.file, node.pos.line));
             return None;
         };
         self.refuse_unknown(node, &format!("`{name}`"), known);
@@ -1087,13 +1144,14 @@ pub(crate) mod tests {
 
     #[test]
     fn an_unsupported_change_type_is_kept_with_its_changeset_for_the_engine_to_refuse_if_it_runs() {
-        let entries = parse("c.yaml", "databaseChangeLog:\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - loadData: {}\n", &mut FileProperties::only(&BTreeMap::new())).unwrap();
+        let entries = parse("c.yaml", "databaseChangeLog:\n  - changeSet:\n      id: 2\n      author: a\n      changes:\n        - addCheckConstraint: {}\n", &mut FileProperties::only(&BTreeMap::new())).unwrap();
         let Entry::ChangeSet(changeset) = &entries[0] else {
             panic!("{entries:?}")
         };
         assert!(
-            changeset.unsupported[0]
-                .starts_with("c.yaml:6: change type `loadData` is not supported by Lockstep yet"),
+            changeset.unsupported[0].starts_with(
+                "c.yaml:6: change type `addCheckConstraint` is not supported by Lockstep yet"
+            ),
             "{:?}",
             changeset.unsupported
         );
