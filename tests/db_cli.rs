@@ -248,3 +248,58 @@ fn a_lock_held_by_another_tool_is_reported_while_waiting_and_for_as_long_as_lock
     assert_eq!(code, 2);
     assert!(err.contains("`soon` is not a duration"), "{err}");
 }
+
+/// A repository's changelog cannot reach a file outside the schema's root through a symbolic
+/// link: not as an include, a sqlFile or loadData. Nothing reaches the database.
+#[test]
+fn a_symlink_out_of_the_schema_root_is_refused_and_nothing_is_applied() {
+    let db = TestDb::postgres();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("secret.sql"),
+        "create table leaked (line text);\n",
+    )
+    .unwrap();
+    std::fs::write(outside.path().join("secret.csv"), "line\nroot:x:0:0\n").unwrap();
+    std::fs::write(
+        outside.path().join("secret.yaml"),
+        "databaseChangeLog:\n  - changeSet: { id: in, author: x, changes: [{ sql: create table leaked (line text) }] }\n",
+    )
+    .unwrap();
+    for (link, change) in [
+        ("secret.sql", "sqlFile: { path: db/secret.sql }"),
+        (
+            "secret.csv",
+            "loadData: { tableName: person, file: db/secret.csv }",
+        ),
+        ("secret.yaml", ""),
+    ] {
+        let dir = project(&db, "");
+        std::os::unix::fs::symlink(outside.path().join(link), dir.path().join("db").join(link))
+            .unwrap();
+        let changelog = if change.is_empty() {
+            format!("databaseChangeLog:\n  - include: {{ file: db/{link} }}\n")
+        } else {
+            format!(
+                "databaseChangeLog:\n  - changeSet: {{ id: person, author: a, changes: [{{ createTable: {{ tableName: person, columns: [{{ column: {{ name: line, type: text }} }}] }} }}] }}\n  - changeSet: {{ id: hostile, author: a, changes: [{{ {change} }}] }}\n"
+            )
+        };
+        std::fs::write(dir.path().join("db/changelog.sql"), "").unwrap();
+        std::fs::write(dir.path().join("db/changelog.yaml"), changelog).unwrap();
+        let config = std::fs::read_to_string(dir.path().join("lockstep.yaml"))
+            .unwrap()
+            .replace("db/changelog.sql", "db/changelog.yaml");
+        std::fs::write(dir.path().join("lockstep.yaml"), config).unwrap();
+        let (code, _, err) = lockstep_db(dir.path(), &["update"]);
+        assert_ne!(code, 0, "{link}: {err}");
+        assert!(
+            err.contains("a symbolic link leads it outside the schema's root"),
+            "{link}: {err}"
+        );
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()"),
+            0,
+            "{link}: nothing reached the database"
+        );
+    }
+}

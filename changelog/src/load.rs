@@ -94,7 +94,7 @@ impl Loader<'_> {
             );
             return;
         }
-        let bytes = match std::fs::read(self.root.join(path)) {
+        let bytes = match read_beneath(self.root, path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return,
             Err(e) => return self.problem(from, line.max(1), format!("cannot read {path}: {e}"), "check the path; includes are relative to the schema's root unless relativeToChangelogFile: true"),
@@ -250,9 +250,24 @@ impl Loader<'_> {
     }
 }
 
+/// Reads `path` under `root`, refusing one that a symbolic link leads out of `root`: a schema
+/// checked out from a repository is hostile. (In a DB step the preopened directory already
+/// confines every path, and WASI has no canonical paths to compare.)
+fn read_beneath(root: &Path, path: &str) -> std::io::Result<Vec<u8>> {
+    let full = root.join(path);
+    #[cfg(not(target_os = "wasi"))]
+    if !full.canonicalize()?.starts_with(root.canonicalize()?) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "a symbolic link leads it outside the schema's root",
+        ));
+    }
+    std::fs::read(full)
+}
+
 /// A file under `root`, as UTF-8 text.
 fn read_text(root: &Path, path: &str) -> Result<String, String> {
-    let bytes = std::fs::read(root.join(path)).map_err(|e| e.to_string())?;
+    let bytes = read_beneath(root, path).map_err(|e| e.to_string())?;
     String::from_utf8(bytes).map_err(|_| "it is not UTF-8".to_string())
 }
 
