@@ -338,33 +338,23 @@ impl<'d> Engine<'d> {
         deployment_id: &str,
     ) -> Result<Applied, DbError> {
         let changeset = step.changeset;
-        if let Some(preconditions) = &changeset.preconditions {
-            match self.all_hold(&preconditions.checks) {
-                Ok(true) => {}
-                outcome => {
-                    let action = if outcome.is_ok() {
-                        preconditions.on_fail
-                    } else {
-                        preconditions.on_error
-                    };
-                    let why = outcome.err().map_or_else(
-                        || "a precondition does not hold".to_string(),
-                        |e| format!("a precondition could not be checked: {e}"),
-                    );
-                    match action {
-                        OnPrecondition::Halt => return Err(DbError::Failed(why)),
-                        OnPrecondition::Continue => return Ok(Applied::Skipped),
-                        OnPrecondition::MarkRan => {
-                            let record = self.record(step, "MARK_RAN", order, deployment_id);
-                            self.store.run(&[], &record, false)?;
-                            return Ok(Applied::MarkedRan);
-                        }
-                        OnPrecondition::Warn => self.notes.push(format!(
-                            "changeset {}: {why}; it runs anyway (WARN)",
-                            changeset.identifier()
-                        )),
-                    }
+        let unmet = changeset
+            .preconditions
+            .as_ref()
+            .and_then(|preconditions| self.unmet(preconditions));
+        if let Some((action, why)) = unmet {
+            match action {
+                OnPrecondition::Halt => return Err(DbError::Failed(why)),
+                OnPrecondition::Continue => return Ok(Applied::Skipped),
+                OnPrecondition::MarkRan => {
+                    let record = self.record(step, "MARK_RAN", order, deployment_id);
+                    self.store.run(&[], &record, false)?;
+                    return Ok(Applied::MarkedRan);
                 }
+                OnPrecondition::Warn => self.notes.push(format!(
+                    "changeset {}: {why}; it runs anyway (WARN)",
+                    changeset.identifier()
+                )),
             }
         }
         if let Some(why) = changeset.changes.iter().find_map(Change::stop) {
@@ -395,19 +385,9 @@ impl<'d> Engine<'d> {
     /// changesets, which Lockstep does not do yet: it refuses rather than run them.
     fn changelog_preconditions(&mut self, changelog: &Changelog) -> Result<(), EngineError> {
         for (file, preconditions) in &changelog.preconditions {
-            let outcome = self.all_hold(&preconditions.checks);
-            if matches!(outcome, Ok(true)) {
+            let Some((action, why)) = self.unmet(preconditions) else {
                 continue;
-            }
-            let action = if outcome.is_ok() {
-                preconditions.on_fail
-            } else {
-                preconditions.on_error
             };
-            let why = outcome.err().map_or_else(
-                || "a precondition does not hold".to_string(),
-                |e| format!("a precondition could not be checked: {e}"),
-            );
             match action {
                 OnPrecondition::Halt => {
                     return Err(EngineError::PreconditionsHalt {
@@ -426,6 +406,22 @@ impl<'d> Engine<'d> {
             }
         }
         Ok(())
+    }
+
+    /// `None` when `preconditions` hold; else the action they ask for (onFail, or onError when
+    /// one could not be checked) and why.
+    fn unmet(&mut self, preconditions: &Preconditions) -> Option<(OnPrecondition, String)> {
+        match self.all_hold(&preconditions.checks) {
+            Ok(true) => None,
+            Ok(false) => Some((
+                preconditions.on_fail,
+                "a precondition does not hold".to_string(),
+            )),
+            Err(e) => Some((
+                preconditions.on_error,
+                format!("a precondition could not be checked: {e}"),
+            )),
+        }
     }
 
     fn all_hold(&mut self, checks: &[Precondition]) -> Result<bool, DbError> {

@@ -151,14 +151,7 @@ impl Loader<'_> {
     }
 
     fn entries(&mut self, path: &str, entries: Vec<Entry>) {
-        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-        let resolve = |target: &str, relative: bool| {
-            normalize(&if relative && !dir.is_empty() {
-                format!("{dir}/{target}")
-            } else {
-                target.to_string()
-            })
-        };
+        let resolve = |target: &str, relative: bool| resolve(path, target, relative);
         for entry in entries {
             match entry {
                 Entry::Preconditions(preconditions) => {
@@ -288,6 +281,15 @@ fn collect(root: &Path, dir: &str, out: &mut Vec<String>) {
             Ok(_) if EXTENSIONS.iter().any(|e| name.ends_with(e)) => out.push(relative),
             _ => {}
         }
+    }
+}
+
+/// A path a changelog `from` names (an include, a sqlFile, a CSV), relative to the schema's
+/// root: relative to `from`'s directory when `relative_to_changelog` (relativeToChangelogFile).
+pub(crate) fn resolve(from: &str, target: &str, relative_to_changelog: bool) -> String {
+    match from.rsplit_once('/') {
+        Some((dir, _)) if relative_to_changelog => normalize(&format!("{dir}/{target}")),
+        _ => normalize(target),
     }
 }
 

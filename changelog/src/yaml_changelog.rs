@@ -188,6 +188,19 @@ impl Reader<'_> {
         text(node.get(key)).map(|t| self.properties.expand(&t))
     }
 
+    /// The file a change (`sqlFile`, `loadData`) names, relative to the schema's root; an
+    /// encoding other than UTF-8 refuses the changeset.
+    fn named_file(&mut self, node: &Node, change: &str, path: &str) -> String {
+        if let Some(other) = self
+            .string(node, "encoding")
+            .filter(|e| !e.eq_ignore_ascii_case("utf-8") && !e.eq_ignore_ascii_case("utf8"))
+        {
+            self.unsupported.push(format!("{}:{}: {change} `encoding: {other}` is not supported by Lockstep\n  help: save the file as UTF-8", self.file, node.pos.line));
+        }
+        let relative = self.flag(node, "relativeToChangelogFile", false);
+        crate::load::resolve(self.file, path, relative)
+    }
+
     fn include_scope(&self, node: &Node) -> IncludeScope {
         IncludeScope {
             context: self
@@ -695,18 +708,7 @@ impl Reader<'_> {
                 ],
             );
             let path = self.required(node, name, "path")?;
-            let encoding = self.string(node, "encoding");
-            if let Some(other) = encoding
-                .filter(|e| !e.eq_ignore_ascii_case("utf-8") && !e.eq_ignore_ascii_case("utf8"))
-            {
-                self.unsupported.push(format!("{}:{}: sqlFile `encoding: {other}` is not supported by Lockstep\n  help: save the file as UTF-8", self.file, node.pos.line));
-            }
-            let dir = self.file.rsplit_once('/').map_or("", |(d, _)| d);
-            let resolved = if self.flag(node, "relativeToChangelogFile", false) && !dir.is_empty() {
-                format!("{dir}/{path}")
-            } else {
-                path.clone()
-            };
+            let resolved = self.named_file(node, name, &path);
             let settings = SqlSettings {
                 end_delimiter: self.string(node, "endDelimiter"),
                 split_statements: self.flag(node, "splitStatements", true),
@@ -714,7 +716,7 @@ impl Reader<'_> {
             };
             return Some(Change::SqlFile(SqlFile {
                 path,
-                resolved: crate::load::normalize(&resolved),
+                resolved,
                 text: String::new(),
                 sql: SqlChange {
                     sql: String::new(),
@@ -745,29 +747,18 @@ impl Reader<'_> {
             } else {
                 None
             };
-            if let Some(other) = self
-                .string(node, "encoding")
-                .filter(|e| !e.eq_ignore_ascii_case("utf-8") && !e.eq_ignore_ascii_case("utf8"))
-            {
-                self.unsupported.push(format!("{}:{}: {name} `encoding: {other}` is not supported by Lockstep\n  help: save the file as UTF-8", self.file, node.pos.line));
-            }
             let byte = |reader: &Self, key: &str, default: u8| {
                 reader
                     .string(node, key)
                     .and_then(|s| s.bytes().next())
                     .unwrap_or(default)
             };
-            let dir = self.file.rsplit_once('/').map_or("", |(d, _)| d);
-            let resolved = if self.flag(node, "relativeToChangelogFile", false) && !dir.is_empty() {
-                format!("{dir}/{path}")
-            } else {
-                path.clone()
-            };
+            let resolved = self.named_file(node, name, &path);
             return Some(Change::LoadData(LoadData {
                 schema: self.string(node, "schemaName"),
                 table,
                 path,
-                resolved: crate::load::normalize(&resolved),
+                resolved,
                 separator: byte(self, "separator", b','),
                 quote: byte(self, "quotchar", b'"'),
                 comment_prefix: self
