@@ -52,7 +52,7 @@ fn run_db(pipeline: &str, config: &str, changelog: &str) -> Ran {
 
 #[test]
 fn apply_then_roll_back_to_the_pre_start_tag() {
-    for db in TestDb::both() {
+    for db in TestDb::all() {
         let steps = db_step("DBSchemaApply", "apply", "tag: v1\n", "")
             + &db_step(
                 "DBSchemaRollback",

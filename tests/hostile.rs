@@ -737,6 +737,94 @@ fn a_postgresql_superuser_connector_is_refused_unless_the_instance_allows_it() {
 }
 
 #[test]
+fn a_mariadb_user_with_global_privileges_is_refused_unless_the_instance_allows_it() {
+    let db = TestDb::mariadb();
+    let outfile = tempfile::tempdir().unwrap().path().join("dumped");
+    let root = format!(
+        "connectors:\n  db: {{ type: MySql, url: 'mysql://root@127.0.0.1:3306/{}' }}\ndbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n",
+        db.role()
+    );
+    let changelog = format!(
+        "--liquibase formatted sql\n--changeset mallory:1\nSELECT 1 INTO OUTFILE '{}';\n",
+        outfile.display()
+    );
+    let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
+    let ran = run_blocking(
+        &pipeline_with_steps(apply),
+        &root,
+        &[("db/changelog.sql", &changelog)],
+    );
+    let error = error_of(&ran, "apply");
+    assert_eq!(error.error_type, "Authorization", "{}", error.message);
+    assert!(
+        error.message.contains("connects as `root@")
+            && error.message.contains("global privileges")
+            && error.message.contains("allowSuperuser: true"),
+        "{}",
+        error.message
+    );
+    assert!(!outfile.exists(), "no server file was written");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"),
+        0,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn neither_a_changelog_nor_a_step_can_make_the_runner_send_a_host_file_to_mariadb() {
+    let db = TestDb::mariadb();
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "host secret\n").unwrap();
+    let load = |table: &str| {
+        format!(
+            "LOAD DATA LOCAL INFILE '{}' INTO TABLE {table}",
+            secret.path().display()
+        )
+    };
+    let config = format!(
+        "connectors:\n{}dbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n{}",
+        db.connector("db"),
+        step_types(&[("open-db", "    grants:\n      db: [main]\n")])
+    );
+    let changelog = format!(
+        "--liquibase formatted sql\n--changeset mallory:1\ncreate table loot (line text);\n--changeset mallory:2\n{};\n",
+        load("loot")
+    );
+    let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
+    let steal = custom(
+        "steal",
+        "open-db",
+        &format!(
+            "instance: main\nsql: \"create table stolen (line text); {}\"\n",
+            load("stolen")
+        ),
+    );
+    let ran = run_blocking(
+        &pipeline_with_steps(&parallel(&format!("{apply}{steal}"))),
+        &config,
+        &[("db/changelog.sql", &changelog)],
+    );
+    for step in ["apply", "steal"] {
+        let error = error_of(&ran, step);
+        assert!(
+            error
+                .message
+                .contains("asked for a file of the runner's machine"),
+            "{step}: {}",
+            error.message
+        );
+    }
+    for table in ["loot", "stolen"] {
+        assert_eq!(
+            db.count(&format!("SELECT COUNT(*) FROM {table}")),
+            0,
+            "no line of the file reached the server"
+        );
+    }
+}
+
+#[test]
 fn a_mongodb_step_cannot_write_another_database() {
     let mongo = Secantus::start();
     let config = format!(

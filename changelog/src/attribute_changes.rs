@@ -147,7 +147,10 @@ impl Kind {
             DropSequence => (&["sequenceName"], &["schemaName"]),
             RenameView => (&["oldViewName", "newViewName"], &["schemaName"]),
             SetTableRemarks => (&["tableName", "remarks"], &["schemaName"]),
-            SetColumnRemarks => (&["tableName", "columnName", "remarks"], &["schemaName"]),
+            SetColumnRemarks => (
+                &["tableName", "columnName", "remarks"],
+                &["schemaName", "columnDataType"],
+            ),
             Insert => (&["tableName", "columns"], &["schemaName"]),
             Update => (&["tableName", "columns"], &["schemaName", "where"]),
             Delete => (&["tableName"], &["schemaName", "where"]),
@@ -212,6 +215,22 @@ impl Kind {
     /// Whether SQLite can run it in place.
     fn runs_on_sqlite(self) -> bool {
         matches!(self, Insert | Update | Delete | Output | Stop)
+    }
+
+    /// Whether Lockstep writes it for MySQL and MariaDB (checked against Liquibase on MariaDB);
+    /// the others are refused there, with the reason.
+    fn runs_on_mysql(self) -> bool {
+        !matches!(
+            self,
+            AddAutoIncrement
+                | MergeColumns
+                | AddLookupTable
+                | DropAllForeignKeyConstraints
+                | CreateProcedure
+                | AlterSequence
+                | RenameSequence
+                | RenameView
+        )
     }
 }
 
@@ -299,12 +318,110 @@ impl AttributeChange {
             .ok_or_else(|| "addDefaultValue needs one of defaultValue, defaultValueNumeric, defaultValueBoolean, defaultValueComputed".to_string())
     }
 
+    /// ` START WITH 5 INCREMENT BY 2 …`: the options a sequence change sets, in Liquibase's order.
+    fn sequence_options(&self) -> String {
+        [
+            ("startValue", "START WITH"),
+            ("incrementBy", "INCREMENT BY"),
+            ("minValue", "MINVALUE"),
+            ("maxValue", "MAXVALUE"),
+        ]
+        .into_iter()
+        .filter_map(|(attribute, clause)| {
+            self.attributes
+                .get(attribute)
+                .map(|value| format!(" {clause} {value}"))
+        })
+        .collect()
+    }
+
+    /// The statements where MySQL's differ from PostgreSQL's, as Liquibase 4.28 writes them for
+    /// MariaDB; `None` where they are the same.
+    fn mysql_statements(&self) -> Result<Option<Vec<String>>, String> {
+        let table = self.table();
+        let column = self.get("columnName");
+        // MySQL restates a column's whole definition to change one part of it.
+        let column_type = || {
+            self.attributes
+                .get("columnDataType")
+                .map(|t| t.to_uppercase())
+                .ok_or_else(|| {
+                    format!(
+                        "{} on MySQL needs `columnDataType`: MySQL restates the whole column, as in Liquibase",
+                        self.kind.name()
+                    )
+                })
+        };
+        Ok(Some(match self.kind {
+            DropPrimaryKey => vec![format!("ALTER TABLE {table} DROP PRIMARY KEY")],
+            // MySQL names every primary key PRIMARY; Liquibase leaves the name out.
+            AddPrimaryKey => vec![format!(
+                "ALTER TABLE {table} ADD PRIMARY KEY ({})",
+                self.get("columnNames")
+            )],
+            DropUniqueConstraint => vec![format!(
+                "ALTER TABLE {table} DROP KEY {}",
+                self.get("constraintName")
+            )],
+            DropForeignKeyConstraint => vec![format!(
+                "ALTER TABLE {} DROP FOREIGN KEY {}",
+                self.at("baseTableSchemaName", "baseTableName"),
+                self.get("constraintName")
+            )],
+            AddDefaultValue => vec![format!(
+                "ALTER TABLE {table} ALTER {column} SET DEFAULT {}",
+                self.default_value()?
+            )],
+            DropDefaultValue => vec![format!("ALTER TABLE {table} ALTER {column} DROP DEFAULT")],
+            ModifyDataType => vec![format!(
+                "ALTER TABLE {table} MODIFY {column} {}",
+                self.get("newDataType").to_uppercase()
+            )],
+            CreateSequence => {
+                let mut sql = format!(
+                    "CREATE SEQUENCE {}{}",
+                    self.at("schemaName", "sequenceName"),
+                    self.sequence_options()
+                );
+                if self.attributes.get("cycle").map(String::as_str) == Some("true") {
+                    sql.push_str(" CYCLE");
+                }
+                vec![sql]
+            }
+            DropSequence => vec![format!(
+                "DROP SEQUENCE {}",
+                self.at("schemaName", "sequenceName")
+            )],
+            SetTableRemarks => vec![format!(
+                "ALTER TABLE {table} COMMENT = {}",
+                quoted(self.get("remarks"))
+            )],
+            SetColumnRemarks => vec![format!(
+                "ALTER TABLE {table} MODIFY COLUMN {column} {} COMMENT {}",
+                column_type()?,
+                quoted(self.get("remarks"))
+            )],
+            _ => return Ok(None),
+        }))
+    }
+
     pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
         if dialect == Dialect::Sqlite && !self.kind.runs_on_sqlite() {
             return Err(format!(
                 "{} cannot run on SQLite, which cannot change a table's constraints, defaults, types or remarks in place and has no sequences (Liquibase rebuilds the table); write the new table with `sql`",
                 self.kind.name()
             ));
+        }
+        if dialect.is_mysql() {
+            if !self.kind.runs_on_mysql() {
+                return Err(format!(
+                    "{} is not written for MySQL and MariaDB yet (Lockstep has not checked it against Liquibase there); write it with `sql` in a `dbms: mysql,mariadb` changeset",
+                    self.kind.name()
+                ));
+            }
+            if let Some(statements) = self.mysql_statements()? {
+                return Ok(statements);
+            }
         }
         let table = self.table();
         let column = self.get("columnName");
@@ -460,17 +577,11 @@ impl AttributeChange {
                 } else {
                     "ALTER SEQUENCE"
                 };
-                let mut sql = format!("{verb} {}", self.at("schemaName", "sequenceName"));
-                for (attribute, clause) in [
-                    ("startValue", "START WITH"),
-                    ("incrementBy", "INCREMENT BY"),
-                    ("minValue", "MINVALUE"),
-                    ("maxValue", "MAXVALUE"),
-                ] {
-                    if let Some(value) = self.attributes.get(attribute) {
-                        sql.push_str(&format!(" {clause} {value}"));
-                    }
-                }
+                let mut sql = format!(
+                    "{verb} {}{}",
+                    self.at("schemaName", "sequenceName"),
+                    self.sequence_options()
+                );
                 match self.attributes.get("cycle").map(String::as_str) {
                     Some("true") => sql.push_str(" CYCLE"),
                     Some("false") => sql.push_str(" NO CYCLE"),

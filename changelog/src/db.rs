@@ -7,15 +7,25 @@ use std::fmt;
 pub enum Dialect {
     Postgresql,
     Sqlite,
+    /// MySQL, and [`Dialect::Mariadb`]: the same SQL, but Liquibase tells them apart in `dbms`.
+    Mysql,
+    Mariadb,
 }
 
 impl Dialect {
-    /// The name `dbms` filters use.
+    /// The name `dbms` filters use (Liquibase's short name: `dbms: mysql` does not match MariaDB).
     pub fn dbms_name(self) -> &'static str {
         match self {
             Dialect::Postgresql => "postgresql",
             Dialect::Sqlite => "sqlite",
+            Dialect::Mysql => "mysql",
+            Dialect::Mariadb => "mariadb",
         }
+    }
+
+    /// MySQL or MariaDB: no transactional DDL, backquoted identifiers, `?` parameters.
+    pub fn is_mysql(self) -> bool {
+        matches!(self, Dialect::Mysql | Dialect::Mariadb)
     }
 }
 
@@ -102,7 +112,7 @@ pub trait Sql {
     fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError>;
     /// Runs one statement on a second session of the same database, inside a transaction that
     /// stays open until [`Sql::release_held`]; if this process dies, the server rolls it back.
-    /// PostgreSQL only (SQLite has no second writer): an error there.
+    /// PostgreSQL, MySQL and MariaDB (SQLite has no second writer): an error there.
     fn hold(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
     /// Rolls back and closes what [`Sql::hold`] opened; nothing when nothing is held.
     fn release_held(&mut self) -> Result<(), DbError>;

@@ -998,12 +998,15 @@ fn rollback_changes(changeset: &ChangeSet, changelog: &Changelog) -> Result<Vec<
             let mut out = vec![];
             for change in changeset.changes.iter().rev() {
                 match change {
-                    Change::LoadData(load) => {
-                        return Err(at(format!(
-                            "{} has no automatic rollback; write one",
-                            load.name()
-                        )));
-                    }
+                    Change::LoadData(load) => match load.inverse() {
+                        Some(inverse) => out.extend(inverse.into_iter().map(Change::Structured)),
+                        None => {
+                            return Err(at(format!(
+                                "{} has no automatic rollback; write one",
+                                load.name()
+                            )));
+                        }
+                    },
                     Change::Sql(_) | Change::SqlFile(_) => {
                         return Err(format!(
                             "{}:{}: changeset {} has no rollback, and raw SQL has no automatic inverse\n  help: add a rollback (`--rollback <sql>`, or `rollback:` in YAML; `empty` if nothing needs undoing)",

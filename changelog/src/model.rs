@@ -1,5 +1,8 @@
 //! Changesets and changes as a changelog defines them (after `${}` expansion).
 
+use std::collections::BTreeMap;
+
+use crate::attribute_changes::{AttributeChange, Kind};
 use crate::changes::Structured;
 use crate::checksum::{self, CheckSum, ChecksumVersion, SqlSettings};
 use crate::db::Dialect;
@@ -391,9 +394,59 @@ impl LoadData {
         Ok(())
     }
 
-    /// One statement per row, as Liquibase writes them on PostgreSQL (values as literals the
-    /// server casts to the column's type).
+    /// loadUpdateData's automatic inverse, as Liquibase's: a `delete` of each row by its primary
+    /// key (the rows it updated are deleted too). `None` for loadData, which has none.
+    pub fn inverse(&self) -> Option<Vec<Structured>> {
+        let keys: Vec<&str> = self
+            .primary_key
+            .as_deref()?
+            .split(',')
+            .map(str::trim)
+            .collect();
+        let mut common = BTreeMap::from([("tableName".to_string(), self.table.clone())]);
+        if let Some(schema) = &self.schema {
+            common.insert("schemaName".into(), schema.clone());
+        }
+        Some(
+            self.rows
+                .iter()
+                .map(|row| {
+                    let matches: Vec<String> = self
+                        .header
+                        .iter()
+                        .zip(row)
+                        .filter(|(column, _)| keys.contains(&column.as_str()))
+                        .map(|(column, value)| match value {
+                            Some(value) => format!("{column} = '{}'", value.replace('\'', "''")),
+                            None => format!("{column} IS NULL"),
+                        })
+                        .collect();
+                    let mut attributes = common.clone();
+                    attributes.insert("where".into(), matches.join(" AND "));
+                    Structured::Attributes(AttributeChange {
+                        kind: Kind::Delete,
+                        attributes,
+                        columns: vec![],
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// One statement per row, as Liquibase writes them (values as literals the server casts to
+    /// the column's type); loadUpdateData's upsert is PostgreSQL's or MySQL's own.
     pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
+        self.statements_into(dialect, &[])
+    }
+
+    /// [`Self::statements`] for a table whose `boolean_columns` take `true` and `false` as 1
+    /// and 0: MySQL's BOOLEAN is TINYINT(1), which does not cast the words, and Liquibase reads
+    /// the column's type to convert them.
+    pub fn statements_into(
+        &self,
+        dialect: Dialect,
+        boolean_columns: &[String],
+    ) -> Result<Vec<String>, String> {
         let table = match &self.schema {
             Some(schema) => format!("{schema}.{}", self.table),
             None => self.table.clone(),
@@ -401,9 +454,16 @@ impl LoadData {
         if self.primary_key.is_some() && dialect == Dialect::Sqlite {
             return Err("loadUpdateData cannot run on SQLite yet; use loadData into an empty table, or `sql`".into());
         }
-        let literal = |value: &Option<String>| {
+        let literal = |column: &String, value: &Option<String>| {
             value.as_ref().map_or("NULL".to_string(), |v| {
-                format!("'{}'", v.replace('\'', "''"))
+                let boolean = boolean_columns
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(column));
+                match v.to_ascii_lowercase().as_str() {
+                    "true" if boolean => "1".to_string(),
+                    "false" if boolean => "0".to_string(),
+                    _ => format!("'{}'", v.replace('\'', "''")),
+                }
             })
         };
         let columns = self.header.join(", ");
@@ -416,7 +476,12 @@ impl LoadData {
             .rows
             .iter()
             .map(|row| {
-                let values: Vec<String> = row.iter().map(literal).collect();
+                let values: Vec<String> = self
+                    .header
+                    .iter()
+                    .zip(row)
+                    .map(|(column, value)| literal(column, value))
+                    .collect();
                 let insert = format!("INSERT INTO {table} ({columns}) VALUES ({})", values.join(", "));
                 if keys.is_empty() {
                     return insert;
@@ -430,6 +495,9 @@ impl LoadData {
                     .filter(|(c, _)| keys.contains(&c.as_str()))
                     .map(|(c, v)| format!("{c} = {v}"))
                     .collect();
+                if dialect.is_mysql() {
+                    return format!("{insert} ON DUPLICATE KEY UPDATE {}", sets.join(", "));
+                }
                 format!(
                     "DO $$ BEGIN UPDATE {table} SET {} WHERE {}; IF NOT FOUND THEN {insert}; END IF; END $$",
                     sets.join(", "),

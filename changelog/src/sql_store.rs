@@ -1,11 +1,20 @@
-//! Liquibase's tracking tables on PostgreSQL and SQLite, exactly as 4.28 creates them.
+//! Liquibase's tracking tables on PostgreSQL, MySQL/MariaDB and SQLite, exactly as 4.28 creates
+//! them.
 //!
 //! The DATABASECHANGELOGLOCK row is paired with a session advisory lock (PostgreSQL
-//! `pg_try_advisory_lock`; for SQLite the host's file lock), which keeps Lockstep runners apart.
+//! `pg_try_advisory_lock`, MySQL `GET_LOCK`; for SQLite the host's file lock), which keeps
+//! Lockstep runners apart.
 //!
-//! On PostgreSQL the row is set LOCKED in a transaction held open on a second session for the
-//! whole run ([`Sql::hold`]), never committed. Liquibase, trying to lock, waits on that row until
-//! the run ends; if the runner dies, the server rolls the transaction back and Liquibase goes on.
+//! On PostgreSQL and MySQL the row is set LOCKED in a transaction held open on a second session
+//! for the whole run ([`Sql::hold`]), never committed. Liquibase, trying to lock, waits on that
+//! row (on MySQL for `innodb_lock_wait_timeout`, then it fails); if the runner dies, the server
+//! rolls the transaction back and Liquibase goes on.
+//!
+//! MySQL commits each DDL statement by itself, so a changeset with DDL cannot commit with its
+//! history row. While such a changeset runs, a second lock-table row (ID 2, never LOCKED, so
+//! Liquibase ignores it) names it; a runner that finds that row after a crash reports the
+//! changeset as possibly half-done and does not re-run it, as on MongoDB. A changeset of data
+//! changes only commits with its history row in one transaction, as on PostgreSQL.
 //! On SQLite, which has one writer, the row is committed; a runner that dies releases its file
 //! lock, so the next Lockstep run recognises the row as stale and takes it over (Liquibase needs
 //! `lockstep db release-locks` then). A row locked by Liquibase itself is waited for.
@@ -18,11 +27,14 @@ use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, St
 const ADVISORY_KEY: i64 = 0x4c6f_636b_7374_6570;
 
 /// DATABASECHANGELOG as Liquibase 4.28 creates it: DATEEXECUTED is TIMESTAMP on PostgreSQL and
-/// TEXT on SQLite.
+/// TEXT on SQLite; MySQL's is Liquibase's own text.
 fn create_changelog(dialect: Dialect) -> String {
     let date = match dialect {
         Dialect::Postgresql => "TIMESTAMP",
         Dialect::Sqlite => "TEXT",
+        Dialect::Mysql | Dialect::Mariadb => {
+            return "CREATE TABLE DATABASECHANGELOG (ID VARCHAR(255) NOT NULL, AUTHOR VARCHAR(255) NOT NULL, FILENAME VARCHAR(255) NOT NULL, DATEEXECUTED datetime NOT NULL, ORDEREXECUTED INT NOT NULL, EXECTYPE VARCHAR(10) NOT NULL, MD5SUM VARCHAR(35) NULL, `DESCRIPTION` VARCHAR(255) NULL, COMMENTS VARCHAR(255) NULL, TAG VARCHAR(255) NULL, LIQUIBASE VARCHAR(20) NULL, CONTEXTS VARCHAR(255) NULL, LABELS VARCHAR(255) NULL, DEPLOYMENT_ID VARCHAR(10) NULL)".into();
+        }
     };
     format!(
         "CREATE TABLE DATABASECHANGELOG (ID VARCHAR(255) NOT NULL, AUTHOR VARCHAR(255) NOT NULL, FILENAME VARCHAR(255) NOT NULL, DATEEXECUTED {date} NOT NULL, ORDEREXECUTED INTEGER NOT NULL, EXECTYPE VARCHAR(10) NOT NULL, MD5SUM VARCHAR(35), DESCRIPTION VARCHAR(255), COMMENTS VARCHAR(255), TAG VARCHAR(255), LIQUIBASE VARCHAR(20), CONTEXTS VARCHAR(255), LABELS VARCHAR(255), DEPLOYMENT_ID VARCHAR(10))"
@@ -38,12 +50,29 @@ fn create_lock(dialect: Dialect) -> &'static str {
         Dialect::Sqlite => {
             "CREATE TABLE DATABASECHANGELOGLOCK (ID INTEGER NOT NULL, LOCKED BOOLEAN NOT NULL, LOCKGRANTED TEXT, LOCKEDBY VARCHAR(255), CONSTRAINT PK_DATABASECHANGELOGLOCK PRIMARY KEY (ID))"
         }
+        Dialect::Mysql | Dialect::Mariadb => {
+            "CREATE TABLE DATABASECHANGELOGLOCK (ID INT NOT NULL, `LOCKED` TINYINT(1) NOT NULL, LOCKGRANTED datetime NULL, LOCKEDBY VARCHAR(255) NULL, CONSTRAINT PK_DATABASECHANGELOGLOCK PRIMARY KEY (ID))"
+        }
+    }
+}
+
+/// The type a date or timestamp is cast to, to be read as text.
+fn text_type(dialect: Dialect) -> &'static str {
+    if dialect.is_mysql() {
+        "CHAR(40)"
+    } else {
+        "VARCHAR(40)"
     }
 }
 
 const DELETE_ROW: &str =
     "DELETE FROM DATABASECHANGELOG WHERE ID = $1 AND AUTHOR = $2 AND FILENAME = $3";
 const CLEAR_LOCK: &str = "UPDATE DATABASECHANGELOGLOCK SET LOCKED = FALSE, LOCKEDBY = NULL, LOCKGRANTED = NULL WHERE ID = 1";
+/// The lock-table row that names the changeset running outside a transaction (MySQL).
+const IN_PROGRESS_ID: i64 = 2;
+const CLEAR_IN_PROGRESS: &str = "DELETE FROM DATABASECHANGELOGLOCK WHERE ID = 2";
+/// LOCKEDBY's width: a longer mark is cut, and then matched by its start.
+const LOCKED_BY_WIDTH: usize = 255;
 
 pub struct SqlStore<'d> {
     db: &'d mut dyn Sql,
@@ -62,6 +91,9 @@ impl<'d> SqlStore<'d> {
             Dialect::Sqlite => {
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND lower(name) = $1"
             }
+            Dialect::Mysql | Dialect::Mariadb => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' AND lower(table_name) = $1"
+            }
         };
         Ok(self.count(sql, &[Value::from(name)])? > 0)
     }
@@ -77,16 +109,30 @@ impl<'d> SqlStore<'d> {
             .unwrap_or(0))
     }
 
-    fn statements(&self, changes: &[Change]) -> Result<Vec<String>, DbError> {
+    fn statements(&mut self, changes: &[Change]) -> Result<Vec<String>, DbError> {
+        let dialect = self.db.dialect();
         let mut out = vec![];
         for change in changes {
-            out.extend(
-                change
-                    .statements(self.db.dialect())
-                    .map_err(DbError::Invalid)?,
-            );
+            let statements = match change {
+                Change::LoadData(load) if dialect.is_mysql() => {
+                    let booleans = self.boolean_columns(load.schema.as_deref(), &load.table)?;
+                    load.statements_into(dialect, &booleans)
+                }
+                _ => change.statements(dialect),
+            };
+            out.extend(statements.map_err(DbError::Invalid)?);
         }
         Ok(out)
+    }
+
+    /// The TINYINT(1) (BOOLEAN) columns of a MySQL table.
+    fn boolean_columns(
+        &mut self,
+        schema: Option<&str>,
+        table: &str,
+    ) -> Result<Vec<String>, DbError> {
+        let rows = self.db.query("SELECT column_name FROM information_schema.columns WHERE table_schema = COALESCE($2, DATABASE()) AND lower(table_name) = $1 AND column_type = 'tinyint(1)'", &[Value::Text(table.to_lowercase()), Value::from(schema)])?;
+        Ok(rows.rows.into_iter().flatten().filter_map(text).collect())
     }
 
     fn record(&mut self, record: &Record<'_>) -> Result<(), DbError> {
@@ -112,8 +158,8 @@ impl<'d> SqlStore<'d> {
         }
         let claim = "UPDATE DATABASECHANGELOGLOCK SET LOCKED = TRUE, LOCKEDBY = $1, LOCKGRANTED = CURRENT_TIMESTAMP WHERE ID = 1 AND LOCKED = FALSE";
         let claimed = match self.db.dialect() {
-            Dialect::Postgresql => self.db.hold(claim, &[Value::from(me)])?,
             Dialect::Sqlite => self.db.execute(claim, &[Value::from(me)])?,
+            _ => self.db.hold(claim, &[Value::from(me)])?,
         };
         if claimed == 1 {
             return Ok(match took_over {
@@ -133,9 +179,81 @@ impl<'d> SqlStore<'d> {
         Ok(LockAttempt::Held { by, since })
     }
 
+    /// Runs `statements` outside a transaction (MySQL, where DDL commits by itself), with the
+    /// changeset named in the lock table until its history row is written.
+    fn run_marked(&mut self, statements: &[String], record: &Record<'_>) -> Result<(), DbError> {
+        let (doing, key) = mark_of(record);
+        let mark: String = format!("{doing} {key}")
+            .chars()
+            .take(LOCKED_BY_WIDTH)
+            .collect();
+        self.db.execute(
+            "REPLACE INTO DATABASECHANGELOGLOCK (ID, LOCKED, LOCKGRANTED, LOCKEDBY) VALUES ($1, FALSE, CURRENT_TIMESTAMP, $2)",
+            &[Value::Integer(IN_PROGRESS_ID), Value::Text(mark)],
+        )?;
+        for (index, statement) in statements.iter().enumerate() {
+            if let Err(error) = self.db.batch(statement) {
+                // MySQL's DDL statements are atomic: a first statement that failed changed
+                // nothing. After a later one, the changeset is half-done and the mark stays.
+                // If even the mark cannot be cleared, it stays and the next run asks for a look:
+                // the statement's own error is the one to report.
+                if index == 0 {
+                    self.db.execute(CLEAR_IN_PROGRESS, &[]).ok();
+                }
+                return Err(error);
+            }
+        }
+        self.record(record)?;
+        self.db.execute(CLEAR_IN_PROGRESS, &[])?;
+        Ok(())
+    }
+
+    /// With the lock just taken: refuses to go on if a runner stopped in the middle of a
+    /// changeset that ran outside a transaction; a mark whose changeset did finish is cleared.
+    fn check_interrupted(&mut self) -> Result<(), DbError> {
+        let sql = format!(
+            "SELECT LOCKEDBY, CAST(LOCKGRANTED AS {}) FROM DATABASECHANGELOGLOCK WHERE ID = $1",
+            text_type(self.db.dialect())
+        );
+        let rows = self.db.query(&sql, &[Value::Integer(IN_PROGRESS_ID)])?;
+        let Some(mut row) = rows.rows.into_iter().next().map(Vec::into_iter) else {
+            return Ok(());
+        };
+        let mark = row.next().and_then(text).unwrap_or_default();
+        let since = row.next().and_then(text).unwrap_or_default();
+        let (rollback, key) = match mark.split_once(' ') {
+            Some(("rolling-back", key)) => (true, key.to_string()),
+            Some((_, key)) => (false, key.to_string()),
+            None => (false, mark.clone()),
+        };
+        let cut = mark.chars().count() == LOCKED_BY_WIDTH;
+        let recorded = self.history()?.iter().any(|row| {
+            let (filename, id, author) = row.key();
+            let full = format!("{filename}::{id}::{author}");
+            if cut {
+                full.starts_with(&key)
+            } else {
+                full == key
+            }
+        });
+        if recorded != rollback {
+            self.db.execute(CLEAR_IN_PROGRESS, &[])?;
+            return Ok(());
+        }
+        Err(DbError::Conflict(format!(
+            "changeset {key} may be half-{}: a runner stopped while {} it (since {since}), and MySQL commits each DDL statement by itself; it is not run again by itself\n  help: check what of it is in the database and finish or undo it by hand; then `lockstep db release-locks` clears the mark, and the next update runs the changeset again",
+            if rollback { "rolled back" } else { "applied" },
+            if rollback { "rolling back" } else { "applying" },
+        )))
+    }
+
     /// Who holds the committed lock row, and since when; `None` when it is not locked.
     fn lock_holder(&mut self) -> Result<Option<(String, String)>, DbError> {
-        let rows = self.db.query("SELECT LOCKED, LOCKEDBY, CAST(LOCKGRANTED AS VARCHAR(40)) FROM DATABASECHANGELOGLOCK WHERE ID = 1", &[])?;
+        let sql = format!(
+            "SELECT LOCKED, LOCKEDBY, CAST(LOCKGRANTED AS {}) FROM DATABASECHANGELOGLOCK WHERE ID = 1",
+            text_type(self.db.dialect())
+        );
+        let rows = self.db.query(&sql, &[])?;
         let mut row = rows.rows.into_iter().next().unwrap_or_default().into_iter();
         let locked = matches!(row.next(), Some(Value::Boolean(true) | Value::Integer(1)));
         if !locked {
@@ -148,6 +266,47 @@ impl<'d> SqlStore<'d> {
         };
         Ok(Some((field(), field())))
     }
+}
+
+/// What a run of `record` does, as the mark says it, and the changeset's `file::id::author`.
+fn mark_of(record: &Record<'_>) -> (&'static str, String) {
+    let (doing, filename, id, author) = match record {
+        Record::Insert(row) | Record::Update(row) => {
+            ("applying", &row.filename, &row.id, &row.author)
+        }
+        Record::Delete(row) => ("rolling-back", &row.filename, &row.id, &row.author),
+    };
+    (doing, format!("{filename}::{id}::{author}"))
+}
+
+/// Whether MySQL commits `statement` by itself (DDL and the like): anything but a data change
+/// or a query, judged by its first word after comments.
+fn commits_by_itself(statement: &str) -> bool {
+    let mut rest = statement.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--").or_else(|| rest.strip_prefix('#')) {
+            rest = after
+                .split_once('\n')
+                .map_or("", |(_, next)| next)
+                .trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after
+                .split_once("*/")
+                .map_or("", |(_, next)| next)
+                .trim_start();
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect::<String>()
+        .to_uppercase();
+    !matches!(
+        word.as_str(),
+        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "SELECT" | "WITH" | ""
+    )
 }
 
 fn text(value: Value) -> Option<String> {
@@ -171,7 +330,11 @@ impl Store for SqlStore<'_> {
         if !self.table_exists("databasechangelog")? {
             return Ok(vec![]);
         }
-        let rows = self.db.query("SELECT ID, AUTHOR, FILENAME, CAST(DATEEXECUTED AS VARCHAR(40)), ORDEREXECUTED, EXECTYPE, MD5SUM, DESCRIPTION, TAG, DEPLOYMENT_ID FROM DATABASECHANGELOG ORDER BY DATEEXECUTED, ORDEREXECUTED", &[])?;
+        let sql = format!(
+            "SELECT ID, AUTHOR, FILENAME, CAST(DATEEXECUTED AS {}), ORDEREXECUTED, EXECTYPE, MD5SUM, DESCRIPTION, TAG, DEPLOYMENT_ID FROM DATABASECHANGELOG ORDER BY DATEEXECUTED, ORDEREXECUTED",
+            text_type(self.db.dialect())
+        );
+        let rows = self.db.query(&sql, &[])?;
         rows.rows
             .into_iter()
             .map(|row| {
@@ -223,6 +386,9 @@ impl Store for SqlStore<'_> {
         atomic: bool,
     ) -> Result<(), DbError> {
         let statements = self.statements(changes)?;
+        if self.db.dialect().is_mysql() && statements.iter().any(|s| commits_by_itself(s)) {
+            return self.run_marked(&statements, record);
+        }
         if atomic {
             self.db.batch("BEGIN")?;
         }
@@ -275,6 +441,9 @@ impl Store for SqlStore<'_> {
                     Dialect::Sqlite => {
                         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND lower(name) = $1"
                     }
+                    Dialect::Mysql | Dialect::Mariadb => {
+                        "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = DATABASE() AND lower(table_name) = $1"
+                    }
                 };
                 self.count(sql, &[lower(view)])? > 0
             }
@@ -286,6 +455,9 @@ impl Store for SqlStore<'_> {
                     Dialect::Sqlite => {
                         "SELECT COUNT(*) FROM pragma_table_info($1) WHERE lower(name) = $2"
                     }
+                    Dialect::Mysql | Dialect::Mariadb => {
+                        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND lower(table_name) = $1 AND lower(column_name) = $2"
+                    }
                 };
                 self.count(sql, &[lower(table), lower(column)])? > 0
             }
@@ -296,6 +468,9 @@ impl Store for SqlStore<'_> {
                     }
                     Dialect::Sqlite => {
                         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND lower(name) = $1"
+                    }
+                    Dialect::Mysql | Dialect::Mariadb => {
+                        "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND lower(index_name) = $1"
                     }
                 };
                 self.count(sql, &[lower(index)])? > 0
@@ -348,16 +523,21 @@ impl Store for SqlStore<'_> {
             Ok(LockAttempt::Acquired | LockAttempt::TookOver { .. })
         ) {
             self.db.advisory_unlock(ADVISORY_KEY)?;
+        } else if self.db.dialect().is_mysql()
+            && let Err(interrupted) = self.check_interrupted()
+        {
+            self.unlock(me)?;
+            return Err(interrupted);
         }
         attempt
     }
 
     fn unlock(&mut self, _me: &str) -> Result<(), DbError> {
         match self.db.dialect() {
-            Dialect::Postgresql => self.db.release_held()?,
             Dialect::Sqlite => {
                 self.db.execute(CLEAR_LOCK, &[])?;
             }
+            _ => self.db.release_held()?,
         }
         self.db.advisory_unlock(ADVISORY_KEY)
     }
@@ -365,6 +545,7 @@ impl Store for SqlStore<'_> {
     fn release_locks(&mut self) -> Result<(), DbError> {
         if self.table_exists("databasechangeloglock")? {
             self.db.execute(CLEAR_LOCK, &[])?;
+            self.db.execute(CLEAR_IN_PROGRESS, &[])?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! A database that exists for one test: PostgreSQL at 127.0.0.1:5432 (created and dropped per
-//! test, owned by a login role of the same name that is no superuser, as the README advises) or
-//! a SQLite file in a temporary directory.
+//! test, owned by a login role of the same name that is no superuser, as the README advises),
+//! MariaDB at 127.0.0.1:3306 (likewise, with a user granted only that database) or a SQLite file
+//! in a temporary directory.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -13,11 +14,39 @@ pub enum TestDb {
         runtime: tokio::runtime::Runtime,
         name: String,
     },
+    Mariadb {
+        runtime: tokio::runtime::Runtime,
+        name: String,
+    },
     Sqlite {
         runtime: tokio::runtime::Runtime,
         _dir: tempfile::TempDir,
         path: std::path::PathBuf,
     },
+}
+
+/// Runs `statements` as MariaDB's root, one by one.
+fn mariadb_admin(runtime: &tokio::runtime::Runtime, statements: &[String]) {
+    use mysql_async::prelude::Queryable;
+    runtime.block_on(async {
+        let mut conn = mysql_async::Conn::from_url("mysql://root@127.0.0.1:3306")
+            .await
+            .expect("MariaDB at 127.0.0.1:3306");
+        for statement in statements {
+            conn.query_drop(statement).await.unwrap();
+        }
+        conn.disconnect().await.unwrap();
+    });
+}
+
+/// A name no other test (or test process) uses.
+fn unique_name() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "lockstep_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -47,18 +76,27 @@ fn admin_sql(runtime: &tokio::runtime::Runtime, statement: &str) {
 
 impl TestDb {
     pub fn postgres() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "lockstep_test_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
+        let name = unique_name();
         let runtime = runtime();
         admin_sql(
             &runtime,
             &format!("CREATE ROLE {name} LOGIN; CREATE DATABASE {name} OWNER {name}"),
         );
         TestDb::Postgres { runtime, name }
+    }
+
+    pub fn mariadb() -> Self {
+        let name = unique_name();
+        let runtime = runtime();
+        mariadb_admin(
+            &runtime,
+            &[
+                format!("CREATE DATABASE {name}"),
+                format!("CREATE USER '{name}'@'%'"),
+                format!("GRANT ALL ON {name}.* TO '{name}'@'%'"),
+            ],
+        );
+        TestDb::Mariadb { runtime, name }
     }
 
     pub fn sqlite() -> Self {
@@ -71,8 +109,9 @@ impl TestDb {
         }
     }
 
-    pub fn both() -> [TestDb; 2] {
-        [TestDb::postgres(), TestDb::sqlite()]
+    /// One of each kind, for behaviour every SQL database must share.
+    pub fn all() -> [TestDb; 3] {
+        [TestDb::postgres(), TestDb::mariadb(), TestDb::sqlite()]
     }
 
     pub fn target(&self) -> DbTarget {
@@ -85,13 +124,22 @@ impl TestDb {
                 ),
                 allow_superuser: false,
             },
+            TestDb::Mariadb { name, .. } => DbTarget::Mysql {
+                opts: Box::new(
+                    mysql_async::Opts::from_url(&format!("mysql://{name}@127.0.0.1:3306/{name}"))
+                        .unwrap(),
+                ),
+                allow_superuser: false,
+            },
             TestDb::Sqlite { path, .. } => DbTarget::Sqlite { path: path.clone() },
         }
     }
 
     pub fn runtime(&self) -> &tokio::runtime::Runtime {
         match self {
-            TestDb::Postgres { runtime, .. } | TestDb::Sqlite { runtime, .. } => runtime,
+            TestDb::Postgres { runtime, .. }
+            | TestDb::Mariadb { runtime, .. }
+            | TestDb::Sqlite { runtime, .. } => runtime,
         }
     }
 
@@ -122,6 +170,7 @@ impl TestDb {
     pub fn name(&self) -> &'static str {
         match self {
             TestDb::Postgres { .. } => "postgresql",
+            TestDb::Mariadb { .. } => "mariadb",
             TestDb::Sqlite { .. } => "sqlite",
         }
     }
@@ -135,6 +184,15 @@ impl Drop for TestDb {
                 &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); DROP ROLE IF EXISTS {name}"),
             );
         }
+        if let TestDb::Mariadb { runtime, name } = self {
+            mariadb_admin(
+                runtime,
+                &[
+                    format!("DROP DATABASE IF EXISTS {name}"),
+                    format!("DROP USER IF EXISTS '{name}'@'%'"),
+                ],
+            );
+        }
     }
 }
 
@@ -145,6 +203,9 @@ impl TestDb {
             TestDb::Postgres { name: db, .. } => format!(
                 "  {name}: {{ type: Postgres, url: 'postgres://{db}@127.0.0.1:5432/{db}' }}\n"
             ),
+            TestDb::Mariadb { name: db, .. } => {
+                format!("  {name}: {{ type: MySql, url: 'mysql://{db}@127.0.0.1:3306/{db}' }}\n")
+            }
             TestDb::Sqlite { path, .. } => {
                 format!("  {name}: {{ type: Sqlite, path: '{}' }}\n", path.display())
             }
@@ -153,10 +214,10 @@ impl TestDb {
 }
 
 impl TestDb {
-    /// The PostgreSQL role that owns the database (its name is the database's).
+    /// The PostgreSQL role or MariaDB user that owns the database (its name is the database's).
     pub fn role(&self) -> &str {
         match self {
-            TestDb::Postgres { name, .. } => name,
+            TestDb::Postgres { name, .. } | TestDb::Mariadb { name, .. } => name,
             TestDb::Sqlite { .. } => "",
         }
     }
@@ -164,7 +225,7 @@ impl TestDb {
     /// Whether the database has been created on disk (SQLite) — i.e. whether anything opened it.
     pub fn target_exists(&self) -> bool {
         match self {
-            TestDb::Postgres { .. } => true,
+            TestDb::Postgres { .. } | TestDb::Mariadb { .. } => true,
             TestDb::Sqlite { path, .. } => path.exists(),
         }
     }

@@ -8,6 +8,8 @@ use crate::Error;
 pub enum Dialect {
     Postgresql,
     Sqlite,
+    Mysql,
+    Mariadb,
 }
 
 /// A parameter or a result value. A `Null` parameter is sent as text.
@@ -61,6 +63,8 @@ impl Connection {
         match self.0.dialect() {
             wit::Dialect::Postgresql => Dialect::Postgresql,
             wit::Dialect::Sqlite => Dialect::Sqlite,
+            wit::Dialect::Mysql => Dialect::Mysql,
+            wit::Dialect::Mariadb => Dialect::Mariadb,
         }
     }
 
@@ -159,6 +163,8 @@ mod engine {
             match Connection::dialect(self) {
                 Dialect::Postgresql => engine::Dialect::Postgresql,
                 Dialect::Sqlite => engine::Dialect::Sqlite,
+                Dialect::Mysql => engine::Dialect::Mysql,
+                Dialect::Mariadb => engine::Dialect::Mariadb,
             }
         }
 

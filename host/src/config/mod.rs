@@ -9,6 +9,7 @@
 //!   db:     { type: Kubernetes, kubeconfig: ~/.kube/config, context: staging, namespaces: [shop] }
 //!   mongo:  { type: MongoDB, uri: "mongodb://localhost:27017", passwordRef: mongo_password }
 //!   pg:     { type: Postgres, url: "postgres://app@127.0.0.1/app" }
+//!   maria:  { type: MySql, url: "mysql://app@127.0.0.1:3306/app", passwordRef: db_password }
 //!   local:  { type: Sqlite, path: app.db }
 //! secrets:               # <+secrets.getValue("id")> → where the value is read from
 //!   mongo_password: { env: MONGO_PASSWORD }
@@ -183,6 +184,11 @@ pub enum ConnectorSpec {
         url: String,
         password_ref: Option<String>,
     },
+    /// MySQL or MariaDB (Harness's `MySql`).
+    Mysql {
+        url: String,
+        password_ref: Option<String>,
+    },
     Sqlite {
         path: PathBuf,
     },
@@ -194,6 +200,7 @@ pub enum ConnectorKind {
     Kubernetes,
     MongoDB,
     Postgres,
+    Mysql,
     Sqlite,
 }
 
@@ -204,6 +211,7 @@ impl Connector {
             ConnectorSpec::Kubernetes { .. } => ConnectorKind::Kubernetes,
             ConnectorSpec::MongoDB { .. } => ConnectorKind::MongoDB,
             ConnectorSpec::Postgres { .. } => ConnectorKind::Postgres,
+            ConnectorSpec::Mysql { .. } => ConnectorKind::Mysql,
             ConnectorSpec::Sqlite { .. } => ConnectorKind::Sqlite,
         }
     }

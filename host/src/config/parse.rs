@@ -123,8 +123,13 @@ impl Config {
                 );
             }
             match self.connectors.get(&instance.connector).map(Connector::kind) {
-                Some(ConnectorKind::Postgres | ConnectorKind::Sqlite | ConnectorKind::MongoDB) => {}
-                Some(kind) => errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` uses connector `{}`, a {kind:?} connector", instance.connector)).with_help("a db instance needs a Postgres, Sqlite or MongoDB connector")),
+                Some(
+                    ConnectorKind::Postgres
+                    | ConnectorKind::Mysql
+                    | ConnectorKind::Sqlite
+                    | ConnectorKind::MongoDB,
+                ) => {}
+                Some(kind) => errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` uses connector `{}`, a {kind:?} connector", instance.connector)).with_help("a db instance needs a Postgres, MySql, Sqlite or MongoDB connector")),
                 None => errors.push(Diagnostic::error(instance.location.clone(), format!("db instance `{id}` names connector `{}`, which is not under `connectors`", instance.connector)).with_help("add it under `connectors:`")),
             }
         }
@@ -217,7 +222,7 @@ fn connector(
     };
     let at = |key: &str| loc(node.get(key).unwrap_or(node), &format!("{path}.{key}"));
     let kind = match node.get("type").and_then(Node::as_str) {
-        Some(kind @ ("Git" | "Kubernetes" | "MongoDB" | "Postgres" | "Sqlite")) => kind,
+        Some(kind @ ("Git" | "Kubernetes" | "MongoDB" | "Postgres" | "MySql" | "Sqlite")) => kind,
         other => {
             errors.push(
                 Diagnostic::error(
@@ -227,7 +232,7 @@ fn connector(
                         other.map_or("(missing)".to_string(), |t| format!("`{t}`"))
                     ),
                 )
-                .with_help("use Git, Kubernetes, MongoDB, Postgres or Sqlite"),
+                .with_help("use Git, Kubernetes, MongoDB, Postgres, MySql or Sqlite"),
             );
             return None;
         }
@@ -305,6 +310,10 @@ fn connector(
         },
         "Postgres" => ConnectorSpec::Postgres {
             url: required("url", "url: postgres://app@127.0.0.1/app", errors)?,
+            password_ref: text("passwordRef"),
+        },
+        "MySql" => ConnectorSpec::Mysql {
+            url: required("url", "url: mysql://app@127.0.0.1:3306/app", errors)?,
             password_ref: text("passwordRef"),
         },
         _ => ConnectorSpec::Sqlite {

@@ -19,6 +19,13 @@ pub enum DbTarget {
         /// `allowSuperuser: true` on the instance.
         allow_superuser: bool,
     },
+    /// MySQL or MariaDB; the options always name a database.
+    Mysql {
+        /// Password included, when the connector has one.
+        opts: Box<mysql_async::Opts>,
+        /// `allowSuperuser: true` on the instance.
+        allow_superuser: bool,
+    },
     Sqlite {
         path: PathBuf,
     },
@@ -38,6 +45,7 @@ impl std::fmt::Debug for DbTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DbTarget::Postgres { .. } => f.write_str("Postgres(..)"),
+            DbTarget::Mysql { .. } => f.write_str("Mysql(..)"),
             DbTarget::Sqlite { path } => write!(f, "Sqlite {{ path: {path:?} }}"),
             DbTarget::Mongo { database, .. } => write!(f, "Mongo {{ database: {database:?}, .. }}"),
         }

@@ -100,6 +100,8 @@ impl wit::HostConnection for DbView<'_> {
         Ok(match self.connection(&handle)?.dialect() {
             Dialect::Postgresql => wit::Dialect::Postgresql,
             Dialect::Sqlite => wit::Dialect::Sqlite,
+            Dialect::Mysql => wit::Dialect::Mysql,
+            Dialect::Mariadb => wit::Dialect::Mariadb,
         })
     }
 

@@ -2,7 +2,8 @@
 //!
 //! - [`grant`]: the instances a step may open, and where they point;
 //! - [`resolve`]: a `dbInstance` of lockstep.yaml turned into its target;
-//! - [`sql`]: the sessions (PostgreSQL, SQLite) and what keeps them on their database;
+//! - [`sql`]: the sessions (PostgreSQL, SQLite; MySQL and MariaDB in `mysql`) and what keeps
+//!   them on their database;
 //! - [`blocking`]: a session driven by the synchronous changelog engine (`lockstep db`);
 //! - `host`: the WIT host functions, on [`DbView`] (shared with [`crate::capability::mongo`]).
 //!
@@ -15,11 +16,14 @@
 //!   pragmas that name directories, and defensive mode protects the schema;
 //! - PostgreSQL: a role that can run host programs or read and write server files (a superuser,
 //!   or a member of `pg_execute_server_program`, `pg_read_server_files` or
-//!   `pg_write_server_files`) is refused unless the instance says `allowSuperuser: true`.
+//!   `pg_write_server_files`) is refused unless the instance says `allowSuperuser: true`;
+//! - MySQL and MariaDB: a user with global privileges is refused the same way, and the server
+//!   can never read a file of the runner's machine (`LOAD DATA LOCAL INFILE`).
 
 pub mod blocking;
 pub mod grant;
 mod host;
+mod mysql;
 pub mod resolve;
 pub mod sql;
 

@@ -30,6 +30,32 @@ pub fn target(config: &Config, instance: &str) -> Result<DbTarget, Refusal> {
                 allow_superuser: db.allow_superuser,
             })
         }
+        ConnectorSpec::Mysql { url, password_ref } => {
+            let opts = mysql_async::Opts::from_url(url).map_err(|e| {
+                Refusal::Configuration(format!(
+                    "connector `{}`: `url` is not a MySQL URL (mysql://user@host:3306/database): {e}",
+                    db.connector
+                ))
+            })?;
+            let mut opts = mysql_async::OptsBuilder::from_opts(opts);
+            if let Some(database) = &db.database {
+                opts = opts.db_name(Some(database));
+            }
+            if let Some(secret) = password_ref {
+                opts = opts.pass(Some(config.secret(secret)?));
+            }
+            let opts = mysql_async::Opts::from(opts);
+            // Without a database a session reaches every database the user may use.
+            if opts.db_name().is_none() {
+                return Err(Refusal::Configuration(format!(
+                    "db instance `{instance}`: say which MySQL database, with `database:` on the instance or at the end of the connector's `url`"
+                )));
+            }
+            Ok(DbTarget::Mysql {
+                opts: Box::new(opts),
+                allow_superuser: db.allow_superuser,
+            })
+        }
         ConnectorSpec::Sqlite { path } => Ok(DbTarget::Sqlite { path: path.clone() }),
         ConnectorSpec::MongoDB { uri, password_ref } => {
             // The instance's `database`, else the one the URI names (`mongodb://host/app`).
@@ -90,6 +116,29 @@ mod tests {
         );
         assert!(
             matches!(target(&config, "nope"), Err(Refusal::Configuration(m)) if m.contains("`nope` is not defined"))
+        );
+    }
+
+    #[test]
+    fn a_mysql_instance_names_its_database_and_gets_its_secret() {
+        // SAFETY: set before it is read; no other test uses this variable.
+        unsafe { std::env::set_var("LOCKSTEP_RESOLVE_MYSQL_PASSWORD", "mysql-pw") };
+        let text = "connectors:\n  maria: { type: MySql, url: 'mysql://app@127.0.0.1:3306/app', passwordRef: pw }\n  bare: { type: MySql, url: 'mysql://app@127.0.0.1:3306' }\nsecrets:\n  pw: { env: LOCKSTEP_RESOLVE_MYSQL_PASSWORD }\ndbSchemas:\n  s: { changelog: c.sql }\ndbInstances:\n  main: { schema: s, connector: maria, database: other }\n  anywhere: { schema: s, connector: bare }\n";
+        let config =
+            Config::parse(std::path::Path::new("/etc/lockstep/lockstep.yaml"), text).unwrap();
+        let DbTarget::Mysql {
+            opts,
+            allow_superuser,
+        } = target(&config, "main").unwrap()
+        else {
+            panic!("a MySQL target")
+        };
+        assert_eq!(opts.db_name(), Some("other"));
+        assert_eq!(opts.pass(), Some("mysql-pw"));
+        assert!(!allow_superuser);
+        assert!(
+            matches!(target(&config, "anywhere"), Err(Refusal::Configuration(m)) if m.contains("say which MySQL database")),
+            "a session without a database would reach every database the user may use"
         );
     }
 }

@@ -1,5 +1,6 @@
-//! SQL sessions: PostgreSQL through tokio-postgres, SQLite through rusqlite, each kept on its
-//! instance's database (see the module docs of [`super`]).
+//! SQL sessions: PostgreSQL through tokio-postgres, SQLite through rusqlite, MySQL and MariaDB
+//! through [`super::mysql`], each kept on its instance's database (see the module docs of
+//! [`super`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -8,10 +9,12 @@ use lockstep_changelog::db::{DbError, Dialect, Rows, Value};
 use tokio_postgres::types::{ToSql, Type};
 
 use super::grant::DbTarget;
+use super::mysql::MysqlSession;
 
 /// An open session.
 pub enum SqlConnection {
     Postgres(PostgresSession),
+    Mysql(MysqlSession),
     Sqlite(SqliteSession),
 }
 
@@ -212,6 +215,12 @@ impl SqlConnection {
                     held: None,
                 }))
             }
+            DbTarget::Mysql {
+                opts,
+                allow_superuser,
+            } => Ok(SqlConnection::Mysql(
+                MysqlSession::open(opts, *allow_superuser).await?,
+            )),
             DbTarget::Sqlite { path } => {
                 // The path comes from lockstep.yaml; its directory is created on first use.
                 if let Some(parent) = path.parent() {
@@ -242,6 +251,7 @@ impl SqlConnection {
     pub fn dialect(&self) -> Dialect {
         match self {
             SqlConnection::Postgres(_) => Dialect::Postgresql,
+            SqlConnection::Mysql(session) => session.dialect(),
             SqlConnection::Sqlite(_) => Dialect::Sqlite,
         }
     }
@@ -251,6 +261,7 @@ impl SqlConnection {
             SqlConnection::Postgres(PostgresSession { client, .. }) => {
                 client.batch_execute(sql).await.map_err(pg_error)
             }
+            SqlConnection::Mysql(session) => session.batch(sql).await,
             SqlConnection::Sqlite(session) => session
                 .connection
                 .execute_batch(sql)
@@ -263,6 +274,7 @@ impl SqlConnection {
             SqlConnection::Postgres(PostgresSession { client, .. }) => {
                 pg_execute(client, sql, params).await
             }
+            SqlConnection::Mysql(session) => session.execute(sql, params).await,
             SqlConnection::Sqlite(session) => {
                 let mut statement = session
                     .connection
@@ -290,6 +302,7 @@ impl SqlConnection {
                 let rows = rows.iter().map(pg_row).collect::<Result<_, _>>()?;
                 Ok(Rows { columns, rows })
             }
+            SqlConnection::Mysql(session) => session.query(sql, params).await,
             SqlConnection::Sqlite(session) => {
                 let mut statement = session
                     .connection
@@ -321,19 +334,24 @@ impl SqlConnection {
                     .map_err(pg_error)?;
                 Ok(row.get::<_, bool>(0))
             }
+            SqlConnection::Mysql(session) => session.try_advisory_lock(key).await,
             SqlConnection::Sqlite(session) => session.try_lock(),
         }
     }
 
     /// Runs `sql` on the second session, in a transaction that stays open until
     /// [`Self::release_held`] or until this connection closes; if the runner dies, the server
-    /// rolls it back. PostgreSQL only.
+    /// rolls it back. Not on SQLite.
     pub async fn hold(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
-        let SqlConnection::Postgres(session) = self else {
-            return Err(DbError::Invalid(
-                "SQLite has one writer, so there is no second session to hold a transaction on"
-                    .into(),
-            ));
+        let session = match self {
+            SqlConnection::Postgres(session) => session,
+            SqlConnection::Mysql(session) => return session.hold(sql, params).await,
+            SqlConnection::Sqlite(_) => {
+                return Err(DbError::Invalid(
+                    "SQLite has one writer, so there is no second session to hold a transaction on"
+                        .into(),
+                ));
+            }
         };
         let held = match session.held.take() {
             Some(held) => held,
@@ -353,12 +371,16 @@ impl SqlConnection {
 
     /// Rolls back what [`Self::hold`] holds and closes its session.
     pub async fn release_held(&mut self) -> Result<(), DbError> {
-        if let SqlConnection::Postgres(session) = self
-            && let Some(held) = session.held.take()
-        {
-            held.batch_execute("ROLLBACK").await.map_err(pg_error)?;
+        match self {
+            SqlConnection::Postgres(session) => {
+                if let Some(held) = session.held.take() {
+                    held.batch_execute("ROLLBACK").await.map_err(pg_error)?;
+                }
+                Ok(())
+            }
+            SqlConnection::Mysql(session) => session.release_held().await,
+            SqlConnection::Sqlite(_) => Ok(()),
         }
-        Ok(())
     }
 
     pub async fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError> {
@@ -368,6 +390,7 @@ impl SqlConnection {
                 .await
                 .map(|_| ())
                 .map_err(pg_error),
+            SqlConnection::Mysql(session) => session.advisory_unlock(key).await,
             SqlConnection::Sqlite(session) => {
                 // Closing the file releases the flock.
                 session.lock = None;
