@@ -1,5 +1,5 @@
-//! What the schema-change benchmarks share: timing a whole process, medians, and the npm tools
-//! they compare against, installed under `target/` on first use.
+//! What the schema-change benchmarks share: timing a whole process (and its peak memory),
+//! medians, and the npm tools they compare against, installed under `target/` on first use.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +17,27 @@ pub fn timed(command: &mut Command) -> Duration {
         String::from_utf8_lossy(&output.stderr)
     );
     elapsed
+}
+
+/// How long `command` takes end to end and its peak resident memory in bytes (the kernel's
+/// `ru_maxrss` of that one process, read by `wait4`); it must succeed.
+#[allow(dead_code)] // db_apply uses it, mongo_apply does not
+#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also reads its peak memory
+pub fn timed_with_peak_memory(command: &mut Command) -> (Duration, u64) {
+    let start = Instant::now();
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("running the benchmark command");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it in for the child we spawned.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; the pointers are valid for the call.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert!(waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    (elapsed, usage.ru_maxrss as u64 * 1024)
 }
 
 pub fn median(mut samples: Vec<Duration>) -> Duration {
