@@ -5,7 +5,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::db::{TestDb, lockstep_db};
+use support::db::{TestDb, lockstep_db, spawn_lockstep_db};
 
 /// A directory holding lockstep.yaml (instance `main` on `db`) and the changelog.
 fn project(db: &TestDb, changelog: &str) -> tempfile::TempDir {
@@ -175,14 +175,7 @@ fn a_runner_killed_at_random_points_is_resumed_without_duplicates_or_manual_unlo
             assert_eq!(code, 0, "{err}");
         }
         for attempt in 0..5 {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-                .args(["db", "update", "--instance", "main"])
-                .args(["--config", "lockstep.yaml"])
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let mut child = spawn_lockstep_db(dir.path(), &["update"]);
             std::thread::sleep(Duration::from_millis(random_millis(50..600, attempt)));
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();

@@ -136,13 +136,14 @@ fn the_tracking_tables_have_liquibases_shape_on_postgresql() {
     );
 }
 
+/// Its second changeset creates a table, then fails.
+const FAILS_IN_ITS_SECOND_CHANGESET: &str = "--liquibase formatted sql\n--changeset a:1\ncreate table good (id int);\n--changeset a:2\ncreate table half (id int);\ninsert into nowhere values (1);\n--changeset a:3\ncreate table never (id int);\n";
+
 #[test]
 fn a_failing_changeset_leaves_no_row_and_no_ddl_and_earlier_ones_stay() {
     // MySQL cannot undo DDL: see the MariaDB test below.
     for db in [TestDb::postgres(), TestDb::sqlite()] {
-        let log = changelog(
-            "--liquibase formatted sql\n--changeset a:1\ncreate table good (id int);\n--changeset a:2\ncreate table half (id int);\ninsert into nowhere values (1);\n--changeset a:3\ncreate table never (id int);\n",
-        );
+        let log = changelog(FAILS_IN_ITS_SECOND_CHANGESET);
         let error = update(&db, &log).unwrap_err();
         assert!(
             matches!(&error, EngineError::ChangeSetFailed { changeset, applied: 1, .. } if changeset == "db/changelog.sql::2::a"),
@@ -167,9 +168,7 @@ fn a_failing_changeset_leaves_no_row_and_no_ddl_and_earlier_ones_stay() {
 #[test]
 fn on_mariadb_a_changeset_that_failed_after_its_ddl_is_reported_and_not_run_again() {
     let db = TestDb::mariadb();
-    let log = changelog(
-        "--liquibase formatted sql\n--changeset a:1\ncreate table good (id int);\n--changeset a:2\ncreate table half (id int);\ninsert into nowhere values (1);\n--changeset a:3\ncreate table never (id int);\n",
-    );
+    let log = changelog(FAILS_IN_ITS_SECOND_CHANGESET);
     let error = update(&db, &log).unwrap_err();
     assert!(
         matches!(&error, EngineError::ChangeSetFailed { changeset, applied: 1, .. } if changeset == "db/changelog.sql::2::a"),

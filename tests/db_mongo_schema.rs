@@ -676,21 +676,8 @@ fn killed_twenty_times_during_a_long_apply_nothing_is_applied_twice_and_no_lock_
     let dir = mongo_project(&server, &changelog);
     let lease = ["--lock-lease", "1s"];
     for kill in 0..20u64 {
-        let mut runner = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .args([
-                "db",
-                "update",
-                "--instance",
-                "main",
-                "--config",
-                "lockstep.yaml",
-            ])
-            .args(lease)
-            .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut runner =
+            support::db::spawn_lockstep_db(dir.path(), &[&["update"][..], &lease].concat());
         // Somewhere between starting up and well into the changesets.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use support::db::TestDb;
+use support::db::{TestDb, spawn_lockstep_db, wait_until};
 
 /// The Liquibase CLI, installed into target/liquibase on first use.
 fn liquibase() -> &'static Path {
@@ -701,25 +701,11 @@ select pg_sleep(4);
 create table person (id int);
 ",
     );
-    let mut runner = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args([
-            "db",
-            "update",
-            "--instance",
-            "main",
-            "--config",
-            "lockstep.yaml",
-        ])
-        .current_dir(project.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut runner = spawn_lockstep_db(project.dir.path(), &["update"]);
     // The lock is taken once a session of the database holds the lock row's transaction open.
     let mut session = db.session();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let holding = session
+    wait_until("Lockstep never took the lock", || {
+        session
             .query(
                 "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction'",
                 &[Value::from(database_name(&db))],
@@ -727,16 +713,9 @@ create table person (id int);
             .unwrap()
             .rows[0][0]
             .as_integer()
-            .unwrap();
-        if holding > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Lockstep never took the lock"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+            .unwrap()
+            > 0
+    });
     runner.kill().unwrap();
     runner.wait().unwrap();
     // Liquibase waits at most a minute for a lock; a row left locked would fail it.
@@ -765,31 +744,13 @@ select sleep(3);
 create table person (id int);
 ";
     let project = Project::new(&db, changelog);
-    let mut runner = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args([
-            "db",
-            "update",
-            "--instance",
-            "main",
-            "--config",
-            "lockstep.yaml",
-        ])
-        .current_dir(project.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut runner = spawn_lockstep_db(project.dir.path(), &["update"]);
     // MySQL commits `create table` by itself: once the table is there, the changeset is half-done.
     let mut session = db.session();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let table_exists = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'half'";
-    while session.query(table_exists, &[]).unwrap().rows[0][0].as_integer() != Some(1) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Lockstep never created the table"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("Lockstep never created the table", || {
+        session.query(table_exists, &[]).unwrap().rows[0][0].as_integer() == Some(1)
+    });
     runner.kill().unwrap();
     runner.wait().unwrap();
 

@@ -26,7 +26,7 @@ use crate::db::{DbError, Mongo};
 use crate::model::{Change, Precondition};
 use crate::mongo_changes::{MongoChange, MongoCommand};
 use crate::mongo_json;
-use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store};
+use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store, interrupted};
 
 const HISTORY: &str = "DATABASECHANGELOG";
 const LOCK: &str = "DATABASECHANGELOGLOCK";
@@ -343,12 +343,7 @@ impl<'d> MongoStore<'d> {
 
     /// Names the changeset that `record` writes in the lock document while it runs.
     fn mark_in_progress(&mut self, record: &Record<'_>) -> Result<(), DbError> {
-        let (filename, id, author, rollback) = match record {
-            Record::Insert(row) | Record::Update(row) => {
-                (&row.filename, &row.id, &row.author, false)
-            }
-            Record::Delete(row) => (&row.filename, &row.id, &row.author, true),
-        };
+        let ((filename, id, author), rollback) = record.changeset();
         let mark = json!({ "fileName": filename, "id": id, "author": author, "rollback": rollback, "since": now() });
         self.command(json!({ "update": LOCK, "updates": [{ "q": { "_id": 1 }, "u": { "$set": { IN_PROGRESS: mark } } }] }))
             .map(drop)
@@ -381,11 +376,12 @@ impl<'d> MongoStore<'d> {
             return self.clear_in_progress();
         }
         let since = mark.get("since").map(date_text).unwrap_or_default();
-        Err(DbError::Conflict(format!(
-            "changeset {filename}::{id}::{author} may be half-{}: a runner stopped while {} it (since {since}), and MongoDB ran it outside a transaction; it is not run again by itself\n  help: check what of it is in the database and finish or undo it by hand; then `lockstep db release-locks` clears the mark, and the next update runs the changeset again",
-            if rollback { "rolled back" } else { "applied" },
-            if rollback { "rolling back" } else { "applying" },
-        )))
+        Err(interrupted(
+            &format!("{filename}::{id}::{author}"),
+            rollback,
+            &since,
+            "MongoDB ran it outside a transaction",
+        ))
     }
 }
 

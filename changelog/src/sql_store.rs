@@ -21,7 +21,7 @@
 
 use crate::db::{DbError, Dialect, Sql, Value};
 use crate::model::{Change, Precondition, SqlFile};
-use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store};
+use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store, interrupted};
 
 /// The advisory-lock key: "Lockstep" in ASCII.
 const ADVISORY_KEY: i64 = 0x4c6f_636b_7374_6570;
@@ -70,7 +70,9 @@ const DELETE_ROW: &str =
 const CLEAR_LOCK: &str = "UPDATE DATABASECHANGELOGLOCK SET LOCKED = FALSE, LOCKEDBY = NULL, LOCKGRANTED = NULL WHERE ID = 1";
 /// The lock-table row that names the changeset running outside a transaction (MySQL).
 const IN_PROGRESS_ID: i64 = 2;
-const CLEAR_IN_PROGRESS: &str = "DELETE FROM DATABASECHANGELOGLOCK WHERE ID = 2";
+/// What the mark says the runner was doing, before the changeset's `file::id::author`.
+const APPLYING: &str = "applying";
+const ROLLING_BACK: &str = "rolling-back";
 /// LOCKEDBY's width: a longer mark is cut, and then matched by its start.
 const LOCKED_BY_WIDTH: usize = 255;
 
@@ -182,8 +184,9 @@ impl<'d> SqlStore<'d> {
     /// Runs `statements` outside a transaction (MySQL, where DDL commits by itself), with the
     /// changeset named in the lock table until its history row is written.
     fn run_marked(&mut self, statements: &[String], record: &Record<'_>) -> Result<(), DbError> {
-        let (doing, key) = mark_of(record);
-        let mark: String = format!("{doing} {key}")
+        let ((filename, id, author), rollback) = record.changeset();
+        let doing = if rollback { ROLLING_BACK } else { APPLYING };
+        let mark: String = format!("{doing} {filename}::{id}::{author}")
             .chars()
             .take(LOCKED_BY_WIDTH)
             .collect();
@@ -198,14 +201,21 @@ impl<'d> SqlStore<'d> {
                 // If even the mark cannot be cleared, it stays and the next run asks for a look:
                 // the statement's own error is the one to report.
                 if index == 0 {
-                    self.db.execute(CLEAR_IN_PROGRESS, &[]).ok();
+                    self.clear_in_progress().ok();
                 }
                 return Err(error);
             }
         }
         self.record(record)?;
-        self.db.execute(CLEAR_IN_PROGRESS, &[])?;
+        self.clear_in_progress()?;
         Ok(())
+    }
+
+    fn clear_in_progress(&mut self) -> Result<u64, DbError> {
+        self.db.execute(
+            "DELETE FROM DATABASECHANGELOGLOCK WHERE ID = $1",
+            &[Value::Integer(IN_PROGRESS_ID)],
+        )
     }
 
     /// With the lock just taken: refuses to go on if a runner stopped in the middle of a
@@ -222,7 +232,7 @@ impl<'d> SqlStore<'d> {
         let mark = row.next().and_then(text).unwrap_or_default();
         let since = row.next().and_then(text).unwrap_or_default();
         let (rollback, key) = match mark.split_once(' ') {
-            Some(("rolling-back", key)) => (true, key.to_string()),
+            Some((ROLLING_BACK, key)) => (true, key.to_string()),
             Some((_, key)) => (false, key.to_string()),
             None => (false, mark.clone()),
         };
@@ -237,14 +247,15 @@ impl<'d> SqlStore<'d> {
             }
         });
         if recorded != rollback {
-            self.db.execute(CLEAR_IN_PROGRESS, &[])?;
+            self.clear_in_progress()?;
             return Ok(());
         }
-        Err(DbError::Conflict(format!(
-            "changeset {key} may be half-{}: a runner stopped while {} it (since {since}), and MySQL commits each DDL statement by itself; it is not run again by itself\n  help: check what of it is in the database and finish or undo it by hand; then `lockstep db release-locks` clears the mark, and the next update runs the changeset again",
-            if rollback { "rolled back" } else { "applied" },
-            if rollback { "rolling back" } else { "applying" },
-        )))
+        Err(interrupted(
+            &key,
+            rollback,
+            &since,
+            "MySQL commits each DDL statement by itself",
+        ))
     }
 
     /// Who holds the committed lock row, and since when; `None` when it is not locked.
@@ -266,17 +277,6 @@ impl<'d> SqlStore<'d> {
         };
         Ok(Some((field(), field())))
     }
-}
-
-/// What a run of `record` does, as the mark says it, and the changeset's `file::id::author`.
-fn mark_of(record: &Record<'_>) -> (&'static str, String) {
-    let (doing, filename, id, author) = match record {
-        Record::Insert(row) | Record::Update(row) => {
-            ("applying", &row.filename, &row.id, &row.author)
-        }
-        Record::Delete(row) => ("rolling-back", &row.filename, &row.id, &row.author),
-    };
-    (doing, format!("{filename}::{id}::{author}"))
 }
 
 /// Whether MySQL commits `statement` by itself (DDL and the like): anything but a data change
@@ -545,7 +545,7 @@ impl Store for SqlStore<'_> {
     fn release_locks(&mut self) -> Result<(), DbError> {
         if self.table_exists("databasechangeloglock")? {
             self.db.execute(CLEAR_LOCK, &[])?;
-            self.db.execute(CLEAR_IN_PROGRESS, &[])?;
+            self.clear_in_progress()?;
         }
         Ok(())
     }

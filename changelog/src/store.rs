@@ -60,6 +60,31 @@ pub enum Record<'a> {
     Delete(&'a HistoryRow),
 }
 
+impl Record<'_> {
+    /// The changeset it records, as (FILENAME, ID, AUTHOR), and whether it is a rollback.
+    pub fn changeset(&self) -> ((&str, &str, &str), bool) {
+        match self {
+            Record::Insert(row) | Record::Update(row) => {
+                ((&row.filename, &row.id, &row.author), false)
+            }
+            Record::Delete(row) => (row.key(), true),
+        }
+    }
+}
+
+/// The refusal a runner gives when it finds that another stopped in the middle of `changeset`
+/// (`file::id::author`), which ran outside a transaction because `why`.
+pub fn interrupted(changeset: &str, rollback: bool, since: &str, why: &str) -> DbError {
+    let (done, doing) = if rollback {
+        ("rolled back", "rolling back")
+    } else {
+        ("applied", "applying")
+    };
+    DbError::Conflict(format!(
+        "changeset {changeset} may be half-{done}: a runner stopped while {doing} it (since {since}), and {why}; it is not run again by itself\n  help: check what of it is in the database and finish or undo it by hand; then `lockstep db release-locks` clears the mark, and the next update runs the changeset again"
+    ))
+}
+
 /// The outcome of one try at the changelog lock.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LockAttempt {

@@ -247,3 +247,27 @@ pub fn lockstep_db(dir: &std::path::Path, args: &[&str]) -> (i32, String, String
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// `lockstep db ARGS --instance main --config lockstep.yaml` in `dir`, started and left running
+/// (its output discarded), for a test to kill.
+pub fn spawn_lockstep_db(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .arg("db")
+        .args(args)
+        .args(["--instance", "main", "--config", "lockstep.yaml"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits, checking every 20 ms, until `done` says so; fails the test after 30 s, saying what
+/// never happened.
+pub fn wait_until(never: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{never}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

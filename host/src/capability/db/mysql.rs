@@ -27,18 +27,22 @@ pub struct MysqlSession {
 impl MysqlSession {
     pub async fn open(opts: &mysql_async::Opts, allow_superuser: bool) -> Result<Self, DbError> {
         let mut conn = connect(opts).await?;
-        let version: Option<String> = conn
-            .query_first("SELECT VERSION()")
+        // One round trip: which server this is, and what the user may do beyond its database.
+        let (version, user, global_privileges): (String, String, Option<String>) = conn
+            .query_first(
+                "SELECT VERSION(), CURRENT_USER(), GROUP_CONCAT(PRIVILEGE_TYPE ORDER BY PRIVILEGE_TYPE SEPARATOR ', ') FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''') AND PRIVILEGE_TYPE <> 'USAGE'",
+            )
             .await
-            .map_err(mysql_error)?;
-        let dialect = if version.unwrap_or_default().contains("MariaDB") {
+            .map_err(mysql_error)?
+            .ok_or_else(|| DbError::Failed("the server answered no row".into()))?;
+        if let (false, Some(privileges)) = (allow_superuser, global_privileges) {
+            return Err(global_privileges_refused(&user, privileges));
+        }
+        let dialect = if version.contains("MariaDB") {
             Dialect::Mariadb
         } else {
             Dialect::Mysql
         };
-        if !allow_superuser {
-            refuse_global_privileges(&mut conn).await?;
-        }
         Ok(MysqlSession {
             conn,
             opts: opts.clone(),
@@ -183,25 +187,16 @@ async fn execute_on(
     Ok(conn.affected_rows())
 }
 
-/// Refuses a user with privileges on every database (`*.*`), FILE and SUPER among them.
-async fn refuse_global_privileges(conn: &mut mysql_async::Conn) -> Result<(), DbError> {
-    let row: Option<(String, Option<String>)> = conn
-        .query_first(
-            "SELECT CURRENT_USER(), GROUP_CONCAT(PRIVILEGE_TYPE ORDER BY PRIVILEGE_TYPE SEPARATOR ', ') FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''') AND PRIVILEGE_TYPE <> 'USAGE'",
-        )
-        .await
-        .map_err(mysql_error)?;
-    let Some((user, Some(privileges))) = row else {
-        return Ok(());
-    };
+/// The refusal of a user with privileges on every database (`*.*`), FILE and SUPER among them.
+fn global_privileges_refused(user: &str, privileges: String) -> DbError {
     let listed = if privileges.len() > 120 {
         format!("{}…", &privileges[..privileges.floor_char_boundary(120)])
     } else {
         privileges
     };
-    Err(DbError::AccessDenied(format!(
+    DbError::AccessDenied(format!(
         "the connector connects as `{user}`, who holds global privileges ({listed}) that reach every database, and with FILE the server's files; connect as a user granted only the application's database (GRANT ALL ON app.* TO …; see \"Security model\" in the README), or set `allowSuperuser: true` on the db instance in lockstep.yaml"
-    )))
+    ))
 }
 
 fn mysql_error(error: mysql_async::Error) -> DbError {
