@@ -737,6 +737,49 @@ fn a_postgresql_superuser_connector_is_refused_unless_the_instance_allows_it() {
 }
 
 #[test]
+fn a_step_granted_one_mysql_instance_cannot_even_connect_to_another() {
+    let db = TestDb::mariadb();
+    // `other` points at a listener standing in for a second MySQL server: it counts connections.
+    let other_server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    other_server.set_nonblocking(true).unwrap();
+    let config = format!(
+        "connectors:\n{}  elsewhere: {{ type: MySql, url: 'mysql://root@{}/billing' }}\ndbSchemas:\n  app: {{ changelog: db/changelog.sql }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n  other: {{ schema: app, connector: elsewhere, allowSuperuser: true }}\n{}",
+        db.connector("db"),
+        other_server.local_addr().unwrap(),
+        step_types(&[("open-db", "    grants:\n      db: [main]\n")])
+    );
+    let steps = custom(
+        "mine",
+        "open-db",
+        "instance: main\nsql: \"create table mine (id int)\"\n",
+    ) + &custom(
+        "theirs",
+        "open-db",
+        "instance: other\nsql: \"create table stolen (id int)\"\n",
+    );
+    let ran = run_blocking(&pipeline_with_steps(&parallel(&steps)), &config, &[]);
+    assert_eq!(
+        ran.status("mine"),
+        Status::Success,
+        "{:?}",
+        ran.node("mine").error
+    );
+    let error = error_of(&ran, "theirs");
+    assert_eq!(error.error_type, "Authorization", "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("was not granted database instance `other` (granted: main)"),
+        "{}",
+        error.message
+    );
+    assert!(
+        other_server.accept().is_err(),
+        "nothing reached the other server, not even a connection"
+    );
+}
+
+#[test]
 fn a_mariadb_user_with_global_privileges_is_refused_unless_the_instance_allows_it() {
     let db = TestDb::mariadb();
     let outfile = tempfile::tempdir().unwrap().path().join("dumped");
