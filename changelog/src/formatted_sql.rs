@@ -387,9 +387,8 @@ impl Parser<'_> {
         } = open;
         let sql = self.expand(body.join("\n").trim());
         if !sql.is_empty() {
-            changeset
-                .changes
-                .push(Change::Sql(SqlChange { sql, settings }));
+            // Exactly one: a `Vec` grown by `push` would hold room for four.
+            changeset.changes = vec![Change::Sql(SqlChange { sql, settings })];
         }
         changeset.rollback = self.rollback(&rollback, rollback_settings);
         let undefined = self.properties.take_undefined();

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::formatted_sql;
-use crate::model::{Change, ChangeSet, Changelog, ChangelogError, Preconditions};
+use crate::model::{Change, ChangeSet, Changelog, ChangelogError, Preconditions, Rollback};
 use crate::properties::{Registry, Scope};
 use crate::xml_changelog;
 use crate::yaml_changelog::{self, Entry, IncludeScope};
@@ -29,6 +29,7 @@ pub fn load(
         chain: vec![],
     };
     loader.file(&normalize(changelog), changelog, 0, true);
+    loader.changesets.shrink_to_fit();
     let mut seen = HashSet::new();
     for changeset in &loader.changesets {
         if !seen.insert((
@@ -121,8 +122,16 @@ impl Loader<'_> {
             self.properties.absorb(properties);
             match parsed {
                 Ok(changelog) => {
-                    for changeset in changelog.changesets {
-                        self.add(changeset);
+                    let mut changesets = changelog.changesets;
+                    for changeset in &mut changesets {
+                        self.prepare(changeset);
+                    }
+                    // The root file's changesets are taken as they are: no second copy of
+                    // 100,000 of them while they move.
+                    if self.changesets.is_empty() {
+                        self.changesets = changesets;
+                    } else {
+                        self.changesets.append(&mut changesets);
                     }
                 }
                 Err(errors) => self.errors.extend(errors),
@@ -157,7 +166,10 @@ impl Loader<'_> {
                 Entry::Preconditions(preconditions) => {
                     self.preconditions.push((path.to_string(), preconditions))
                 }
-                Entry::ChangeSet(changeset) => self.add(*changeset),
+                Entry::ChangeSet(mut changeset) => {
+                    self.prepare(&mut changeset);
+                    self.changesets.push(*changeset);
+                }
                 Entry::Include {
                     file,
                     relative,
@@ -195,14 +207,18 @@ impl Loader<'_> {
 }
 
 impl Loader<'_> {
-    /// Takes in a changeset read from a file: what its includes scope it to, and its SQL files.
-    fn add(&mut self, mut changeset: ChangeSet) {
+    /// Readies a changeset read from a file: what its includes scope it to, and its SQL files.
+    fn prepare(&mut self, changeset: &mut ChangeSet) {
         for scope in &self.scopes {
             changeset.inherited_contexts.extend(scope.context.clone());
             changeset.inherited_labels.extend(scope.labels.clone());
         }
-        self.read_files(&mut changeset);
-        self.changesets.push(changeset);
+        self.read_files(changeset);
+        // Parsers push changes one by one; a changelog of 100,000 changesets keeps the slack.
+        changeset.changes.shrink_to_fit();
+        if let Rollback::Changes(changes) = &mut changeset.rollback {
+            changes.shrink_to_fit();
+        }
     }
 
     /// Reads the files of the changeset's `sqlFile`, `loadData` and `loadUpdateData` changes. A

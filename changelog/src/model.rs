@@ -125,7 +125,8 @@ pub enum Change {
     /// `sqlFile`: SQL read from a file when the changelog is loaded.
     SqlFile(SqlFile),
     /// `loadData` / `loadUpdateData`: rows read from a CSV file when the changelog is loaded.
-    LoadData(LoadData),
+    /// Boxed: the largest change, and rare; every other change would be as big.
+    LoadData(Box<LoadData>),
     Structured(Structured),
     Mongo(MongoChange),
 }

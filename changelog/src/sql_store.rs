@@ -335,41 +335,41 @@ impl Store for SqlStore<'_> {
             text_type(self.db.dialect())
         );
         let rows = self.db.query(&sql, &[])?;
-        rows.rows
-            .into_iter()
-            .map(|row| {
-                let columns: [Value; 10] = row.try_into().map_err(|row: Vec<Value>| {
-                    DbError::Invalid(format!(
-                        "a DATABASECHANGELOG query returned {} columns instead of 10",
-                        row.len()
-                    ))
-                })?;
-                let [
-                    id,
-                    author,
-                    filename,
-                    date_executed,
-                    order_executed,
-                    exec_type,
-                    md5sum,
-                    description,
-                    tag,
-                    deployment_id,
-                ] = columns;
-                Ok(HistoryRow {
-                    id: text(id).unwrap_or_default(),
-                    author: text(author).unwrap_or_default(),
-                    filename: text(filename).unwrap_or_default(),
-                    date_executed: text(date_executed).unwrap_or_default(),
-                    order_executed: order_executed.as_integer().unwrap_or_default(),
-                    exec_type: text(exec_type).unwrap_or_default(),
-                    md5sum: text(md5sum),
-                    description: text(description),
-                    tag: text(tag),
-                    deployment_id: text(deployment_id),
-                })
-            })
-            .collect()
+        // Sized up front: 100,000 rows would otherwise grow it to room for 131,072.
+        let mut history = Vec::with_capacity(rows.rows.len());
+        for row in rows.rows {
+            let columns: [Value; 10] = row.try_into().map_err(|row: Vec<Value>| {
+                DbError::Invalid(format!(
+                    "a DATABASECHANGELOG query returned {} columns instead of 10",
+                    row.len()
+                ))
+            })?;
+            let [
+                id,
+                author,
+                filename,
+                date_executed,
+                order_executed,
+                exec_type,
+                md5sum,
+                description,
+                tag,
+                deployment_id,
+            ] = columns;
+            history.push(HistoryRow {
+                id: text(id).unwrap_or_default(),
+                author: text(author).unwrap_or_default(),
+                filename: text(filename).unwrap_or_default(),
+                date_executed: text(date_executed).unwrap_or_default(),
+                order_executed: order_executed.as_integer().unwrap_or_default(),
+                exec_type: text(exec_type).unwrap_or_default(),
+                md5sum: text(md5sum),
+                description: text(description),
+                tag: text(tag),
+                deployment_id: text(deployment_id),
+            });
+        }
+        Ok(history)
     }
 
     fn ensure_history(&mut self) -> Result<(), DbError> {

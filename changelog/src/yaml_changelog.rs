@@ -754,7 +754,7 @@ impl Reader<'_> {
                     .unwrap_or(default)
             };
             let resolved = self.named_file(node, name, &path);
-            return Some(Change::LoadData(LoadData {
+            return Some(Change::LoadData(Box::new(LoadData {
                 schema: self.string(node, "schemaName"),
                 table,
                 path,
@@ -768,7 +768,7 @@ impl Reader<'_> {
                 text: String::new(),
                 header: vec![],
                 rows: vec![],
-            }));
+            })));
         }
         if name == "executeCommand" {
             self.unsupported.push(format!("{}:{}: `executeCommand` runs a program on the machine that applies the changelog, and Lockstep never lets a changelog do that\n  help: a changelog is repository content and gets only database access; run programs in a Run step, whose access the operator grants", self.file, node.pos.line));

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use futures::TryStreamExt;
 use lockstep_changelog::db::{DbError, Dialect, Rows, Value};
 use tokio_postgres::types::{ToSql, Type};
 
@@ -294,13 +295,21 @@ impl SqlConnection {
                     .iter()
                     .map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone()))
                     .collect();
-                let rows = client.query_typed(sql, &refs).await.map_err(pg_error)?;
-                let columns = rows
-                    .first()
-                    .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
-                    .unwrap_or_default();
-                let rows = rows.iter().map(pg_row).collect::<Result<_, _>>()?;
-                Ok(Rows { columns, rows })
+                // Streamed: each row is converted as it arrives, so a large result (100,000
+                // history rows) is not held twice.
+                let stream = client
+                    .query_typed_raw(sql, refs.iter().map(|(v, t)| (*v, t.clone())))
+                    .await
+                    .map_err(pg_error)?;
+                let mut stream = std::pin::pin!(stream);
+                let mut out = Rows::default();
+                while let Some(row) = stream.try_next().await.map_err(pg_error)? {
+                    if out.columns.is_empty() {
+                        out.columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+                    }
+                    out.rows.push(pg_row(&row)?);
+                }
+                Ok(out)
             }
             SqlConnection::Mysql(session) => session.query(sql, params).await,
             SqlConnection::Sqlite(session) => {
@@ -417,40 +426,40 @@ fn pg_params(params: &[Value]) -> Vec<(Box<dyn ToSql + Sync + Send>, Type)> {
 }
 
 fn pg_row(row: &tokio_postgres::Row) -> Result<Vec<Value>, DbError> {
-    (0..row.len())
-        .map(|i| {
-            let column = &row.columns()[i];
-            let ty = column.type_();
-            let value = if *ty == Type::BOOL {
-                row.try_get::<_, Option<bool>>(i)
-                    .map(|v| v.map_or(Value::Null, Value::Boolean))
-            } else if *ty == Type::INT2 {
-                row.try_get::<_, Option<i16>>(i)
-                    .map(|v| v.map_or(Value::Null, |n| Value::Integer(n.into())))
-            } else if *ty == Type::INT4 {
-                row.try_get::<_, Option<i32>>(i)
-                    .map(|v| v.map_or(Value::Null, |n| Value::Integer(n.into())))
-            } else if *ty == Type::INT8 {
-                row.try_get::<_, Option<i64>>(i)
-                    .map(|v| v.map_or(Value::Null, Value::Integer))
-            } else if *ty == Type::FLOAT4 {
-                row.try_get::<_, Option<f32>>(i)
-                    .map(|v| v.map_or(Value::Null, |n| Value::Float(n.into())))
-            } else if *ty == Type::FLOAT8 {
-                row.try_get::<_, Option<f64>>(i)
-                    .map(|v| v.map_or(Value::Null, Value::Float))
-            } else if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty) {
-                row.try_get::<_, Option<String>>(i)
-                    .map(|v| v.map_or(Value::Null, Value::Text))
-            } else {
-                return Err(DbError::Invalid(format!(
-                    "column `{}` has type {ty}; cast it to text in the query",
-                    column.name()
-                )));
-            };
-            value.map_err(|e| DbError::Failed(e.to_string()))
-        })
-        .collect()
+    // Sized up front (collecting a `Result` cannot be): one row per history row, 100,000 of them.
+    let mut values = Vec::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let ty = column.type_();
+        let value = if *ty == Type::BOOL {
+            row.try_get::<_, Option<bool>>(i)
+                .map(|v| v.map_or(Value::Null, Value::Boolean))
+        } else if *ty == Type::INT2 {
+            row.try_get::<_, Option<i16>>(i)
+                .map(|v| v.map_or(Value::Null, |n| Value::Integer(n.into())))
+        } else if *ty == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)
+                .map(|v| v.map_or(Value::Null, |n| Value::Integer(n.into())))
+        } else if *ty == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i)
+                .map(|v| v.map_or(Value::Null, Value::Integer))
+        } else if *ty == Type::FLOAT4 {
+            row.try_get::<_, Option<f32>>(i)
+                .map(|v| v.map_or(Value::Null, |n| Value::Float(n.into())))
+        } else if *ty == Type::FLOAT8 {
+            row.try_get::<_, Option<f64>>(i)
+                .map(|v| v.map_or(Value::Null, Value::Float))
+        } else if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty) {
+            row.try_get::<_, Option<String>>(i)
+                .map(|v| v.map_or(Value::Null, Value::Text))
+        } else {
+            return Err(DbError::Invalid(format!(
+                "column `{}` has type {ty}; cast it to text in the query",
+                column.name()
+            )));
+        };
+        values.push(value.map_err(|e| DbError::Failed(e.to_string()))?);
+    }
+    Ok(values)
 }
 
 /// Binds `params[n - 1]` to `$n`, wherever `$n` appears: SQLite numbers `$n` parameters by their
