@@ -108,6 +108,17 @@ pub trait Sql {
     fn batch(&mut self, sql: &str) -> Result<(), DbError>;
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError>;
+    /// Hands each row of a query to `each`, in order, stopping at the first error `each`
+    /// returns. A session that can stream overrides it, so that a large result (100,000 history
+    /// rows) is never held whole; by default it is [`Sql::query`], then row by row.
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(Vec<Value>) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        self.query(sql, params)?.rows.into_iter().try_for_each(each)
+    }
     fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError>;
     fn advisory_unlock(&mut self, key: i64) -> Result<(), DbError>;
     /// Runs one statement on a second session of the same database, inside a transaction that

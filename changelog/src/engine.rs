@@ -202,34 +202,15 @@ impl<'d> Engine<'d> {
         changelog: &'c Changelog,
         history: &[HistoryRow],
     ) -> (Vec<Pending<'c>>, Vec<String>) {
-        let ran: HashMap<(&str, &str, &str), &HistoryRow> =
-            history.iter().map(|r| (r.key(), r)).collect();
-        let mut pending = vec![];
-        let mut problems = vec![];
-        for changeset in self.selected(changelog) {
-            if !changeset.unsupported.is_empty() {
-                problems.extend(changeset.unsupported.iter().cloned());
-                continue;
-            }
-            let rerun = match ran.get(&(
-                changeset.file.as_str(),
-                changeset.id.as_str(),
-                changeset.author.as_str(),
-            )) {
-                None => false,
-                Some(_) if changeset.run_always => true,
-                Some(row) => match checksum_verdict(changeset, row.md5sum.as_deref()) {
-                    Verdict::Same | Verdict::Accepted => continue,
-                    Verdict::Changed { .. } if changeset.run_on_change => true,
-                    Verdict::Changed { stored, now } => {
-                        problems.push(format!(
-                            "{}:{}: changeset {} was changed after it ran: its checksum was {stored} and is now {now}\n  help: revert the change, or add `--validCheckSum: {now}` (or `validCheckSum`) to accept it, or `runOnChange:true` to re-run it",
-                            changeset.file, changeset.line, changeset.identifier()
-                        ));
-                        continue;
-                    }
-                },
-            };
+        let mut scan = PendingScan::new(self.selected(changelog));
+        history.iter().for_each(|row| scan.ran(row));
+        self.finish(scan)
+    }
+
+    /// Each pending changeset's checks against this store, then what is pending and why not.
+    fn finish<'c>(&self, scan: PendingScan<'c>) -> (Vec<Pending<'c>>, Vec<String>) {
+        let (pending, mut problems) = scan.finish();
+        for Pending { changeset, .. } in &pending {
             for change in &changeset.changes {
                 if let Err(problem) = self.store.check(change) {
                     problems.push(format!(
@@ -240,7 +221,6 @@ impl<'d> Engine<'d> {
                     ));
                 }
             }
-            pending.push(Pending { changeset, rerun });
         }
         (pending, problems)
     }
@@ -250,8 +230,14 @@ impl<'d> Engine<'d> {
         &mut self,
         changelog: &'c Changelog,
     ) -> Result<Vec<&'c ChangeSet>, EngineError> {
-        let history = self.history()?;
-        let (pending, problems) = self.pending(changelog, &history);
+        // The history is matched row by row as it is read, never held whole: status is the
+        // command that runs on the largest histories most often.
+        let mut scan = PendingScan::new(self.selected(changelog));
+        self.store.each_history(&mut |row| {
+            scan.ran(&row);
+            Ok(())
+        })?;
+        let (pending, problems) = self.finish(scan);
         if !problems.is_empty() {
             return Err(EngineError::Invalid(problems));
         }
@@ -916,6 +902,86 @@ fn new_row(
         labels: labels_column(changeset),
         liquibase: LIQUIBASE_VERSION,
         deployment_id: deployment_id.to_string(),
+    }
+}
+
+/// Matches history rows, one at a time, against the changesets a run selects.
+struct PendingScan<'c> {
+    selected: Vec<&'c ChangeSet>,
+    /// Where each of `selected` is, by its identity (unique: the loader refuses duplicates).
+    by_key: HashMap<(&'c str, &'c str, &'c str), usize>,
+    /// What the history says of each of `selected`, the last row for it winning.
+    seen: Vec<Seen>,
+}
+
+#[derive(Clone)]
+enum Seen {
+    NotRan,
+    UpToDate,
+    /// Ran before and runs again (runAlways, or runOnChange and changed).
+    Rerun,
+    Changed {
+        stored: String,
+        now: String,
+    },
+}
+
+impl<'c> PendingScan<'c> {
+    fn new(selected: impl Iterator<Item = &'c ChangeSet>) -> Self {
+        let selected: Vec<&ChangeSet> = selected.collect();
+        let by_key = selected
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.file.as_str(), c.id.as_str(), c.author.as_str()), i))
+            .collect();
+        let seen = vec![Seen::NotRan; selected.len()];
+        PendingScan {
+            selected,
+            by_key,
+            seen,
+        }
+    }
+
+    fn ran(&mut self, row: &HistoryRow) {
+        let Some(&at) = self.by_key.get(&row.key()) else {
+            return;
+        };
+        let changeset = self.selected[at];
+        self.seen[at] = if changeset.run_always {
+            Seen::Rerun
+        } else {
+            match checksum_verdict(changeset, row.md5sum.as_deref()) {
+                Verdict::Same | Verdict::Accepted => Seen::UpToDate,
+                Verdict::Changed { .. } if changeset.run_on_change => Seen::Rerun,
+                Verdict::Changed { stored, now } => Seen::Changed { stored, now },
+            }
+        };
+    }
+
+    /// The changesets to run, in changelog order, and why any cannot.
+    fn finish(self) -> (Vec<Pending<'c>>, Vec<String>) {
+        let mut pending = vec![];
+        let mut problems = vec![];
+        for (changeset, seen) in self.selected.into_iter().zip(self.seen) {
+            if !changeset.unsupported.is_empty() {
+                problems.extend(changeset.unsupported.iter().cloned());
+                continue;
+            }
+            let rerun = match seen {
+                Seen::NotRan => false,
+                Seen::UpToDate => continue,
+                Seen::Rerun => true,
+                Seen::Changed { stored, now } => {
+                    problems.push(format!(
+                        "{}:{}: changeset {} was changed after it ran: its checksum was {stored} and is now {now}\n  help: revert the change, or add `--validCheckSum: {now}` (or `validCheckSum`) to accept it, or `runOnChange:true` to re-run it",
+                        changeset.file, changeset.line, changeset.identifier()
+                    ));
+                    continue;
+                }
+            };
+            pending.push(Pending { changeset, rerun });
+        }
+        (pending, problems)
     }
 }
 

@@ -483,11 +483,13 @@ impl Store for MongoStore<'_> {
         command_of(change).map(drop)
     }
 
-    fn history(&mut self) -> Result<Vec<HistoryRow>, DbError> {
+    fn each_history(
+        &mut self,
+        each: &mut dyn FnMut(HistoryRow) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
         let documents = self.find(HISTORY, json!({}), json!({ "orderExecuted": 1 }))?;
-        Ok(documents
-            .iter()
-            .map(|d| HistoryRow {
+        documents.iter().try_for_each(|d| {
+            each(HistoryRow {
                 id: string(d, "id").unwrap_or_default(),
                 author: string(d, "author").unwrap_or_default(),
                 filename: string(d, "fileName").unwrap_or_default(),
@@ -499,7 +501,7 @@ impl Store for MongoStore<'_> {
                 tag: string(d, "tag"),
                 deployment_id: string(d, "deploymentId"),
             })
-            .collect())
+        })
     }
 
     fn ensure_history(&mut self) -> Result<(), DbError> {

@@ -326,18 +326,18 @@ impl Store for SqlStore<'_> {
         change.statements(self.db.dialect()).map(drop)
     }
 
-    fn history(&mut self) -> Result<Vec<HistoryRow>, DbError> {
+    fn each_history(
+        &mut self,
+        each: &mut dyn FnMut(HistoryRow) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
         if !self.table_exists("databasechangelog")? {
-            return Ok(vec![]);
+            return Ok(());
         }
         let sql = format!(
             "SELECT ID, AUTHOR, FILENAME, CAST(DATEEXECUTED AS {}), ORDEREXECUTED, EXECTYPE, MD5SUM, DESCRIPTION, TAG, DEPLOYMENT_ID FROM DATABASECHANGELOG ORDER BY DATEEXECUTED, ORDEREXECUTED",
             text_type(self.db.dialect())
         );
-        let rows = self.db.query(&sql, &[])?;
-        // Sized up front: 100,000 rows would otherwise grow it to room for 131,072.
-        let mut history = Vec::with_capacity(rows.rows.len());
-        for row in rows.rows {
+        self.db.query_each(&sql, &[], &mut |row| {
             let columns: [Value; 10] = row.try_into().map_err(|row: Vec<Value>| {
                 DbError::Invalid(format!(
                     "a DATABASECHANGELOG query returned {} columns instead of 10",
@@ -356,7 +356,7 @@ impl Store for SqlStore<'_> {
                 tag,
                 deployment_id,
             ] = columns;
-            history.push(HistoryRow {
+            each(HistoryRow {
                 id: text(id).unwrap_or_default(),
                 author: text(author).unwrap_or_default(),
                 filename: text(filename).unwrap_or_default(),
@@ -367,9 +367,8 @@ impl Store for SqlStore<'_> {
                 description: text(description),
                 tag: text(tag),
                 deployment_id: text(deployment_id),
-            });
-        }
-        Ok(history)
+            })
+        })
     }
 
     fn ensure_history(&mut self) -> Result<(), DbError> {

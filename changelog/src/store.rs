@@ -111,7 +111,21 @@ pub trait Store {
     /// Whether `change` can run here; the error says why not. Checked before the first write.
     fn check(&self, change: &Change) -> Result<(), String>;
     /// The history in execution order (empty when there is none yet).
-    fn history(&mut self) -> Result<Vec<HistoryRow>, DbError>;
+    /// Hands each history row to `each` as it is read, in execution order (nothing when the
+    /// history does not exist yet), so that a large history is never held whole.
+    fn each_history(
+        &mut self,
+        each: &mut dyn FnMut(HistoryRow) -> Result<(), DbError>,
+    ) -> Result<(), DbError>;
+    /// The whole history, in execution order.
+    fn history(&mut self) -> Result<Vec<HistoryRow>, DbError> {
+        let mut history = vec![];
+        self.each_history(&mut |row| {
+            history.push(row);
+            Ok(())
+        })?;
+        Ok(history)
+    }
     /// Creates the history table or collection if it is missing.
     fn ensure_history(&mut self) -> Result<(), DbError>;
     /// Runs `changes` in order and then `record`, as one transaction when `atomic` and the

@@ -37,6 +37,17 @@ impl lockstep_changelog::db::Sql for BlockingSql {
         self.runtime.block_on(self.connection.query(sql, params))
     }
 
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(Vec<Value>) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        self.runtime
+            .block_on(self.connection.query_each(sql, params, each))
+            .map(drop)
+    }
+
     fn try_advisory_lock(&mut self, key: i64) -> Result<bool, DbError> {
         self.runtime
             .block_on(self.connection.try_advisory_lock(key))

@@ -13,7 +13,7 @@
 //! Statements arrive with PostgreSQL's `$n` parameters (the `lockstep:db` contract); they are
 //! rewritten to MySQL's positional `?` here.
 
-use lockstep_changelog::db::{DbError, Dialect, Rows, Value};
+use lockstep_changelog::db::{DbError, Dialect, Value};
 use mysql_async::prelude::Queryable;
 
 pub struct MysqlSession {
@@ -63,32 +63,39 @@ impl MysqlSession {
         execute_on(&mut self.conn, sql, params).await
     }
 
-    pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+    /// Hands each row to `each` as it arrives and returns the column names (see
+    /// [`super::sql::SqlConnection::query_each`]).
+    pub async fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        mut each: impl FnMut(Vec<Value>) -> Result<(), DbError>,
+    ) -> Result<Vec<String>, DbError> {
         let (sql, params) = positional(sql, params)?;
-        let rows: Vec<mysql_async::Row> = self
+        let mut result = self
             .conn
-            .exec(sql, mysql_async::Params::Positional(params))
+            .exec_iter(sql, mysql_async::Params::Positional(params))
             .await
             .map_err(mysql_error)?;
-        let columns = rows
-            .first()
-            .map(|r| {
-                r.columns_ref()
-                    .iter()
-                    .map(|c| c.name_str().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let rows = rows
-            .into_iter()
-            .map(|row| {
-                row.unwrap_raw()
-                    .into_iter()
-                    .map(|value| from_mysql(value.unwrap_or(mysql_async::Value::NULL)))
-                    .collect()
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Rows { columns, rows })
+        let columns = result
+            .columns_ref()
+            .iter()
+            .map(|c| c.name_str().into_owned())
+            .collect();
+        while let Some(row) = result.next().await.map_err(mysql_error)? {
+            let values = row
+                .unwrap_raw()
+                .into_iter()
+                .map(|value| from_mysql(value.unwrap_or(mysql_async::Value::NULL)))
+                .collect::<Result<_, _>>()
+                .and_then(&mut each);
+            if let Err(error) = values {
+                // The rest of the result must be read before the session can be used again.
+                result.drop_result().await.map_err(mysql_error)?;
+                return Err(error);
+            }
+        }
+        Ok(columns)
     }
 
     /// A named lock (`GET_LOCK`), which the server releases when the session ends. Lock names

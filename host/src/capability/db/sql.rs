@@ -288,6 +288,25 @@ impl SqlConnection {
     }
 
     pub async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        let mut rows = vec![];
+        let columns = self
+            .query_each(sql, params, |row| {
+                rows.push(row);
+                Ok(())
+            })
+            .await?;
+        Ok(Rows { columns, rows })
+    }
+
+    /// Hands each row to `each` as it arrives, stopping at the first error it returns, and
+    /// returns the column names (none for an empty PostgreSQL result). A large result (100,000
+    /// history rows) is never held whole.
+    pub async fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        mut each: impl FnMut(Vec<Value>) -> Result<(), DbError>,
+    ) -> Result<Vec<String>, DbError> {
         match self {
             SqlConnection::Postgres(PostgresSession { client, .. }) => {
                 let typed = pg_params(params);
@@ -295,23 +314,21 @@ impl SqlConnection {
                     .iter()
                     .map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone()))
                     .collect();
-                // Streamed: each row is converted as it arrives, so a large result (100,000
-                // history rows) is not held twice.
                 let stream = client
                     .query_typed_raw(sql, refs.iter().map(|(v, t)| (*v, t.clone())))
                     .await
                     .map_err(pg_error)?;
                 let mut stream = std::pin::pin!(stream);
-                let mut out = Rows::default();
+                let mut columns = vec![];
                 while let Some(row) = stream.try_next().await.map_err(pg_error)? {
-                    if out.columns.is_empty() {
-                        out.columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+                    if columns.is_empty() {
+                        columns = row.columns().iter().map(|c| c.name().to_string()).collect();
                     }
-                    out.rows.push(pg_row(&row)?);
+                    each(pg_row(&row)?)?;
                 }
-                Ok(out)
+                Ok(columns)
             }
-            SqlConnection::Mysql(session) => session.query(sql, params).await,
+            SqlConnection::Mysql(session) => session.query_each(sql, params, each).await,
             SqlConnection::Sqlite(session) => {
                 let mut statement = session
                     .connection
@@ -321,15 +338,14 @@ impl SqlConnection {
                 let width = columns.len();
                 bind_numbered(&mut statement, params)?;
                 let mut result = statement.raw_query();
-                let mut rows = vec![];
                 while let Some(row) = result.next().map_err(sqlite_error)? {
-                    rows.push(
+                    each(
                         (0..width)
                             .map(|i| sqlite_value(row.get_ref(i)))
                             .collect::<Result<_, _>>()?,
-                    );
+                    )?;
                 }
-                Ok(Rows { columns, rows })
+                Ok(columns)
             }
         }
     }
