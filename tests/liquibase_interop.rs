@@ -114,6 +114,13 @@ impl Project {
 
     /// Runs Liquibase from the project root, as a team would (so FILENAME is `db/changelog.sql`).
     fn liquibase(&self, db: &TestDb, args: &[&str]) -> String {
+        let (ok, text) = self.try_liquibase(db, args);
+        assert!(ok, "liquibase {args:?} failed:\n{text}");
+        text
+    }
+
+    /// [`Self::liquibase`]: whether it succeeded, and what it printed.
+    fn try_liquibase(&self, db: &TestDb, args: &[&str]) -> (bool, String) {
         let output = Command::new(liquibase())
             .args(jdbc(db))
             .args([
@@ -130,11 +137,7 @@ impl Project {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        assert!(
-            output.status.success(),
-            "liquibase {args:?} failed:\n{text}"
-        );
-        text
+        (output.status.success(), text)
     }
 
     fn lockstep(&self, args: &[&str]) -> String {
@@ -252,8 +255,7 @@ fn schema(db: &TestDb) -> String {
 }
 
 /// The rows of the user's tables (not the tracking tables), as `pg_dump --data-only` or
-/// `mariadb-dump --no-create-info` gives them; nothing for SQLite, whose rows these tests do not
-/// compare.
+/// `mariadb-dump --no-create-info` gives them, or for SQLite each table's rows in rowid order.
 fn data(db: &TestDb) -> String {
     let name = match db {
         TestDb::Postgres { name, .. } => name,
@@ -266,7 +268,25 @@ fn data(db: &TestDb) -> String {
                 &[&args[..], &ignored.each_ref().map(String::as_str)].concat(),
             );
         }
-        TestDb::Sqlite { .. } => return String::new(),
+        TestDb::Sqlite { .. } => {
+            use lockstep_changelog::db::Sql;
+            let mut session = db.session();
+            let tables = session.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'DATABASECHANGELOG%' ORDER BY name", &[]).unwrap();
+            return tables
+                .rows
+                .iter()
+                .flat_map(|table| {
+                    let table = table[0].as_text().unwrap().to_string();
+                    let rows = session
+                        .query(&format!("SELECT * FROM \"{table}\" ORDER BY rowid"), &[])
+                        .unwrap();
+                    rows.rows
+                        .into_iter()
+                        .map(move |row| format!("{table}: {row:?}"))
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
     };
     let output = Command::new("pg_dump")
         .args([
@@ -1032,6 +1052,89 @@ fn sql_files_are_read_split_and_checksummed_as_liquibase_does() {
     assert_eq!(history.len(), 2, "{history:?}");
 }
 
+/// The change types MySQL writes its own way, as Liquibase writes them on MariaDB.
+const MARIADB_RESHAPES: &str = "databaseChangeLog:
+  - changeSet:
+      id: base
+      author: alice
+      changes:
+        - createTable: { tableName: dept, columns: [{ column: { name: id, type: int, constraints: { primaryKey: true } } }, { column: { name: name, type: varchar(20) } }] }
+        - createTable: { tableName: emp, columns: [{ column: { name: id, type: int, constraints: { primaryKey: true, nullable: false } } }, { column: { name: dept_id, type: int, constraints: { foreignKeyName: fk_emp_dept, references: dept(id) } } }, { column: { name: boss_id, type: int } }, { column: { name: first, type: varchar(20) } }, { column: { name: last, type: varchar(20) } }] }
+        - addForeignKeyConstraint: { baseTableName: emp, baseColumnNames: boss_id, constraintName: fk_emp_boss, referencedTableName: emp, referencedColumnNames: id }
+        - insert: { tableName: dept, columns: [{ column: { name: id, valueNumeric: 1 } }, { column: { name: name, value: Research } }] }
+        - insert: { tableName: emp, columns: [{ column: { name: id, valueNumeric: 1 } }, { column: { name: dept_id, valueNumeric: 1 } }, { column: { name: first, value: Ada } }] }
+        - createSequence: { sequenceName: ticket_seq, startValue: 5 }
+  - changeSet:
+      id: reshape
+      author: alice
+      changes:
+        - addAutoIncrement: { tableName: emp, columnName: id, columnDataType: int, startWith: 10 }
+        - mergeColumns: { tableName: emp, column1Name: first, column2Name: last, finalColumnName: full_name, finalColumnType: varchar(41), joinString: ' ' }
+        - alterSequence: { sequenceName: ticket_seq, incrementBy: 10 }
+        - createProcedure: { procedureName: hello, procedureText: 'CREATE PROCEDURE hello() BEGIN SELECT 1; END' }
+        - dropAllForeignKeyConstraints: { baseTableName: emp }
+      rollback: empty
+  - changeSet:
+      id: lookup
+      author: alice
+      changes:
+        - addLookupTable: { existingTableName: dept, existingColumnName: name, newTableName: dept_names, newColumnName: name, newColumnDataType: varchar(20), constraintName: fk_dept_name }
+  - changeSet:
+      id: views
+      author: alice
+      changes:
+        - createView: { viewName: v_emp, selectQuery: 'select id from emp' }
+        - renameView: { oldViewName: v_emp, newViewName: v_staff }
+  - changeSet:
+      id: counter
+      author: alice
+      changes:
+        - createTable: { tableName: counter, columns: [{ column: { name: id, type: int, autoIncrement: true, startWith: 100, constraints: { primaryKey: true } } }, { column: { name: label, type: varchar(10) } }] }
+        - insert: { tableName: counter, columns: [{ column: { name: label, value: first } }] }
+      rollback:
+        - dropTable: { tableName: counter }
+";
+
+#[test]
+fn auto_increments_merges_lookups_procedures_and_view_renames_match_liquibase_on_mariadb() {
+    let files = [("db/changelog.yaml", MARIADB_RESHAPES)];
+    let history = same_as_liquibase_on(TestDb::mariadb, &files, &[], "");
+    assert_eq!(history.len(), 5, "{history:?}");
+    // The lookup table, the view rename and the counter table have inverses: each tool rolls
+    // back what the other applied.
+    let left = each_rolls_back_what_the_other_applied(TestDb::mariadb, &files, 3);
+    assert_eq!(left.len(), 2, "{left:?}");
+}
+
+#[test]
+fn changes_liquibase_cannot_make_on_mariadb_are_refused_before_the_first_write() {
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: base
+      author: alice
+      changes:
+        - createSequence: { sequenceName: ticket_seq }
+  - changeSet:
+      id: rename
+      author: alice
+      changes:
+        - renameSequence: { oldSequenceName: ticket_seq, newSequenceName: order_seq }
+";
+    let db = TestDb::mariadb();
+    let files = [("db/changelog.yaml", changelog)];
+    let project = Project::with_files(&db, &files, "");
+    let (ok, text) = project.try_liquibase(&db, &["update"]);
+    assert!(!ok && text.contains("RENAME TO order_seq"), "{text}");
+    let db = TestDb::mariadb();
+    let (ok, text) = Project::with_files(&db, &files, "").try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains("renameSequence cannot run on MySQL and MariaDB: Liquibase 4.28 writes `ALTER SEQUENCE … RENAME TO`, which MariaDB rejects"),
+        "{text}"
+    );
+    assert!(!schema(&db).contains("ticket_seq"), "{}", schema(&db));
+}
+
 #[test]
 fn sequences_merges_lookups_procedures_and_output_match_liquibase() {
     let changelog = "databaseChangeLog:
@@ -1229,7 +1332,7 @@ fn csv_data_is_loaded_and_checksummed_as_liquibase_loads_it() {
     let people =
         "id,name,active,score\n1,Ada,true,3.5\n\n2,\"Lovelace, Ada\",false,\n3,NULL,true,1\n";
     let changes = "id,name,active,score\n2,\"O'Neil\",true,2\n4,Grace,false,4.25\n";
-    for fresh in [TestDb::postgres, TestDb::mariadb] {
+    for fresh in [TestDb::postgres, TestDb::mariadb, TestDb::sqlite] {
         let history = same_as_liquibase_on(
             fresh,
             &[
@@ -1253,6 +1356,204 @@ fn csv_data_is_loaded_and_checksummed_as_liquibase_loads_it() {
         );
         assert_eq!(left.len(), 2, "{left:?}");
     }
+}
+
+const CONFIGURED_COLUMNS: &str = "databaseChangeLog:
+  - changeSet:
+      id: people
+      author: alice
+      changes:
+        - createTable: { tableName: people, columns: [{ column: { name: id, type: int, constraints: { primaryKey: true } } }, { column: { name: name, type: varchar(40) } }, { column: { name: active, type: boolean } }, { column: { name: score_text, type: varchar(20) } }, { column: { name: ref, type: varchar(40) } }, { column: { name: nick, type: varchar(10) } }] }
+  - changeSet:
+      id: load
+      author: alice
+      changes:
+        - loadData:
+            tableName: people
+            file: people.csv
+            relativeToChangelogFile: true
+            columns:
+              - column: { name: id, type: NUMERIC }
+              - column: { header: Full Name, name: name, type: STRING }
+              - column: { name: junk, type: SKIP }
+              - column: { name: active, type: BOOLEAN }
+              - column: { index: 4, name: score_text, type: NUMERIC }
+              - column: { name: ref, type: UUID }
+              - column: { name: nick, type: STRING }
+  - changeSet:
+      id: refresh
+      author: alice
+      changes:
+        - loadUpdateData:
+            tableName: people
+            file: refresh.csv
+            relativeToChangelogFile: true
+            primaryKey: id
+            columns:
+              - column: { header: Key, name: id, type: NUMERIC }
+              - column: { header: Full Name, name: name }
+              - column: { name: active, type: BOOLEAN }
+";
+
+const CONFIGURED_COLUMN_FILES: [(&str, &str); 2] = [
+    (
+        "db/people.csv",
+        "id,Full Name,junk,active,points,ref,nick\n1,Ada,x,yes,3.50,1b4e28ba-2fa1-11d2-883f-0003f0059e6b,\n2,Grace,y,0,007,NULL,NULL\n3,\"O'Neil\",z,T,12,,gg\n",
+    ),
+    (
+        "db/refresh.csv",
+        "Key,Full Name,active\n2,Grace H,true\n4,Hedy,n\n",
+    ),
+];
+
+#[test]
+fn loaded_columns_are_mapped_typed_and_skipped_as_liquibase_loads_them() {
+    let files = [
+        &[("db/changelog.yaml", CONFIGURED_COLUMNS)][..],
+        &CONFIGURED_COLUMN_FILES,
+    ]
+    .concat();
+    for fresh in [TestDb::postgres, TestDb::mariadb, TestDb::sqlite] {
+        let history = same_as_liquibase_on(fresh, &files, &[], "");
+        assert_eq!(history.len(), 3, "{history:?}");
+        let left = each_rolls_back_what_the_other_applied(fresh, &files, 1);
+        assert_eq!(left.len(), 2, "{left:?}");
+    }
+}
+
+#[test]
+fn loaded_dates_and_expressions_match_liquibase_and_are_refused_on_sqlite() {
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: events
+      author: alice
+      changes:
+        - createTable: { tableName: events, columns: [{ column: { name: id, type: int } }, { column: { name: day, type: date } }, { column: { name: at, type: datetime } }, { column: { name: label, type: varchar(20) } }] }
+  - changeSet:
+      id: load
+      author: alice
+      changes:
+        - loadData:
+            tableName: events
+            file: events.csv
+            relativeToChangelogFile: true
+            columns:
+              - column: { name: day, type: DATE }
+              - column: { name: at, type: DATETIME }
+              - column: { name: label, type: COMPUTED }
+";
+    let files = [
+        ("db/changelog.yaml", changelog),
+        (
+            "db/events.csv",
+            "id,day,at,label\n1,2020-01-02,2020-01-02T10:11:12,upper('x')\n2,,2021-03-04 05:06:07,NULL\n",
+        ),
+    ];
+    for fresh in [TestDb::postgres, TestDb::mariadb] {
+        assert_eq!(same_as_liquibase_on(fresh, &files, &[], "").len(), 2);
+    }
+    let db = TestDb::sqlite();
+    let (ok, text) = Project::with_files(&db, &files, "").try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains("db/changelog.yaml:8: changeset db/changelog.yaml::load::alice: loadData column `day` has type DATE, which Liquibase does not load into SQLite as written"),
+        "{text}"
+    );
+    assert!(!schema(&db).contains("events"), "{}", schema(&db));
+}
+
+/// Change types Liquibase 4.28 refuses on SQLite at validation (mostly "… is not supported
+/// on sqlite"), before it writes anything.
+const REFUSED_ON_SQLITE_BY_BOTH: [&str; 14] = [
+    "addPrimaryKey: { tableName: dept, columnNames: id, constraintName: pk_dept }",
+    "addUniqueConstraint: { tableName: dept, columnNames: code, constraintName: uq_dept_code }",
+    "addForeignKeyConstraint: { baseTableName: emp, baseColumnNames: dept_id, constraintName: fk_emp_dept, referencedTableName: dept, referencedColumnNames: id }",
+    "dropDefaultValue: { tableName: dept, columnName: title }",
+    "modifyDataType: { tableName: emp, columnName: name, newDataType: varchar(100) }",
+    "addNotNullConstraint: { tableName: emp, columnName: name, columnDataType: varchar(50), defaultNullValue: x }",
+    "dropNotNullConstraint: { tableName: dept, columnName: id, columnDataType: int }",
+    "dropUniqueConstraint: { tableName: dept, constraintName: uq_dept_code }",
+    "dropForeignKeyConstraint: { baseTableName: emp, constraintName: fk_emp_dept }",
+    "renameSequence: { oldSequenceName: s1, newSequenceName: s2 }",
+    "setTableRemarks: { tableName: emp, remarks: people }",
+    "setColumnRemarks: { tableName: emp, columnName: name, remarks: full name }",
+    "addLookupTable: { existingTableName: dept, existingColumnName: code, newTableName: codes, newColumnName: code, newColumnDataType: varchar(10), constraintName: fk_dept_code }",
+    "dropProcedure: { procedureName: p }",
+];
+
+#[test]
+fn what_liquibase_refuses_on_sqlite_lockstep_refuses_too_before_the_first_write() {
+    let mut changelog = String::from("databaseChangeLog:
+  - changeSet:
+      id: base
+      author: alice
+      changes:
+        - createTable: { tableName: dept, columns: [{ column: { name: id, type: int } }, { column: { name: code, type: varchar(10) } }, { column: { name: title, type: varchar(50) } }] }
+        - createTable: { tableName: emp, columns: [{ column: { name: id, type: int } }, { column: { name: dept_id, type: int } }, { column: { name: name, type: varchar(50) } }] }
+");
+    for (i, change) in REFUSED_ON_SQLITE_BY_BOTH.iter().enumerate() {
+        changelog.push_str(&format!(
+            "  - changeSet:\n      id: c{i}\n      author: alice\n      changes:\n        - {change}\n"
+        ));
+    }
+    let files = [("db/changelog.yaml", changelog.as_str())];
+    let names = REFUSED_ON_SQLITE_BY_BOTH.map(|change| change.split_once(':').unwrap().0);
+    let db = TestDb::sqlite();
+    let (ok, text) = Project::with_files(&db, &files, "").try_liquibase(&db, &["update"]);
+    assert!(!ok);
+    for name in names {
+        // addLookupTable is refused for the primary key it would add.
+        let refusal = match name {
+            "addLookupTable" => "AddPrimaryKeyStatement on sqlite".to_string(),
+            _ => format!("{name} is not supported on sqlite"),
+        };
+        assert!(text.contains(&refusal), "{name}: {text}");
+    }
+    assert!(!schema(&db).contains("dept"), "{}", schema(&db));
+    let db = TestDb::sqlite();
+    let (ok, text) = Project::with_files(&db, &files, "").try_lockstep(&["update"]);
+    assert!(!ok);
+    for name in names {
+        assert!(
+            text.contains(&format!("{name} cannot run on SQLite")),
+            "{name}: {text}"
+        );
+    }
+    assert!(!schema(&db).contains("dept"), "{}", schema(&db));
+}
+
+#[test]
+fn a_csv_whose_header_line_is_a_comment_is_refused_before_the_first_write() {
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: people
+      author: alice
+      changes:
+        - createTable: { tableName: people, columns: [{ column: { name: id, type: int } }, { column: { name: name, type: varchar(40) } }] }
+  - changeSet:
+      id: load
+      author: alice
+      changes:
+        - loadData: { tableName: people, file: people.csv, relativeToChangelogFile: true }
+";
+    let files = [
+        ("db/changelog.yaml", changelog),
+        ("db/people.csv", "# who we know\nid,name\n1,Ada\n"),
+    ];
+    // Liquibase takes the comment for the header and fails in the second changeset, after the
+    // first committed.
+    let db = TestDb::postgres();
+    let (ok, text) = Project::with_files(&db, &files, "").try_liquibase(&db, &["update"]);
+    assert!(!ok && text.contains("Header has 1"), "{text}");
+    // Lockstep refuses it, saying why, and writes nothing.
+    let db = TestDb::postgres();
+    let (ok, text) = Project::with_files(&db, &files, "").try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains("db/changelog.yaml:8: db/people.csv:1: the header line `# who we know` starts with the comment prefix `#`"),
+        "{text}"
+    );
+    assert!(!schema(&db).contains("people"), "{}", schema(&db));
 }
 
 const WITH_A_LEGACY_CHANGESET: &str = "databaseChangeLog:

@@ -216,22 +216,6 @@ impl Kind {
     fn runs_on_sqlite(self) -> bool {
         matches!(self, Insert | Update | Delete | Output | Stop)
     }
-
-    /// Whether Lockstep writes it for MySQL and MariaDB (checked against Liquibase on MariaDB);
-    /// the others are refused there, with the reason.
-    fn runs_on_mysql(self) -> bool {
-        !matches!(
-            self,
-            AddAutoIncrement
-                | MergeColumns
-                | AddLookupTable
-                | DropAllForeignKeyConstraints
-                | CreateProcedure
-                | AlterSequence
-                | RenameSequence
-                | RenameView
-        )
-    }
 }
 
 /// One change of a [`Kind`], with its attributes as the changelog gives them (`${}` expanded).
@@ -335,9 +319,31 @@ impl AttributeChange {
         .collect()
     }
 
+    /// dropAllForeignKeyConstraints on MySQL and MariaDB: the schema and table whose foreign
+    /// keys the store reads from the database as the change runs, as Liquibase reads them.
+    pub fn drops_foreign_keys_of(&self) -> Option<(Option<&str>, &str)> {
+        (self.kind == DropAllForeignKeyConstraints).then(|| {
+            (
+                self.attributes
+                    .get("baseTableSchemaName")
+                    .map(String::as_str),
+                self.get("baseTableName"),
+            )
+        })
+    }
+
+    /// dropAllForeignKeyConstraints on MySQL and MariaDB, once the store has read the names
+    /// of the table's foreign `keys`.
+    pub fn drop_foreign_keys(&self, keys: &[String]) -> Vec<String> {
+        let base = self.at("baseTableSchemaName", "baseTableName");
+        keys.iter()
+            .map(|key| format!("ALTER TABLE {base} DROP FOREIGN KEY {key}"))
+            .collect()
+    }
+
     /// The statements where MySQL's differ from PostgreSQL's, as Liquibase 4.28 writes them for
     /// MariaDB; `None` where they are the same.
-    fn mysql_statements(&self) -> Result<Option<Vec<String>>, String> {
+    fn mysql_statements(&self, dialect: Dialect) -> Result<Option<Vec<String>>, String> {
         let table = self.table();
         let column = self.get("columnName");
         // MySQL restates a column's whole definition to change one part of it.
@@ -353,6 +359,78 @@ impl AttributeChange {
                 })
         };
         Ok(Some(match self.kind {
+            CreateSequence | AlterSequence | DropSequence if dialect == Dialect::Mysql => {
+                return Err(format!(
+                    "{} cannot run on MySQL, which has no sequences (MariaDB has them); use an AUTO_INCREMENT column",
+                    self.kind.name()
+                ));
+            }
+            RenameSequence => {
+                return Err("renameSequence cannot run on MySQL and MariaDB: Liquibase 4.28 writes `ALTER SEQUENCE … RENAME TO`, which MariaDB rejects; write `RENAME TABLE old TO new` with `sql`".into());
+            }
+            AddAutoIncrement => {
+                if self.attributes.contains_key("incrementBy") {
+                    return Err("addAutoIncrement's `incrementBy` is not allowed on MySQL and MariaDB (Liquibase refuses it too: the server's auto_increment_increment sets it); leave it out".into());
+                }
+                let mut statements = vec![format!(
+                    "ALTER TABLE {table} MODIFY {column} {} AUTO_INCREMENT",
+                    column_type()?
+                )];
+                if let Some(start) = self.attributes.get("startWith") {
+                    statements.push(format!("ALTER TABLE {table} AUTO_INCREMENT={start}"));
+                }
+                statements
+            }
+            MergeColumns => {
+                let (first, second, merged) = (
+                    self.get("column1Name"),
+                    self.get("column2Name"),
+                    self.get("finalColumnName"),
+                );
+                vec![
+                    format!(
+                        "ALTER TABLE {table} ADD {merged} {} NULL",
+                        self.get("finalColumnType").to_uppercase()
+                    ),
+                    // CONCAT_WS skips a NULL, where PostgreSQL's `||` makes the whole NULL.
+                    format!(
+                        "UPDATE {table} SET {merged} = CONCAT_WS({}, {first}, {second})",
+                        quoted(self.get("joinString"))
+                    ),
+                    format!("ALTER TABLE {table} DROP COLUMN {first}"),
+                    format!("ALTER TABLE {table} DROP COLUMN {second}"),
+                ]
+            }
+            AddLookupTable => {
+                let existing = self.at("existingTableSchemaName", "existingTableName");
+                let lookup = self.at("newTableSchemaName", "newTableName");
+                let (existing_column, new_column) =
+                    (self.get("existingColumnName"), self.get("newColumnName"));
+                let new_type = self
+                    .attributes
+                    .get("newColumnDataType")
+                    .ok_or("addLookupTable on MySQL needs `newColumnDataType`: MySQL restates the whole column to make it NOT NULL, as in Liquibase")?
+                    .to_uppercase();
+                vec![
+                    format!(
+                        "CREATE TABLE {lookup} AS SELECT DISTINCT {existing_column} AS {new_column} FROM {existing} WHERE {existing_column} IS NOT NULL"
+                    ),
+                    format!("ALTER TABLE {lookup} MODIFY {new_column} {new_type} NOT NULL"),
+                    format!("ALTER TABLE {lookup} ADD PRIMARY KEY ({new_column})"),
+                    format!(
+                        "ALTER TABLE {existing} ADD CONSTRAINT {} FOREIGN KEY ({existing_column}) REFERENCES {lookup} ({new_column})",
+                        self.get("constraintName")
+                    ),
+                ]
+            }
+            // The store reads the table's keys as the change runs (see `drop_foreign_keys`):
+            // there is nothing to write before that.
+            DropAllForeignKeyConstraints => vec![],
+            RenameView => vec![format!(
+                "RENAME TABLE {} TO {}",
+                self.at("schemaName", "oldViewName"),
+                self.at("schemaName", "newViewName")
+            )],
             DropPrimaryKey => vec![format!("ALTER TABLE {table} DROP PRIMARY KEY")],
             // MySQL names every primary key PRIMARY; Liquibase leaves the name out.
             AddPrimaryKey => vec![format!(
@@ -407,21 +485,27 @@ impl AttributeChange {
 
     pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
         if dialect == Dialect::Sqlite && !self.kind.runs_on_sqlite() {
+            let liquibase = match self.kind {
+                AddDefaultValue | AddAutoIncrement | MergeColumns => {
+                    "Liquibase rebuilds the table, which Lockstep does not do yet"
+                }
+                CreateSequence | AlterSequence | DropSequence => {
+                    "SQLite has no sequences, and Liquibase records the change without doing anything"
+                }
+                DropPrimaryKey | RenameView | CreateProcedure | DropAllForeignKeyConstraints => {
+                    "Liquibase fails on it there or does nothing"
+                }
+                _ => "Liquibase refuses it there too",
+            };
             return Err(format!(
-                "{} cannot run on SQLite, which cannot change a table's constraints, defaults, types or remarks in place and has no sequences (Liquibase rebuilds the table); write the new table with `sql`",
+                "{} cannot run on SQLite, which cannot change a table's constraints, defaults, types or remarks in place ({liquibase}); write the new table with `sql`",
                 self.kind.name()
             ));
         }
-        if dialect.is_mysql() {
-            if !self.kind.runs_on_mysql() {
-                return Err(format!(
-                    "{} is not written for MySQL and MariaDB yet (Lockstep has not checked it against Liquibase there); write it with `sql` in a `dbms: mysql,mariadb` changeset",
-                    self.kind.name()
-                ));
-            }
-            if let Some(statements) = self.mysql_statements()? {
-                return Ok(statements);
-            }
+        if dialect.is_mysql()
+            && let Some(statements) = self.mysql_statements(dialect)?
+        {
+            return Ok(statements);
         }
         let table = self.table();
         let column = self.get("columnName");

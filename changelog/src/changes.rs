@@ -346,6 +346,9 @@ fn sql_type(declared: &str, dialect: Dialect) -> String {
             _ => declared.trim().to_uppercase(),
         };
     }
+    if dialect == Dialect::Sqlite {
+        return sqlite_type(declared);
+    }
     match lower.as_str() {
         "int" | "integer" | "int4" => "INTEGER".into(),
         "bigint" | "int8" => "BIGINT".into(),
@@ -356,6 +359,36 @@ fn sql_type(declared: &str, dialect: Dialect) -> String {
         "date" => "DATE".into(),
         "uuid" if dialect == Dialect::Postgresql => "UUID".into(),
         _ => declared.trim().to_uppercase(),
+    }
+}
+
+/// A declared type as Liquibase 4.28 writes it on SQLite, which keeps the text of a table's
+/// definition: its own names for some types, and parameters separated by `, `.
+fn sqlite_type(declared: &str) -> String {
+    let declared = declared.trim();
+    let (name, parameters) = match declared.split_once('(') {
+        Some((name, rest)) => (name.trim(), Some(rest.trim_end_matches(')'))),
+        None => (declared, None),
+    };
+    let name = match name.to_lowercase().as_str() {
+        "int" | "integer" | "int4" => "INTEGER".to_string(),
+        "bigint" | "int8" => "BIGINT".into(),
+        "smallint" | "int2" => "SMALLINT".into(),
+        "boolean" | "bool" => "BOOLEAN".into(),
+        "text" | "clob" | "datetime" | "timestamp" | "uuid" => "TEXT".into(),
+        "date" => "date".into(),
+        "time" => "time".into(),
+        "numeric" | "number" => "NUMBER".into(),
+        "real" | "float" => "FLOAT".into(),
+        "currency" => "REAL".into(),
+        _ => name.to_uppercase(),
+    };
+    match parameters {
+        Some(parameters) if name != "TEXT" => {
+            let parameters: Vec<&str> = parameters.split(',').map(str::trim).collect();
+            format!("{name}({})", parameters.join(", "))
+        }
+        _ => name,
     }
 }
 
@@ -598,7 +631,15 @@ impl Structured {
                     parts.extend(column.foreign_key_constraint(self.name())?);
                 }
                 parts.extend(columns.iter().filter_map(Column::unique_key));
-                vec![format!("CREATE TABLE {} ({})", at(table), parts.join(", "))]
+                let mut create = format!("CREATE TABLE {} ({})", at(table), parts.join(", "));
+                // On MySQL an autoincrement column starts where the table's AUTO_INCREMENT
+                // says, as Liquibase writes it.
+                if dialect.is_mysql()
+                    && let Some(start) = columns.iter().find_map(|c| c.start_with.as_ref())
+                {
+                    create.push_str(&format!(" AUTO_INCREMENT={start}"));
+                }
+                vec![create]
             }
             Structured::AddColumn { table, columns, .. } => {
                 let mut statements = vec![];
@@ -689,7 +730,7 @@ impl Structured {
                 if dialect == Dialect::Sqlite =>
             {
                 return Err(format!(
-                    "{} on {table}.{column}: SQLite cannot change a column's NULL constraint; recreate the table instead",
+                    "{} cannot run on SQLite ({table}.{column}), which cannot change a column's NULL constraint in place, and Liquibase refuses it there too; write the new table with `sql`",
                     self.name()
                 ));
             }
@@ -746,14 +787,17 @@ impl Structured {
         };
         Ok(Some(match self {
             Structured::CreateTable { columns, .. } | Structured::AddColumn { columns, .. }
-                if columns
-                    .iter()
-                    .any(|c| c.start_with.is_some() || c.increment_by.is_some()) =>
+                if columns.iter().any(|c| c.increment_by.is_some()) =>
             {
                 return Err(format!(
-                    "{}: `startWith` and `incrementBy` are not written for MySQL yet; set the table's AUTO_INCREMENT with `sql`",
+                    "{}: `incrementBy` is not allowed on MySQL and MariaDB (Liquibase refuses it too: the server's auto_increment_increment sets it); leave it out",
                     self.name()
                 ));
+            }
+            Structured::AddColumn { columns, .. }
+                if columns.iter().any(|c| c.start_with.is_some()) =>
+            {
+                return Err("addColumn: `startWith` is not written for MySQL; set the table's AUTO_INCREMENT with `sql`".into());
             }
             Structured::DropIndex { table, index, .. } => {
                 let table = table.as_ref().ok_or_else(|| {
@@ -912,6 +956,34 @@ impl Structured {
 mod tests {
     use super::*;
     use crate::checksum::{self, ChecksumVersion::V9};
+
+    #[test]
+    fn sqlite_types_are_written_as_liquibase_writes_them() {
+        // Taken from Liquibase 4.28's update-sql on SQLite.
+        let liquibase = [
+            ("int", "INTEGER"),
+            ("bigint", "BIGINT"),
+            ("boolean", "BOOLEAN"),
+            ("varchar(10)", "VARCHAR(10)"),
+            ("clob", "TEXT"),
+            ("numeric(5,2)", "NUMBER(5, 2)"),
+            ("decimal(5,2)", "DECIMAL(5, 2)"),
+            ("numeric", "NUMBER"),
+            ("datetime", "TEXT"),
+            ("timestamp", "TEXT"),
+            ("date", "date"),
+            ("time", "time"),
+            ("uuid", "TEXT"),
+            ("double", "DOUBLE"),
+            ("real", "FLOAT"),
+            ("currency", "REAL"),
+            ("char(3)", "CHAR(3)"),
+            ("nvarchar(5)", "NVARCHAR(5)"),
+        ];
+        for (declared, written) in liquibase {
+            assert_eq!(sql_type(declared, Dialect::Sqlite), written, "{declared}");
+        }
+    }
 
     fn person() -> Structured {
         Structured::CreateTable {

@@ -229,9 +229,12 @@ impl Loader<'_> {
         for change in &mut changeset.changes {
             let (path, outcome) = match change {
                 Change::LoadData(load) => {
-                    let outcome =
-                        read_text(self.root, &load.resolved).and_then(|text| load.read(&text));
-                    (load.resolved.clone(), outcome)
+                    let outcome = read_text(self.root, &load.resolved);
+                    if let Ok(Err(message)) = outcome.as_ref().map(|text| load.read(text)) {
+                        problems.push(format!("{}:{}: {message}", changeset.file, changeset.line));
+                        continue;
+                    }
+                    (load.resolved.clone(), outcome.map(drop))
                 }
                 Change::SqlFile(file) => {
                     let outcome = read_text(self.root, &file.resolved).map(|text| {

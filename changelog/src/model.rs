@@ -355,11 +355,104 @@ pub struct LoadData {
     pub comment_prefix: String,
     /// `loadUpdateData`'s `primaryKey` (columns, comma-separated): rows are updated if there.
     pub primary_key: Option<String>,
+    /// The `columns` configuration: which table column each of the file's columns fills, and
+    /// how its values are written. Liquibase leaves it out of the checksum.
+    pub columns: Vec<LoadColumn>,
     /// The file's lines without empty and comment lines, which Liquibase's checksum hashes.
     pub text: String,
     pub header: Vec<String>,
-    /// Each row's values; `None` for an empty value or `NULL`.
-    pub rows: Vec<Vec<Option<String>>>,
+    /// Each row's values as the file has them.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// One `column` of loadData's `columns`: it configures the file's column at `index` (from 0),
+/// or else the one whose header is `header`, or else the one whose header is `name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadColumn {
+    pub name: Option<String>,
+    pub header: Option<String>,
+    pub index: Option<usize>,
+    pub kind: LoadType,
+}
+
+/// A loadData column's `type`: how a value of the file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadType {
+    /// No `type`: a quoted literal the server casts to the column's type.
+    AsTheTable,
+    /// A quoted literal, and an empty value is the empty string, not NULL.
+    String,
+    /// A number, written as a number.
+    Numeric,
+    /// `true`, `t`, `yes`, `y` or `1` (any case) is true, anything else false.
+    Boolean,
+    Date,
+    Datetime,
+    Uuid,
+    /// An SQL expression, written as it is.
+    Computed,
+    /// Not loaded.
+    Skip,
+}
+
+impl LoadType {
+    /// The `type` a changelog writes; the error says what Lockstep cannot load, and why.
+    pub fn parse(declared: &str) -> Result<Self, String> {
+        Ok(match declared.to_ascii_uppercase().as_str() {
+            "STRING" => LoadType::String,
+            "NUMERIC" => LoadType::Numeric,
+            "BOOLEAN" => LoadType::Boolean,
+            "DATE" => LoadType::Date,
+            "DATETIME" => LoadType::Datetime,
+            "UUID" => LoadType::Uuid,
+            "COMPUTED" => LoadType::Computed,
+            "SKIP" => LoadType::Skip,
+            "BLOB" | "CLOB" => return Err(format!("type `{declared}` loads each value from the file it names, and Lockstep does not read files a CSV names; load the column's text with type STRING, or use `sql`")),
+            "SEQUENCE" => return Err("type `SEQUENCE` is not supported by Lockstep; fill the column with a default (`nextval(...)`) instead".into()),
+            _ => return Err(format!("type `{declared}` is not a loadData column type; use STRING, NUMERIC, BOOLEAN, DATE, DATETIME, UUID, COMPUTED or SKIP")),
+        })
+    }
+}
+
+/// A value of the file as Liquibase reads it: `NULL` (any case) is NULL, and so is an empty
+/// value, except in a STRING column.
+fn value(kind: LoadType, raw: &str) -> Option<&str> {
+    let null = raw.eq_ignore_ascii_case("NULL") || (raw.is_empty() && kind != LoadType::String);
+    (!null).then_some(raw)
+}
+
+fn quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Whether `value` is a number Liquibase writes the same way on every database: digits, with
+/// an optional sign and fraction (an exponent is read differently by each of its drivers).
+fn is_plain_number(value: &str) -> bool {
+    let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !fraction.is_empty()
+        && whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+}
+
+/// A NUMERIC value as Liquibase's MySQL and SQLite drivers bind it: parsed, so that `007` is
+/// `7` and `3.50` is `3.5` (PostgreSQL gets the text as written).
+fn bound_number(value: &str) -> String {
+    let value = value.strip_prefix('+').unwrap_or(value);
+    match value.split_once('.') {
+        None => value
+            .parse::<i64>()
+            .map_or(value.to_string(), |n| n.to_string()),
+        Some((whole, fraction)) if fraction.bytes().all(|b| b == b'0') => whole
+            .parse::<i64>()
+            .map_or(value.to_string(), |n| n.to_string()),
+        Some(_) => value
+            .parse::<f64>()
+            .map_or(value.to_string(), |n| n.to_string()),
+    }
 }
 
 impl LoadData {
@@ -379,6 +472,23 @@ impl LoadData {
 
     /// The file's text, as Liquibase reads it for the checksum: empty and comment lines skipped.
     pub fn read(&mut self, text: &str) -> Result<(), String> {
+        // Liquibase takes the first line as the header even when it is a comment, then fails
+        // on the first row (its width differs) or at the database (`#` names no column).
+        if let Some((at, header)) = text
+            .lines()
+            .enumerate()
+            .find(|(_, line)| !line.trim().is_empty())
+            .filter(|(_, line)| {
+                !self.comment_prefix.is_empty() && line.starts_with(&self.comment_prefix)
+            })
+        {
+            return Err(format!(
+                "{}:{}: the header line `{header}` starts with the comment prefix `{}`, and Liquibase reads the first line as the header even so; put the header line first (comments may follow it)",
+                self.resolved,
+                at + 1,
+                self.comment_prefix
+            ));
+        }
         self.text = text
             .lines()
             .filter(|line| !line.trim().is_empty() && !line.starts_with(&self.comment_prefix))
@@ -397,44 +507,77 @@ impl LoadData {
         self.rows = vec![];
         for record in reader.records() {
             let record = record.map_err(|e| format!("{}: {e}", self.resolved))?;
-            self.rows.push(
-                record
-                    .iter()
-                    .map(|value| {
-                        (!value.is_empty() && !value.eq_ignore_ascii_case("NULL"))
-                            .then(|| value.to_string())
-                    })
-                    .collect(),
-            );
+            self.rows.push(record.iter().map(str::to_string).collect());
+        }
+        for (at, header) in self.header.iter().enumerate() {
+            if self.config(at, header).map(|c| c.kind) != Some(LoadType::Numeric) {
+                continue;
+            }
+            let values = self.rows.iter().filter_map(|row| row.get(at));
+            if let Some(bad) = values
+                .filter_map(|raw| value(LoadType::Numeric, raw))
+                .find(|v| !is_plain_number(v))
+            {
+                return Err(format!(
+                    "{}: column `{header}` is NUMERIC, and `{bad}` is not a plain decimal number (digits, a sign, a fraction: Liquibase's drivers read anything else differently)",
+                    self.resolved
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The `columns` entry that configures the file's column `at`, whose header is `header`.
+    fn config(&self, at: usize, header: &str) -> Option<&LoadColumn> {
+        self.columns.iter().find(|c| {
+            c.index == Some(at)
+                || c.header
+                    .as_deref()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(header))
+                || c.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(header))
+        })
+    }
+
+    /// The table columns the file fills, each with the file's column it comes from and how its
+    /// values are written (SKIP columns left out).
+    fn targets(&self) -> Vec<(usize, &str, LoadType)> {
+        self.header
+            .iter()
+            .enumerate()
+            .filter_map(|(at, header)| match self.config(at, header) {
+                Some(LoadColumn {
+                    kind: LoadType::Skip,
+                    ..
+                }) => None,
+                Some(config) => Some((at, config.name.as_deref().unwrap_or(header), config.kind)),
+                None => Some((at, header.as_str(), LoadType::AsTheTable)),
+            })
+            .collect()
     }
 
     /// loadUpdateData's automatic inverse, as Liquibase's: a `delete` of each row by its primary
     /// key (the rows it updated are deleted too). `None` for loadData, which has none.
     pub fn inverse(&self) -> Option<Vec<Structured>> {
-        let keys: Vec<&str> = self
-            .primary_key
-            .as_deref()?
-            .split(',')
-            .map(str::trim)
-            .collect();
+        let keys = self.keys()?;
         let mut common = BTreeMap::from([("tableName".to_string(), self.table.clone())]);
         if let Some(schema) = &self.schema {
             common.insert("schemaName".into(), schema.clone());
         }
+        let targets = self.targets();
         Some(
             self.rows
                 .iter()
                 .map(|row| {
-                    let matches: Vec<String> = self
-                        .header
+                    let matches: Vec<String> = targets
                         .iter()
-                        .zip(row)
-                        .filter(|(column, _)| keys.contains(&column.as_str()))
-                        .map(|(column, value)| match value {
-                            Some(value) => format!("{column} = '{}'", value.replace('\'', "''")),
-                            None => format!("{column} IS NULL"),
+                        .filter(|(_, column, _)| keys.contains(column))
+                        .map(|&(at, column, kind)| {
+                            match row.get(at).and_then(|raw| value(kind, raw)) {
+                                Some(value) => format!("{column} = {}", quoted(value)),
+                                None => format!("{column} IS NULL"),
+                            }
                         })
                         .collect();
                     let mut attributes = common.clone();
@@ -449,15 +592,26 @@ impl LoadData {
         )
     }
 
+    /// loadUpdateData's `primaryKey` columns.
+    fn keys(&self) -> Option<Vec<&str>> {
+        Some(
+            self.primary_key
+                .as_deref()?
+                .split(',')
+                .map(str::trim)
+                .collect(),
+        )
+    }
+
     /// One statement per row, as Liquibase writes them (values as literals the server casts to
-    /// the column's type); loadUpdateData's upsert is PostgreSQL's or MySQL's own.
+    /// the column's type); loadUpdateData's upsert is each database's own.
     pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
         self.statements_into(dialect, &[])
     }
 
     /// [`Self::statements`] for a table whose `boolean_columns` take `true` and `false` as 1
-    /// and 0: MySQL's BOOLEAN is TINYINT(1), which does not cast the words, and Liquibase reads
-    /// the column's type to convert them.
+    /// and 0: MySQL's BOOLEAN is TINYINT(1) and SQLite has none, so neither casts the words, and
+    /// Liquibase reads the column's type to convert them.
     pub fn statements_into(
         &self,
         dialect: Dialect,
@@ -467,52 +621,97 @@ impl LoadData {
             Some(schema) => format!("{schema}.{}", self.table),
             None => self.table.clone(),
         };
-        if self.primary_key.is_some() && dialect == Dialect::Sqlite {
-            return Err("loadUpdateData cannot run on SQLite yet; use loadData into an empty table, or `sql`".into());
-        }
-        let literal = |column: &String, value: &Option<String>| {
-            value.as_ref().map_or("NULL".to_string(), |v| {
-                let boolean = boolean_columns
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(column));
-                match v.to_ascii_lowercase().as_str() {
-                    "true" if boolean => "1".to_string(),
-                    "false" if boolean => "0".to_string(),
-                    _ => format!("'{}'", v.replace('\'', "''")),
-                }
+        let targets = self.targets();
+        if dialect == Dialect::Sqlite
+            && let Some((_, column, kind)) = targets.iter().find(|(_, _, kind)| {
+                matches!(
+                    kind,
+                    LoadType::Date | LoadType::Datetime | LoadType::Computed
+                )
             })
+        {
+            return Err(format!(
+                "{} column `{column}` has type {}, which Liquibase does not load into SQLite as written (its SQLite driver stores dates as epoch milliseconds in the JVM's time zone, and fails on COMPUTED); declare the column STRING to load the text as it is",
+                self.name(),
+                format!("{kind:?}").to_uppercase()
+            ));
+        }
+        let literal = |column: &str, kind: LoadType, raw: &str| {
+            let Some(v) = value(kind, raw) else {
+                return "NULL".to_string();
+            };
+            let truth = || {
+                matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "true" | "t" | "yes" | "y" | "1"
+                )
+            };
+            match kind {
+                LoadType::AsTheTable => {
+                    let boolean = boolean_columns
+                        .iter()
+                        .any(|c| c.eq_ignore_ascii_case(column));
+                    match v.to_ascii_lowercase().as_str() {
+                        "true" if boolean => "1".to_string(),
+                        "false" if boolean => "0".to_string(),
+                        _ => quoted(v),
+                    }
+                }
+                LoadType::Boolean => match (dialect, truth()) {
+                    (Dialect::Postgresql, true) => "TRUE".into(),
+                    (Dialect::Postgresql, false) => "FALSE".into(),
+                    (_, truth) => u8::from(truth).to_string(),
+                },
+                LoadType::Numeric if dialect == Dialect::Postgresql => v.to_string(),
+                LoadType::Numeric => bound_number(v),
+                // Liquibase reads `2020-01-02T10:11:12` as a timestamp and writes it with a space.
+                LoadType::Datetime if v.get(10..11) == Some("T") => {
+                    quoted(&format!("{} {}", &v[..10], &v[11..]))
+                }
+                LoadType::String | LoadType::Date | LoadType::Datetime | LoadType::Uuid => {
+                    quoted(v)
+                }
+                // SKIP never gets here: `targets` leaves its columns out.
+                LoadType::Computed | LoadType::Skip => v.to_string(),
+            }
         };
-        let columns = self.header.join(", ");
-        let keys: Vec<&str> = self
-            .primary_key
-            .as_deref()
-            .map(|k| k.split(',').map(str::trim).collect())
-            .unwrap_or_default();
+        let columns: Vec<&str> = targets.iter().map(|(_, column, _)| *column).collect();
+        let column_list = columns.join(", ");
+        let keys = self.keys().unwrap_or_default();
         Ok(self
             .rows
             .iter()
             .map(|row| {
-                let values: Vec<String> = self
-                    .header
+                let values: Vec<String> = targets
                     .iter()
-                    .zip(row)
-                    .map(|(column, value)| literal(column, value))
+                    .map(|&(at, column, kind)| {
+                        literal(column, kind, row.get(at).map_or("", String::as_str))
+                    })
                     .collect();
-                let insert = format!("INSERT INTO {table} ({columns}) VALUES ({})", values.join(", "));
+                let insert = format!(
+                    "INSERT INTO {table} ({column_list}) VALUES ({})",
+                    values.join(", ")
+                );
                 if keys.is_empty() {
                     return insert;
                 }
-                let pairs = || self.header.iter().zip(&values);
+                let pairs = || columns.iter().zip(&values);
                 let sets: Vec<String> = pairs()
-                    .filter(|(c, _)| !keys.contains(&c.as_str()))
+                    .filter(|(c, _)| !keys.contains(c))
                     .map(|(c, v)| format!("{c} = {v}"))
                     .collect();
                 let key: Vec<String> = pairs()
-                    .filter(|(c, _)| keys.contains(&c.as_str()))
+                    .filter(|(c, _)| keys.contains(c))
                     .map(|(c, v)| format!("{c} = {v}"))
                     .collect();
-                if dialect.is_mysql() {
-                    return format!("{insert} ON DUPLICATE KEY UPDATE {}", sets.join(", "));
+                match dialect {
+                    Dialect::Mysql | Dialect::Mariadb => {
+                        return format!("{insert} ON DUPLICATE KEY UPDATE {}", sets.join(", "));
+                    }
+                    // As Liquibase: the row is replaced whole, so columns the file does not
+                    // name get their defaults again.
+                    Dialect::Sqlite => return format!("INSERT OR REPLACE{}", &insert["INSERT".len()..]),
+                    Dialect::Postgresql => {}
                 }
                 format!(
                     "DO $$ BEGIN UPDATE {table} SET {} WHERE {}; IF NOT FOUND THEN {insert}; END IF; END $$",

@@ -19,6 +19,7 @@
 //! lock, so the next Lockstep run recognises the row as stale and takes it over (Liquibase needs
 //! `lockstep db release-locks` then). A row locked by Liquibase itself is waited for.
 
+use crate::changes::Structured;
 use crate::db::{DbError, Dialect, Sql, Value};
 use crate::model::{Change, Precondition, SqlFile};
 use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store, interrupted};
@@ -116,9 +117,18 @@ impl<'d> SqlStore<'d> {
         let mut out = vec![];
         for change in changes {
             let statements = match change {
-                Change::LoadData(load) if dialect.is_mysql() => {
+                Change::LoadData(load) if dialect != Dialect::Postgresql => {
                     let booleans = self.boolean_columns(load.schema.as_deref(), &load.table)?;
                     load.statements_into(dialect, &booleans)
+                }
+                Change::Structured(Structured::Attributes(change)) if dialect.is_mysql() => {
+                    match change.drops_foreign_keys_of() {
+                        Some((schema, table)) => {
+                            let keys = self.foreign_keys(schema, table)?;
+                            Ok(change.drop_foreign_keys(&keys))
+                        }
+                        None => change.statements(dialect),
+                    }
                 }
                 _ => change.statements(dialect),
             };
@@ -127,13 +137,26 @@ impl<'d> SqlStore<'d> {
         Ok(out)
     }
 
-    /// The TINYINT(1) (BOOLEAN) columns of a MySQL table.
+    /// The names of a MySQL table's foreign keys.
+    fn foreign_keys(&mut self, schema: Option<&str>, table: &str) -> Result<Vec<String>, DbError> {
+        let rows = self.db.query("SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = COALESCE($2, DATABASE()) AND TABLE_NAME = $1 ORDER BY CONSTRAINT_NAME", &[Value::from(table), Value::from(schema)])?;
+        Ok(rows.rows.into_iter().flatten().filter_map(text).collect())
+    }
+
+    /// The BOOLEAN columns of a MySQL table (TINYINT(1)) or an SQLite one.
     fn boolean_columns(
         &mut self,
         schema: Option<&str>,
         table: &str,
     ) -> Result<Vec<String>, DbError> {
-        let rows = self.db.query("SELECT column_name FROM information_schema.columns WHERE table_schema = COALESCE($2, DATABASE()) AND lower(table_name) = $1 AND column_type = 'tinyint(1)'", &[Value::Text(table.to_lowercase()), Value::from(schema)])?;
+        let rows = if self.db.dialect() == Dialect::Sqlite {
+            self.db.query(
+                "SELECT name FROM pragma_table_info($1) WHERE upper(type) = 'BOOLEAN'",
+                &[Value::from(table)],
+            )?
+        } else {
+            self.db.query("SELECT column_name FROM information_schema.columns WHERE table_schema = COALESCE($2, DATABASE()) AND lower(table_name) = $1 AND column_type = 'tinyint(1)'", &[Value::Text(table.to_lowercase()), Value::from(schema)])?
+        };
         Ok(rows.rows.into_iter().flatten().filter_map(text).collect())
     }
 

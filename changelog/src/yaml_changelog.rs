@@ -629,6 +629,47 @@ impl Reader<'_> {
     }
 
     /// The `columns` of a change; each column may have the attributes in `known`.
+    /// loadData's and loadUpdateData's `columns`; a type Lockstep cannot load refuses the
+    /// changeset if it runs.
+    fn load_columns(&mut self, node: &Node, change: &str) -> Vec<LoadColumn> {
+        let items = node
+            .get("columns")
+            .and_then(Node::as_seq)
+            .unwrap_or_default();
+        let what = format!("a column of {change}");
+        items
+            .iter()
+            .filter_map(|item| {
+                let column = item.get("column").unwrap_or(item);
+                self.refuse_unknown(column, &what, &["name", "header", "index", "type"]);
+                let index = match self.string(column, "index") {
+                    None => None,
+                    Some(index) => match index.parse() {
+                        Ok(index) => Some(index),
+                        Err(_) => {
+                            self.error(column, &format!("{what} has `index: {index}`, which is not a column number"), "write the file's column number, counting from 0");
+                            return None;
+                        }
+                    },
+                };
+                let (name, header) = (self.string(column, "name"), self.string(column, "header"));
+                if name.is_none() && header.is_none() && index.is_none() {
+                    self.error(column, &format!("{what} names no column"), "give it `name:` (the table's column), and `header:` or `index:` when the file calls it otherwise");
+                    return None;
+                }
+                let kind = match self.string(column, "type").map(|t| LoadType::parse(&t)) {
+                    None => LoadType::AsTheTable,
+                    Some(Ok(kind)) => kind,
+                    Some(Err(problem)) => {
+                        self.unsupported.push(format!("{}:{}: {change}: {problem}", self.file, column.pos.line));
+                        LoadType::AsTheTable
+                    }
+                };
+                Some(LoadColumn { name, header, index, kind })
+            })
+            .collect()
+    }
+
     fn columns(&mut self, node: &Node, change: &str, known: &[&str]) -> Vec<Column> {
         let Some(items) = node.get("columns").and_then(Node::as_seq) else {
             self.error(
@@ -735,6 +776,7 @@ impl Reader<'_> {
                 "commentLineStartsWith",
                 "encoding",
                 "schemaName",
+                "columns",
             ];
             if update {
                 known.push("primaryKey");
@@ -765,6 +807,7 @@ impl Reader<'_> {
                     .string(node, "commentLineStartsWith")
                     .unwrap_or_else(|| "#".into()),
                 primary_key,
+                columns: self.load_columns(node, name),
                 text: String::new(),
                 header: vec![],
                 rows: vec![],
