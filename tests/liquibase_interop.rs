@@ -1107,6 +1107,37 @@ fn auto_increments_merges_lookups_procedures_and_view_renames_match_liquibase_on
 }
 
 #[test]
+fn a_backslash_in_a_value_lands_as_written_on_every_database() {
+    let changelog = r"databaseChangeLog:
+  - changeSet:
+      id: paths
+      author: alice
+      changes:
+        - createTable: { tableName: paths, columns: [{ column: { name: id, type: varchar(20), constraints: { primaryKey: true } } }, { column: { name: path, type: varchar(40), defaultValue: 'C:\tmp' } }] }
+        - insert: { tableName: paths, columns: [{ column: { name: id, value: one } }, { column: { name: path, value: 'C:\temp\new' } }] }
+        - insert: { tableName: paths, columns: [{ column: { name: id, value: two } }] }
+        - update: { tableName: paths, columns: [{ column: { name: path, value: '\\server\share' } }], where: id = 'two' }
+      rollback:
+        - dropTable: { tableName: paths }
+  - changeSet:
+      id: more
+      author: alice
+      changes:
+        - loadUpdateData: { tableName: paths, file: paths.csv, relativeToChangelogFile: true, primaryKey: id }
+";
+    let files = [
+        ("db/changelog.yaml", changelog),
+        ("db/paths.csv", "id,path\nthree\\x,D:\\data\n"),
+    ];
+    for fresh in [TestDb::mariadb, TestDb::postgres, TestDb::sqlite] {
+        assert_eq!(same_as_liquibase_on(fresh, &files, &[], "").len(), 2);
+        // loadUpdateData's inverse finds its row by a key with a backslash in it.
+        let left = each_rolls_back_what_the_other_applied(fresh, &files, 1);
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
+}
+
+#[test]
 fn changes_liquibase_cannot_make_on_mariadb_are_refused_before_the_first_write() {
     let changelog = "databaseChangeLog:
   - changeSet:
@@ -1520,6 +1551,91 @@ fn what_liquibase_refuses_on_sqlite_lockstep_refuses_too_before_the_first_write(
         );
     }
     assert!(!schema(&db).contains("dept"), "{}", schema(&db));
+}
+
+#[test]
+fn sequence_changes_on_sqlite_are_recorded_and_do_nothing_as_in_liquibase_and_say_so() {
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: tickets
+      author: alice
+      changes:
+        - createTable: { tableName: tickets, columns: [{ column: { name: id, type: int } }] }
+  - changeSet:
+      id: sequence
+      author: alice
+      changes:
+        - createSequence: { sequenceName: ticket_seq, startValue: 100 }
+  - changeSet:
+      id: step
+      author: alice
+      changes:
+        - alterSequence: { sequenceName: ticket_seq, incrementBy: 5 }
+        - dropSequence: { sequenceName: ticket_seq }
+      rollback: empty
+";
+    let files = [("db/changelog.yaml", changelog)];
+    assert_eq!(
+        same_as_liquibase_on(TestDb::sqlite, &files, &[], "").len(),
+        3
+    );
+    // Only the last: Liquibase cannot roll back createSequence there ("dropSequence is not
+    // supported on sqlite", though it runs dropSequence forwards).
+    let left = each_rolls_back_what_the_other_applied(TestDb::sqlite, &files, 1);
+    assert_eq!(left.len(), 2, "{left:?}");
+    let db = TestDb::sqlite();
+    let text = Project::with_files(&db, &files, "").lockstep(&["update"]);
+    assert!(
+        text.contains("note: changeset db/changelog.yaml::sequence::alice: createSequence did nothing: SQLite has no sequences"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_misspelt_or_unimplemented_changeset_attribute_refuses_its_changeset() {
+    let yaml = "databaseChangeLog:
+  - changeSet:
+      id: everywhere
+      author: alice
+      contex: test
+      changes:
+        - createTable: { tableName: fixtures, columns: [{ column: { name: id, type: int } }] }
+  - changeSet:
+      id: last
+      author: alice
+      runOrder: last
+      changes:
+        - createTable: { tableName: late, columns: [{ column: { name: id, type: int } }] }
+";
+    // Liquibase ignores both: the test-only table lands in every database.
+    let db = TestDb::postgres();
+    let files = [("db/changelog.yaml", yaml)];
+    Project::with_files(&db, &files, "").liquibase(&db, &["update", "--contexts=prod"]);
+    assert!(schema(&db).contains("fixtures"), "{}", schema(&db));
+    // Lockstep refuses both, saying why, before it writes anything.
+    let db = TestDb::postgres();
+    let (ok, text) = Project::with_files(&db, &files, ", context: prod").try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains(
+            "db/changelog.yaml:3: `contex` is not a changeset attribute Lockstep knows (misspelt?)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("db/changelog.yaml:9: changeset attribute `runOrder: last`: Lockstep runs changesets in changelog order"),
+        "{text}"
+    );
+    assert!(!schema(&db).contains("fixtures"), "{}", schema(&db));
+    // The same in a formatted SQL changelog.
+    let sql = "--liquibase formatted sql\n--changeset alice:1 contex:test\ncreate table fixtures (id int);\n";
+    let db = TestDb::postgres();
+    let (ok, text) = Project::new(&db, sql).try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains("db/changelog.sql:2: `contex` is not a changeset attribute Lockstep knows"),
+        "{text}"
+    );
 }
 
 #[test]

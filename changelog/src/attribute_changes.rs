@@ -231,11 +231,6 @@ fn scalar(text: &str) -> Serialized {
     Serialized::Scalar(text.to_string())
 }
 
-/// `text` as an SQL string literal.
-fn quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 impl AttributeChange {
     fn get(&self, name: &str) -> &str {
         self.attributes.get(name).map_or("", String::as_str)
@@ -274,13 +269,13 @@ impl AttributeChange {
     }
 
     /// A column's value as SQL: `value` is a string, the typed forms are written as they are.
-    fn value(column: &BTreeMap<String, String>) -> String {
+    fn value(dialect: Dialect, column: &BTreeMap<String, String>) -> String {
         VALUES
             .iter()
             .find_map(|key| column.get(*key).map(|v| (key, v)))
             .map_or("NULL".to_string(), |(key, value)| {
                 if *key == "value" {
-                    quoted(value)
+                    dialect.quoted(value)
                 } else {
                     value.clone()
                 }
@@ -288,13 +283,13 @@ impl AttributeChange {
     }
 
     /// The default an `addDefaultValue` sets, as SQL.
-    fn default_value(&self) -> Result<String, String> {
+    fn default_value(&self, dialect: Dialect) -> Result<String, String> {
         DEFAULTS
             .iter()
             .find_map(|key| self.attributes.get(*key).map(|v| (key, v)))
             .map(|(key, value)| {
                 if *key == "defaultValue" {
-                    quoted(value)
+                    dialect.quoted(value)
                 } else {
                     value.clone()
                 }
@@ -395,7 +390,7 @@ impl AttributeChange {
                     // CONCAT_WS skips a NULL, where PostgreSQL's `||` makes the whole NULL.
                     format!(
                         "UPDATE {table} SET {merged} = CONCAT_WS({}, {first}, {second})",
-                        quoted(self.get("joinString"))
+                        dialect.quoted(self.get("joinString"))
                     ),
                     format!("ALTER TABLE {table} DROP COLUMN {first}"),
                     format!("ALTER TABLE {table} DROP COLUMN {second}"),
@@ -448,7 +443,7 @@ impl AttributeChange {
             )],
             AddDefaultValue => vec![format!(
                 "ALTER TABLE {table} ALTER {column} SET DEFAULT {}",
-                self.default_value()?
+                self.default_value(dialect)?
             )],
             DropDefaultValue => vec![format!("ALTER TABLE {table} ALTER {column} DROP DEFAULT")],
             ModifyDataType => vec![format!(
@@ -472,25 +467,25 @@ impl AttributeChange {
             )],
             SetTableRemarks => vec![format!(
                 "ALTER TABLE {table} COMMENT = {}",
-                quoted(self.get("remarks"))
+                dialect.quoted(self.get("remarks"))
             )],
             SetColumnRemarks => vec![format!(
                 "ALTER TABLE {table} MODIFY COLUMN {column} {} COMMENT {}",
                 column_type()?,
-                quoted(self.get("remarks"))
+                dialect.quoted(self.get("remarks"))
             )],
             _ => return Ok(None),
         }))
     }
 
     pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
+        if self.does_nothing_on(dialect).is_some() {
+            return Ok(vec![]);
+        }
         if dialect == Dialect::Sqlite && !self.kind.runs_on_sqlite() {
             let liquibase = match self.kind {
                 AddDefaultValue | AddAutoIncrement | MergeColumns => {
-                    "Liquibase rebuilds the table, which Lockstep does not do yet"
-                }
-                CreateSequence | AlterSequence | DropSequence => {
-                    "SQLite has no sequences, and Liquibase records the change without doing anything"
+                    "Liquibase rebuilds the table there, and its rebuild drops unique constraints, rewrites column types (`BOOLEAN(2000000000)`) and breaks the views that read it; Lockstep does not copy that"
                 }
                 DropPrimaryKey | RenameView | CreateProcedure | DropAllForeignKeyConstraints => {
                     "Liquibase fails on it there or does nothing"
@@ -526,7 +521,7 @@ impl AttributeChange {
                     format!("ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL"),
                     format!(
                         "ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT nextval({})",
-                        quoted(&sequence)
+                        dialect.quoted(&sequence)
                     ),
                     format!("ALTER SEQUENCE {sequence} OWNED BY {table}.{column}"),
                 ]
@@ -544,7 +539,7 @@ impl AttributeChange {
                     ),
                     format!(
                         "UPDATE {table} SET {merged} = {first} || {} || {second}",
-                        quoted(self.get("joinString"))
+                        dialect.quoted(self.get("joinString"))
                     ),
                     format!("ALTER TABLE {table} DROP COLUMN {first}"),
                     format!("ALTER TABLE {table} DROP COLUMN {second}"),
@@ -572,7 +567,7 @@ impl AttributeChange {
                 let base = self.at("baseTableSchemaName", "baseTableName");
                 vec![format!(
                     "DO $$ DECLARE key record; BEGIN FOR key IN SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = {}::regclass LOOP EXECUTE 'ALTER TABLE {base} DROP CONSTRAINT ' || quote_ident(key.conname); END LOOP; END $$",
-                    quoted(&base)
+                    dialect.quoted(&base)
                 )]
             }
             CreateProcedure => vec![self.get("procedureText").trim().to_string()],
@@ -599,10 +594,10 @@ impl AttributeChange {
                     let schema = self
                         .attributes
                         .get("schemaName")
-                        .map_or("current_schema()".to_string(), |s| quoted(s));
+                        .map_or("current_schema()".to_string(), |s| dialect.quoted(s));
                     format!(
                         "DO $$ DECLARE key_name varchar; BEGIN SELECT tc.constraint_name INTO STRICT key_name FROM information_schema.table_constraints tc WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_name = {} AND tc.table_schema = {schema}; EXECUTE 'ALTER TABLE {table} DROP CONSTRAINT \"' || key_name || '\"'; END $$",
-                        quoted(self.get("tableName"))
+                        dialect.quoted(self.get("tableName"))
                     )
                 }
             }],
@@ -643,7 +638,7 @@ impl AttributeChange {
             )],
             AddDefaultValue => vec![format!(
                 "ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {}",
-                self.default_value()?
+                self.default_value(dialect)?
             )],
             DropDefaultValue => vec![format!(
                 "ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT"
@@ -690,11 +685,11 @@ impl AttributeChange {
             )],
             SetTableRemarks => vec![format!(
                 "COMMENT ON TABLE {table} IS {}",
-                quoted(self.get("remarks"))
+                dialect.quoted(self.get("remarks"))
             )],
             SetColumnRemarks => vec![format!(
                 "COMMENT ON COLUMN {table}.{column} IS {}",
-                quoted(self.get("remarks"))
+                dialect.quoted(self.get("remarks"))
             )],
             Insert => vec![{
                 let names: Vec<&str> = self
@@ -702,7 +697,11 @@ impl AttributeChange {
                     .iter()
                     .map(|c| c.get("name").map_or("", String::as_str))
                     .collect();
-                let values: Vec<String> = self.columns.iter().map(Self::value).collect();
+                let values: Vec<String> = self
+                    .columns
+                    .iter()
+                    .map(|c| Self::value(dialect, c))
+                    .collect();
                 format!(
                     "INSERT INTO {table} ({}) VALUES ({})",
                     names.join(", "),
@@ -717,7 +716,7 @@ impl AttributeChange {
                         format!(
                             "{} = {}",
                             c.get("name").map_or("", String::as_str),
-                            Self::value(c)
+                            Self::value(dialect, c)
                         )
                     })
                     .collect();
@@ -740,6 +739,19 @@ impl AttributeChange {
     /// What an `output` change says.
     pub fn output(&self) -> Option<&str> {
         (self.kind == Output).then(|| self.get("message"))
+    }
+
+    /// A change that does nothing on `dialect`, as in Liquibase, with what to say when its
+    /// changeset runs: the sequence changes on SQLite, which has no sequences.
+    pub fn does_nothing_on(&self, dialect: Dialect) -> Option<String> {
+        (dialect == Dialect::Sqlite
+            && matches!(self.kind, CreateSequence | AlterSequence | DropSequence))
+        .then(|| {
+            format!(
+                "{} did nothing: SQLite has no sequences, and Liquibase records the change without doing anything too",
+                self.kind.name()
+            )
+        })
     }
 
     /// Why a `stop` change stops the update.

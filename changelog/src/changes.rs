@@ -232,7 +232,7 @@ impl Column {
             let sql = match (key.as_str(), dialect) {
                 // A plain defaultValue is a string; the typed forms are written as they are,
                 // but SQLite's booleans are 1 and 0.
-                ("defaultValue", _) => quoted(value),
+                ("defaultValue", _) => dialect.quoted(value),
                 ("defaultValueBoolean", Dialect::Sqlite | Dialect::Mysql | Dialect::Mariadb) => {
                     if value.eq_ignore_ascii_case("true") {
                         "1"
@@ -318,18 +318,18 @@ fn primary_key_name(table: &str, keys: &[&Column], dialect: Dialect) -> String {
 }
 
 /// addNotNullConstraint's `defaultNullValue`, written into the column's NULLs first.
-fn fill_nulls(table: &str, column: &str, default_null_value: &Option<String>) -> Option<String> {
+fn fill_nulls(
+    dialect: Dialect,
+    table: &str,
+    column: &str,
+    default_null_value: &Option<String>,
+) -> Option<String> {
     default_null_value.as_ref().map(|value| {
         format!(
             "UPDATE {table} SET {column} = {} WHERE {column} IS NULL",
-            quoted(value)
+            dialect.quoted(value)
         )
     })
-}
-
-/// `text` as an SQL string literal.
-fn quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Liquibase's type names to the database's.
@@ -739,7 +739,7 @@ impl Structured {
                 column,
                 default_null_value,
                 ..
-            } => fill_nulls(&at(table), column, default_null_value)
+            } => fill_nulls(dialect, &at(table), column, default_null_value)
                 .into_iter()
                 .chain([format!(
                     "ALTER TABLE {} ALTER COLUMN {column} SET NOT NULL",
@@ -824,7 +824,7 @@ impl Structured {
                 ..
             } => {
                 let column_type = restated(column, column_type)?;
-                fill_nulls(&at(table), column, default_null_value)
+                fill_nulls(dialect, &at(table), column, default_null_value)
                     .into_iter()
                     .chain([format!(
                         "ALTER TABLE {} MODIFY {column} {column_type} NOT NULL",

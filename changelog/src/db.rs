@@ -27,6 +27,17 @@ impl Dialect {
     pub fn is_mysql(self) -> bool {
         matches!(self, Dialect::Mysql | Dialect::Mariadb)
     }
+
+    /// `text` as a string literal, as Liquibase writes one here: a `'` doubled, and on MySQL,
+    /// which reads a backslash as an escape, a `\` doubled too.
+    pub fn quoted(self, text: &str) -> String {
+        let text = text.replace('\'', "''");
+        if self.is_mysql() {
+            format!("'{}'", text.replace('\\', "\\\\"))
+        } else {
+            format!("'{text}'")
+        }
+    }
 }
 
 /// A parameter or result value.

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::checksum::{CheckSum, ChecksumVersion};
-use crate::db::{DbError, Mongo, Sql};
+use crate::db::{DbError, Dialect, Mongo, Sql};
 use crate::filters;
 use crate::model::*;
 use crate::mongo_store::MongoStore;
@@ -110,6 +110,8 @@ struct Pending<'c> {
 
 pub struct Engine<'d> {
     store: Box<dyn Store + 'd>,
+    /// The SQL dialect, for the inverses that write literals; `None` on MongoDB.
+    dialect: Option<Dialect>,
     settings: RunSettings,
     /// Things worth telling the user (a stale lock taken over, checksums upgraded, …).
     pub notes: Vec<String>,
@@ -134,6 +136,7 @@ impl<'d> Engine<'d> {
     /// An engine over a SQL database (PostgreSQL, SQLite).
     pub fn sql(db: &'d mut dyn Sql, settings: RunSettings) -> Self {
         Engine {
+            dialect: Some(db.dialect()),
             store: Box::new(SqlStore::new(db)),
             settings,
             notes: vec![],
@@ -144,6 +147,7 @@ impl<'d> Engine<'d> {
     /// An engine over a MongoDB database.
     pub fn mongo(db: &'d mut dyn Mongo, settings: RunSettings) -> Self {
         Engine {
+            dialect: None,
             store: Box::new(MongoStore::new(db, settings.lock_lease)),
             settings,
             notes: vec![],
@@ -363,6 +367,15 @@ impl<'d> Engine<'d> {
                 .filter_map(Change::output)
                 .map(String::from),
         );
+        if let Some(dialect) = self.dialect {
+            self.notes.extend(
+                changeset
+                    .changes
+                    .iter()
+                    .filter_map(|change| change.does_nothing_on(dialect))
+                    .map(|what| format!("changeset {}: {what}", changeset.identifier())),
+            );
+        }
         Ok(Applied::Ran)
     }
 
@@ -591,7 +604,7 @@ impl<'d> Engine<'d> {
         let mut problems = vec![];
         for row in self.rollback_rows(changelog, history, target)? {
             match by_key.get(&row.key()).copied() {
-                Some(changeset) => match rollback_changes(changeset, changelog)
+                Some(changeset) => match rollback_changes(changeset, changelog, self.dialect)
                     .and_then(|changes| self.checked(changeset, changes))
                 {
                     Ok(changes) => plan.push(RollbackStep {
@@ -1034,8 +1047,13 @@ fn checksum_verdict(changeset: &ChangeSet, stored: Option<&str>) -> Verdict {
     }
 }
 
-/// The changes that undo `changeset`; an error names it when it cannot be undone.
-fn rollback_changes(changeset: &ChangeSet, changelog: &Changelog) -> Result<Vec<Change>, String> {
+/// The changes that undo `changeset` on `dialect` (`None`: MongoDB); an error names it when it
+/// cannot be undone.
+fn rollback_changes(
+    changeset: &ChangeSet,
+    changelog: &Changelog,
+    dialect: Option<Dialect>,
+) -> Result<Vec<Change>, String> {
     let at = |problem: String| {
         format!(
             "{}:{}: the rollback of changeset {}: {problem}",
@@ -1064,7 +1082,7 @@ fn rollback_changes(changeset: &ChangeSet, changelog: &Changelog) -> Result<Vec<
             let mut out = vec![];
             for change in changeset.changes.iter().rev() {
                 match change {
-                    Change::LoadData(load) => match load.inverse() {
+                    Change::LoadData(load) => match dialect.and_then(|d| load.inverse(d)) {
                         Some(inverse) => out.extend(inverse.into_iter().map(Change::Structured)),
                         None => {
                             return Err(at(format!(

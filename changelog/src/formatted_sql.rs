@@ -364,8 +364,13 @@ impl Parser<'_> {
                 "labels" => changeset.labels = Some(value),
                 "dbms" => changeset.dbms = Some(value),
                 "logicalFilePath" => changeset.file = value,
-                // runWith and anything unknown: accepted and ignored, as Liquibase does.
-                _ => {}
+                _ => {
+                    if let Some(refusal) = changeset_attribute_refusal(&key, &value) {
+                        changeset
+                            .unsupported
+                            .push(format!("{}:{number}: {refusal}", self.file));
+                    }
+                }
             }
         }
         Some(Open {

@@ -9,19 +9,6 @@ use crate::db::Dialect;
 use crate::mongo_changes::MongoChange;
 use crate::statements;
 
-/// MySQL reads a backslash in a string literal as an escape, which Liquibase doubles and
-/// Lockstep does not yet: a value with one is refused on MySQL rather than written differently.
-fn refuse_mysql_backslashes(
-    dialect: Dialect,
-    statements: Result<Vec<String>, String>,
-) -> Result<Vec<String>, String> {
-    let statements = statements?;
-    if dialect.is_mysql() && statements.iter().any(|s| s.contains('\\')) {
-        return Err("a value with a backslash is not written for MySQL yet (Liquibase doubles it, as MySQL reads it as an escape); write the change with `sql`".into());
-    }
-    Ok(statements)
-}
-
 /// Where a problem in a changelog is, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: error: {message}{}", help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default())]
@@ -73,6 +60,60 @@ pub struct ChangeSet {
     /// before anything is written if a command would run it (or needs its checksum); a changeset
     /// filtered out by context, label or dbms may have them, as Liquibase only reads what it runs.
     pub unsupported: Vec<String>,
+}
+
+/// Why a changeset attribute refuses its changeset, if it does: one Lockstep does not know
+/// (Liquibase ignores an unknown one, so a misspelt `context` would run the changeset
+/// everywhere), or a value that changes what Liquibase does in a way Lockstep does not.
+/// `key` and `value` as the changelog writes them; the caller says where.
+pub fn changeset_attribute_refusal(key: &str, value: &str) -> Option<String> {
+    const KNOWN: &[&str] = &[
+        "id",
+        "author",
+        "changes",
+        "rollback",
+        "preConditions",
+        "validCheckSum",
+        "comment",
+        "created",
+        "context",
+        "contextFilter",
+        "labels",
+        "dbms",
+        "runAlways",
+        "alwaysRun",
+        "runOnChange",
+        "failOnError",
+        "runInTransaction",
+        "ignore",
+        "logicalFilePath",
+    ];
+    let unsupported = |why: &str| Some(format!("changeset attribute `{key}: {value}`: {why}"));
+    match key {
+        _ if KNOWN.contains(&key) => None,
+        "objectQuotingStrategy" if value.eq_ignore_ascii_case("LEGACY") => None,
+        "objectQuotingStrategy" => unsupported(
+            "Liquibase then quotes the names it writes, which Lockstep does not do yet; remove it to keep LEGACY quoting",
+        ),
+        "onValidationFail" if value.eq_ignore_ascii_case("HALT") => None,
+        "onValidationFail" => unsupported(
+            "Lockstep stops at a changed checksum (HALT) and does not mark the changeset ran instead; remove it, or accept the new checksum with `validCheckSum`",
+        ),
+        "runWith" if value.is_empty() || value.eq_ignore_ascii_case("jdbc") => None,
+        "runWith" | "runWithSpoolFile" => unsupported(
+            "it runs the changeset through a program (psql, sqlplus) on the machine that applies the changelog, and Lockstep never lets a changelog do that; remove it to run the SQL over the connection",
+        ),
+        "runOrder" => unsupported(
+            "Lockstep runs changesets in changelog order and does not move them first or last; move the changeset instead",
+        ),
+        "modifySql" => unsupported(
+            "Lockstep would run the SQL unmodified, so it refuses instead; write the SQL you want with a `sql` change",
+        ),
+        _ => Some(format!(
+            "`{key}` is not a changeset attribute Lockstep knows (misspelt?): Liquibase ignores it, and a misspelt `context` or `dbms` would run the changeset everywhere; supported: {}, objectQuotingStrategy (LEGACY), onValidationFail (HALT), runWith (jdbc)",
+            KNOWN.join(", ")
+        )),
+    }
 }
 
 impl ChangeSet {
@@ -159,10 +200,8 @@ impl Change {
             Change::Sql(sql) | Change::SqlFile(SqlFile { sql, .. }) => {
                 Ok(statements::split(&sql.sql, &sql.settings))
             }
-            Change::LoadData(load) => refuse_mysql_backslashes(dialect, load.statements(dialect)),
-            Change::Structured(change) => {
-                refuse_mysql_backslashes(dialect, change.statements(dialect))
-            }
+            Change::LoadData(load) => load.statements(dialect),
+            Change::Structured(change) => change.statements(dialect),
             Change::Mongo(change) => Err(format!(
                 "{} is a MongoDB change; it cannot run on {}",
                 change.name(),
@@ -175,6 +214,14 @@ impl Change {
     pub fn output(&self) -> Option<&str> {
         match self {
             Change::Structured(Structured::Attributes(change)) => change.output(),
+            _ => None,
+        }
+    }
+
+    /// What to say of a change that does nothing on `dialect`, as in Liquibase.
+    pub fn does_nothing_on(&self, dialect: Dialect) -> Option<String> {
+        match self {
+            Change::Structured(Structured::Attributes(change)) => change.does_nothing_on(dialect),
             _ => None,
         }
     }
@@ -421,10 +468,6 @@ fn value(kind: LoadType, raw: &str) -> Option<&str> {
     (!null).then_some(raw)
 }
 
-fn quoted(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// Whether `value` is a number Liquibase writes the same way on every database: digits, with
 /// an optional sign and fraction (an exponent is read differently by each of its drivers).
 fn is_plain_number(value: &str) -> bool {
@@ -557,9 +600,10 @@ impl LoadData {
             .collect()
     }
 
-    /// loadUpdateData's automatic inverse, as Liquibase's: a `delete` of each row by its primary
-    /// key (the rows it updated are deleted too). `None` for loadData, which has none.
-    pub fn inverse(&self) -> Option<Vec<Structured>> {
+    /// loadUpdateData's automatic inverse on `dialect`, as Liquibase's: a `delete` of each row
+    /// by its primary key (the rows it updated are deleted too). `None` for loadData, which has
+    /// none.
+    pub fn inverse(&self, dialect: Dialect) -> Option<Vec<Structured>> {
         let keys = self.keys()?;
         let mut common = BTreeMap::from([("tableName".to_string(), self.table.clone())]);
         if let Some(schema) = &self.schema {
@@ -575,7 +619,7 @@ impl LoadData {
                         .filter(|(_, column, _)| keys.contains(column))
                         .map(|&(at, column, kind)| {
                             match row.get(at).and_then(|raw| value(kind, raw)) {
-                                Some(value) => format!("{column} = {}", quoted(value)),
+                                Some(value) => format!("{column} = {}", dialect.quoted(value)),
                                 None => format!("{column} IS NULL"),
                             }
                         })
@@ -654,7 +698,7 @@ impl LoadData {
                     match v.to_ascii_lowercase().as_str() {
                         "true" if boolean => "1".to_string(),
                         "false" if boolean => "0".to_string(),
-                        _ => quoted(v),
+                        _ => dialect.quoted(v),
                     }
                 }
                 LoadType::Boolean => match (dialect, truth()) {
@@ -666,10 +710,10 @@ impl LoadData {
                 LoadType::Numeric => bound_number(v),
                 // Liquibase reads `2020-01-02T10:11:12` as a timestamp and writes it with a space.
                 LoadType::Datetime if v.get(10..11) == Some("T") => {
-                    quoted(&format!("{} {}", &v[..10], &v[11..]))
+                    dialect.quoted(&format!("{} {}", &v[..10], &v[11..]))
                 }
                 LoadType::String | LoadType::Date | LoadType::Datetime | LoadType::Uuid => {
-                    quoted(v)
+                    dialect.quoted(v)
                 }
                 // SKIP never gets here: `targets` leaves its columns out.
                 LoadType::Computed | LoadType::Skip => v.to_string(),
@@ -728,7 +772,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_value_with_a_backslash_is_refused_on_mysql_not_written_differently() {
+    fn changeset_attributes_that_change_nothing_lockstep_does_are_accepted_and_the_rest_refused() {
+        for (key, value) in [
+            ("created", "2024-01-01"),
+            ("objectQuotingStrategy", "legacy"),
+            ("onValidationFail", "HALT"),
+            ("runWith", "jdbc"),
+        ] {
+            assert_eq!(changeset_attribute_refusal(key, value), None, "{key}");
+        }
+        for (key, value, says) in [
+            (
+                "objectQuotingStrategy",
+                "QUOTE_ALL_OBJECTS",
+                "quotes the names",
+            ),
+            (
+                "onValidationFail",
+                "MARK_RAN",
+                "does not mark the changeset ran",
+            ),
+            ("runWith", "psql", "through a program"),
+            ("runOrder", "first", "changelog order"),
+            ("contxt", "prod", "misspelt"),
+        ] {
+            let refusal = changeset_attribute_refusal(key, value).unwrap();
+            assert!(refusal.contains(says), "{refusal}");
+        }
+    }
+
+    #[test]
+    fn a_backslash_in_a_value_is_doubled_on_mysql_where_it_would_be_an_escape() {
         let insert = Change::Structured(Structured::Attributes(AttributeChange {
             kind: Kind::Insert,
             attributes: BTreeMap::from([("tableName".into(), "t".into())]),
@@ -742,7 +816,10 @@ mod tests {
             [r"INSERT INTO t (path) VALUES ('C:\temp')"]
         );
         for mysql in [Dialect::Mysql, Dialect::Mariadb] {
-            assert!(insert.statements(mysql).unwrap_err().contains("backslash"));
+            assert_eq!(
+                insert.statements(mysql).unwrap(),
+                [r"INSERT INTO t (path) VALUES ('C:\\temp')"]
+            );
         }
     }
 }

@@ -270,6 +270,14 @@ impl Reader<'_> {
         let mut changeset = ChangeSet::new(id, author, file, body.pos.line);
         self.unsupported.clear();
         self.properties.take_undefined();
+        for (key, value) in body.as_map().unwrap_or_default() {
+            let key = key.as_str().unwrap_or_default();
+            let value = text(Some(value)).unwrap_or_default();
+            if let Some(refusal) = changeset_attribute_refusal(key, &value) {
+                self.unsupported
+                    .push(format!("{}:{}: {refusal}", self.file, body.pos.line));
+            }
+        }
         changeset.run_always =
             self.flag(body, "runAlways", false) || self.flag(body, "alwaysRun", false);
         changeset.run_on_change = self.flag(body, "runOnChange", false);
