@@ -1052,7 +1052,8 @@ fn sql_files_are_read_split_and_checksummed_as_liquibase_does() {
     assert_eq!(history.len(), 2, "{history:?}");
 }
 
-/// The change types MySQL writes its own way, as Liquibase writes them on MariaDB.
+/// The change types MySQL writes its own way, as Liquibase writes them on MariaDB (and
+/// `procedureBody`, Liquibase's other spelling of `procedureText`).
 const MARIADB_RESHAPES: &str = "databaseChangeLog:
   - changeSet:
       id: base
@@ -1071,7 +1072,7 @@ const MARIADB_RESHAPES: &str = "databaseChangeLog:
         - addAutoIncrement: { tableName: emp, columnName: id, columnDataType: int, startWith: 10 }
         - mergeColumns: { tableName: emp, column1Name: first, column2Name: last, finalColumnName: full_name, finalColumnType: varchar(41), joinString: ' ' }
         - alterSequence: { sequenceName: ticket_seq, incrementBy: 10 }
-        - createProcedure: { procedureName: hello, procedureText: 'CREATE PROCEDURE hello() BEGIN SELECT 1; END' }
+        - createProcedure: { procedureName: hello, procedureBody: 'CREATE PROCEDURE hello() BEGIN SELECT 1; END' }
         - dropAllForeignKeyConstraints: { baseTableName: emp }
       rollback: empty
   - changeSet:

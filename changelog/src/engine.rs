@@ -9,9 +9,11 @@
 //! - The changelog lock is taken with guarded writes only, and a lock left by a dead Lockstep
 //!   runner is taken over where the store can tell (see [`crate::sql_store`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use foldhash::{HashMap, HashSet};
 
 use crate::checksum::{CheckSum, ChecksumVersion};
 use crate::db::{DbError, Dialect, Mongo, Sql};
@@ -207,7 +209,9 @@ impl<'d> Engine<'d> {
         history: &[HistoryRow],
     ) -> (Vec<Pending<'c>>, Vec<String>) {
         let mut scan = PendingScan::new(self.selected(changelog));
-        history.iter().for_each(|row| scan.ran(row));
+        for row in history {
+            scan.ran(row.key(), row.md5sum.as_deref());
+        }
         self.finish(scan)
     }
 
@@ -237,8 +241,8 @@ impl<'d> Engine<'d> {
         // The history is matched row by row as it is read, never held whole: status is the
         // command that runs on the largest histories most often.
         let mut scan = PendingScan::new(self.selected(changelog));
-        self.store.each_history(&mut |row| {
-            scan.ran(&row);
+        self.store.each_ran(&mut |row| {
+            scan.ran(row.key(), row.md5sum.as_deref());
             Ok(())
         })?;
         let (pending, problems) = self.finish(scan);
@@ -955,15 +959,16 @@ impl<'c> PendingScan<'c> {
         }
     }
 
-    fn ran(&mut self, row: &HistoryRow) {
-        let Some(&at) = self.by_key.get(&row.key()) else {
+    /// A history row of the changeset `key` (file, id, author), with its stored checksum.
+    fn ran(&mut self, key: (&str, &str, &str), md5sum: Option<&str>) {
+        let Some(&at) = self.by_key.get(&key) else {
             return;
         };
         let changeset = self.selected[at];
         self.seen[at] = if changeset.run_always {
             Seen::Rerun
         } else {
-            match checksum_verdict(changeset, row.md5sum.as_deref()) {
+            match checksum_verdict(changeset, md5sum) {
                 Verdict::Same | Verdict::Accepted => Seen::UpToDate,
                 Verdict::Changed { .. } if changeset.run_on_change => Seen::Rerun,
                 Verdict::Changed { stored, now } => Seen::Changed { stored, now },

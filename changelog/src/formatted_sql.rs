@@ -4,7 +4,9 @@
 //! case-insensitive and may have a space after `--`; every other line is the changeset's body,
 //! plain `-- comments` included (they count towards the checksum).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::HashSet;
 
 use crate::checksum::SqlSettings;
 use crate::model::*;
@@ -294,7 +296,7 @@ impl Parser<'_> {
         if let Some(o) = open.take() {
             done.push(self.close(o));
         }
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         for cs in &done {
             if !seen.insert((cs.id.clone(), cs.author.clone())) {
                 self.error(

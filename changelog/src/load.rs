@@ -1,8 +1,10 @@
 //! Reading a root changelog, and everything it includes, from the directory its FILENAMEs are
 //! relative to.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use foldhash::HashSet;
 
 use crate::formatted_sql;
 use crate::model::{Change, ChangeSet, Changelog, ChangelogError, Preconditions, Rollback};
@@ -30,7 +32,7 @@ pub fn load(
     };
     loader.file(&normalize(changelog), changelog, 0, true);
     loader.changesets.shrink_to_fit();
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     for changeset in &loader.changesets {
         if !seen.insert((
             changeset.file.as_str(),

@@ -22,7 +22,9 @@
 use crate::changes::Structured;
 use crate::db::{DbError, Dialect, Sql, Value};
 use crate::model::{Change, Precondition, SqlFile};
-use crate::store::{HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store, interrupted};
+use crate::store::{
+    HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, RanRow, Record, Store, interrupted,
+};
 
 /// The advisory-lock key: "Lockstep" in ASCII.
 const ADVISORY_KEY: i64 = 0x4c6f_636b_7374_6570;
@@ -390,6 +392,31 @@ impl Store for SqlStore<'_> {
                 description: text(description),
                 tag: text(tag),
                 deployment_id: text(deployment_id),
+            })
+        })
+    }
+
+    fn each_ran(
+        &mut self,
+        each: &mut dyn FnMut(RanRow) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        if !self.table_exists("databasechangelog")? {
+            return Ok(());
+        }
+        let sql = "SELECT ID, AUTHOR, FILENAME, MD5SUM FROM DATABASECHANGELOG ORDER BY DATEEXECUTED, ORDEREXECUTED";
+        self.db.query_each(sql, &[], &mut |row| {
+            let [id, author, filename, md5sum]: [Value; 4] =
+                row.try_into().map_err(|row: Vec<Value>| {
+                    DbError::Invalid(format!(
+                        "a DATABASECHANGELOG query returned {} columns instead of 4",
+                        row.len()
+                    ))
+                })?;
+            each(RanRow {
+                id: text(id).unwrap_or_default(),
+                author: text(author).unwrap_or_default(),
+                filename: text(filename).unwrap_or_default(),
+                md5sum: text(md5sum),
             })
         })
     }

@@ -927,10 +927,24 @@ impl Reader<'_> {
         let (required, optional) = kind.attributes();
         let known: Vec<&str> = required.iter().chain(optional).copied().collect();
         let name = kind.name();
-        self.refuse_unknown(node, &format!("`{name}`"), &known);
+        // Liquibase's other spelling of an attribute, which it reads (and checksums) as the
+        // attribute itself.
+        let alias = |key: &str| match (kind, key) {
+            (Kind::CreateProcedure, "procedureText") => Some("procedureBody"),
+            _ => None,
+        };
+        let spellings: Vec<&str> = known
+            .iter()
+            .copied()
+            .chain(known.iter().filter_map(|key| alias(key)))
+            .collect();
+        self.refuse_unknown(node, &format!("`{name}`"), &spellings);
         let mut attributes = std::collections::BTreeMap::new();
         for key in known.iter().filter(|key| **key != "columns") {
-            match self.string(node, key) {
+            match self
+                .string(node, key)
+                .or_else(|| alias(key).and_then(|alias| self.string(node, alias)))
+            {
                 Some(value) => {
                     attributes.insert(key.to_string(), value);
                 }
