@@ -376,48 +376,6 @@ impl AttributeChange {
                 }
                 statements
             }
-            MergeColumns => {
-                let (first, second, merged) = (
-                    self.get("column1Name"),
-                    self.get("column2Name"),
-                    self.get("finalColumnName"),
-                );
-                vec![
-                    format!(
-                        "ALTER TABLE {table} ADD {merged} {} NULL",
-                        self.get("finalColumnType").to_uppercase()
-                    ),
-                    // CONCAT_WS skips a NULL, where PostgreSQL's `||` makes the whole NULL.
-                    format!(
-                        "UPDATE {table} SET {merged} = CONCAT_WS({}, {first}, {second})",
-                        dialect.quoted(self.get("joinString"))
-                    ),
-                    format!("ALTER TABLE {table} DROP COLUMN {first}"),
-                    format!("ALTER TABLE {table} DROP COLUMN {second}"),
-                ]
-            }
-            AddLookupTable => {
-                let existing = self.at("existingTableSchemaName", "existingTableName");
-                let lookup = self.at("newTableSchemaName", "newTableName");
-                let (existing_column, new_column) =
-                    (self.get("existingColumnName"), self.get("newColumnName"));
-                let new_type = self
-                    .attributes
-                    .get("newColumnDataType")
-                    .ok_or("addLookupTable on MySQL needs `newColumnDataType`: MySQL restates the whole column to make it NOT NULL, as in Liquibase")?
-                    .to_uppercase();
-                vec![
-                    format!(
-                        "CREATE TABLE {lookup} AS SELECT DISTINCT {existing_column} AS {new_column} FROM {existing} WHERE {existing_column} IS NOT NULL"
-                    ),
-                    format!("ALTER TABLE {lookup} MODIFY {new_column} {new_type} NOT NULL"),
-                    format!("ALTER TABLE {lookup} ADD PRIMARY KEY ({new_column})"),
-                    format!(
-                        "ALTER TABLE {existing} ADD CONSTRAINT {} FOREIGN KEY ({existing_column}) REFERENCES {lookup} ({new_column})",
-                        self.get("constraintName")
-                    ),
-                ]
-            }
             // The store reads the table's keys as the change runs (see `drop_foreign_keys`):
             // there is nothing to write before that.
             DropAllForeignKeyConstraints => vec![],
@@ -532,15 +490,20 @@ impl AttributeChange {
                     self.get("column2Name"),
                     self.get("finalColumnName"),
                 );
+                let join = dialect.quoted(self.get("joinString"));
+                // As Liquibase writes them: MySQL's column says NULL, and its CONCAT_WS skips a
+                // NULL, where PostgreSQL's `||` makes the whole NULL.
+                let (nullable, value) = if dialect.is_mysql() {
+                    (" NULL", format!("CONCAT_WS({join}, {first}, {second})"))
+                } else {
+                    ("", format!("{first} || {join} || {second}"))
+                };
                 vec![
                     format!(
-                        "ALTER TABLE {table} ADD {merged} {}",
+                        "ALTER TABLE {table} ADD {merged} {}{nullable}",
                         self.get("finalColumnType").to_uppercase()
                     ),
-                    format!(
-                        "UPDATE {table} SET {merged} = {first} || {} || {second}",
-                        dialect.quoted(self.get("joinString"))
-                    ),
+                    format!("UPDATE {table} SET {merged} = {value}"),
                     format!("ALTER TABLE {table} DROP COLUMN {first}"),
                     format!("ALTER TABLE {table} DROP COLUMN {second}"),
                 ]
@@ -550,11 +513,21 @@ impl AttributeChange {
                 let lookup = self.at("newTableSchemaName", "newTableName");
                 let (existing_column, new_column) =
                     (self.get("existingColumnName"), self.get("newColumnName"));
+                let not_null = if dialect.is_mysql() {
+                    let new_type = self
+                        .attributes
+                        .get("newColumnDataType")
+                        .ok_or("addLookupTable on MySQL needs `newColumnDataType`: MySQL restates the whole column to make it NOT NULL, as in Liquibase")?
+                        .to_uppercase();
+                    format!("ALTER TABLE {lookup} MODIFY {new_column} {new_type} NOT NULL")
+                } else {
+                    format!("ALTER TABLE {lookup} ALTER COLUMN {new_column} SET NOT NULL")
+                };
                 vec![
                     format!(
                         "CREATE TABLE {lookup} AS SELECT DISTINCT {existing_column} AS {new_column} FROM {existing} WHERE {existing_column} IS NOT NULL"
                     ),
-                    format!("ALTER TABLE {lookup} ALTER COLUMN {new_column} SET NOT NULL"),
+                    not_null,
                     format!("ALTER TABLE {lookup} ADD PRIMARY KEY ({new_column})"),
                     format!(
                         "ALTER TABLE {existing} ADD CONSTRAINT {} FOREIGN KEY ({existing_column}) REFERENCES {lookup} ({new_column})",
