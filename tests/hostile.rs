@@ -815,6 +815,57 @@ fn a_mariadb_user_with_global_privileges_is_refused_unless_the_instance_allows_i
 }
 
 #[test]
+fn a_changelog_value_ending_in_a_backslash_cannot_close_its_literal_on_mariadb() {
+    // Were the backslash not doubled, `'x\'` would escape its closing quote and the next value
+    // would be read as SQL: the DROP.
+    let db = TestDb::mariadb();
+    use lockstep_changelog::db::Sql;
+    let mut session = db.session();
+    for sql in [
+        "CREATE TABLE victims (id int)",
+        "INSERT INTO victims VALUES (1)",
+        "CREATE TABLE notes (a varchar(50), b varchar(50))",
+    ] {
+        session.batch(sql).unwrap();
+    }
+    let changelog = r"databaseChangeLog:
+  - changeSet:
+      id: 1
+      author: mallory
+      changes:
+        - insert: { tableName: notes, columns: [{ column: { name: a, value: 'x\' } }, { column: { name: b, value: ', 1); DROP TABLE victims; -- ' } }] }
+";
+    let config = format!(
+        "connectors:\n{}dbSchemas:\n  app: {{ changelog: db/changelog.yaml }}\ndbInstances:\n  main: {{ schema: app, connector: db }}\n",
+        db.connector("db")
+    );
+    let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
+    let ran = run_blocking(
+        &pipeline_with_steps(apply),
+        &config,
+        &[("db/changelog.yaml", changelog)],
+    );
+    assert_eq!(
+        ran.status("apply"),
+        Status::Success,
+        "{:?}",
+        ran.node("apply").error
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM victims"),
+        1,
+        "the DROP never ran"
+    );
+    assert_eq!(
+        db.count(
+            r"SELECT COUNT(*) FROM notes WHERE a = 'x\\' AND b = ', 1); DROP TABLE victims; -- '"
+        ),
+        1,
+        "both values landed as written"
+    );
+}
+
+#[test]
 fn neither_a_changelog_nor_a_step_can_make_the_runner_send_a_host_file_to_mariadb() {
     let db = TestDb::mariadb();
     let secret = tempfile::NamedTempFile::new().unwrap();
