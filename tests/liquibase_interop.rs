@@ -1216,6 +1216,63 @@ fn sequences_merges_lookups_procedures_and_output_match_liquibase() {
 }
 
 #[test]
+fn merge_columns_on_sqlite_gives_liquibases_rows_and_keeps_what_its_rebuild_drops() {
+    let base = "databaseChangeLog:
+  - changeSet:
+      id: base
+      author: alice
+      changes:
+        - createTable: { tableName: emp, columns: [{ column: { name: id, type: int } }, { column: { name: code, type: varchar(10), constraints: { unique: true } } }, { column: { name: active, type: boolean } }, { column: { name: first, type: varchar(20) } }, { column: { name: last, type: varchar(20) } }] }
+        - insert: { tableName: emp, columns: [{ column: { name: id, valueNumeric: 1 } }, { column: { name: code, value: A1 } }, { column: { name: active, valueBoolean: true } }, { column: { name: first, value: Ada } }, { column: { name: last, value: Lovelace } }] }
+        - insert: { tableName: emp, columns: [{ column: { name: id, valueNumeric: 2 } }, { column: { name: code, value: B2 } }, { column: { name: first, value: Grace } }] }
+";
+    let merge = "  - changeSet:
+      id: merge
+      author: alice
+      changes:
+        - mergeColumns: { tableName: emp, column1Name: first, column2Name: last, finalColumnName: full_name, finalColumnType: varchar(41), joinString: ' ' }
+";
+    let changelog = format!("{base}{merge}");
+    let files = [("db/changelog.yaml", changelog.as_str())];
+    let (by_liquibase, by_lockstep) = (TestDb::sqlite(), TestDb::sqlite());
+    Project::with_files(&by_liquibase, &files, "").liquibase(&by_liquibase, &["update"]);
+    Project::with_files(&by_lockstep, &files, "").lockstep(&["update"]);
+    assert_eq!(history(&by_lockstep), history(&by_liquibase));
+    assert_eq!(data(&by_lockstep), data(&by_liquibase));
+    // Liquibase's rebuild loses the unique constraint and writes `BOOLEAN(2000000000)`; the
+    // columns dropped in place keep both.
+    let theirs = schema(&by_liquibase);
+    assert!(theirs.contains("BOOLEAN(2000000000)"), "{theirs}");
+    assert!(!theirs.contains("UNIQUE"), "{theirs}");
+    let ours = schema(&by_lockstep);
+    for kept in ["UNIQUE", "active BOOLEAN", "full_name VARCHAR(41)"] {
+        assert!(ours.contains(kept), "{kept}: {ours}");
+    }
+    assert!(!ours.contains("first"), "{ours}");
+
+    // With a view on the table, Liquibase's rebuild fails; the view does not stop Lockstep.
+    let view = "  - changeSet:
+      id: view
+      author: alice
+      changes:
+        - createView: { viewName: codes, selectQuery: 'select id, code from emp' }
+";
+    let changelog = format!("{base}{view}{merge}");
+    let files = [("db/changelog.yaml", changelog.as_str())];
+    let db = TestDb::sqlite();
+    let (ok, text) = Project::with_files(&db, &files, "").try_liquibase(&db, &["update"]);
+    assert!(!ok && text.contains("error in view codes"), "{text}");
+    let db = TestDb::sqlite();
+    Project::with_files(&db, &files, "").lockstep(&["update"]);
+    use lockstep_changelog::db::Sql;
+    let codes = db
+        .session()
+        .query("SELECT code FROM codes ORDER BY id", &[])
+        .unwrap();
+    assert_eq!(codes.rows.len(), 2);
+}
+
+#[test]
 fn a_stop_change_stops_the_update_before_its_changeset_and_says_why() {
     let db = TestDb::postgres();
     let project = Project::with_file(

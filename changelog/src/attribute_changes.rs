@@ -2,7 +2,8 @@
 //! views, remarks): Liquibase's serializer writes every attribute as given, so their checksums and
 //! DESCRIPTIONs come from the attributes, and each kind turns them into SQL for PostgreSQL.
 //! On SQLite, which cannot alter constraints, defaults, types or sequences in place (Liquibase
-//! rebuilds the table), only the data changes run; the others are refused before any write.
+//! rebuilds the table), only the data changes and mergeColumns (which drops columns, as SQLite
+//! can) run; the others are refused before any write.
 
 use std::collections::BTreeMap;
 
@@ -214,7 +215,10 @@ impl Kind {
 
     /// Whether SQLite can run it in place.
     fn runs_on_sqlite(self) -> bool {
-        matches!(self, Insert | Update | Delete | Output | Stop)
+        matches!(
+            self,
+            Insert | Update | Delete | MergeColumns | Output | Stop
+        )
     }
 }
 
@@ -442,7 +446,7 @@ impl AttributeChange {
         }
         if dialect == Dialect::Sqlite && !self.kind.runs_on_sqlite() {
             let liquibase = match self.kind {
-                AddDefaultValue | AddAutoIncrement | MergeColumns => {
+                AddDefaultValue | AddAutoIncrement => {
                     "Liquibase rebuilds the table there, and its rebuild drops unique constraints, rewrites column types (`BOOLEAN(2000000000)`) and breaks the views that read it; Lockstep does not copy that"
                 }
                 DropPrimaryKey | RenameView | CreateProcedure | DropAllForeignKeyConstraints => {
@@ -498,11 +502,16 @@ impl AttributeChange {
                 } else {
                     ("", format!("{first} || {join} || {second}"))
                 };
+                // SQLite drops the two columns in place (3.35 and later), keeping the table's
+                // constraints, indexes and the views that read it; Liquibase rebuilds the table.
+                let merged_type = match dialect {
+                    Dialect::Sqlite => {
+                        crate::changes::sql_type(self.get("finalColumnType"), dialect)
+                    }
+                    _ => self.get("finalColumnType").to_uppercase(),
+                };
                 vec![
-                    format!(
-                        "ALTER TABLE {table} ADD {merged} {}{nullable}",
-                        self.get("finalColumnType").to_uppercase()
-                    ),
+                    format!("ALTER TABLE {table} ADD {merged} {merged_type}{nullable}"),
                     format!("UPDATE {table} SET {merged} = {value}"),
                     format!("ALTER TABLE {table} DROP COLUMN {first}"),
                     format!("ALTER TABLE {table} DROP COLUMN {second}"),

@@ -333,7 +333,7 @@ fn fill_nulls(
 }
 
 /// Liquibase's type names to the database's.
-fn sql_type(declared: &str, dialect: Dialect) -> String {
+pub(crate) fn sql_type(declared: &str, dialect: Dialect) -> String {
     let lower = declared.trim().to_lowercase();
     if dialect.is_mysql() {
         return match lower.as_str() {
