@@ -9,7 +9,7 @@ use std::time::Duration;
 use lockstep_changelog::db::{Sql, Value};
 use lockstep_changelog::engine::{Engine, EngineError, RollbackTarget, RunSettings};
 use lockstep_changelog::formatted_sql;
-use lockstep_changelog::model::Changelog;
+use lockstep_changelog::model::{ChangeSet, Changelog};
 use support::db::TestDb;
 
 fn changelog(source: &str) -> Changelog {
@@ -163,6 +163,35 @@ fn a_failing_changeset_leaves_no_row_and_no_ddl_and_earlier_ones_stay() {
         };
         assert_eq!(db.count(tables), 1, "only `good` exists ({})", db.name());
     }
+}
+
+#[test]
+fn when_the_history_row_cannot_be_written_the_changeset_does_not_commit() {
+    let db = TestDb::postgres();
+    update(
+        &db,
+        &changelog("--liquibase formatted sql\n--changeset a:1\ncreate table first (id int);\n"),
+    )
+    .unwrap();
+    db.session()
+        .batch("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no more rows'; END $$; CREATE TRIGGER refuse BEFORE INSERT ON databasechangelog FOR EACH ROW EXECUTE FUNCTION refuse()")
+        .unwrap();
+    let log = changelog(
+        "--liquibase formatted sql\n--changeset a:1\ncreate table first (id int);\n--changeset a:2\ncreate table second (id int);\ninsert into first values (1);\n",
+    );
+    let error = update(&db, &log).unwrap_err();
+    assert!(error.to_string().contains("no more rows"), "{error}");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'second'"),
+        0
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM first"), 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM DATABASECHANGELOG"), 1);
+    // With the trigger gone, changeset 2 applies whole.
+    db.session()
+        .batch("DROP TRIGGER refuse ON databasechangelog")
+        .unwrap();
+    assert_eq!(update(&db, &log).unwrap(), ["db/changelog.sql::2::a"]);
 }
 
 #[test]
@@ -329,6 +358,44 @@ fn a_changed_changeset_is_refused_before_any_write_unless_accepted() {
         assert_eq!(
             db.scalar("SELECT EXECTYPE FROM DATABASECHANGELOG WHERE ID = '2'"),
             Value::from("RERAN")
+        );
+    }
+}
+
+#[test]
+fn when_a_changeset_has_two_history_rows_the_later_one_decides_its_status() {
+    for db in TestDb::all() {
+        let log = changelog(THREE);
+        update(&db, &log).unwrap();
+        let mut session = db.session();
+        session
+            .batch("UPDATE DATABASECHANGELOG SET DATEEXECUTED = '2026-01-02 00:00:00'")
+            .unwrap();
+        let copy_of_changeset_1 = |date: &str| {
+            format!(
+                "INSERT INTO DATABASECHANGELOG (ID, AUTHOR, FILENAME, DATEEXECUTED, ORDEREXECUTED, EXECTYPE, MD5SUM) VALUES ('1', 'alice', 'db/changelog.sql', '{date}', 0, 'EXECUTED', '9:00000000000000000000000000000000')"
+            )
+        };
+        // Written last, but it ran first: the row after it, with the right checksum, counts.
+        session
+            .batch(&copy_of_changeset_1("2026-01-01 00:00:00"))
+            .unwrap();
+        let status = Engine::sql(&mut session, settings()).status(&log);
+        assert_eq!(status.unwrap(), Vec::<&ChangeSet>::new(), "{}", db.name());
+        // Ran after the right one: its other checksum counts.
+        session
+            .batch("DELETE FROM DATABASECHANGELOG WHERE ORDEREXECUTED = 0")
+            .unwrap();
+        session
+            .batch(&copy_of_changeset_1("2026-01-03 00:00:00"))
+            .unwrap();
+        let error = Engine::sql(&mut session, settings())
+            .status(&log)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("changeset db/changelog.sql::1::alice was changed after it ran: its checksum was 9:00000000000000000000000000000000"),
+            "{}: {error}",
+            db.name()
         );
     }
 }

@@ -27,10 +27,11 @@ impl ChecksumVersion {
 
 /// A stored or computed checksum. Versions other than 8 and 9 are kept as read, so a stored
 /// legacy value can be reported, but Lockstep computes only 8 and 9.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CheckSum {
     pub version: u8,
-    pub hex: String,
+    /// The MD5 digest; stored and shown as 32 lowercase hex digits.
+    pub digest: [u8; 16],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +46,7 @@ impl CheckSum {
     fn finish(version: ChecksumVersion, md5: Md5) -> Self {
         CheckSum {
             version: version.number(),
-            hex: hex(&md5.finalize()),
+            digest: md5.finalize().into(),
         }
     }
 
@@ -55,13 +56,16 @@ impl CheckSum {
             Some((v, h)) => (v.parse().map_err(|_| InvalidCheckSum(text.into()))?, h),
             None => (1, text),
         };
-        if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(InvalidCheckSum(text.into()));
+        let invalid = || InvalidCheckSum(text.into());
+        if hex.len() != 32 {
+            return Err(invalid());
         }
-        Ok(CheckSum {
-            version,
-            hex: hex.to_ascii_lowercase(),
-        })
+        let mut digest = [0u8; 16];
+        for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            let digit = |c: u8| char::from(c).to_digit(16).ok_or_else(invalid);
+            *byte = (digit(pair[0])? << 4 | digit(pair[1])?) as u8;
+        }
+        Ok(CheckSum { version, digest })
     }
 
     /// The version this checksum was computed with, if Lockstep can compute it too.
@@ -76,18 +80,11 @@ impl CheckSum {
 
 impl fmt::Display for CheckSum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.version, self.hex)
+        write!(f, "{}:", self.version)?;
+        self.digest
+            .iter()
+            .try_for_each(|byte| write!(f, "{byte:02x}"))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    out
 }
 
 /// Line endings to LF, U+FFFD removed, NFC — applied to every text Liquibase hashes.

@@ -138,6 +138,40 @@ pub trait Sql {
     fn hold(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
     /// Rolls back and closes what [`Sql::hold`] opened; nothing when nothing is held.
     fn release_held(&mut self) -> Result<(), DbError>;
+    /// Runs `statements`, then `last` with its parameters, in one transaction that commits only
+    /// when all of them succeed, and is rolled back otherwise. By default one at a time
+    /// ([`transaction_one_by_one`]); a session whose server can take several at once (a
+    /// PostgreSQL pipeline) overrides it to save round trips.
+    fn transaction(
+        &mut self,
+        statements: &[String],
+        last: (&str, &[Value]),
+    ) -> Result<(), DbError> {
+        transaction_one_by_one(self, statements, last)
+    }
+}
+
+/// [`Sql::transaction`] one statement at a time: `BEGIN`, each statement, `last`, `COMMIT`, or
+/// `ROLLBACK` after the first that fails.
+pub fn transaction_one_by_one<S: Sql + ?Sized>(
+    db: &mut S,
+    statements: &[String],
+    (sql, params): (&str, &[Value]),
+) -> Result<(), DbError> {
+    db.batch("BEGIN")?;
+    let result = (|| {
+        for statement in statements {
+            db.batch(statement)?;
+        }
+        db.execute(sql, params).map(drop)
+    })();
+    match result {
+        Ok(()) => db.batch("COMMIT"),
+        Err(error) => {
+            db.batch("ROLLBACK")?;
+            Err(error)
+        }
+    }
 }
 
 /// A MongoDB session on one database. Commands and replies are Extended JSON text.

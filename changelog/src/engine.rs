@@ -23,7 +23,7 @@ use crate::mongo_store::MongoStore;
 use crate::properties::Scope;
 use crate::sql_store::SqlStore;
 pub use crate::store::HistoryRow;
-use crate::store::{LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, Store};
+use crate::store::{LOCKED_BY_PREFIX, LockAttempt, NewRow, Record, RowOrder, Store};
 
 /// What DATABASECHANGELOG.LIQUIBASE holds: the Liquibase release whose format Lockstep writes.
 pub const LIQUIBASE_VERSION: &str = "4.28.0";
@@ -208,16 +208,24 @@ impl<'d> Engine<'d> {
         changelog: &'c Changelog,
         history: &[HistoryRow],
     ) -> (Vec<Pending<'c>>, Vec<String>) {
-        let mut scan = PendingScan::new(self.selected(changelog));
-        for row in history {
-            scan.ran(row.key(), row.md5sum.as_deref());
-        }
-        self.finish(scan)
+        let selected: Vec<&ChangeSet> = self.selected(changelog).collect();
+        let (checksums, scan) = PendingScan::checksums_beside(&selected, || {
+            let mut scan = PendingScan::new(&selected);
+            for row in history {
+                scan.ran(row.key(), row.md5sum.as_deref());
+            }
+            scan
+        });
+        self.finish(scan, &checksums)
     }
 
     /// Each pending changeset's checks against this store, then what is pending and why not.
-    fn finish<'c>(&self, scan: PendingScan<'c>) -> (Vec<Pending<'c>>, Vec<String>) {
-        let (pending, mut problems) = scan.finish();
+    fn finish<'c>(
+        &self,
+        scan: PendingScan<'c>,
+        checksums: &[CheckSum],
+    ) -> (Vec<Pending<'c>>, Vec<String>) {
+        let (pending, mut problems) = scan.finish(checksums);
         for Pending { changeset, .. } in &pending {
             for change in &changeset.changes {
                 if let Err(problem) = self.store.check(change) {
@@ -239,17 +247,37 @@ impl<'d> Engine<'d> {
         changelog: &'c Changelog,
     ) -> Result<Vec<&'c ChangeSet>, EngineError> {
         // The history is matched row by row as it is read, never held whole: status is the
-        // command that runs on the largest histories most often.
-        let mut scan = PendingScan::new(self.selected(changelog));
-        self.store.each_ran(&mut |row| {
-            scan.ran(row.key(), row.md5sum.as_deref());
-            Ok(())
-        })?;
-        let (pending, problems) = self.finish(scan);
+        // command that runs on the largest histories most often. It is read in any order, as
+        // that is cheapest; only when a changeset has two rows, and so the later one counts, is
+        // it read again in execution order (Liquibase never writes two).
+        // Meanwhile, a second thread computes the checksums to compare.
+        let selected: Vec<&ChangeSet> = self.selected(changelog).collect();
+        let (checksums, scan) = PendingScan::checksums_beside(&selected, || {
+            let scan = self.scan_ran(&selected, RowOrder::Any)?;
+            match scan.ran_twice {
+                true => self.scan_ran(&selected, RowOrder::Execution),
+                false => Ok(scan),
+            }
+        });
+        let (pending, problems) = self.finish(scan?, &checksums);
         if !problems.is_empty() {
             return Err(EngineError::Invalid(problems));
         }
         Ok(pending.into_iter().map(|p| p.changeset).collect())
+    }
+
+    /// `selected` matched against the history read in `order`.
+    fn scan_ran<'c>(
+        &mut self,
+        selected: &[&'c ChangeSet],
+        order: RowOrder,
+    ) -> Result<PendingScan<'c>, EngineError> {
+        let mut scan = PendingScan::new(selected);
+        self.store.each_ran(order, &mut |row| {
+            scan.ran(row.key(), row.md5sum.as_deref());
+            Ok(())
+        })?;
+        Ok(scan)
     }
 
     /// Runs pending changesets in changelog order (at most `count`). With `mark_failed_as_ran`,
@@ -929,23 +957,23 @@ struct PendingScan<'c> {
     by_key: HashMap<(&'c str, &'c str, &'c str), usize>,
     /// What the history says of each of `selected`, the last row for it winning.
     seen: Vec<Seen>,
+    /// Whether one of `selected` had more than one row.
+    ran_twice: bool,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 enum Seen {
     NotRan,
-    UpToDate,
-    /// Ran before and runs again (runAlways, or runOnChange and changed).
-    Rerun,
-    Changed {
-        stored: String,
-        now: String,
-    },
+    /// Ran, with a checksum Lockstep can recompute (versions 8 and 9).
+    Ran(CheckSum),
+    /// Ran, with no checksum to compare: NULL, unreadable or of an older version. Liquibase
+    /// accepts it, and so does Lockstep.
+    RanUnchecked,
 }
 
 impl<'c> PendingScan<'c> {
-    fn new(selected: impl Iterator<Item = &'c ChangeSet>) -> Self {
-        let selected: Vec<&ChangeSet> = selected.collect();
+    fn new(selected: &[&'c ChangeSet]) -> Self {
+        let selected = selected.to_vec();
         let by_key = selected
             .iter()
             .enumerate()
@@ -956,6 +984,7 @@ impl<'c> PendingScan<'c> {
             selected,
             by_key,
             seen,
+            ran_twice: false,
         }
     }
 
@@ -964,38 +993,68 @@ impl<'c> PendingScan<'c> {
         let Some(&at) = self.by_key.get(&key) else {
             return;
         };
-        let changeset = self.selected[at];
-        self.seen[at] = if changeset.run_always {
-            Seen::Rerun
-        } else {
-            match checksum_verdict(changeset, md5sum) {
-                Verdict::Same | Verdict::Accepted => Seen::UpToDate,
-                Verdict::Changed { .. } if changeset.run_on_change => Seen::Rerun,
-                Verdict::Changed { stored, now } => Seen::Changed { stored, now },
-            }
+        self.ran_twice |= !matches!(self.seen[at], Seen::NotRan);
+        self.seen[at] = match md5sum.and_then(|text| CheckSum::parse(text).ok()) {
+            Some(stored) if stored.computable_version().is_some() => Seen::Ran(stored),
+            _ => Seen::RanUnchecked,
         };
     }
 
-    /// The changesets to run, in changelog order, and why any cannot.
-    fn finish(self) -> (Vec<Pending<'c>>, Vec<String>) {
+    /// Each of `selected`'s checksum now. With `beside`, they are computed on a second thread
+    /// while `beside` runs (reading the history, which is mostly waiting for the server).
+    fn checksums_beside<T>(
+        selected: &[&ChangeSet],
+        beside: impl FnOnce() -> T,
+    ) -> (Vec<CheckSum>, T) {
+        let compute = || -> Vec<CheckSum> {
+            selected
+                .iter()
+                .map(|c| c.checksum(ChecksumVersion::V9))
+                .collect()
+        };
+        std::thread::scope(|scope| {
+            // Where there are no threads (a DB step's WebAssembly), one after the other.
+            match std::thread::Builder::new().spawn_scoped(scope, compute) {
+                Ok(thread) => {
+                    let beside = beside();
+                    let checksums = thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (checksums, beside)
+                }
+                Err(_) => {
+                    let beside = beside();
+                    (compute(), beside)
+                }
+            }
+        })
+    }
+
+    /// The changesets to run, in changelog order, and why any cannot; `checksums` are each of
+    /// `selected`'s now.
+    fn finish(self, checksums: &[CheckSum]) -> (Vec<Pending<'c>>, Vec<String>) {
         let mut pending = vec![];
         let mut problems = vec![];
-        for (changeset, seen) in self.selected.into_iter().zip(self.seen) {
+        for ((changeset, seen), now) in self.selected.into_iter().zip(self.seen).zip(checksums) {
             if !changeset.unsupported.is_empty() {
                 problems.extend(changeset.unsupported.iter().cloned());
                 continue;
             }
             let rerun = match seen {
                 Seen::NotRan => false,
-                Seen::UpToDate => continue,
-                Seen::Rerun => true,
-                Seen::Changed { stored, now } => {
-                    problems.push(format!(
-                        "{}:{}: changeset {} was changed after it ran: its checksum was {stored} and is now {now}\n  help: revert the change, or add `--validCheckSum: {now}` (or `validCheckSum`) to accept it, or `runOnChange:true` to re-run it",
-                        changeset.file, changeset.line, changeset.identifier()
-                    ));
-                    continue;
-                }
+                _ if changeset.run_always => true,
+                Seen::RanUnchecked => continue,
+                Seen::Ran(stored) => match checksum_verdict(changeset, stored, *now) {
+                    Verdict::Same => continue,
+                    Verdict::Changed if changeset.run_on_change => true,
+                    Verdict::Changed => {
+                        problems.push(format!(
+                            "{}:{}: changeset {} was changed after it ran: its checksum was {stored} and is now {now}\n  help: revert the change, or add `--validCheckSum: {now}` (or `validCheckSum`) to accept it, or `runOnChange:true` to re-run it",
+                            changeset.file, changeset.line, changeset.identifier()
+                        ));
+                        continue;
+                    }
+                },
             };
             pending.push(Pending { changeset, rerun });
         }
@@ -1010,45 +1069,35 @@ enum Applied {
 }
 
 enum Verdict {
+    /// The same, or different but accepted by a validCheckSum.
     Same,
-    /// Different, but a validCheckSum accepts it (or the stored value is NULL or legacy).
-    Accepted,
-    Changed {
-        stored: String,
-        now: String,
-    },
+    Changed,
 }
 
-/// Compares a ran changeset with its stored checksum, recomputed at the stored version.
-fn checksum_verdict(changeset: &ChangeSet, stored: Option<&str>) -> Verdict {
-    let Some(stored) = stored else {
-        return Verdict::Accepted;
+/// Compares a ran changeset with its stored checksum, recomputed at the stored version; `now`
+/// is its checksum at the current version.
+fn checksum_verdict(changeset: &ChangeSet, stored: CheckSum, now: CheckSum) -> Verdict {
+    let same = match stored.computable_version() {
+        Some(ChecksumVersion::V9) => stored == now,
+        Some(version) => changeset.checksum(version) == stored,
+        None => true,
     };
-    let Some((parsed, version)) = CheckSum::parse(stored)
-        .ok()
-        .and_then(|c| c.computable_version().map(|v| (c, v)))
-    else {
-        return Verdict::Accepted;
-    };
-    if changeset.checksum(version) == parsed {
+    if same {
         return Verdict::Same;
     }
-    let current = changeset.checksum(ChecksumVersion::V9).to_string();
+    let (stored, now) = (stored.to_string(), now.to_string());
     let accepted = changeset.valid_checksums.iter().any(|v| {
         let v = v.trim();
         matches!(
             v.to_ascii_lowercase().as_str(),
             "any" | "1:any" | "1:all" | "1:*"
-        ) || v.eq_ignore_ascii_case(stored)
-            || v.eq_ignore_ascii_case(&current)
+        ) || v.eq_ignore_ascii_case(&stored)
+            || v.eq_ignore_ascii_case(&now)
     });
     if accepted {
-        Verdict::Accepted
+        Verdict::Same
     } else {
-        Verdict::Changed {
-            stored: stored.to_string(),
-            now: current,
-        }
+        Verdict::Changed
     }
 }
 

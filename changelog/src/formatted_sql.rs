@@ -4,6 +4,7 @@
 //! case-insensitive and may have a space after `--`; every other line is the changeset's body,
 //! plain `-- comments` included (they count towards the checksum).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use foldhash::HashSet;
@@ -43,25 +44,29 @@ struct Parser<'p> {
     properties: &'p mut FileProperties,
 }
 
-/// A changeset being read.
-struct Open {
+/// A changeset being read; its lines are borrowed from the file's text.
+struct Open<'s> {
     changeset: ChangeSet,
-    body: Vec<String>,
-    rollback: Vec<String>,
+    body: Vec<&'s str>,
+    rollback: Vec<&'s str>,
     settings: SqlSettings,
     rollback_settings: SqlSettings,
 }
 
-/// The keyword and the rest of a `--keyword rest` line, keyword lower-cased.
-fn directive(line: &str) -> Option<(String, &str)> {
+/// The keyword and the rest of a `--keyword rest` line, keyword lower-cased (borrowed when it
+/// already is, as it is on nearly every line of a large changelog).
+fn directive(line: &str) -> Option<(Cow<'_, str>, &str)> {
     let rest = line.strip_prefix("--")?.trim_start();
     let end = rest
         .find(|c: char| c.is_whitespace() || c == ':')
         .unwrap_or(rest.len());
-    Some((
-        rest[..end].to_ascii_lowercase(),
-        rest[end..].trim_start_matches(':').trim(),
-    ))
+    let keyword = &rest[..end];
+    let keyword = if keyword.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(keyword.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(keyword)
+    };
+    Some((keyword, rest[end..].trim_start_matches(':').trim()))
 }
 
 fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
@@ -115,6 +120,16 @@ impl Parser<'_> {
         self.properties.expand(text)
     }
 
+    /// `lines` joined, trimmed and expanded, in one allocation when there is nothing to trim or
+    /// expand.
+    fn expand_lines(&self, lines: &[&str]) -> String {
+        let joined = lines.join("\n");
+        if joined.trim().len() == joined.len() && !joined.contains("${") {
+            return joined;
+        }
+        self.expand(joined.trim())
+    }
+
     /// `--property name:n value:v [context:… labels:… dbms:… global:…]` lines, anywhere in the
     /// file, before any changeset is read.
     fn collect_properties(&mut self, source: &str) {
@@ -145,7 +160,7 @@ impl Parser<'_> {
         }
     }
 
-    fn changesets(&mut self, source: &str) -> Vec<ChangeSet> {
+    fn changesets<'s>(&mut self, source: &'s str) -> Vec<ChangeSet> {
         let mut lines = source
             .lines()
             .enumerate()
@@ -169,7 +184,7 @@ impl Parser<'_> {
         };
         let default_file = logical_path.unwrap_or_else(|| self.file.clone());
         let mut done: Vec<ChangeSet> = vec![];
-        let mut open: Option<Open> = None;
+        let mut open: Option<Open<'s>> = None;
         let mut in_rollback_block = false;
         let mut ignoring = 0usize;
         let mut ignoring_block = false;
@@ -178,13 +193,13 @@ impl Parser<'_> {
                 match line.find("*/") {
                     Some(end) => {
                         if let Some(o) = open.as_mut() {
-                            o.rollback.push(line[..end].to_string());
+                            o.rollback.push(&line[..end]);
                         }
                         in_rollback_block = false;
                     }
                     None => {
                         if let Some(o) = open.as_mut() {
-                            o.rollback.push(line.to_string());
+                            o.rollback.push(line);
                         }
                     }
                 }
@@ -208,12 +223,12 @@ impl Parser<'_> {
                 match after.find("*/") {
                     Some(end) => {
                         if let Some(o) = open.as_mut() {
-                            o.rollback.push(after[..end].to_string());
+                            o.rollback.push(&after[..end]);
                         }
                     }
                     None => {
                         if let Some(o) = open.as_mut() {
-                            o.rollback.push(after.to_string());
+                            o.rollback.push(after);
                         }
                         in_rollback_block = true;
                     }
@@ -222,7 +237,7 @@ impl Parser<'_> {
             }
             let Some((keyword, rest)) = directive(line) else {
                 match open.as_mut() {
-                    Some(o) => o.body.push(line.to_string()),
+                    Some(o) => o.body.push(line),
                     None if !line.trim().is_empty() => self.error(
                         number,
                         "this SQL is not inside a changeset",
@@ -232,7 +247,7 @@ impl Parser<'_> {
                 }
                 continue;
             };
-            match keyword.as_str() {
+            match keyword.as_ref() {
                 "changeset" => {
                     if let Some(o) = open.take() {
                         done.push(self.close(o));
@@ -240,7 +255,7 @@ impl Parser<'_> {
                     open = self.start(number, rest, &default_file);
                 }
                 "rollback" => match open.as_mut() {
-                    Some(o) => o.rollback.push(rest.to_string()),
+                    Some(o) => o.rollback.push(rest),
                     None => self.error(number, "--rollback is not inside a changeset", "put it after the changeset's SQL"),
                 },
                 "comment" if line.starts_with("--comment") => match open.as_mut() {
@@ -288,7 +303,7 @@ impl Parser<'_> {
                 // Any other `-- text` is a comment in the body, and counts towards the checksum.
                 _ => {
                     if let Some(o) = open.as_mut() {
-                        o.body.push(line.to_string());
+                        o.body.push(line);
                     }
                 }
             }
@@ -298,7 +313,7 @@ impl Parser<'_> {
         }
         let mut seen = HashSet::default();
         for cs in &done {
-            if !seen.insert((cs.id.clone(), cs.author.clone())) {
+            if !seen.insert((cs.id.as_str(), cs.author.as_str())) {
                 self.error(
                     cs.line,
                     format!(
@@ -327,7 +342,7 @@ impl Parser<'_> {
         changeset
     }
 
-    fn start(&mut self, number: usize, rest: &str, default_file: &str) -> Option<Open> {
+    fn start<'s>(&mut self, number: usize, rest: &str, default_file: &str) -> Option<Open<'s>> {
         let Some((author, id, attrs)) = author_and_id(rest) else {
             self.error(
                 number,
@@ -384,7 +399,7 @@ impl Parser<'_> {
         })
     }
 
-    fn close(&mut self, open: Open) -> ChangeSet {
+    fn close(&mut self, open: Open<'_>) -> ChangeSet {
         let Open {
             mut changeset,
             body,
@@ -392,7 +407,7 @@ impl Parser<'_> {
             settings,
             rollback_settings,
         } = open;
-        let sql = self.expand(body.join("\n").trim());
+        let sql = self.expand_lines(&body);
         if !sql.is_empty() {
             // Exactly one: a `Vec` grown by `push` would hold room for four.
             changeset.changes = vec![Change::Sql(SqlChange { sql, settings })];
@@ -409,13 +424,15 @@ impl Parser<'_> {
         changeset
     }
 
-    fn rollback(&self, lines: &[String], settings: SqlSettings) -> Rollback {
+    fn rollback(&self, lines: &[&str], settings: SqlSettings) -> Rollback {
         if lines.is_empty() {
             return Rollback::Automatic;
         }
-        let text = self.expand(lines.join("\n").trim());
-        let lower = text.to_ascii_lowercase();
-        if text.is_empty() || lower == "empty" || lower == "not required" {
+        let text = self.expand_lines(lines);
+        if text.is_empty()
+            || text.eq_ignore_ascii_case("empty")
+            || text.eq_ignore_ascii_case("not required")
+        {
             return Rollback::Empty;
         }
         let attrs: BTreeMap<String, String> = attributes(&text)

@@ -23,7 +23,7 @@ use crate::changes::Structured;
 use crate::db::{DbError, Dialect, Sql, Value};
 use crate::model::{Change, Precondition, SqlFile};
 use crate::store::{
-    HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, RanRow, Record, Store, interrupted,
+    HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, RanRow, Record, RowOrder, Store, interrupted,
 };
 
 /// The advisory-lock key: "Lockstep" in ASCII.
@@ -398,12 +398,20 @@ impl Store for SqlStore<'_> {
 
     fn each_ran(
         &mut self,
+        order: RowOrder,
         each: &mut dyn FnMut(RanRow) -> Result<(), DbError>,
     ) -> Result<(), DbError> {
         if !self.table_exists("databasechangelog")? {
             return Ok(());
         }
-        let sql = "SELECT ID, AUTHOR, FILENAME, MD5SUM FROM DATABASECHANGELOG ORDER BY DATEEXECUTED, ORDEREXECUTED";
+        // DATABASECHANGELOG has no index: ordering it is a sort of the whole table before the
+        // first row comes back.
+        let sql = match order {
+            RowOrder::Execution => {
+                "SELECT ID, AUTHOR, FILENAME, MD5SUM FROM DATABASECHANGELOG ORDER BY DATEEXECUTED, ORDEREXECUTED"
+            }
+            RowOrder::Any => "SELECT ID, AUTHOR, FILENAME, MD5SUM FROM DATABASECHANGELOG",
+        };
         self.db.query_each(sql, &[], &mut |row| {
             let [id, author, filename, md5sum]: [Value; 4] =
                 row.try_into().map_err(|row: Vec<Value>| {
@@ -439,24 +447,13 @@ impl Store for SqlStore<'_> {
             return self.run_marked(&statements, record);
         }
         if atomic {
-            self.db.batch("BEGIN")?;
+            let (sql, params) = record_statement(record);
+            return self.db.transaction(&statements, (sql, &params));
         }
-        let result = (|| {
-            for statement in &statements {
-                self.db.batch(statement)?;
-            }
-            self.record(record)
-        })();
-        match result {
-            Ok(()) if atomic => self.db.batch("COMMIT"),
-            Ok(()) => Ok(()),
-            Err(error) => {
-                if atomic {
-                    self.db.batch("ROLLBACK")?;
-                }
-                Err(error)
-            }
+        for statement in &statements {
+            self.db.batch(statement)?;
         }
+        self.record(record)
     }
 
     fn holds(&mut self, check: &Precondition) -> Result<bool, DbError> {

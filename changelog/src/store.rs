@@ -41,6 +41,15 @@ pub struct RanRow {
     pub md5sum: Option<String>,
 }
 
+/// The order a store hands out history rows in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOrder {
+    /// As they ran: DATEEXECUTED, then ORDEREXECUTED.
+    Execution,
+    /// Whatever order is cheapest to read (no server-side sort of 100,000 rows).
+    Any,
+}
+
 impl RanRow {
     /// The identity triple, in the order the engine's maps use.
     pub fn key(&self) -> (&str, &str, &str) {
@@ -126,18 +135,19 @@ pub trait Store {
     fn dbms(&self) -> &'static str;
     /// Whether `change` can run here; the error says why not. Checked before the first write.
     fn check(&self, change: &Change) -> Result<(), String>;
-    /// The history in execution order (empty when there is none yet).
     /// Hands each history row to `each` as it is read, in execution order (nothing when the
     /// history does not exist yet), so that a large history is never held whole.
     fn each_history(
         &mut self,
         each: &mut dyn FnMut(HistoryRow) -> Result<(), DbError>,
     ) -> Result<(), DbError>;
-    /// Each history row's identity and checksum, in execution order: what `status` needs. A
-    /// store overrides it to read less than whole rows (on 10,000 rows, formatting the dates
-    /// is most of the query); by default it is [`Store::each_history`], cut down.
+    /// Each history row's identity and checksum, in `order`: what `status` needs. A store
+    /// overrides it to read less than whole rows (on 10,000 rows, formatting the dates is most
+    /// of the query); by default it is [`Store::each_history`], cut down, always in execution
+    /// order.
     fn each_ran(
         &mut self,
+        _order: RowOrder,
         each: &mut dyn FnMut(RanRow) -> Result<(), DbError>,
     ) -> Result<(), DbError> {
         self.each_history(&mut |row| {

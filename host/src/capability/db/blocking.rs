@@ -1,6 +1,6 @@
 //! The changelog engine is synchronous; the CLI (`lockstep db`) drives a SQL session from it.
 
-use lockstep_changelog::db::{DbError, Dialect, Rows, Value};
+use lockstep_changelog::db::{DbError, Dialect, Rows, Value, transaction_one_by_one};
 
 use super::sql::SqlConnection;
 
@@ -63,5 +63,18 @@ impl lockstep_changelog::db::Sql for BlockingSql {
 
     fn release_held(&mut self) -> Result<(), DbError> {
         self.runtime.block_on(self.connection.release_held())
+    }
+
+    fn transaction(
+        &mut self,
+        statements: &[String],
+        last: (&str, &[Value]),
+    ) -> Result<(), DbError> {
+        match &self.connection {
+            SqlConnection::Postgres(session) => {
+                self.runtime.block_on(session.transaction(statements, last))
+            }
+            _ => transaction_one_by_one(self, statements, last),
+        }
     }
 }

@@ -49,6 +49,43 @@ async fn pg_execute(
     client.execute_typed(sql, &refs).await.map_err(pg_error)
 }
 
+impl PostgresSession {
+    /// [`lockstep_changelog::db::Sql::transaction`] in two round trips fewer than one statement
+    /// at a time, which is a changeset's whole overhead on a fast server:
+    /// - `BEGIN` goes in one query with the first statement, and a query stops at its first
+    ///   error, so nothing runs outside the transaction;
+    /// - `COMMIT` is sent right behind `last` without waiting for it. After a failed statement
+    ///   PostgreSQL takes that `COMMIT` for a `ROLLBACK`, so nothing half-done commits.
+    pub async fn transaction(
+        &self,
+        statements: &[String],
+        (sql, params): (&str, &[Value]),
+    ) -> Result<(), DbError> {
+        let client = &self.client;
+        let (opening, rest) = match statements.split_first() {
+            Some((first, rest)) => (format!("BEGIN;\n{first}"), rest),
+            None => ("BEGIN".to_string(), statements),
+        };
+        let result = async {
+            client.batch_execute(&opening).await.map_err(pg_error)?;
+            for statement in rest {
+                client.batch_execute(statement).await.map_err(pg_error)?;
+            }
+            let (recorded, committed) = futures::join!(
+                pg_execute(client, sql, params),
+                client.batch_execute("COMMIT")
+            );
+            recorded?;
+            committed.map_err(pg_error)
+        }
+        .await;
+        if result.is_err() {
+            client.batch_execute("ROLLBACK").await.map_err(pg_error)?;
+        }
+        result
+    }
+}
+
 /// A SQLite connection, and the file lock that stands in for PostgreSQL's advisory lock: an
 /// exclusive `flock` on `<database>.lockstep-lock`, which the OS releases if the process dies.
 pub struct SqliteSession {
