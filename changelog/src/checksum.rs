@@ -5,7 +5,7 @@
 //! count (not id, author, attributes, preconditions, comments or rollback).
 
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write};
 
 use md5::{Digest, Md5};
 use unicode_normalization::UnicodeNormalization;
@@ -80,10 +80,14 @@ impl CheckSum {
 
 impl fmt::Display for CheckSum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 32];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(self.digest) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0xf)];
+        }
         write!(f, "{}:", self.version)?;
-        self.digest
-            .iter()
-            .try_for_each(|byte| write!(f, "{byte:02x}"))
+        f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
     }
 }
 
@@ -230,7 +234,11 @@ pub fn text(version: ChecksumVersion, text: &str) -> CheckSum {
 /// A changeset's checksum from its changes' checksums (all of one version). With no changes it
 /// is the MD5 of nothing: `9:d41d8cd98f00b204e9800998ecf8427e`.
 pub fn changeset(version: ChecksumVersion, changes: &[CheckSum]) -> CheckSum {
-    let text: String = changes.iter().map(|c| format!("{c}:")).collect();
+    let mut text = String::with_capacity(changes.len() * 36);
+    for change in changes {
+        // Writing to a String cannot fail.
+        let _ = write!(text, "{change}:");
+    }
     CheckSum::of(version, normalize(&text).as_bytes())
 }
 

@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+/// MongoDB's name in `dbms` filters; it has no SQL [`Dialect`].
+pub const MONGODB_DBMS: &str = "mongodb";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Postgresql,

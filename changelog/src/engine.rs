@@ -157,20 +157,14 @@ impl<'d> Engine<'d> {
         }
     }
 
-    /// Reads `changelog` (relative to `root`) as this run sees it: `property` definitions scoped
-    /// by `context`, `labels` or `dbms` count only when they admit this run's.
+    /// Reads `changelog` (relative to `root`) as this run sees it: see [`load`].
     pub fn load(
         &self,
         root: &Path,
         changelog: &str,
         given: &BTreeMap<String, String>,
     ) -> Result<Changelog, Vec<ChangelogError>> {
-        let scope = Scope {
-            contexts: self.settings.contexts.clone(),
-            label_filter: self.settings.label_filter.clone(),
-            dbms: self.store.dbms().to_string(),
-        };
-        crate::load::load(root, changelog, given, &scope)
+        load(&self.settings, self.store.dbms(), root, changelog, given)
     }
 
     /// Where a wait for a lock held by someone else is reported, as it starts and every 10 s.
@@ -948,6 +942,24 @@ fn new_row(
         liquibase: LIQUIBASE_VERSION,
         deployment_id: deployment_id.to_string(),
     }
+}
+
+/// Reads `changelog` (relative to `root`) as a run with `settings` on `dbms` sees it: `property`
+/// definitions scoped by `context`, `labels` or `dbms` count only when they admit this run's.
+/// [`Engine::load`] is this for its store; this is for reading before the store is open.
+pub fn load(
+    settings: &RunSettings,
+    dbms: &str,
+    root: &Path,
+    changelog: &str,
+    given: &BTreeMap<String, String>,
+) -> Result<Changelog, Vec<ChangelogError>> {
+    let scope = Scope {
+        contexts: settings.contexts.clone(),
+        label_filter: settings.label_filter.clone(),
+        dbms: dbms.to_string(),
+    };
+    crate::load::load(root, changelog, given, &scope)
 }
 
 /// Matches history rows, one at a time, against the changesets a run selects.

@@ -476,7 +476,7 @@ fn document(row: &NewRow) -> Value {
 
 impl Store for MongoStore<'_> {
     fn dbms(&self) -> &'static str {
-        "mongodb"
+        crate::db::MONGODB_DBMS
     }
 
     fn check(&self, change: &Change) -> Result<(), String> {

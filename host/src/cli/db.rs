@@ -18,6 +18,16 @@ enum Connection {
     Mongo(BlockingMongo),
 }
 
+impl Connection {
+    /// The database's name in `dbms` filters.
+    fn dbms(&self) -> &'static str {
+        match self {
+            Connection::Sql(sql) => lockstep_changelog::db::Sql::dialect(sql).dbms_name(),
+            Connection::Mongo(_) => lockstep_changelog::db::MONGODB_DBMS,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct DbArgs {
     /// The `dbInstances` entry of lockstep.yaml to work on.
@@ -146,25 +156,6 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
         Ok(target) => target,
         Err(message) => return Ok(invalid(message)),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let connection = match &target {
-        DbTarget::Mongo { .. } => runtime
-            .block_on(MongoConnection::open(&target))
-            .map(|c| Connection::Mongo(BlockingMongo::new(c, runtime.handle().clone()))),
-        _ => runtime
-            .block_on(SqlConnection::open(&target))
-            .map(|c| Connection::Sql(BlockingSql::new(c, runtime.handle().clone()))),
-    };
-    let mut connection = match connection {
-        Ok(connection) => connection,
-        Err(e) => {
-            tell!("error: {instance_name}: {e}");
-            return Ok(ExitCode::from(1));
-        }
-    };
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     let settings = RunSettings {
         contexts: instance
@@ -183,11 +174,53 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(RunSettings::default().lock_wait),
         lock_lease: args.lock_lease.unwrap_or(RunSettings::default().lock_lease),
     };
-    let mut engine = match &mut connection {
-        Connection::Sql(sql) => Engine::sql(sql, settings),
-        Connection::Mongo(mongo) => Engine::mongo(mongo, settings),
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let load = |dbms: &str| {
+        lockstep_changelog::engine::load(
+            &settings,
+            dbms,
+            root,
+            &schema.changelog,
+            &instance.substitute_properties,
+        )
     };
-    let changelog = match engine.load(root, &schema.changelog, &instance.substitute_properties) {
+    // The changelog is read while the connection opens, when which database it is is known
+    // before connecting.
+    let (connection, loaded) = std::thread::scope(|scope| {
+        let loading = target.dbms_before_connecting().and_then(|dbms| {
+            std::thread::Builder::new()
+                // The main thread's size: a changelog that parses there parses here.
+                .stack_size(8 << 20)
+                .spawn_scoped(scope, move || load(dbms))
+                .ok()
+        });
+        let connection = match &target {
+            DbTarget::Mongo { .. } => runtime
+                .block_on(MongoConnection::open(&target))
+                .map(|c| Connection::Mongo(BlockingMongo::new(c, runtime.handle().clone()))),
+            _ => runtime
+                .block_on(SqlConnection::open(&target))
+                .map(|c| Connection::Sql(BlockingSql::new(c, runtime.handle().clone()))),
+        };
+        let loaded = loading.map(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (connection, loaded)
+    });
+    let mut connection = match connection {
+        Ok(connection) => connection,
+        Err(e) => {
+            tell!("error: {instance_name}: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let loaded = loaded.unwrap_or_else(|| load(connection.dbms()));
+    let changelog = match loaded {
         Ok(changelog) => changelog,
         Err(errors) => {
             for e in &errors {
@@ -195,6 +228,10 @@ pub fn run(args: DbArgs) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::from(2));
         }
+    };
+    let mut engine = match &mut connection {
+        Connection::Sql(sql) => Engine::sql(sql, settings),
+        Connection::Mongo(mongo) => Engine::mongo(mongo, settings),
     };
     engine.on_waiting(|report| tell!("note: {report}"));
     let outcome = execute(&mut engine, &args.command, &changelog, &instance_name);

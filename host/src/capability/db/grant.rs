@@ -40,6 +40,20 @@ pub enum DbTarget {
     },
 }
 
+impl DbTarget {
+    /// The database's name in `dbms` filters, when it is known before connecting: a MySQL
+    /// connector may reach MySQL or MariaDB, which only the server says.
+    pub fn dbms_before_connecting(&self) -> Option<&'static str> {
+        use lockstep_changelog::db::Dialect;
+        match self {
+            DbTarget::Postgres { .. } => Some(Dialect::Postgresql.dbms_name()),
+            DbTarget::Sqlite { .. } => Some(Dialect::Sqlite.dbms_name()),
+            DbTarget::Mongo { .. } => Some(lockstep_changelog::db::MONGODB_DBMS),
+            DbTarget::Mysql { .. } => None,
+        }
+    }
+}
+
 impl std::fmt::Debug for DbTarget {
     // Never print a PostgreSQL config or a MongoDB URI: they may hold a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
