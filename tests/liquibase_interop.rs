@@ -1273,6 +1273,34 @@ fn merge_columns_on_sqlite_gives_liquibases_rows_and_keeps_what_its_rebuild_drop
 }
 
 #[test]
+fn an_unquoted_comma_in_a_yaml_flow_value_is_refused_where_liquibase_drops_what_follows_it() {
+    // In a `{ … }` mapping a comma ends the value: YAML reads `2 AS two` as a key of its own.
+    // Liquibase ignores that key and creates a view of `select 1 AS one` alone.
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: view
+      author: alice
+      changes:
+        - createView: { viewName: numbers, selectQuery: select 1 AS one, 2 AS two }
+";
+    let files = [("db/changelog.yaml", changelog)];
+    let db = TestDb::postgres();
+    Project::with_files(&db, &files, "").liquibase(&db, &["update"]);
+    let theirs = schema(&db);
+    assert!(theirs.contains("SELECT 1 AS one;"), "{theirs}");
+    let db = TestDb::postgres();
+    let (ok, text) = Project::with_files(&db, &files, "").try_lockstep(&["update"]);
+    assert!(!ok);
+    assert!(
+        text.contains(
+            "db/changelog.yaml:6: `2 AS two` on `createView` is not supported by Lockstep"
+        ),
+        "{text}"
+    );
+    assert!(!schema(&db).contains("numbers"), "{}", schema(&db));
+}
+
+#[test]
 fn a_stop_change_stops_the_update_before_its_changeset_and_says_why() {
     let db = TestDb::postgres();
     let project = Project::with_file(
