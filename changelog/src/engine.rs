@@ -248,9 +248,10 @@ impl<'d> Engine<'d> {
         let selected: Vec<&ChangeSet> = self.selected(changelog).collect();
         let (checksums, scan) = PendingScan::checksums_beside(&selected, || {
             let scan = self.scan_ran(&selected, RowOrder::Any)?;
-            match scan.ran_twice {
-                true => self.scan_ran(&selected, RowOrder::Execution),
-                false => Ok(scan),
+            if scan.ran_twice {
+                self.scan_ran(&selected, RowOrder::Execution)
+            } else {
+                Ok(scan)
             }
         });
         let (pending, problems) = self.finish(scan?, &checksums);
