@@ -146,6 +146,13 @@ impl Project {
         text
     }
 
+    /// `lockstep db ARGS`, which must fail: what it printed.
+    fn lockstep_fails(&self, args: &[&str]) -> String {
+        let (ok, text) = self.try_lockstep(args);
+        assert!(!ok, "lockstep db {args:?} succeeded:\n{text}");
+        text
+    }
+
     /// `lockstep db ARGS`: whether it succeeded, and what it printed.
     fn try_lockstep(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_lockstep"))
@@ -563,8 +570,7 @@ create table person (id int);
 alter table person add column ${colum_name} text;
 ",
     );
-    let (ok, text) = project.try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = project.lockstep_fails(&["update"]);
     assert!(
         text.contains("db/changelog.sql:6: this changeset uses ${colum_name} but no property of that name is defined"),
         "{text}"
@@ -655,8 +661,7 @@ fn a_constraint_attribute_neither_tool_honours_is_refused_before_the_first_write
               - column: { name: size, type: int, constraints: { checkConstraint: size > 0 } }
 ",
     );
-    let (ok, text) = project.try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = project.lockstep_fails(&["update"]);
     assert!(
         text.contains(
             "db/changelog.yaml:12: `remarks` on `createTable` is not supported by Lockstep"
@@ -1158,8 +1163,7 @@ fn changes_liquibase_cannot_make_on_mariadb_are_refused_before_the_first_write()
     let (ok, text) = project.try_liquibase(&db, &["update"]);
     assert!(!ok && text.contains("RENAME TO order_seq"), "{text}");
     let db = TestDb::mariadb();
-    let (ok, text) = Project::with_files(&db, &files, "").try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = Project::with_files(&db, &files, "").lockstep_fails(&["update"]);
     assert!(
         text.contains("renameSequence cannot run on MySQL and MariaDB: Liquibase 4.28 writes `ALTER SEQUENCE … RENAME TO`, which MariaDB rejects"),
         "{text}"
@@ -1289,8 +1293,7 @@ fn an_unquoted_comma_in_a_yaml_flow_value_is_refused_where_liquibase_drops_what_
     let theirs = schema(&db);
     assert!(theirs.contains("SELECT 1 AS one;"), "{theirs}");
     let db = TestDb::postgres();
-    let (ok, text) = Project::with_files(&db, &files, "").try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = Project::with_files(&db, &files, "").lockstep_fails(&["update"]);
     assert!(
         text.contains(
             "db/changelog.yaml:6: `2 AS two` on `createView` is not supported by Lockstep"
@@ -1324,8 +1327,7 @@ fn a_stop_change_stops_the_update_before_its_changeset_and_says_why() {
         - createTable: { tableName: later, columns: [{ column: { name: id, type: int } }] }
 ",
     );
-    let (ok, text) = project.try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = project.lockstep_fails(&["update"]);
     assert!(
         text.contains("changeset db/changelog.yaml::halt::alice failed: stopped by a `stop` change: check the backfill first"),
         "{text}"
@@ -1371,8 +1373,7 @@ fn a_changelogs_own_preconditions_gate_the_update_as_in_liquibase() {
         - createTable: { tableName: person, columns: [{ column: { name: id, type: int } }] }
 ",
     );
-    let (ok, text) = project.try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = project.lockstep_fails(&["update"]);
     assert!(
         text.contains("db/changelog.yaml: the changelog's preConditions stop the update: a precondition does not hold; nothing was applied"),
         "{text}"
@@ -1570,8 +1571,7 @@ fn loaded_dates_and_expressions_match_liquibase_and_are_refused_on_sqlite() {
         assert_eq!(same_as_liquibase_on(fresh, &files, &[], "").len(), 2);
     }
     let db = TestDb::sqlite();
-    let (ok, text) = Project::with_files(&db, &files, "").try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = Project::with_files(&db, &files, "").lockstep_fails(&["update"]);
     assert!(
         text.contains("db/changelog.yaml:8: changeset db/changelog.yaml::load::alice: loadData column `day` has type DATE, which Liquibase does not load into SQLite as written"),
         "{text}"
@@ -1628,8 +1628,7 @@ fn what_liquibase_refuses_on_sqlite_lockstep_refuses_too_before_the_first_write(
     }
     assert!(!schema(&db).contains("dept"), "{}", schema(&db));
     let db = TestDb::sqlite();
-    let (ok, text) = Project::with_files(&db, &files, "").try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = Project::with_files(&db, &files, "").lockstep_fails(&["update"]);
     for name in names {
         assert!(
             text.contains(&format!("{name} cannot run on SQLite")),
@@ -1700,8 +1699,7 @@ fn a_misspelt_or_unimplemented_changeset_attribute_refuses_its_changeset() {
     assert!(schema(&db).contains("fixtures"), "{}", schema(&db));
     // Lockstep refuses both, saying why, before it writes anything.
     let db = TestDb::postgres();
-    let (ok, text) = Project::with_files(&db, &files, ", context: prod").try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = Project::with_files(&db, &files, ", context: prod").lockstep_fails(&["update"]);
     assert!(
         text.contains(
             "db/changelog.yaml:3: `contex` is not a changeset attribute Lockstep knows (misspelt?)"
@@ -1716,8 +1714,7 @@ fn a_misspelt_or_unimplemented_changeset_attribute_refuses_its_changeset() {
     // The same in a formatted SQL changelog.
     let sql = "--liquibase formatted sql\n--changeset alice:1 contex:test\ncreate table fixtures (id int);\n";
     let db = TestDb::postgres();
-    let (ok, text) = Project::new(&db, sql).try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = Project::new(&db, sql).lockstep_fails(&["update"]);
     assert!(
         text.contains("db/changelog.sql:2: `contex` is not a changeset attribute Lockstep knows"),
         "{text}"
@@ -1749,8 +1746,7 @@ fn a_csv_whose_header_line_is_a_comment_is_refused_before_the_first_write() {
     assert!(!ok && text.contains("Header has 1"), "{text}");
     // Lockstep refuses it, saying why, and writes nothing.
     let db = TestDb::postgres();
-    let (ok, text) = Project::with_files(&db, &files, "").try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = Project::with_files(&db, &files, "").lockstep_fails(&["update"]);
     assert!(
         text.contains("db/changelog.yaml:8: db/people.csv:1: the header line `# who we know` starts with the comment prefix `#`"),
         "{text}"
@@ -1782,8 +1778,7 @@ fn a_change_lockstep_refuses_matters_only_in_a_changeset_that_runs() {
     );
     let db = TestDb::postgres();
     let project = Project::with_file(&db, "db/changelog.yaml", WITH_A_LEGACY_CHANGESET);
-    let (ok, text) = project.try_lockstep(&["update"]);
-    assert!(!ok);
+    let text = project.lockstep_fails(&["update"]);
     assert!(
         text.contains(
             "db/changelog.yaml:12: `executeCommand` runs a program on the machine that applies the changelog"

@@ -977,8 +977,8 @@ struct PendingScan<'c> {
 #[derive(Clone, Copy)]
 enum Seen {
     NotRan,
-    /// Ran, with a checksum Lockstep can recompute (versions 8 and 9).
-    Ran(CheckSum),
+    /// Ran, with a checksum Lockstep can recompute, and its version.
+    Ran(CheckSum, ChecksumVersion),
     /// Ran, with no checksum to compare: NULL, unreadable or of an older version. Liquibase
     /// accepts it, and so does Lockstep.
     RanUnchecked,
@@ -1007,8 +1007,9 @@ impl<'c> PendingScan<'c> {
             return;
         };
         self.ran_twice |= !matches!(self.seen[at], Seen::NotRan);
-        self.seen[at] = match md5sum.and_then(|text| CheckSum::parse(text).ok()) {
-            Some(stored) if stored.computable_version().is_some() => Seen::Ran(stored),
+        let stored = md5sum.and_then(|text| CheckSum::parse(text).ok());
+        self.seen[at] = match stored.map(|c| (c, c.computable_version())) {
+            Some((stored, Some(version))) => Seen::Ran(stored, version),
             _ => Seen::RanUnchecked,
         };
     }
@@ -1057,17 +1058,19 @@ impl<'c> PendingScan<'c> {
                 Seen::NotRan => false,
                 _ if changeset.run_always => true,
                 Seen::RanUnchecked => continue,
-                Seen::Ran(stored) => match checksum_verdict(changeset, stored, *now) {
-                    Verdict::Same => continue,
-                    Verdict::Changed if changeset.run_on_change => true,
-                    Verdict::Changed => {
-                        problems.push(format!(
+                Seen::Ran(stored, version) => {
+                    match checksum_verdict(changeset, stored, version, *now) {
+                        Verdict::Same => continue,
+                        Verdict::Changed if changeset.run_on_change => true,
+                        Verdict::Changed => {
+                            problems.push(format!(
                             "{}:{}: changeset {} was changed after it ran: its checksum was {stored} and is now {now}\n  help: revert the change, or add `--validCheckSum: {now}` (or `validCheckSum`) to accept it, or `runOnChange:true` to re-run it",
                             changeset.file, changeset.line, changeset.identifier()
                         ));
-                        continue;
+                            continue;
+                        }
                     }
-                },
+                }
             };
             pending.push(Pending { changeset, rerun });
         }
@@ -1087,13 +1090,17 @@ enum Verdict {
     Changed,
 }
 
-/// Compares a ran changeset with its stored checksum, recomputed at the stored version; `now`
+/// Compares a ran changeset with its stored checksum, recomputed at the stored `version`; `now`
 /// is its checksum at the current version.
-fn checksum_verdict(changeset: &ChangeSet, stored: CheckSum, now: CheckSum) -> Verdict {
-    let same = match stored.computable_version() {
-        Some(ChecksumVersion::V9) => stored == now,
-        Some(version) => changeset.checksum(version) == stored,
-        None => true,
+fn checksum_verdict(
+    changeset: &ChangeSet,
+    stored: CheckSum,
+    version: ChecksumVersion,
+    now: CheckSum,
+) -> Verdict {
+    let same = match version {
+        ChecksumVersion::V9 => stored == now,
+        ChecksumVersion::V8 => changeset.checksum(version) == stored,
     };
     if same {
         return Verdict::Same;
