@@ -7,6 +7,7 @@ mod support;
 use std::path::Path;
 
 use lockstep::exec::status::Status;
+use lockstep_changelog::db::Value;
 use support::db::TestDb;
 use support::git::Origin;
 use support::kube_double::{APP_MANIFESTS, ApiServerDouble};
@@ -693,6 +694,80 @@ fn sqlite_attach_and_vacuum_into_cannot_reach_another_file_from_a_step_or_a_chan
             error.message
         );
     }
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "no other file was created"
+    );
+}
+
+#[test]
+fn merge_columns_on_sqlite_cannot_smuggle_an_attach_through_its_join_string_or_a_column_name() {
+    let db = TestDb::sqlite();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let attach = format!(
+        "ATTACH DATABASE '{}' AS other",
+        elsewhere.path().join("attached.db").display()
+    );
+    let table = "databaseChangeLog:
+  - changeSet:
+      id: people
+      author: mallory
+      changes:
+        - createTable: { tableName: people, columns: [{ column: { name: first, type: text } }, { column: { name: last, type: text } }] }
+        - insert: { tableName: people, columns: [{ column: { name: first, value: Ada } }, { column: { name: last, value: Lovelace } }] }
+";
+    let merge = |column1: &str, join: &str| {
+        format!(
+            "{table}  - changeSet:
+      id: merge
+      author: mallory
+      changes:
+        - mergeColumns: {{ tableName: people, column1Name: \"{column1}\", column2Name: last, finalColumnName: full_name, finalColumnType: text, joinString: \"{join}\" }}
+"
+        )
+    };
+    let config = sqlite_instance(&db, "open-db").replace("db/changelog.sql", "db/changelog.yaml");
+    let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
+
+    // The join string is a literal, its quotes doubled: it lands as written.
+    let join = format!("'); {attach}; --");
+    let changelog = merge("first", &join);
+    let ran = run_blocking(
+        &pipeline_with_steps(apply),
+        &config,
+        &[("db/changelog.yaml", &changelog)],
+    );
+    assert_eq!(
+        ran.status("apply"),
+        Status::Success,
+        "{:?}",
+        ran.node("apply").error
+    );
+    let full_name = db.scalar("SELECT full_name FROM people");
+    assert_eq!(full_name, Value::Text(format!("Ada{join}Lovelace")));
+
+    // A column name is the changelog's SQL, as in Liquibase; what it smuggles meets SQLite's
+    // authorizer, and the changeset is undone whole.
+    let db = TestDb::sqlite();
+    let config = sqlite_instance(&db, "open-db").replace("db/changelog.sql", "db/changelog.yaml");
+    let changelog = merge(&format!("first; {attach}; --"), " ");
+    let ran = run_blocking(
+        &pipeline_with_steps(apply),
+        &config,
+        &[("db/changelog.yaml", &changelog)],
+    );
+    let error = error_of(&ran, "apply");
+    assert!(
+        error.message.contains("SQLite refused the statement"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM pragma_table_info('people') WHERE name = 'full_name'"),
+        0,
+        "the merge was rolled back"
+    );
     assert_eq!(
         std::fs::read_dir(elsewhere.path()).unwrap().count(),
         0,
