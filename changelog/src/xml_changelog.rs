@@ -9,6 +9,9 @@ use crate::properties::FileProperties;
 use crate::yaml_changelog::{self, Entry};
 use lockstep_yaml::{Node, Pos, Value};
 
+/// Deeper than any changelog nests, and shallow enough to read without exhausting the stack.
+const MAX_DEPTH: usize = 256;
+
 pub fn parse(
     file: &str,
     source: &str,
@@ -41,6 +44,25 @@ pub fn parse(
             col: at.col as usize,
         }
     };
+    // Reading the elements recurses: a hostile file nested 20,000 deep would exhaust the stack.
+    // Depths are counted in document order, each element's from its parent's.
+    let mut depths = vec![0usize; document.descendants().count()];
+    for node in root.descendants().filter(roxmltree::Node::is_element) {
+        let depth = 1 + node
+            .parent()
+            .map_or(0, |parent| depths[parent.id().get_usize()]);
+        if depth > MAX_DEPTH {
+            return Err(vec![ChangelogError {
+                file: file.to_string(),
+                line: pos(node).line,
+                message: format!("elements are nested more than {MAX_DEPTH} deep"),
+                help: Some(
+                    "a changelog nests a few levels: changeSet, a change, its columns".into(),
+                ),
+            }]);
+        }
+        depths[node.id().get_usize()] = depth;
+    }
     // The root's `logicalFilePath` is the FILENAME of every changeset in the file.
     let logical = root
         .attribute("logicalFilePath")
@@ -310,5 +332,18 @@ mod tests {
         .unwrap_err();
         assert_eq!(errors[0].line, 3, "{errors:?}");
         assert!(errors[0].message.starts_with("this is not valid XML"));
+    }
+
+    #[test]
+    fn xml_nested_deeper_than_any_changelog_is_refused_not_a_stack_overflow() {
+        let deep = format!(
+            "<databaseChangeLog>\n{}{}</databaseChangeLog>\n",
+            "<a>".repeat(100_000),
+            "</a>".repeat(100_000)
+        );
+        let errors =
+            parse("c.xml", &deep, &mut FileProperties::only(&BTreeMap::new())).unwrap_err();
+        assert_eq!(errors[0].line, 2, "{errors:?}");
+        assert_eq!(errors[0].message, "elements are nested more than 256 deep");
     }
 }
