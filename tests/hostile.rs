@@ -656,6 +656,27 @@ fn sqlite_instance(db: &TestDb, step: &str) -> String {
     )
 }
 
+/// Applies a YAML changelog to `db` with the DBSchemaApply step `apply`.
+fn apply_yaml_changelog(db: &TestDb, changelog: &str) -> Ran {
+    let config = sqlite_instance(db, "open-db").replace("db/changelog.sql", "db/changelog.yaml");
+    let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
+    run_blocking(
+        &pipeline_with_steps(apply),
+        &config,
+        &[("db/changelog.yaml", changelog)],
+    )
+}
+
+/// Asserts that the step `apply` failed on a statement SQLite's authorizer refused.
+fn assert_refused_by_sqlite(ran: &Ran) {
+    let error = error_of(ran, "apply");
+    assert!(
+        error.message.contains("SQLite refused the statement"),
+        "{}",
+        error.message
+    );
+}
+
 #[test]
 fn sqlite_attach_and_vacuum_into_cannot_reach_another_file_from_a_step_or_a_changelog() {
     let db = TestDb::sqlite();
@@ -727,17 +748,10 @@ fn merge_columns_on_sqlite_cannot_smuggle_an_attach_through_its_join_string_or_a
 "
         )
     };
-    let config = sqlite_instance(&db, "open-db").replace("db/changelog.sql", "db/changelog.yaml");
-    let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
 
     // The join string is a literal, its quotes doubled: it lands as written.
     let join = format!("'); {attach}; --");
-    let changelog = merge("first", &join);
-    let ran = run_blocking(
-        &pipeline_with_steps(apply),
-        &config,
-        &[("db/changelog.yaml", &changelog)],
-    );
+    let ran = apply_yaml_changelog(&db, &merge("first", &join));
     assert_eq!(
         ran.status("apply"),
         Status::Success,
@@ -750,23 +764,57 @@ fn merge_columns_on_sqlite_cannot_smuggle_an_attach_through_its_join_string_or_a
     // A column name is the changelog's SQL, as in Liquibase; what it smuggles meets SQLite's
     // authorizer, and the changeset is undone whole.
     let db = TestDb::sqlite();
-    let config = sqlite_instance(&db, "open-db").replace("db/changelog.sql", "db/changelog.yaml");
-    let changelog = merge(&format!("first; {attach}; --"), " ");
-    let ran = run_blocking(
-        &pipeline_with_steps(apply),
-        &config,
-        &[("db/changelog.yaml", &changelog)],
-    );
-    let error = error_of(&ran, "apply");
-    assert!(
-        error.message.contains("SQLite refused the statement"),
-        "{}",
-        error.message
-    );
+    let ran = apply_yaml_changelog(&db, &merge(&format!("first; {attach}; --"), " "));
+    assert_refused_by_sqlite(&ran);
     assert_eq!(
         db.count("SELECT COUNT(*) FROM pragma_table_info('people') WHERE name = 'full_name'"),
         0,
         "the merge was rolled back"
+    );
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "no other file was created"
+    );
+}
+
+#[test]
+fn a_sqlite_table_rebuild_cannot_smuggle_an_attach_through_a_computed_default() {
+    let db = TestDb::sqlite();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let attach = format!(
+        "ATTACH DATABASE '{}' AS other",
+        elsewhere.path().join("attached.db").display()
+    );
+    // The computed default is the changelog's SQL, written into the rebuilt CREATE TABLE.
+    let changelog = format!(
+        "databaseChangeLog:
+  - changeSet:
+      id: people
+      author: mallory
+      changes:
+        - createTable: {{ tableName: people, columns: [{{ column: {{ name: id, type: int }} }}, {{ column: {{ name: name, type: text }} }}] }}
+        - insert: {{ tableName: people, columns: [{{ column: {{ name: id, valueNumeric: 1 }} }}, {{ column: {{ name: name, value: Ada }} }}] }}
+  - changeSet:
+      id: default
+      author: mallory
+      changes:
+        - addDefaultValue: {{ tableName: people, columnName: name, defaultValueComputed: \"1); {attach}; CREATE TABLE t (a\" }}
+"
+    );
+    assert_refused_by_sqlite(&apply_yaml_changelog(&db, &changelog));
+    // The rebuild was undone whole: the table, its text and its row are as they were.
+    assert_eq!(
+        db.scalar("SELECT sql FROM sqlite_schema WHERE name = 'people'"),
+        Value::Text("CREATE TABLE people (id INTEGER, name TEXT)".into())
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM people WHERE name = 'Ada'"),
+        1
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM DATABASECHANGELOG WHERE ID = 'default'"),
+        0
     );
     assert_eq!(
         std::fs::read_dir(elsewhere.path()).unwrap().count(),

@@ -1,14 +1,17 @@
 //! Change types described fully by their attributes (constraints, defaults, sequences, data,
 //! views, remarks): Liquibase's serializer writes every attribute as given, so their checksums and
 //! DESCRIPTIONs come from the attributes, and each kind turns them into SQL for PostgreSQL.
-//! On SQLite, which cannot alter constraints, defaults, types or sequences in place (Liquibase
-//! rebuilds the table), only the data changes and mergeColumns (which drops columns, as SQLite
-//! can) run; the others are refused before any write.
+//! On SQLite, which cannot alter constraints, defaults, types or sequences in place, the data
+//! changes and mergeColumns (which drops columns, as SQLite can) run; add/dropDefaultValue and
+//! addAutoIncrement rebuild the table ([`AttributeChange::sqlite_rebuild`]); the others are
+//! refused before any write.
 
 use std::collections::BTreeMap;
 
+use crate::changes::sql_type;
 use crate::checksum::Serialized;
 use crate::db::Dialect;
+use crate::sqlite_rebuild::{ColumnEdit, Rebuild};
 
 /// `Kind`, with each kind's name in changelogs.
 macro_rules! kinds {
@@ -291,13 +294,7 @@ impl AttributeChange {
         DEFAULTS
             .iter()
             .find_map(|key| self.attributes.get(*key).map(|v| (key, v)))
-            .map(|(key, value)| {
-                if *key == "defaultValue" {
-                    dialect.quoted(value)
-                } else {
-                    value.clone()
-                }
-            })
+            .map(|(key, value)| crate::changes::default_sql(key, value, dialect))
             .ok_or_else(|| "addDefaultValue needs one of defaultValue, defaultValueNumeric, defaultValueBoolean, defaultValueComputed".to_string())
     }
 
@@ -338,6 +335,54 @@ impl AttributeChange {
         keys.iter()
             .map(|key| format!("ALTER TABLE {base} DROP FOREIGN KEY {key}"))
             .collect()
+    }
+
+    /// addDefaultValue, dropDefaultValue and addAutoIncrement on SQLite, which cannot change a
+    /// column in place: the table is rebuilt ([`crate::sqlite_rebuild`]). `None` for the other
+    /// kinds; an error for attributes SQLite cannot honour.
+    pub(crate) fn sqlite_rebuild(&self) -> Option<Result<Rebuild, String>> {
+        let edit = match self.kind {
+            AddDefaultValue => self
+                .default_value(Dialect::Sqlite)
+                .map(ColumnEdit::SetDefault),
+            DropDefaultValue => Ok(ColumnEdit::DropDefault),
+            AddAutoIncrement => self.sqlite_auto_increment(),
+            _ => return None,
+        };
+        Some(edit.and_then(|edit| {
+            if let Some(schema) = self.attributes.get("schemaName") {
+                return Err(format!(
+                    "{} names schemaName `{schema}`, and an SQLite database has one schema; remove schemaName, or give it a `dbms: postgresql` changeset",
+                    self.kind.name()
+                ));
+            }
+            Ok(Rebuild {
+                table: self.get("tableName").to_string(),
+                column: self.get("columnName").to_string(),
+                edit,
+            })
+        }))
+    }
+
+    /// addAutoIncrement's edit on SQLite, whose AUTOINCREMENT counts up by one.
+    fn sqlite_auto_increment(&self) -> Result<ColumnEdit, String> {
+        if self
+            .attributes
+            .get("incrementBy")
+            .is_some_and(|by| by.trim() != "1")
+        {
+            return Err("addAutoIncrement's `incrementBy` cannot be honoured on SQLite, whose AUTOINCREMENT counts up by one; leave it out".into());
+        }
+        let start_with = self
+            .attributes
+            .get("startWith")
+            .map(|start| {
+                start.trim().parse::<i64>().map_err(|_| {
+                    format!("addAutoIncrement's `startWith` must be a whole number, not `{start}`")
+                })
+            })
+            .transpose()?;
+        Ok(ColumnEdit::AutoIncrement { start_with })
     }
 
     /// The statements where MySQL's differ from PostgreSQL's, as Liquibase 4.28 writes them for
@@ -445,10 +490,13 @@ impl AttributeChange {
             return Ok(vec![]);
         }
         if dialect == Dialect::Sqlite && !self.kind.runs_on_sqlite() {
+            if self.sqlite_rebuild().is_some() {
+                return Err(format!(
+                    "{} on SQLite rebuilds the table from the database's own definition of it, so its statements are known only when it runs",
+                    self.kind.name()
+                ));
+            }
             let liquibase = match self.kind {
-                AddDefaultValue | AddAutoIncrement => {
-                    "Liquibase rebuilds the table there, and its rebuild drops unique constraints, rewrites column types (`BOOLEAN(2000000000)`) and breaks the views that read it; Lockstep does not copy that"
-                }
                 DropPrimaryKey | RenameView | CreateProcedure | DropAllForeignKeyConstraints => {
                     "Liquibase fails on it there or does nothing"
                 }
@@ -505,9 +553,7 @@ impl AttributeChange {
                 // SQLite drops the two columns in place (3.35 and later), keeping the table's
                 // constraints, indexes and the views that read it; Liquibase rebuilds the table.
                 let merged_type = match dialect {
-                    Dialect::Sqlite => {
-                        crate::changes::sql_type(self.get("finalColumnType"), dialect)
-                    }
+                    Dialect::Sqlite => sql_type(self.get("finalColumnType"), dialect),
                     _ => self.get("finalColumnType").to_uppercase(),
                 };
                 vec![
@@ -526,8 +572,8 @@ impl AttributeChange {
                     let new_type = self
                         .attributes
                         .get("newColumnDataType")
-                        .ok_or("addLookupTable on MySQL needs `newColumnDataType`: MySQL restates the whole column to make it NOT NULL, as in Liquibase")?
-                        .to_uppercase();
+                        .ok_or("addLookupTable on MySQL needs `newColumnDataType`: MySQL restates the whole column to make it NOT NULL, as in Liquibase")?;
+                    let new_type = new_type.to_uppercase();
                     format!("ALTER TABLE {lookup} MODIFY {new_column} {new_type} NOT NULL")
                 } else {
                     format!("ALTER TABLE {lookup} ALTER COLUMN {new_column} SET NOT NULL")
@@ -900,5 +946,50 @@ mod tests {
             error.starts_with("addPrimaryKey cannot run on SQLite"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn on_sqlite_defaults_and_autoincrement_rebuild_the_table_with_what_sqlite_can_honour() {
+        let column = [("tableName", "t"), ("columnName", "id")];
+        let rebuild = |kind, extra: &[(&str, &str)]| {
+            change(kind, &[&column[..], extra].concat())
+                .sqlite_rebuild()
+                .unwrap()
+        };
+        assert_eq!(
+            rebuild(AddDefaultValue, &[("defaultValueBoolean", "true")]).map(|r| r.edit),
+            Ok(ColumnEdit::SetDefault("1".into()))
+        );
+        assert_eq!(
+            rebuild(DropDefaultValue, &[]).map(|r| r.edit),
+            Ok(ColumnEdit::DropDefault)
+        );
+        assert_eq!(
+            rebuild(
+                AddAutoIncrement,
+                &[("startWith", "10"), ("incrementBy", "1")]
+            )
+            .map(|r| r.edit),
+            Ok(ColumnEdit::AutoIncrement {
+                start_with: Some(10)
+            })
+        );
+        for (attribute, value, refusal) in [
+            (
+                "incrementBy",
+                "2",
+                "SQLite, whose AUTOINCREMENT counts up by one",
+            ),
+            (
+                "startWith",
+                "ten",
+                "`startWith` must be a whole number, not `ten`",
+            ),
+            ("schemaName", "other", "an SQLite database has one schema"),
+        ] {
+            let error = rebuild(AddAutoIncrement, &[(attribute, value)]).unwrap_err();
+            assert!(error.contains(refusal), "{error}");
+        }
+        assert!(change(AddPrimaryKey, &column).sqlite_rebuild().is_none());
     }
 }

@@ -229,21 +229,7 @@ impl Column {
             }
         }
         if let Some((key, value)) = &self.default {
-            let sql = match (key.as_str(), dialect) {
-                // A plain defaultValue is a string; the typed forms are written as they are,
-                // but SQLite's booleans are 1 and 0.
-                ("defaultValue", _) => dialect.quoted(value),
-                ("defaultValueBoolean", Dialect::Sqlite | Dialect::Mysql | Dialect::Mariadb) => {
-                    if value.eq_ignore_ascii_case("true") {
-                        "1"
-                    } else {
-                        "0"
-                    }
-                    .to_string()
-                }
-                _ => value.clone(),
-            };
-            out.push_str(&format!(" DEFAULT {sql}"));
+            out.push_str(&format!(" DEFAULT {}", default_sql(key, value, dialect)));
         }
         if let Some(name) = inline_key {
             out.push_str(&format!(" CONSTRAINT {name} PRIMARY KEY AUTOINCREMENT"));
@@ -296,6 +282,23 @@ impl Column {
                 .and_then(|c| c.unique_constraint_name.as_deref());
             format!("{}UNIQUE ({})", named(name), self.name)
         })
+    }
+}
+
+/// A column default as SQL, by the key it was given with: a plain `defaultValue` is a string;
+/// the typed forms are written as they are, but SQLite's and MySQL's booleans are 1 and 0.
+pub(crate) fn default_sql(key: &str, value: &str, dialect: Dialect) -> String {
+    match (key, dialect) {
+        ("defaultValue", _) => dialect.quoted(value),
+        ("defaultValueBoolean", Dialect::Sqlite | Dialect::Mysql | Dialect::Mariadb) => {
+            if value.eq_ignore_ascii_case("true") {
+                "1"
+            } else {
+                "0"
+            }
+            .to_string()
+        }
+        _ => value.to_string(),
     }
 }
 

@@ -168,6 +168,15 @@ pub fn transaction_one_by_one<S: Sql + ?Sized>(
         }
         db.execute(sql, params).map(drop)
     })();
+    commit_or_roll_back(db, result)
+}
+
+/// Ends the transaction `result` was the work of: `COMMIT` if it succeeded, else `ROLLBACK`
+/// and its error.
+pub fn commit_or_roll_back<S: Sql + ?Sized>(
+    db: &mut S,
+    result: Result<(), DbError>,
+) -> Result<(), DbError> {
     match result {
         Ok(()) => db.batch("COMMIT"),
         Err(error) => {

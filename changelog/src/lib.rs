@@ -18,6 +18,7 @@ pub mod mongo_json;
 mod mongo_store;
 pub mod properties;
 mod sql_store;
+mod sqlite_rebuild;
 pub mod statements;
 mod store;
 pub mod xml_changelog;

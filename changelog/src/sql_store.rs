@@ -20,8 +20,9 @@
 //! `lockstep db release-locks` then). A row locked by Liquibase itself is waited for.
 
 use crate::changes::Structured;
-use crate::db::{DbError, Dialect, Sql, Value};
+use crate::db::{DbError, Dialect, Sql, Value, commit_or_roll_back};
 use crate::model::{Change, Precondition, SqlFile};
+use crate::sqlite_rebuild::Rebuild;
 use crate::store::{
     HistoryRow, LOCKED_BY_PREFIX, LockAttempt, NewRow, RanRow, Record, RowOrder, Store, interrupted,
 };
@@ -118,6 +119,11 @@ impl<'d> SqlStore<'d> {
         let dialect = self.db.dialect();
         let mut out = vec![];
         for change in changes {
+            if let Some(rebuild) = rebuild_of(change, dialect) {
+                let plan = rebuild.map_err(DbError::Invalid)?.plan(self.db)?;
+                out.extend(plan.map(|plan| plan.statements).unwrap_or_default());
+                continue;
+            }
             let statements = match change {
                 Change::LoadData(load) if dialect != Dialect::Postgresql => {
                     let booleans = self.boolean_columns(load.schema.as_deref(), &load.table)?;
@@ -137,6 +143,44 @@ impl<'d> SqlStore<'d> {
             out.extend(statements.map_err(DbError::Invalid)?);
         }
         Ok(out)
+    }
+
+    /// A changeset that rebuilds an SQLite table: each change's statements are read from the
+    /// database as the change before it left it, and all run in one transaction with the
+    /// history row (whatever `runInTransaction` says: a half-done rebuild would lose the table).
+    /// Foreign keys are off meanwhile, or dropping the table would fire its children's ON DELETE
+    /// actions; SQLite ignores that pragma inside a transaction, so it is set around it.
+    fn run_rebuilding(&mut self, changes: &[Change], record: &Record<'_>) -> Result<(), DbError> {
+        let enforced = self.count("PRAGMA foreign_keys", &[])? == 1;
+        if enforced {
+            self.db.batch("PRAGMA foreign_keys = OFF")?;
+        }
+        self.db.batch("BEGIN")?;
+        let result = self.run_each(changes, record);
+        let ended = commit_or_roll_back(self.db, result);
+        if enforced {
+            self.db.batch("PRAGMA foreign_keys = ON")?;
+        }
+        ended
+    }
+
+    fn run_each(&mut self, changes: &[Change], record: &Record<'_>) -> Result<(), DbError> {
+        for change in changes {
+            if let Some(rebuild) = rebuild_of(change, self.db.dialect()) {
+                let rebuild = rebuild.map_err(DbError::Invalid)?;
+                if let Some(plan) = rebuild.plan(self.db)? {
+                    for statement in &plan.statements {
+                        self.db.batch(statement)?;
+                    }
+                    rebuild.verify(&plan, self.db)?;
+                }
+                continue;
+            }
+            for statement in self.statements(std::slice::from_ref(change))? {
+                self.db.batch(&statement)?;
+            }
+        }
+        self.record(record)
     }
 
     /// The names of a MySQL table's foreign keys.
@@ -334,6 +378,16 @@ fn commits_by_itself(statement: &str) -> bool {
     )
 }
 
+/// The rebuild an SQLite change needs, if it needs one.
+fn rebuild_of(change: &Change, dialect: Dialect) -> Option<Result<Rebuild, String>> {
+    match change {
+        Change::Structured(Structured::Attributes(change)) if dialect == Dialect::Sqlite => {
+            change.sqlite_rebuild()
+        }
+        _ => None,
+    }
+}
+
 fn text(value: Value) -> Option<String> {
     match value {
         Value::Null => None,
@@ -348,7 +402,10 @@ impl Store for SqlStore<'_> {
     }
 
     fn check(&self, change: &Change) -> Result<(), String> {
-        change.statements(self.db.dialect()).map(drop)
+        match rebuild_of(change, self.db.dialect()) {
+            Some(rebuild) => rebuild.map(drop),
+            None => change.statements(self.db.dialect()).map(drop),
+        }
     }
 
     fn each_history(
@@ -442,6 +499,12 @@ impl Store for SqlStore<'_> {
         record: &Record<'_>,
         atomic: bool,
     ) -> Result<(), DbError> {
+        if changes
+            .iter()
+            .any(|change| rebuild_of(change, self.db.dialect()).is_some())
+        {
+            return self.run_rebuilding(changes, record);
+        }
         let statements = self.statements(changes)?;
         if self.db.dialect().is_mysql() && statements.iter().any(|s| commits_by_itself(s)) {
             return self.run_marked(&statements, record);
