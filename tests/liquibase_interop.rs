@@ -1284,6 +1284,33 @@ fn merge_columns_on_sqlite_gives_liquibases_rows_and_keeps_what_its_rebuild_drop
 }
 
 #[test]
+fn the_types_that_merge_and_modify_columns_name_are_written_as_liquibase_writes_them() {
+    // `clob` is no PostgreSQL type: Liquibase writes TEXT there (LONGTEXT on MariaDB), and
+    // `datetime` is TIMESTAMP, `boolean` TINYINT(1) on MariaDB.
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: base
+      author: alice
+      changes:
+        - createTable: { tableName: emp, columns: [{ column: { name: id, type: int } }, { column: { name: first, type: varchar(20) } }, { column: { name: last, type: varchar(20) } }, { column: { name: note, type: varchar(20) } }, { column: { name: seen, type: varchar(30) } }, { column: { name: flag, type: varchar(5) } }] }
+        - insert: { tableName: emp, columns: [{ column: { name: id, valueNumeric: 1 } }, { column: { name: first, value: Ada } }, { column: { name: last, value: Lovelace } }, { column: { name: note, value: hi } }, { column: { name: seen, value: '2020-01-02 03:04:05' } }, { column: { name: flag, value: '1' } }] }
+  - changeSet:
+      id: types
+      author: alice
+      changes:
+        - mergeColumns: { tableName: emp, column1Name: first, column2Name: last, finalColumnName: full_name, finalColumnType: clob, joinString: ' ' }
+        - modifyDataType: { tableName: emp, columnName: note, newDataType: clob }
+        - modifyDataType: { tableName: emp, columnName: seen, newDataType: datetime }
+        - modifyDataType: { tableName: emp, columnName: id, newDataType: bigint }
+        - modifyDataType: { tableName: emp, columnName: flag, newDataType: boolean }
+";
+    let files = [("db/changelog.yaml", changelog)];
+    for fresh in [TestDb::postgres, TestDb::mariadb] {
+        assert_eq!(same_as_liquibase_on(fresh, &files, &[], "").len(), 2);
+    }
+}
+
+#[test]
 fn defaults_and_autoincrement_on_sqlite_rebuild_the_table_keeping_what_liquibases_rebuild_loses() {
     let base = "databaseChangeLog:
   - changeSet:

@@ -394,7 +394,7 @@ impl AttributeChange {
         let column_type = || {
             self.attributes
                 .get("columnDataType")
-                .map(|t| t.to_uppercase())
+                .map(|t| sql_type(t, dialect))
                 .ok_or_else(|| {
                     format!(
                         "{} on MySQL needs `columnDataType`: MySQL restates the whole column, as in Liquibase",
@@ -455,7 +455,7 @@ impl AttributeChange {
             DropDefaultValue => vec![format!("ALTER TABLE {table} ALTER {column} DROP DEFAULT")],
             ModifyDataType => vec![format!(
                 "ALTER TABLE {table} MODIFY {column} {}",
-                self.get("newDataType").to_uppercase()
+                sql_type(self.get("newDataType"), dialect)
             )],
             CreateSequence => {
                 let mut sql = format!(
@@ -552,10 +552,7 @@ impl AttributeChange {
                 };
                 // SQLite drops the two columns in place (3.35 and later), keeping the table's
                 // constraints, indexes and the views that read it; Liquibase rebuilds the table.
-                let merged_type = match dialect {
-                    Dialect::Sqlite => sql_type(self.get("finalColumnType"), dialect),
-                    _ => self.get("finalColumnType").to_uppercase(),
-                };
+                let merged_type = sql_type(self.get("finalColumnType"), dialect);
                 vec![
                     format!("ALTER TABLE {table} ADD {merged} {merged_type}{nullable}"),
                     format!("UPDATE {table} SET {merged} = {value}"),
@@ -573,7 +570,7 @@ impl AttributeChange {
                         .attributes
                         .get("newColumnDataType")
                         .ok_or("addLookupTable on MySQL needs `newColumnDataType`: MySQL restates the whole column to make it NOT NULL, as in Liquibase")?;
-                    let new_type = new_type.to_uppercase();
+                    let new_type = sql_type(new_type, dialect);
                     format!("ALTER TABLE {lookup} MODIFY {new_column} {new_type} NOT NULL")
                 } else {
                     format!("ALTER TABLE {lookup} ALTER COLUMN {new_column} SET NOT NULL")
@@ -672,7 +669,7 @@ impl AttributeChange {
                 "ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT"
             )],
             ModifyDataType => vec![{
-                let new_type = self.get("newDataType").to_uppercase();
+                let new_type = sql_type(self.get("newDataType"), dialect);
                 format!(
                     "ALTER TABLE {table} ALTER COLUMN {column} TYPE {new_type} USING ({column}::{new_type})"
                 )
