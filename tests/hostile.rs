@@ -658,13 +658,14 @@ fn sqlite_instance(db: &TestDb, step: &str) -> String {
 
 /// Applies a YAML changelog to `db` with the DBSchemaApply step `apply`.
 fn apply_yaml_changelog(db: &TestDb, changelog: &str) -> Ran {
-    let config = sqlite_instance(db, "open-db").replace("db/changelog.sql", "db/changelog.yaml");
+    apply_changelog(db, "db/changelog.yaml", changelog)
+}
+
+/// Applies the changelog at `path` to `db` with the DBSchemaApply step `apply`.
+fn apply_changelog(db: &TestDb, path: &str, changelog: &str) -> Ran {
+    let config = sqlite_instance(db, "open-db").replace("db/changelog.sql", path);
     let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
-    run_blocking(
-        &pipeline_with_steps(apply),
-        &config,
-        &[("db/changelog.yaml", changelog)],
-    )
+    run_blocking(&pipeline_with_steps(apply), &config, &[(path, changelog)])
 }
 
 /// Asserts that the step `apply` failed on a statement SQLite's authorizer refused.
@@ -820,6 +821,29 @@ fn a_sqlite_table_rebuild_cannot_smuggle_an_attach_through_a_computed_default() 
         std::fs::read_dir(elsewhere.path()).unwrap().count(),
         0,
         "no other file was created"
+    );
+}
+
+#[test]
+fn an_xml_changelog_nested_a_hundred_thousand_deep_fails_the_step_cleanly_before_any_write() {
+    let db = TestDb::sqlite();
+    let deep = format!(
+        "<databaseChangeLog>\n{}{}</databaseChangeLog>\n",
+        "<a>".repeat(100_000),
+        "</a>".repeat(100_000)
+    );
+    let ran = apply_changelog(&db, "db/changelog.xml", &deep);
+    let error = error_of(&ran, "apply");
+    assert!(
+        error
+            .message
+            .contains("db/changelog.xml:2: error: elements are nested more than 256 deep"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'DATABASECHANGELOG'"),
+        0
     );
 }
 
