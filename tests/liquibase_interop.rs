@@ -1430,6 +1430,61 @@ fn defaults_and_autoincrement_on_sqlite_rebuild_the_table_keeping_what_liquibase
 }
 
 #[test]
+fn add_column_of_a_key_on_sqlite_rebuilds_the_table_as_liquibase_does_keeping_its_names() {
+    let changelog = "databaseChangeLog:
+  - changeSet:
+      id: tables
+      author: alice
+      changes:
+        - createTable: { tableName: dept, columns: [{ column: { name: id, type: int, constraints: { primaryKey: true } } }, { column: { name: name, type: varchar(20) } }] }
+        - createTable: { tableName: tag, columns: [{ column: { name: label, type: varchar(20) } }] }
+        - insert: { tableName: dept, columns: [{ column: { name: id, valueNumeric: 1 } }, { column: { name: name, value: Research } }] }
+        - insert: { tableName: tag, columns: [{ column: { name: label, value: red } }] }
+        - insert: { tableName: tag, columns: [{ column: { name: label, value: blue } }] }
+  - changeSet:
+      id: code
+      author: alice
+      changes:
+        - addColumn: { tableName: dept, columns: [{ column: { name: code, type: varchar(10), constraints: { unique: true, uniqueConstraintName: uq_dept_code } } }, { column: { name: floor, type: int } }] }
+  - changeSet:
+      id: tag-id
+      author: alice
+      changes:
+        - addColumn: { tableName: tag, columns: [{ column: { name: id, type: int, autoIncrement: true, constraints: { primaryKey: true } } }] }
+";
+    let files = [("db/changelog.yaml", changelog)];
+    let (by_liquibase, by_lockstep) = same_rows_as_liquibase_on_sqlite(&files);
+    // The rows that were there are numbered as they were stored, in both.
+    assert!(
+        data(&by_lockstep).contains(r#"tag: [Text("blue"), Integer(2)]"#),
+        "{}",
+        data(&by_lockstep)
+    );
+    let theirs = schema(&by_liquibase);
+    assert!(
+        theirs.contains("UNIQUE (code)") && !theirs.contains("uq_dept_code"),
+        "{theirs}"
+    );
+    let ours = schema(&by_lockstep);
+    for kept in [
+        "code VARCHAR(10), floor INTEGER, CONSTRAINT PK_DEPT PRIMARY KEY (id), CONSTRAINT uq_dept_code UNIQUE (code)",
+        "id INTEGER CONSTRAINT PK_TAG PRIMARY KEY AUTOINCREMENT",
+    ] {
+        assert!(ours.contains(kept), "{kept}: {ours}");
+    }
+    use lockstep_changelog::db::Sql;
+    for db in [&by_liquibase, &by_lockstep] {
+        let mut session = db.session();
+        session
+            .batch("INSERT INTO tag (label) VALUES ('green')")
+            .unwrap();
+        let refused = session.batch("INSERT INTO dept (id, code) VALUES (2, 'R'), (3, 'R')");
+        assert!(refused.is_err(), "the code is unique");
+    }
+    assert_eq!(data(&by_lockstep), data(&by_liquibase));
+}
+
+#[test]
 fn an_unquoted_comma_in_a_yaml_flow_value_is_refused_where_liquibase_drops_what_follows_it() {
     // In a `{ … }` mapping a comma ends the value: YAML reads `2 AS two` as a key of its own.
     // Liquibase ignores that key and creates a view of `select 1 AS one` alone.

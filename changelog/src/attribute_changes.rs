@@ -341,31 +341,31 @@ impl AttributeChange {
     /// column in place: the table is rebuilt ([`crate::sqlite_rebuild`]). `None` for the other
     /// kinds; an error for attributes SQLite cannot honour.
     pub(crate) fn sqlite_rebuild(&self) -> Option<Result<Rebuild, String>> {
+        let column = self.get("columnName").to_string();
         let edit = match self.kind {
             AddDefaultValue => self
                 .default_value(Dialect::Sqlite)
-                .map(ColumnEdit::SetDefault),
-            DropDefaultValue => Ok(ColumnEdit::DropDefault),
-            AddAutoIncrement => self.sqlite_auto_increment(),
+                .map(|sql| ColumnEdit::SetDefault { column, sql }),
+            DropDefaultValue => Ok(ColumnEdit::DropDefault { column }),
+            AddAutoIncrement => self.sqlite_auto_increment(column),
             _ => return None,
         };
         Some(edit.and_then(|edit| {
             if let Some(schema) = self.attributes.get("schemaName") {
-                return Err(format!(
-                    "{} names schemaName `{schema}`, and an SQLite database has one schema; remove schemaName, or give it a `dbms: postgresql` changeset",
-                    self.kind.name()
+                return Err(crate::changes::one_schema_on_sqlite(
+                    self.kind.name(),
+                    schema,
                 ));
             }
             Ok(Rebuild {
                 table: self.get("tableName").to_string(),
-                column: self.get("columnName").to_string(),
                 edit,
             })
         }))
     }
 
     /// addAutoIncrement's edit on SQLite, whose AUTOINCREMENT counts up by one.
-    fn sqlite_auto_increment(&self) -> Result<ColumnEdit, String> {
+    fn sqlite_auto_increment(&self, column: String) -> Result<ColumnEdit, String> {
         if self
             .attributes
             .get("incrementBy")
@@ -382,7 +382,7 @@ impl AttributeChange {
                 })
             })
             .transpose()?;
-        Ok(ColumnEdit::AutoIncrement { start_with })
+        Ok(ColumnEdit::AutoIncrement { column, start_with })
     }
 
     /// The statements where MySQL's differ from PostgreSQL's, as Liquibase 4.28 writes them for
@@ -953,13 +953,17 @@ mod tests {
                 .sqlite_rebuild()
                 .unwrap()
         };
+        let id = || "id".to_string();
         assert_eq!(
             rebuild(AddDefaultValue, &[("defaultValueBoolean", "true")]).map(|r| r.edit),
-            Ok(ColumnEdit::SetDefault("1".into()))
+            Ok(ColumnEdit::SetDefault {
+                column: id(),
+                sql: "1".into()
+            })
         );
         assert_eq!(
             rebuild(DropDefaultValue, &[]).map(|r| r.edit),
-            Ok(ColumnEdit::DropDefault)
+            Ok(ColumnEdit::DropDefault { column: id() })
         );
         assert_eq!(
             rebuild(
@@ -968,6 +972,7 @@ mod tests {
             )
             .map(|r| r.edit),
             Ok(ColumnEdit::AutoIncrement {
+                column: id(),
                 start_with: Some(10)
             })
         );

@@ -5,6 +5,7 @@
 use crate::attribute_changes::{AttributeChange, Kind};
 use crate::checksum::{self, CheckSum, ChecksumVersion, Serialized, SqlSettings};
 use crate::db::Dialect;
+use crate::sqlite_rebuild::{ColumnEdit, Rebuild};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Column {
@@ -283,6 +284,48 @@ impl Column {
             format!("{}UNIQUE ({})", named(name), self.name)
         })
     }
+}
+
+/// A table's column definitions, and its key constraints as Liquibase writes them: the primary
+/// key, then the foreign keys, then the unique constraints. SQLite's autoincrement key stays
+/// inline, as SQLite needs it.
+fn table_parts(
+    table: &str,
+    columns: &[Column],
+    dialect: Dialect,
+    change: &str,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let keys: Vec<&Column> = columns.iter().filter(|c| c.is_primary_key()).collect();
+    let key_name = primary_key_name(table, &keys, dialect);
+    let inline = dialect == Dialect::Sqlite
+        && matches!(keys.as_slice(), [key] if key.auto_increment == Some(true));
+    let definitions = columns
+        .iter()
+        .map(|c| {
+            let inline_key = (inline && c.is_primary_key()).then_some(key_name.as_str());
+            c.definition(dialect, inline_key)
+        })
+        .collect();
+    let mut constraints = vec![];
+    if !keys.is_empty() && !inline {
+        let names: Vec<&str> = keys.iter().map(|c| c.name.as_str()).collect();
+        constraints.push(format!(
+            "CONSTRAINT {key_name} PRIMARY KEY ({})",
+            names.join(", ")
+        ));
+    }
+    for column in columns {
+        constraints.extend(column.foreign_key_constraint(change)?);
+    }
+    constraints.extend(columns.iter().filter_map(Column::unique_key));
+    Ok((definitions, constraints))
+}
+
+/// Why `change` cannot name schemaName `schema` on SQLite.
+pub(crate) fn one_schema_on_sqlite(change: &str, schema: &str) -> String {
+    format!(
+        "{change} names schemaName `{schema}`, and an SQLite database has one schema; remove schemaName, or give it a `dbms: postgresql` changeset"
+    )
 }
 
 /// A column default as SQL, by the key it was given with: a plain `defaultValue` is a string;
@@ -593,13 +636,42 @@ impl Structured {
         }
     }
 
+    /// The changes SQLite makes by rebuilding their table ([`crate::sqlite_rebuild`]): those
+    /// of [`AttributeChange::sqlite_rebuild`], and addColumn of a primary-key or unique column
+    /// (SQLite adds a column with neither in place). `None` for the others.
+    pub(crate) fn sqlite_rebuild(&self) -> Option<Result<Rebuild, String>> {
+        match self {
+            Structured::Attributes(change) => change.sqlite_rebuild(),
+            Structured::AddColumn {
+                schema,
+                table,
+                columns,
+            } if columns.iter().any(|c| c.is_primary_key() || c.is_unique()) => {
+                Some(match schema {
+                    Some(schema) => Err(one_schema_on_sqlite(self.name(), schema)),
+                    None => table_parts(table, columns, Dialect::Sqlite, self.name()).map(
+                        |(definitions, constraints)| Rebuild {
+                            table: table.clone(),
+                            edit: ColumnEdit::AddColumns {
+                                columns: columns
+                                    .iter()
+                                    .map(|c| c.name.clone())
+                                    .zip(definitions)
+                                    .collect(),
+                                constraints,
+                            },
+                        },
+                    ),
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// The statements that make this change.
     pub fn statements(&self, dialect: Dialect) -> Result<Vec<String>, String> {
         if let (Some(schema), Dialect::Sqlite) = (self.schema(), dialect) {
-            return Err(format!(
-                "{} names schemaName `{schema}`, and an SQLite database has one schema; remove schemaName, or give it a `dbms: postgresql` changeset",
-                self.name()
-            ));
+            return Err(one_schema_on_sqlite(self.name(), schema));
         }
         let at = |name: &str| qualified(self.schema(), name);
         if dialect.is_mysql()
@@ -609,31 +681,8 @@ impl Structured {
         }
         Ok(match self {
             Structured::CreateTable { table, columns, .. } => {
-                // As Liquibase writes it: the columns, then the primary key, the foreign keys
-                // and the unique constraints. SQLite's autoincrement key stays inline.
-                let keys: Vec<&Column> = columns.iter().filter(|c| c.is_primary_key()).collect();
-                let key_name = primary_key_name(table, &keys, dialect);
-                let inline = dialect == Dialect::Sqlite
-                    && matches!(keys.as_slice(), [key] if key.auto_increment == Some(true));
-                let mut parts: Vec<String> = columns
-                    .iter()
-                    .map(|c| {
-                        let inline_key =
-                            (inline && c.is_primary_key()).then_some(key_name.as_str());
-                        c.definition(dialect, inline_key)
-                    })
-                    .collect();
-                if !keys.is_empty() && !inline {
-                    let names: Vec<&str> = keys.iter().map(|c| c.name.as_str()).collect();
-                    parts.push(format!(
-                        "CONSTRAINT {key_name} PRIMARY KEY ({})",
-                        names.join(", ")
-                    ));
-                }
-                for column in columns {
-                    parts.extend(column.foreign_key_constraint(self.name())?);
-                }
-                parts.extend(columns.iter().filter_map(Column::unique_key));
+                let (mut parts, constraints) = table_parts(table, columns, dialect, self.name())?;
+                parts.extend(constraints);
                 let mut create = format!("CREATE TABLE {} ({})", at(table), parts.join(", "));
                 // On MySQL an autoincrement column starts where the table's AUTO_INCREMENT
                 // says, as Liquibase writes it.
@@ -650,7 +699,7 @@ impl Structured {
                     if dialect == Dialect::Sqlite {
                         if column.is_primary_key() || column.is_unique() {
                             return Err(format!(
-                                "addColumn {table}.{}: SQLite cannot add a primary-key or unique column (Liquibase rebuilds the table); add the column, then create a unique index",
+                                "addColumn {table}.{} of a primary-key or unique column on SQLite rebuilds the table from the database's own definition of it, so its statements are known only when it runs",
                                 column.name
                             ));
                         }

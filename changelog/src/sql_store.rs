@@ -381,9 +381,7 @@ fn commits_by_itself(statement: &str) -> bool {
 /// The rebuild an SQLite change needs, if it needs one.
 fn rebuild_of(change: &Change, dialect: Dialect) -> Option<Result<Rebuild, String>> {
     match change {
-        Change::Structured(Structured::Attributes(change)) if dialect == Dialect::Sqlite => {
-            change.sqlite_rebuild()
-        }
+        Change::Structured(change) if dialect == Dialect::Sqlite => change.sqlite_rebuild(),
         _ => None,
     }
 }

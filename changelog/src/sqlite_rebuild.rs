@@ -1,7 +1,7 @@
 //! The column changes SQLite cannot make in place (addDefaultValue, dropDefaultValue,
-//! addAutoIncrement), made the way SQLite's documentation says to make them
+//! addAutoIncrement, addColumn of a key or unique column), made the way SQLite's documentation says to make them
 //! (<https://www.sqlite.org/lang_altertable.html#otheralter>): the table is written anew from its
-//! own CREATE TABLE text with one column's definition edited, its rows are copied over with
+//! own CREATE TABLE text with a column's definition edited (or new ones added), its rows are copied over with
 //! their rowids, and its indexes and triggers are re-created from their own text.
 //!
 //! The table keeps its name throughout (its rows wait in a TEMP table while it is re-created),
@@ -11,7 +11,7 @@
 //!
 //! Invariants: the rebuild runs inside the changeset's transaction, with foreign keys off (a
 //! DROP TABLE would otherwise fire the children's ON DELETE actions); and it checks, before that
-//! transaction commits, that the new table differs from the old one only in the edited column
+//! transaction commits, that the new table differs from the old one only in the edited columns
 //! (`PRAGMA table_xinfo`, `index_list` and `foreign_key_list`).
 
 use sqlparser::dialect::SQLiteDialect;
@@ -20,24 +20,49 @@ use sqlparser::tokenizer::{Location, Token, Tokenizer};
 
 use crate::db::{DbError, Rows, Sql, Value};
 
-/// How a rebuild changes its column.
+/// How a rebuild changes the table's columns.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnEdit {
     /// `DEFAULT sql`, replacing the column's default if it has one.
-    SetDefault(String),
-    DropDefault,
+    SetDefault {
+        column: String,
+        sql: String,
+    },
+    DropDefault {
+        column: String,
+    },
     /// The column becomes `INTEGER … PRIMARY KEY AUTOINCREMENT`; it must be the table's whole
     /// primary key. `start_with` raises the table's `sqlite_sequence` so that the next id is it.
     AutoIncrement {
+        column: String,
         start_with: Option<i64>,
+    },
+    /// New columns, each `(name, definition)`, after the table's last column, and the table
+    /// constraints that come with them after its last constraint.
+    AddColumns {
+        columns: Vec<(String, String)>,
+        constraints: Vec<String>,
     },
 }
 
-/// One column change that rebuilds its table.
+impl ColumnEdit {
+    /// The columns it changes or adds.
+    fn columns(&self) -> Vec<&str> {
+        match self {
+            ColumnEdit::SetDefault { column, .. }
+            | ColumnEdit::DropDefault { column }
+            | ColumnEdit::AutoIncrement { column, .. } => vec![column],
+            ColumnEdit::AddColumns { columns, .. } => {
+                columns.iter().map(|(name, _)| name.as_str()).collect()
+            }
+        }
+    }
+}
+
+/// One change that rebuilds its table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rebuild {
     pub table: String,
-    pub column: String,
     pub edit: ColumnEdit,
 }
 
@@ -72,10 +97,11 @@ impl Rebuild {
                 ))
             })?;
         let table = Value::from(name.as_str());
-        let Some(edited) = edit_table(&create, &self.column, &self.edit).map_err(|why| {
+        let Some(edited) = edit_table(&create, &self.edit).map_err(|why| {
             DbError::Invalid(format!(
-                "cannot rebuild table `{}` to change column `{}`: {why}",
-                self.table, self.column
+                "cannot rebuild table `{}` to change {}: {why}",
+                self.table,
+                self.described_columns()
             ))
         })?
         else {
@@ -126,6 +152,7 @@ impl Rebuild {
         let start_after = match self.edit {
             ColumnEdit::AutoIncrement {
                 start_with: Some(start),
+                ..
             } => Some(start.saturating_sub(1).max(sequence.unwrap_or(0))),
             _ => sequence,
         };
@@ -145,20 +172,33 @@ impl Rebuild {
         }))
     }
 
-    /// Checks, after `plan`'s statements ran, that only the edited column changed.
+    /// Checks, after `plan`'s statements ran, that only the edited columns changed.
     pub fn verify(&self, plan: &Plan, db: &mut dyn Sql) -> Result<(), DbError> {
         let after = Shape::of(db, &self.table)?;
-        let auto_increment = matches!(self.edit, ColumnEdit::AutoIncrement { .. });
-        let same = plan.before.without(&self.column, auto_increment)
-            == after.without(&self.column, auto_increment);
-        if same {
+        let columns = self.edit.columns();
+        if plan.before.without(&columns) == after.without(&columns) {
             Ok(())
         } else {
             Err(DbError::Failed(format!(
-                "rebuilding table `{}` changed more than column `{}` (before: {:?}; after: {:?}); nothing was changed",
-                self.table, self.column, plan.before, after
+                "rebuilding table `{}` changed more than {} (before: {:?}; after: {:?}); nothing was changed",
+                self.table,
+                self.described_columns(),
+                plan.before,
+                after
             )))
         }
+    }
+
+    /// "column `a`", or "columns `a`, `b`".
+    fn described_columns(&self) -> String {
+        let columns = self.edit.columns();
+        let names: Vec<String> = columns.iter().map(|c| format!("`{c}`")).collect();
+        let noun = if names.len() == 1 {
+            "column"
+        } else {
+            "columns"
+        };
+        format!("{noun} {}", names.join(", "))
     }
 }
 
@@ -211,40 +251,32 @@ impl Shape {
             )?,
             // Automatic indexes are compared by what they are: their numbers may change.
             indexes: db.query(
-                "SELECT CASE WHEN origin = 'c' THEN name END, \"unique\", origin, partial FROM pragma_index_list($1) ORDER BY 1, 2, 3, 4",
+                "SELECT CASE WHEN origin = 'c' THEN name END, \"unique\", origin, partial, (SELECT group_concat(name, ',') FROM pragma_index_info(list.name)) FROM pragma_index_list($1) AS list ORDER BY 1, 2, 3, 4, 5",
                 &table,
             )?,
+            // Keys are numbered by their place in the text: compared by what they are.
             foreign_keys: db.query(
-                "SELECT id, seq, \"table\", \"from\", \"to\", on_update, on_delete, match FROM pragma_foreign_key_list($1) ORDER BY id, seq",
+                "SELECT \"table\", \"from\", \"to\", on_update, on_delete, match, seq FROM pragma_foreign_key_list($1) ORDER BY 1, 2, 3, 4, 5, 6, 7",
                 &table,
             )?,
         })
     }
 
-    /// The shape with `column` left out; for an autoincrement the primary key's index too (an
-    /// INTEGER PRIMARY KEY is the rowid and has none).
-    fn without(
-        &self,
-        column: &str,
-        auto_increment: bool,
-    ) -> (Vec<&Vec<Value>>, Vec<&Vec<Value>>, &Rows) {
-        let columns = self
-            .columns
-            .rows
-            .iter()
-            .filter(|row| {
-                !row[0]
-                    .as_text()
-                    .is_some_and(|name| name.eq_ignore_ascii_case(column))
+    /// The shape without `columns`, the indexes on them and their foreign keys.
+    fn without(&self, columns: &[&str]) -> [Vec<&Vec<Value>>; 3] {
+        let names = |value: &Value| {
+            value.as_text().is_some_and(|names| {
+                names
+                    .split(',')
+                    .any(|name| columns.iter().any(|c| c.eq_ignore_ascii_case(name)))
             })
-            .collect();
-        let indexes = self
-            .indexes
-            .rows
-            .iter()
-            .filter(|row| !(auto_increment && row[2].as_text() == Some("pk")))
-            .collect();
-        (columns, indexes, &self.foreign_keys)
+        };
+        [
+            (&self.columns, 0),
+            (&self.indexes, 4),
+            (&self.foreign_keys, 1),
+        ]
+        .map(|(rows, at)| rows.rows.iter().filter(|row| !names(&row[at])).collect())
     }
 }
 
@@ -434,7 +466,7 @@ struct Edited {
 
 /// `create` (a table's CREATE TABLE text, as sqlite_schema keeps it) with `column` edited;
 /// `None` when the column already is as `edit` asks.
-fn edit_table(create: &str, column: &str, edit: &ColumnEdit) -> Result<Option<Edited>, String> {
+fn edit_table(create: &str, edit: &ColumnEdit) -> Result<Option<Edited>, String> {
     let pieces = pieces(create)?;
     let open = pieces
         .iter()
@@ -470,45 +502,74 @@ fn edit_table(create: &str, column: &str, edit: &ColumnEdit) -> Result<Option<Ed
             )
         )
     };
-    let def = items
+    let column_items: Vec<&std::ops::Range<usize>> = items
         .iter()
         .filter(|item| !item.is_empty() && !is_table_constraint(item.start))
-        .find(|item| {
-            pieces[item.start]
-                .name()
-                .is_some_and(|n| n.eq_ignore_ascii_case(column))
-        })
-        .map(|item| column_def(&pieces, item.start, item.end))
-        .ok_or_else(|| format!("the table has no column `{column}`"))?;
+        .collect();
+    let find = |column: &str| {
+        column_items
+            .iter()
+            .find(|item| {
+                pieces[item.start]
+                    .name()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(column))
+            })
+            .map(|item| column_def(&pieces, item.start, item.end))
+    };
+    let defined =
+        |column: &str| find(column).ok_or_else(|| format!("the table has no column `{column}`"));
     let text = |range: std::ops::Range<usize>| {
         &create[pieces[range.start].start..pieces[range.end - 1].end]
     };
-    let constraint = |keyword: Keyword| {
+    let constraint = |def: &ColumnDef, keyword: Keyword| {
         def.constraints
             .iter()
             .find(|c| pieces[c.keyword_at].is(keyword))
+            .map(|c| (c.start, c.keyword_at, c.end))
     };
     // (byte range, replacement) pairs, applied from the last.
     let mut replacements: Vec<(std::ops::Range<usize>, String)> = vec![];
     match edit {
-        ColumnEdit::SetDefault(sql) => match constraint(Keyword::DEFAULT) {
-            Some(default) => replacements.push((
-                pieces[default.keyword_at].start..pieces[default.end - 1].end,
-                format!("DEFAULT {sql}"),
-            )),
-            None => {
-                let end = pieces[def.end - 1].end;
-                replacements.push((end..end, format!(" DEFAULT {sql}")));
+        ColumnEdit::AddColumns {
+            columns,
+            constraints,
+        } => {
+            if let Some((name, _)) = columns.iter().find(|(name, _)| find(name).is_some()) {
+                return Err(format!("the table already has a column `{name}`"));
             }
-        },
-        ColumnEdit::DropDefault => match constraint(Keyword::DEFAULT) {
-            Some(default) => replacements.push((
-                pieces[default.start - 1].end..pieces[default.end - 1].end,
-                String::new(),
-            )),
-            None => return Ok(None),
-        },
-        ColumnEdit::AutoIncrement { .. } => {
+            let last_column = column_items.last().ok_or("the table has no columns")?;
+            let end = pieces[last_column.end - 1].end;
+            for (_, definition) in columns {
+                replacements.push((end..end, format!(", {definition}")));
+            }
+            let end = pieces[close - 1].end;
+            for constraint in constraints {
+                replacements.push((end..end, format!(", {constraint}")));
+            }
+        }
+        ColumnEdit::SetDefault { column: name, sql } => {
+            let def = defined(name)?;
+            match constraint(&def, Keyword::DEFAULT) {
+                Some((_, keyword, end)) => replacements.push((
+                    pieces[keyword].start..pieces[end - 1].end,
+                    format!("DEFAULT {sql}"),
+                )),
+                None => {
+                    let end = pieces[def.end - 1].end;
+                    replacements.push((end..end, format!(" DEFAULT {sql}")));
+                }
+            }
+        }
+        ColumnEdit::DropDefault { column: name } => {
+            match constraint(&defined(name)?, Keyword::DEFAULT) {
+                Some((start, _, end)) => {
+                    replacements.push((pieces[start - 1].end..pieces[end - 1].end, String::new()))
+                }
+                None => return Ok(None),
+            }
+        }
+        ColumnEdit::AutoIncrement { column, .. } => {
+            let def = defined(column)?;
             let is_integer =
                 def.type_name.len() == 1 && pieces[def.type_name.start].is(Keyword::INTEGER);
             let type_end = pieces[def.type_name.end.max(def.name + 1) - 1].end;
@@ -520,16 +581,16 @@ fn edit_table(create: &str, column: &str, edit: &ColumnEdit) -> Result<Option<Ed
                 let space = if def.type_name.is_empty() { " " } else { "" };
                 replacements.push((range, format!("{space}INTEGER")));
             }
-            match constraint(Keyword::PRIMARY) {
-                Some(key) => {
-                    let already = pieces[key.start..key.end]
+            match constraint(&def, Keyword::PRIMARY) {
+                Some((start, _, end)) => {
+                    let already = pieces[start..end]
                         .iter()
                         .any(|p| p.is(Keyword::AUTOINCREMENT));
                     if already && is_integer {
                         return Ok(None);
                     }
                     if !already {
-                        let end = pieces[key.end - 1].end;
+                        let end = pieces[end - 1].end;
                         replacements.push((end..end, " AUTOINCREMENT".into()));
                     }
                 }
@@ -597,8 +658,28 @@ fn edit_table(create: &str, column: &str, edit: &ColumnEdit) -> Result<Option<Ed
 mod tests {
     use super::*;
 
-    fn edited(create: &str, column: &str, edit: ColumnEdit) -> String {
-        edit_table(create, column, &edit).unwrap().unwrap().sql
+    fn edited(create: &str, edit: ColumnEdit) -> String {
+        edit_table(create, &edit).unwrap().unwrap().sql
+    }
+
+    fn set_default(column: &str, sql: &str) -> ColumnEdit {
+        ColumnEdit::SetDefault {
+            column: column.into(),
+            sql: sql.into(),
+        }
+    }
+
+    fn drop_default(column: &str) -> ColumnEdit {
+        ColumnEdit::DropDefault {
+            column: column.into(),
+        }
+    }
+
+    fn auto_increment(column: &str) -> ColumnEdit {
+        ColumnEdit::AutoIncrement {
+            column: column.into(),
+            start_with: None,
+        }
     }
 
     #[test]
@@ -606,8 +687,7 @@ mod tests {
         assert_eq!(
             edited(
                 "CREATE TABLE t (id INTEGER PRIMARY KEY, \"Name\" VARCHAR(20) NOT NULL UNIQUE /* who */, n NUMBER(5, 2))",
-                "name",
-                ColumnEdit::SetDefault("'it''s'".into())
+                set_default("name", "'it''s'")
             ),
             "CREATE TABLE t (id INTEGER PRIMARY KEY, \"Name\" VARCHAR(20) NOT NULL UNIQUE DEFAULT 'it''s' /* who */, n NUMBER(5, 2))"
         );
@@ -624,8 +704,7 @@ mod tests {
             assert_eq!(
                 edited(
                     &format!("CREATE TABLE t (n INT {old}{rest}, m INT)"),
-                    "n",
-                    ColumnEdit::SetDefault("5".into())
+                    set_default("n", "5")
                 ),
                 format!("CREATE TABLE t (n INT DEFAULT 5{rest}, m INT)")
             );
@@ -637,16 +716,14 @@ mod tests {
         assert_eq!(
             edited(
                 "CREATE TABLE t (n INT NOT NULL CONSTRAINT d DEFAULT 5 REFERENCES p (id) ON DELETE SET NULL NOT DEFERRABLE, m INT)",
-                "n",
-                ColumnEdit::DropDefault
+                drop_default("n")
             ),
             "CREATE TABLE t (n INT NOT NULL REFERENCES p (id) ON DELETE SET NULL NOT DEFERRABLE, m INT)"
         );
         assert_eq!(
             edit_table(
                 "CREATE TABLE t (n INT DEFAULT 5, m INT)",
-                "m",
-                &ColumnEdit::DropDefault
+                &drop_default("m")
             ),
             Ok(None)
         );
@@ -654,36 +731,35 @@ mod tests {
 
     #[test]
     fn an_autoincrement_key_is_an_integer_primary_key_in_the_column() {
-        let auto = ColumnEdit::AutoIncrement { start_with: None };
         assert_eq!(
             edited(
                 "CREATE TABLE u (id INT, x INTEGER NOT NULL, PRIMARY KEY (id))",
-                "id",
-                auto.clone()
+                auto_increment("id")
             ),
             "CREATE TABLE u (id INTEGER PRIMARY KEY AUTOINCREMENT, x INTEGER NOT NULL)"
         );
         assert_eq!(
             edited(
                 "CREATE TABLE u (id BIGINT NOT NULL, x TEXT, CONSTRAINT pk_u PRIMARY KEY (id) ON CONFLICT REPLACE, UNIQUE (x))",
-                "id",
-                auto.clone()
+                auto_increment("id")
             ),
             "CREATE TABLE u (id INTEGER CONSTRAINT pk_u PRIMARY KEY ON CONFLICT REPLACE AUTOINCREMENT NOT NULL, x TEXT, UNIQUE (x))"
         );
         assert_eq!(
             edited(
                 "CREATE TABLE u (id INTEGER CONSTRAINT PK_U PRIMARY KEY, x TEXT) STRICT",
-                "id",
-                auto.clone()
+                auto_increment("id")
             ),
             "CREATE TABLE u (id INTEGER CONSTRAINT PK_U PRIMARY KEY AUTOINCREMENT, x TEXT) STRICT"
         );
         assert_eq!(
+            edited("CREATE TABLE u (id PRIMARY KEY)", auto_increment("id")),
+            "CREATE TABLE u (id INTEGER PRIMARY KEY AUTOINCREMENT)"
+        );
+        assert_eq!(
             edit_table(
                 "CREATE TABLE u (id INTEGER PRIMARY KEY AUTOINCREMENT)",
-                "id",
-                &auto
+                &auto_increment("id")
             ),
             Ok(None)
         );
@@ -691,12 +767,11 @@ mod tests {
 
     #[test]
     fn an_autoincrement_needs_the_column_to_be_the_whole_primary_key() {
-        let auto = ColumnEdit::AutoIncrement { start_with: None };
         for create in [
             "CREATE TABLE u (id INT, x INT)",
             "CREATE TABLE u (id INT, x INT, PRIMARY KEY (id, x))",
         ] {
-            let error = edit_table(create, "id", &auto).unwrap_err();
+            let error = edit_table(create, &auto_increment("id")).unwrap_err();
             assert!(
                 error.contains("AUTOINCREMENT is only for an INTEGER PRIMARY KEY"),
                 "{error}"
@@ -705,9 +780,35 @@ mod tests {
     }
 
     #[test]
+    fn added_columns_follow_the_last_column_and_their_keys_the_last_constraint() {
+        let add = ColumnEdit::AddColumns {
+            columns: vec![
+                ("code".into(), "code VARCHAR(10)".into()),
+                ("n".into(), "n INTEGER DEFAULT 0".into()),
+            ],
+            constraints: vec!["CONSTRAINT uq_code UNIQUE (code)".into()],
+        };
+        assert_eq!(
+            edited(
+                "CREATE TABLE t (id INTEGER NOT NULL, CONSTRAINT PK_T PRIMARY KEY (id))",
+                add.clone()
+            ),
+            "CREATE TABLE t (id INTEGER NOT NULL, code VARCHAR(10), n INTEGER DEFAULT 0, CONSTRAINT PK_T PRIMARY KEY (id), CONSTRAINT uq_code UNIQUE (code))"
+        );
+        assert_eq!(
+            edited("CREATE TABLE t (id INT)", add.clone()),
+            "CREATE TABLE t (id INT, code VARCHAR(10), n INTEGER DEFAULT 0, CONSTRAINT uq_code UNIQUE (code))"
+        );
+        assert_eq!(
+            edit_table("CREATE TABLE t (id INT, \"CODE\" TEXT)", &add).unwrap_err(),
+            "the table already has a column `code`"
+        );
+    }
+
+    #[test]
     fn a_column_the_table_does_not_have_is_named() {
         assert_eq!(
-            edit_table("CREATE TABLE t (a INT)", "b", &ColumnEdit::DropDefault).unwrap_err(),
+            edit_table("CREATE TABLE t (a INT)", &drop_default("b")).unwrap_err(),
             "the table has no column `b`"
         );
     }
@@ -716,8 +817,7 @@ mod tests {
     fn a_table_without_rowid_is_copied_without_one() {
         let edited = edit_table(
             "CREATE TABLE t (a INT PRIMARY KEY, b INT) WITHOUT ROWID",
-            "b",
-            &ColumnEdit::SetDefault("1".into()),
+            &set_default("b", "1"),
         )
         .unwrap()
         .unwrap();
