@@ -1482,6 +1482,76 @@ fn add_column_of_a_key_on_sqlite_rebuilds_the_table_as_liquibase_does_keeping_it
         assert!(refused.is_err(), "the code is unique");
     }
     assert_eq!(data(&by_lockstep), data(&by_liquibase));
+
+    // Rolled back, the columns go with their keys (dropColumn rebuilds the table for them).
+    Project::with_files(&by_lockstep, &files, "").lockstep(&["rollback", "--count", "2"]);
+    let before = TestDb::sqlite();
+    let first = changelog
+        .split("  - changeSet:\n      id: code")
+        .next()
+        .unwrap();
+    Project::with_file(&before, "db/changelog.yaml", first).lockstep(&["update"]);
+    assert_eq!(schema(&by_lockstep), schema(&before));
+}
+
+#[test]
+fn drop_column_on_sqlite_drops_a_keyed_or_indexed_column_where_liquibase_records_it_and_keeps_it() {
+    let base = "databaseChangeLog:
+  - changeSet:
+      id: table
+      author: alice
+      changes:
+        - sql: { sql: 'CREATE TABLE t (id INTEGER PRIMARY KEY, code VARCHAR(10) CONSTRAINT uq_code UNIQUE, n INT, m INT); CREATE INDEX t_n ON t (n); INSERT INTO t VALUES (1, ''a'', 2, 3)' }
+";
+    let drops = "  - changeSet:
+      id: drop-code
+      author: alice
+      changes:
+        - dropColumn: { tableName: t, columnName: code }
+  - changeSet:
+      id: drop-n-m
+      author: alice
+      changes:
+        - dropColumn: { tableName: t, columnName: n }
+        - dropColumn: { tableName: t, columnName: m }
+";
+    let changelog = format!("{base}{drops}");
+    let files = [("db/changelog.yaml", changelog.as_str())];
+    let (by_liquibase, by_lockstep) = (TestDb::sqlite(), TestDb::sqlite());
+    Project::with_files(&by_liquibase, &files, "").liquibase(&by_liquibase, &["update"]);
+    Project::with_files(&by_lockstep, &files, "").lockstep(&["update"]);
+    assert_eq!(history(&by_lockstep), history(&by_liquibase));
+    // Liquibase's rebuild re-creates the table with the columns it was to drop.
+    let theirs = schema(&by_liquibase);
+    assert!(theirs.contains("code VARCHAR(10), n INTEGER"), "{theirs}");
+    let ours = schema(&by_lockstep);
+    assert!(
+        ours.contains("CREATE TABLE t (id INTEGER PRIMARY KEY)"),
+        "{ours}"
+    );
+    assert!(!ours.contains("t_n"), "the index on n went with it: {ours}");
+    assert_eq!(data(&by_lockstep), "t: [Integer(1)]");
+
+    // A view on the table (which breaks Liquibase's rebuild) keeps working; but a column a view
+    // reads is not dropped, as the view would break.
+    let with_view = |select: &str| {
+        base.replace(
+            "INSERT INTO t",
+            &format!("CREATE VIEW ids AS SELECT {select} FROM t; INSERT INTO t"),
+        )
+    };
+    let db = TestDb::sqlite();
+    let changelog = format!("{}{drops}", with_view("id"));
+    Project::with_file(&db, "db/changelog.yaml", &changelog).lockstep(&["update"]);
+    assert_eq!(db.count("SELECT COUNT(*) FROM ids WHERE id = 1"), 1);
+    let reads_m = with_view("id, m");
+    let changelog = format!(
+        "{reads_m}  - changeSet:\n      id: drop-m\n      author: alice\n      changes:\n        - dropColumn: {{ tableName: t, columnName: m }}\n"
+    );
+    let db = TestDb::sqlite();
+    let text = Project::with_file(&db, "db/changelog.yaml", &changelog).lockstep_fails(&["update"]);
+    assert!(text.contains("ids"), "{text}");
+    assert!(schema(&db).contains("m INT"), "{}", schema(&db));
 }
 
 #[test]

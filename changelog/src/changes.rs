@@ -637,11 +637,25 @@ impl Structured {
     }
 
     /// The changes SQLite makes by rebuilding their table ([`crate::sqlite_rebuild`]): those
-    /// of [`AttributeChange::sqlite_rebuild`], and addColumn of a primary-key or unique column
-    /// (SQLite adds a column with neither in place). `None` for the others.
+    /// of [`AttributeChange::sqlite_rebuild`], addColumn of a primary-key or unique column
+    /// (SQLite adds a column with neither in place), and dropColumn (in place, unless a key or
+    /// an index names the column). `None` for the others.
     pub(crate) fn sqlite_rebuild(&self) -> Option<Result<Rebuild, String>> {
         match self {
             Structured::Attributes(change) => change.sqlite_rebuild(),
+            Structured::DropColumn {
+                schema,
+                table,
+                column,
+            } => Some(match schema {
+                Some(schema) => Err(one_schema_on_sqlite(self.name(), schema)),
+                None => Ok(Rebuild {
+                    table: table.clone(),
+                    edit: ColumnEdit::DropColumn {
+                        column: column.clone(),
+                    },
+                }),
+            }),
             Structured::AddColumn {
                 schema,
                 table,

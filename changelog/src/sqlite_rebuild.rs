@@ -1,5 +1,6 @@
 //! The column changes SQLite cannot make in place (addDefaultValue, dropDefaultValue,
-//! addAutoIncrement, addColumn of a key or unique column), made the way SQLite's documentation says to make them
+//! addAutoIncrement, addColumn of a key or unique column, dropColumn of a key, unique or indexed
+//! column), made the way SQLite's documentation says to make them
 //! (<https://www.sqlite.org/lang_altertable.html#otheralter>): the table is written anew from its
 //! own CREATE TABLE text with a column's definition edited (or new ones added), its rows are copied over with
 //! their rowids, and its indexes and triggers are re-created from their own text.
@@ -43,6 +44,11 @@ pub enum ColumnEdit {
         columns: Vec<(String, String)>,
         constraints: Vec<String>,
     },
+    /// The column goes, with the table constraints and indexes that name it, as on PostgreSQL.
+    /// Where nothing names it, SQLite's own `DROP COLUMN` drops it in place instead.
+    DropColumn {
+        column: String,
+    },
 }
 
 impl ColumnEdit {
@@ -51,7 +57,8 @@ impl ColumnEdit {
         match self {
             ColumnEdit::SetDefault { column, .. }
             | ColumnEdit::DropDefault { column }
-            | ColumnEdit::AutoIncrement { column, .. } => vec![column],
+            | ColumnEdit::AutoIncrement { column, .. }
+            | ColumnEdit::DropColumn { column } => vec![column],
             ColumnEdit::AddColumns { columns, .. } => {
                 columns.iter().map(|(name, _)| name.as_str()).collect()
             }
@@ -97,6 +104,22 @@ impl Rebuild {
                 ))
             })?;
         let table = Value::from(name.as_str());
+        let quoted_name = quoted(&name);
+        let dropped = match &self.edit {
+            ColumnEdit::DropColumn { column } => Some(column.as_str()),
+            _ => None,
+        };
+        if let Some(column) = dropped
+            && !is_keyed(db, &name, column)?
+        {
+            return Ok(Some(Plan {
+                statements: vec![format!(
+                    "ALTER TABLE main.{quoted_name} DROP COLUMN {}",
+                    quoted(column)
+                )],
+                before: Shape::of(db, &name)?,
+            }));
+        }
         let Some(edited) = edit_table(&create, &self.edit).map_err(|why| {
             DbError::Invalid(format!(
                 "cannot rebuild table `{}` to change {}: {why}",
@@ -115,7 +138,9 @@ impl Rebuild {
             .rows
             .into_iter()
             .flatten()
-            .filter_map(|v| v.as_text().map(quoted))
+            .filter_map(|v| v.as_text().map(str::to_string))
+            .filter(|c| !dropped.is_some_and(|d| d.eq_ignore_ascii_case(c)))
+            .map(|c| quoted(&c))
             .collect();
         // The rowid is copied too, unless the table has none or a column hides it.
         let keeps_rowid = edited.has_rowid
@@ -128,7 +153,11 @@ impl Rebuild {
         }
         let holding_columns: Vec<String> = (0..copied.len()).map(|i| format!("c{i}")).collect();
         let copied = copied.join(", ");
-        let quoted_name = quoted(&name);
+        // An AUTOINCREMENT table keeps a sqlite_sequence row; one whose column went, does not.
+        let autoincrement = pieces(&edited.sql)
+            .map_err(DbError::Invalid)?
+            .iter()
+            .any(|p| p.is(Keyword::AUTOINCREMENT));
         let mut statements = vec![
             // Untyped columns: no affinity, so every value waits exactly as it was stored.
             format!("CREATE TABLE {HOLDING} ({})", holding_columns.join(", ")),
@@ -138,17 +167,18 @@ impl Rebuild {
             format!("INSERT INTO main.{quoted_name} ({copied}) SELECT * FROM {HOLDING}"),
             format!("DROP TABLE {HOLDING}"),
         ];
+        // Its indexes and triggers, but not the indexes on a dropped column.
         statements.extend(
             db.query(
-                "SELECT sql FROM sqlite_schema WHERE type IN ('index', 'trigger') AND tbl_name = $1 COLLATE NOCASE AND sql IS NOT NULL ORDER BY rowid",
-                std::slice::from_ref(&table),
+                "SELECT sql FROM sqlite_schema AS s WHERE type IN ('index', 'trigger') AND tbl_name = $1 COLLATE NOCASE AND sql IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pragma_index_info(s.name) WHERE name = $2 COLLATE NOCASE) ORDER BY rowid",
+                &[table.clone(), Value::from(dropped)],
             )?
             .rows
             .into_iter()
             .flatten()
             .filter_map(|v| v.as_text().map(str::to_string)),
         );
-        let sequence = sequence_of(db, &name)?;
+        let sequence = sequence_of(db, &name)?.filter(|_| autoincrement);
         let start_after = match self.edit {
             ColumnEdit::AutoIncrement {
                 start_with: Some(start),
@@ -172,8 +202,21 @@ impl Rebuild {
         }))
     }
 
-    /// Checks, after `plan`'s statements ran, that only the edited columns changed.
+    /// Checks, after `plan`'s statements ran, that only the edited columns changed and that
+    /// every view still reads.
     pub fn verify(&self, plan: &Plan, db: &mut dyn Sql) -> Result<(), DbError> {
+        let views = db.query("SELECT name FROM sqlite_schema WHERE type = 'view'", &[])?;
+        for view in views.rows.into_iter().flatten() {
+            let view = view.as_text().unwrap_or_default();
+            db.query(&format!("SELECT * FROM main.{} LIMIT 0", quoted(view)), &[])
+                .map_err(|error| {
+                    DbError::Failed(format!(
+                        "changing {} of table `{}` would break view `{view}` ({error}); nothing was changed",
+                        self.described_columns(),
+                        self.table
+                    ))
+                })?;
+        }
         let after = Shape::of(db, &self.table)?;
         let columns = self.edit.columns();
         if plan.before.without(&columns) == after.without(&columns) {
@@ -200,6 +243,17 @@ impl Rebuild {
         };
         format!("{noun} {}", names.join(", "))
     }
+}
+
+/// Whether a key, a unique constraint, an index or a foreign key names `column`, so that
+/// SQLite's `DROP COLUMN` refuses it.
+fn is_keyed(db: &mut dyn Sql, table: &str, column: &str) -> Result<bool, DbError> {
+    let names = [Value::from(table), Value::from(column)];
+    let keyed = db.query(
+        "SELECT 1 FROM pragma_table_xinfo($1) WHERE name = $2 COLLATE NOCASE AND pk > 0 UNION ALL SELECT 1 FROM pragma_index_list($1) AS list, pragma_index_info(list.name) AS info WHERE info.name = $2 COLLATE NOCASE UNION ALL SELECT 1 FROM pragma_foreign_key_list($1) WHERE \"from\" = $2 COLLATE NOCASE",
+        &names,
+    )?;
+    Ok(!keyed.rows.is_empty())
 }
 
 /// The table's `sqlite_sequence` value, if it has one.
@@ -547,6 +601,47 @@ fn edit_table(create: &str, edit: &ColumnEdit) -> Result<Option<Edited>, String>
                 replacements.push((end..end, format!(", {constraint}")));
             }
         }
+        ColumnEdit::DropColumn { column } => {
+            defined(column)?;
+            // The column's definition, and the table constraints that name it.
+            let names_it = |item: &std::ops::Range<usize>| {
+                pieces[item.clone()].iter().any(
+                    |p| matches!(&p.token, Token::Word(w) if w.value.eq_ignore_ascii_case(column)),
+                )
+            };
+            let removed: Vec<bool> = items
+                .iter()
+                .map(|item| {
+                    !item.is_empty()
+                        && if is_table_constraint(item.start) {
+                            names_it(item)
+                        } else {
+                            pieces[item.start]
+                                .name()
+                                .is_some_and(|n| n.eq_ignore_ascii_case(column))
+                        }
+                })
+                .collect();
+            let first_kept = removed
+                .iter()
+                .position(|r| !r)
+                .ok_or("the table would have no columns left")?;
+            // Each goes with the comma before it; those before the first kept, with the one after.
+            if first_kept > 0 {
+                replacements.push((
+                    pieces[items[0].start].start..pieces[items[first_kept].start].start,
+                    String::new(),
+                ));
+            }
+            for (k, item) in items.iter().enumerate().skip(first_kept + 1) {
+                if removed[k] {
+                    replacements.push((
+                        pieces[items[k - 1].end - 1].end..pieces[item.end - 1].end,
+                        String::new(),
+                    ));
+                }
+            }
+        }
         ColumnEdit::SetDefault { column: name, sql } => {
             let def = defined(name)?;
             match constraint(&def, Keyword::DEFAULT) {
@@ -802,6 +897,26 @@ mod tests {
         assert_eq!(
             edit_table("CREATE TABLE t (id INT, \"CODE\" TEXT)", &add).unwrap_err(),
             "the table already has a column `code`"
+        );
+    }
+
+    #[test]
+    fn a_dropped_column_takes_the_table_constraints_that_name_it() {
+        let drop = |column: &str| ColumnEdit::DropColumn {
+            column: column.into(),
+        };
+        let create = "CREATE TABLE t (a INT, code TEXT CONSTRAINT uq UNIQUE, b INT, CONSTRAINT PK_T PRIMARY KEY (a), UNIQUE (b, code), CHECK (b > 0))";
+        assert_eq!(
+            edited(create, drop("code")),
+            "CREATE TABLE t (a INT, b INT, CONSTRAINT PK_T PRIMARY KEY (a), CHECK (b > 0))"
+        );
+        assert_eq!(
+            edited(create, drop("a")),
+            "CREATE TABLE t (code TEXT CONSTRAINT uq UNIQUE, b INT, UNIQUE (b, code), CHECK (b > 0))"
+        );
+        assert_eq!(
+            edit_table("CREATE TABLE t (a INT)", &drop("a")).unwrap_err(),
+            "the table would have no columns left"
         );
     }
 
