@@ -2,7 +2,7 @@
 //! addAutoIncrement, addColumn of a key or unique column, dropColumn of a key, unique or indexed
 //! column), made the way SQLite's documentation says to make them
 //! (<https://www.sqlite.org/lang_altertable.html#otheralter>): the table is written anew from its
-//! own CREATE TABLE text with a column's definition edited (or new ones added), its rows are copied over with
+//! own CREATE TABLE text with columns edited, added or removed, its rows are copied over with
 //! their rowids, and its indexes and triggers are re-created from their own text.
 //!
 //! The table keeps its name throughout (its rows wait in a TEMP table while it is re-created),
@@ -13,7 +13,7 @@
 //! Invariants: the rebuild runs inside the changeset's transaction, with foreign keys off (a
 //! DROP TABLE would otherwise fire the children's ON DELETE actions); and it checks, before that
 //! transaction commits, that the new table differs from the old one only in the edited columns
-//! (`PRAGMA table_xinfo`, `index_list` and `foreign_key_list`).
+//! (`PRAGMA table_xinfo`, `index_list` and `foreign_key_list`) and that every view still reads.
 
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::keywords::Keyword;
