@@ -44,8 +44,9 @@ pub enum ColumnEdit {
         columns: Vec<(String, String)>,
         constraints: Vec<String>,
     },
-    /// The column goes, with the table constraints and indexes that name it, as on PostgreSQL.
-    /// Where nothing names it, SQLite's own `DROP COLUMN` drops it in place instead.
+    /// The column goes, with the table constraints, CHECKs and indexes that name it, as on
+    /// PostgreSQL. Where no key, index or CHECK could name it, SQLite's own `DROP COLUMN` drops it
+    /// in place instead.
     DropColumn {
         column: String,
     },
@@ -109,7 +110,14 @@ impl Rebuild {
             ColumnEdit::DropColumn { column } => Some(column.as_str()),
             _ => None,
         };
+        // A CHECK may name the column too, and SQLite's DROP COLUMN refuses it where PostgreSQL
+        // drops the CHECK with the column.
+        let has_check = pieces(&create)
+            .map_err(DbError::Invalid)?
+            .iter()
+            .any(|p| p.is(Keyword::CHECK));
         if let Some(column) = dropped
+            && !has_check
             && !is_keyed(db, &name, column)?
         {
             return Ok(Some(Plan {
@@ -603,18 +611,36 @@ fn edit_table(create: &str, edit: &ColumnEdit) -> Result<Option<Edited>, String>
         }
         ColumnEdit::DropColumn { column } => {
             defined(column)?;
-            // The column's definition, and the table constraints that name it.
-            let names_it = |item: &std::ops::Range<usize>| {
-                pieces[item.clone()].iter().any(
+            let names_it = |range: std::ops::Range<usize>| {
+                pieces[range].iter().any(
                     |p| matches!(&p.token, Token::Word(w) if w.value.eq_ignore_ascii_case(column)),
                 )
             };
+            // The columns a table constraint is on: a foreign key's own columns, not those it
+            // references (they may share the name).
+            let constrains_it = |item: &std::ops::Range<usize>| {
+                let keyword = if pieces[item.start].is(Keyword::CONSTRAINT) {
+                    item.start + 2
+                } else {
+                    item.start
+                };
+                match pieces.get(keyword) {
+                    Some(p) if p.is(Keyword::FOREIGN) => pieces[keyword..item.end]
+                        .iter()
+                        .position(|p| p.token == Token::LParen)
+                        .is_some_and(|at| {
+                            names_it(keyword + at..after_group(&pieces, keyword + at))
+                        }),
+                    _ => names_it(item.clone()),
+                }
+            };
+            // The column's definition, and the table constraints on it.
             let removed: Vec<bool> = items
                 .iter()
                 .map(|item| {
                     !item.is_empty()
                         && if is_table_constraint(item.start) {
-                            names_it(item)
+                            constrains_it(item)
                         } else {
                             pieces[item.start]
                                 .name()
@@ -622,6 +648,24 @@ fn edit_table(create: &str, edit: &ColumnEdit) -> Result<Option<Edited>, String>
                         }
                 })
                 .collect();
+            // Another column's CHECK that names it goes too, as on PostgreSQL.
+            for item in column_items.iter().filter(|item| {
+                !pieces[item.start]
+                    .name()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(column))
+            }) {
+                let other = column_def(&pieces, item.start, item.end);
+                for check in other
+                    .constraints
+                    .iter()
+                    .filter(|c| pieces[c.keyword_at].is(Keyword::CHECK) && names_it(c.start..c.end))
+                {
+                    replacements.push((
+                        pieces[check.start - 1].end..pieces[check.end - 1].end,
+                        String::new(),
+                    ));
+                }
+            }
             let first_kept = removed
                 .iter()
                 .position(|r| !r)
@@ -913,6 +957,13 @@ mod tests {
         assert_eq!(
             edited(create, drop("a")),
             "CREATE TABLE t (code TEXT CONSTRAINT uq UNIQUE, b INT, UNIQUE (b, code), CHECK (b > 0))"
+        );
+        assert_eq!(
+            edited(
+                "CREATE TABLE t (code INT, b INT CHECK (b > code) NOT NULL, p INT, FOREIGN KEY (p) REFERENCES parent (code))",
+                drop("code")
+            ),
+            "CREATE TABLE t (b INT NOT NULL, p INT, FOREIGN KEY (p) REFERENCES parent (code))"
         );
         assert_eq!(
             edit_table("CREATE TABLE t (a INT)", &drop("a")).unwrap_err(),
