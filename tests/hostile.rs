@@ -668,39 +668,61 @@ fn apply_changelog(db: &TestDb, path: &str, changelog: &str) -> Ran {
     run_blocking(&pipeline_with_steps(apply), &config, &[(path, changelog)])
 }
 
-/// Asserts that the step `apply` failed on a statement SQLite's authorizer refused.
-fn assert_refused_by_sqlite(ran: &Ran) {
-    let error = error_of(ran, "apply");
+/// Asserts that `step` failed on a statement SQLite's authorizer refused.
+fn assert_refused_by_sqlite(ran: &Ran, step: &str) {
+    let error = error_of(ran, step);
     assert!(
         error.message.contains("SQLite refused the statement"),
-        "{}",
+        "{step}: {}",
         error.message
     );
+}
+
+/// A directory beside the SQLite database, that a smuggled ATTACH or VACUUM INTO would write in.
+struct Elsewhere(tempfile::TempDir);
+
+impl Elsewhere {
+    fn new() -> Self {
+        Elsewhere(tempfile::tempdir().unwrap())
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.path().join(name).display().to_string()
+    }
+
+    /// The statement that would open a second database file here.
+    fn attach(&self) -> String {
+        format!("ATTACH DATABASE '{}' AS other", self.file("attached.db"))
+    }
+
+    fn assert_untouched(&self) {
+        assert_eq!(
+            std::fs::read_dir(self.0.path()).unwrap().count(),
+            0,
+            "no other file was created"
+        );
+    }
 }
 
 #[test]
 fn sqlite_attach_and_vacuum_into_cannot_reach_another_file_from_a_step_or_a_changelog() {
     let db = TestDb::sqlite();
-    let elsewhere = tempfile::tempdir().unwrap();
-    let target = |name: &str| elsewhere.path().join(name).display().to_string();
+    let elsewhere = Elsewhere::new();
     let steps = custom(
         "attach",
         "open-db",
-        &format!(
-            "instance: main\nsql: \"ATTACH DATABASE '{}' AS other\"\n",
-            target("attached.db")
-        ),
+        &format!("instance: main\nsql: \"{}\"\n", elsewhere.attach()),
     ) + &custom(
         "vacuum",
         "open-db",
         &format!(
             "instance: main\nsql: \"VACUUM INTO '{}'\"\n",
-            target("copy.db")
+            elsewhere.file("copy.db")
         ),
     );
     let changelog = format!(
         "--liquibase formatted sql\n--changeset mallory:1\nATTACH DATABASE '{}' AS other;\n",
-        target("from-changelog.db")
+        elsewhere.file("from-changelog.db")
     );
     let apply = "- step:\n    type: DBSchemaApply\n    name: apply\n    identifier: apply\n    spec:\n      dbSchema: app\n      dbInstance: main\n";
     let ran = run_blocking(
@@ -709,28 +731,16 @@ fn sqlite_attach_and_vacuum_into_cannot_reach_another_file_from_a_step_or_a_chan
         &[("db/changelog.sql", &changelog)],
     );
     for step in ["attach", "vacuum", "apply"] {
-        let error = error_of(&ran, step);
-        assert!(
-            error.message.contains("SQLite refused the statement"),
-            "{step}: {}",
-            error.message
-        );
+        assert_refused_by_sqlite(&ran, step);
     }
-    assert_eq!(
-        std::fs::read_dir(elsewhere.path()).unwrap().count(),
-        0,
-        "no other file was created"
-    );
+    elsewhere.assert_untouched();
 }
 
 #[test]
 fn merge_columns_on_sqlite_cannot_smuggle_an_attach_through_its_join_string_or_a_column_name() {
     let db = TestDb::sqlite();
-    let elsewhere = tempfile::tempdir().unwrap();
-    let attach = format!(
-        "ATTACH DATABASE '{}' AS other",
-        elsewhere.path().join("attached.db").display()
-    );
+    let elsewhere = Elsewhere::new();
+    let attach = elsewhere.attach();
     let table = "databaseChangeLog:
   - changeSet:
       id: people
@@ -766,27 +776,20 @@ fn merge_columns_on_sqlite_cannot_smuggle_an_attach_through_its_join_string_or_a
     // authorizer, and the changeset is undone whole.
     let db = TestDb::sqlite();
     let ran = apply_yaml_changelog(&db, &merge(&format!("first; {attach}; --"), " "));
-    assert_refused_by_sqlite(&ran);
+    assert_refused_by_sqlite(&ran, "apply");
     assert_eq!(
         db.count("SELECT COUNT(*) FROM pragma_table_info('people') WHERE name = 'full_name'"),
         0,
         "the merge was rolled back"
     );
-    assert_eq!(
-        std::fs::read_dir(elsewhere.path()).unwrap().count(),
-        0,
-        "no other file was created"
-    );
+    elsewhere.assert_untouched();
 }
 
 #[test]
 fn a_sqlite_table_rebuild_cannot_smuggle_an_attach_through_a_computed_default() {
     let db = TestDb::sqlite();
-    let elsewhere = tempfile::tempdir().unwrap();
-    let attach = format!(
-        "ATTACH DATABASE '{}' AS other",
-        elsewhere.path().join("attached.db").display()
-    );
+    let elsewhere = Elsewhere::new();
+    let attach = elsewhere.attach();
     // The computed default is the changelog's SQL, written into the rebuilt CREATE TABLE.
     let changelog = format!(
         "databaseChangeLog:
@@ -803,7 +806,7 @@ fn a_sqlite_table_rebuild_cannot_smuggle_an_attach_through_a_computed_default() 
         - addDefaultValue: {{ tableName: people, columnName: name, defaultValueComputed: \"1); {attach}; CREATE TABLE t (a\" }}
 "
     );
-    assert_refused_by_sqlite(&apply_yaml_changelog(&db, &changelog));
+    assert_refused_by_sqlite(&apply_yaml_changelog(&db, &changelog), "apply");
     // The rebuild was undone whole: the table, its text and its row are as they were.
     assert_eq!(
         db.scalar("SELECT sql FROM sqlite_schema WHERE name = 'people'"),
@@ -817,11 +820,7 @@ fn a_sqlite_table_rebuild_cannot_smuggle_an_attach_through_a_computed_default() 
         db.count("SELECT COUNT(*) FROM DATABASECHANGELOG WHERE ID = 'default'"),
         0
     );
-    assert_eq!(
-        std::fs::read_dir(elsewhere.path()).unwrap().count(),
-        0,
-        "no other file was created"
-    );
+    elsewhere.assert_untouched();
 }
 
 #[test]

@@ -491,9 +491,8 @@ impl AttributeChange {
         }
         if dialect == Dialect::Sqlite && !self.kind.runs_on_sqlite() {
             if self.sqlite_rebuild().is_some() {
-                return Err(format!(
-                    "{} on SQLite rebuilds the table from the database's own definition of it, so its statements are known only when it runs",
-                    self.kind.name()
+                return Err(crate::sqlite_rebuild::known_only_when_it_runs(
+                    self.kind.name(),
                 ));
             }
             let liquibase = match self.kind {

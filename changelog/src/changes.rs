@@ -641,45 +641,38 @@ impl Structured {
     /// (SQLite adds a column with neither in place), and dropColumn (in place, unless a key or
     /// an index names the column). `None` for the others.
     pub(crate) fn sqlite_rebuild(&self) -> Option<Result<Rebuild, String>> {
-        match self {
-            Structured::Attributes(change) => change.sqlite_rebuild(),
-            Structured::DropColumn {
-                schema,
+        let (table, edit) = match self {
+            Structured::Attributes(change) => return change.sqlite_rebuild(),
+            Structured::DropColumn { table, column, .. } => (
                 table,
-                column,
-            } => Some(match schema {
-                Some(schema) => Err(one_schema_on_sqlite(self.name(), schema)),
-                None => Ok(Rebuild {
-                    table: table.clone(),
-                    edit: ColumnEdit::DropColumn {
-                        column: column.clone(),
-                    },
+                Ok(ColumnEdit::DropColumn {
+                    column: column.clone(),
                 }),
-            }),
-            Structured::AddColumn {
-                schema,
-                table,
-                columns,
-            } if columns.iter().any(|c| c.is_primary_key() || c.is_unique()) => {
-                Some(match schema {
-                    Some(schema) => Err(one_schema_on_sqlite(self.name(), schema)),
-                    None => table_parts(table, columns, Dialect::Sqlite, self.name()).map(
-                        |(definitions, constraints)| Rebuild {
-                            table: table.clone(),
-                            edit: ColumnEdit::AddColumns {
-                                columns: columns
-                                    .iter()
-                                    .map(|c| c.name.clone())
-                                    .zip(definitions)
-                                    .collect(),
-                                constraints,
-                            },
-                        },
-                    ),
-                })
+            ),
+            Structured::AddColumn { table, columns, .. }
+                if columns.iter().any(|c| c.is_primary_key() || c.is_unique()) =>
+            {
+                let edit = table_parts(table, columns, Dialect::Sqlite, self.name()).map(
+                    |(definitions, constraints)| ColumnEdit::AddColumns {
+                        columns: columns
+                            .iter()
+                            .map(|c| c.name.clone())
+                            .zip(definitions)
+                            .collect(),
+                        constraints,
+                    },
+                );
+                (table, edit)
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        Some(match self.schema() {
+            Some(schema) => Err(one_schema_on_sqlite(self.name(), schema)),
+            None => edit.map(|edit| Rebuild {
+                table: table.clone(),
+                edit,
+            }),
+        })
     }
 
     /// The statements that make this change.
@@ -712,10 +705,10 @@ impl Structured {
                 for column in columns {
                     if dialect == Dialect::Sqlite {
                         if column.is_primary_key() || column.is_unique() {
-                            return Err(format!(
-                                "addColumn {table}.{} of a primary-key or unique column on SQLite rebuilds the table from the database's own definition of it, so its statements are known only when it runs",
+                            return Err(crate::sqlite_rebuild::known_only_when_it_runs(&format!(
+                                "addColumn {table}.{} of a primary-key or unique column",
                                 column.name
-                            ));
+                            )));
                         }
                         // SQLite cannot add a constraint to a table, only a column that has one.
                         let references = column

@@ -19,7 +19,7 @@ use sqlparser::dialect::SQLiteDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Location, Token, Tokenizer};
 
-use crate::db::{DbError, Rows, Sql, Value};
+use crate::db::{DbError, Dialect, Rows, Sql, Value};
 
 /// How a rebuild changes the table's columns.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +81,13 @@ pub struct Plan {
     before: Shape,
 }
 
+/// Why `change`, which rebuilds its SQLite table, has no statements outside a run.
+pub(crate) fn known_only_when_it_runs(change: &str) -> String {
+    format!(
+        "{change} on SQLite rebuilds the table from the database's own definition of it, so its statements are known only when it runs"
+    )
+}
+
 /// The TEMP table the rows wait in while their table is re-created.
 const HOLDING: &str = "temp.lockstep_rebuild_rows";
 
@@ -110,24 +117,6 @@ impl Rebuild {
             ColumnEdit::DropColumn { column } => Some(column.as_str()),
             _ => None,
         };
-        // A CHECK may name the column too, and SQLite's DROP COLUMN refuses it where PostgreSQL
-        // drops the CHECK with the column.
-        let has_check = pieces(&create)
-            .map_err(DbError::Invalid)?
-            .iter()
-            .any(|p| p.is(Keyword::CHECK));
-        if let Some(column) = dropped
-            && !has_check
-            && !is_keyed(db, &name, column)?
-        {
-            return Ok(Some(Plan {
-                statements: vec![format!(
-                    "ALTER TABLE main.{quoted_name} DROP COLUMN {}",
-                    quoted(column)
-                )],
-                before: Shape::of(db, &name)?,
-            }));
-        }
         let Some(edited) = edit_table(&create, &self.edit).map_err(|why| {
             DbError::Invalid(format!(
                 "cannot rebuild table `{}` to change {}: {why}",
@@ -138,6 +127,20 @@ impl Rebuild {
         else {
             return Ok(None);
         };
+        // A CHECK may name the column too, and SQLite's DROP COLUMN refuses it where PostgreSQL
+        // drops the CHECK with the column.
+        if let Some(column) = dropped
+            && !edited.had_check
+            && !is_keyed(db, &name, column)?
+        {
+            return Ok(Some(Plan {
+                statements: vec![format!(
+                    "ALTER TABLE main.{quoted_name} DROP COLUMN {}",
+                    quoted(column)
+                )],
+                before: Shape::of(db, &name)?,
+            }));
+        }
         let columns: Vec<String> = db
             .query(
                 "SELECT name FROM pragma_table_xinfo($1) WHERE hidden = 0 ORDER BY cid",
@@ -148,24 +151,21 @@ impl Rebuild {
             .flatten()
             .filter_map(|v| v.as_text().map(str::to_string))
             .filter(|c| !dropped.is_some_and(|d| d.eq_ignore_ascii_case(c)))
-            .map(|c| quoted(&c))
             .collect();
         // The rowid is copied too, unless the table has none or a column hides it.
         let keeps_rowid = edited.has_rowid
             && !columns.iter().any(|c| {
-                ["\"rowid\"", "\"_rowid_\"", "\"oid\""].contains(&c.to_lowercase().as_str())
+                ["rowid", "_rowid_", "oid"]
+                    .iter()
+                    .any(|alias| c.eq_ignore_ascii_case(alias))
             });
-        let mut copied = columns;
-        if keeps_rowid {
-            copied.insert(0, "rowid".into());
-        }
+        let copied: Vec<String> = keeps_rowid
+            .then(|| "rowid".to_string())
+            .into_iter()
+            .chain(columns.iter().map(|c| quoted(c)))
+            .collect();
         let holding_columns: Vec<String> = (0..copied.len()).map(|i| format!("c{i}")).collect();
         let copied = copied.join(", ");
-        // An AUTOINCREMENT table keeps a sqlite_sequence row; one whose column went, does not.
-        let autoincrement = pieces(&edited.sql)
-            .map_err(DbError::Invalid)?
-            .iter()
-            .any(|p| p.is(Keyword::AUTOINCREMENT));
         let mut statements = vec![
             // Untyped columns: no affinity, so every value waits exactly as it was stored.
             format!("CREATE TABLE {HOLDING} ({})", holding_columns.join(", ")),
@@ -186,7 +186,8 @@ impl Rebuild {
             .flatten()
             .filter_map(|v| v.as_text().map(str::to_string)),
         );
-        let sequence = sequence_of(db, &name)?.filter(|_| autoincrement);
+        // An AUTOINCREMENT table keeps a sqlite_sequence row; one whose column went, does not.
+        let sequence = sequence_of(db, &name)?.filter(|_| edited.autoincrement);
         let start_after = match self.edit {
             ColumnEdit::AutoIncrement {
                 start_with: Some(start),
@@ -196,7 +197,7 @@ impl Rebuild {
         };
         if let Some(seq) = start_after {
             // Re-created, the table's sequence is its largest id; keep the ids it handed out.
-            let name = quote_text(&name);
+            let name = Dialect::Sqlite.quoted(&name);
             statements.push(format!(
                 "UPDATE sqlite_sequence SET seq = MAX(seq, {seq}) WHERE name = {name}"
             ));
@@ -291,10 +292,6 @@ fn quoted(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
-fn quote_text(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 /// What SQLite says of a table: its columns, indexes and foreign keys.
 #[derive(Debug, PartialEq)]
 struct Shape {
@@ -373,7 +370,7 @@ impl Piece {
 }
 
 /// The tokens of `sql`, without whitespace and comments.
-fn pieces(sql: &str) -> Result<Vec<Piece>, String> {
+fn tokenize(sql: &str) -> Result<Vec<Piece>, String> {
     let tokens = Tokenizer::new(&SQLiteDialect {}, sql)
         .tokenize_with_location()
         .map_err(|e| e.to_string())?;
@@ -524,12 +521,16 @@ struct Edited {
     sql: String,
     /// Not a WITHOUT ROWID table.
     has_rowid: bool,
+    /// The table had a CHECK constraint before the edit.
+    had_check: bool,
+    /// The edited table has an AUTOINCREMENT column, so it keeps a sqlite_sequence row.
+    autoincrement: bool,
 }
 
 /// `create` (a table's CREATE TABLE text, as sqlite_schema keeps it) with `column` edited;
 /// `None` when the column already is as `edit` asks.
 fn edit_table(create: &str, edit: &ColumnEdit) -> Result<Option<Edited>, String> {
-    let pieces = pieces(create)?;
+    let pieces = tokenize(create)?;
     let open = pieces
         .iter()
         .position(|p| p.token == Token::LParen)
@@ -790,7 +791,13 @@ fn edit_table(create: &str, edit: &ColumnEdit) -> Result<Option<Edited>, String>
     for (range, replacement) in replacements.into_iter().rev() {
         sql.replace_range(range, &replacement);
     }
-    Ok(Some(Edited { sql, has_rowid }))
+    let autoincrement = tokenize(&sql)?.iter().any(|p| p.is(Keyword::AUTOINCREMENT));
+    Ok(Some(Edited {
+        sql,
+        has_rowid,
+        had_check: pieces.iter().any(|p| p.is(Keyword::CHECK)),
+        autoincrement,
+    }))
 }
 
 #[cfg(test)]
